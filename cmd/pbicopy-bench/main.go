@@ -1,0 +1,175 @@
+// Command pbicopy-bench measures the whole pipeline end to end: it generates
+// a synthetic executeQueries response (the fake Power BI's 10-column sales
+// table, about 290 bytes of JSON a row), then runs a job replaying it into
+// the chosen sink in a child process, and reports rows/s, MB/s of JSON and
+// the child's peak RSS (the process's maximum resident set, from rusage).
+//
+//	go run ./cmd/pbicopy-bench -rows 1000000 -sink parquet
+//	go run ./cmd/pbicopy-bench -rows 3000000 -sink parquet   # memory must not grow
+//
+// The response file is generated once per row count into -dir and reused.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/source/fakepbi"
+)
+
+const childEnv = "PBICOPY_BENCH_CHILD"
+
+// Mapping is the declared mapping of the benchmark table.
+const Mapping = `mapping:
+  columns:
+    - { from: "Sales[OrderID]", to: order_id, type: int64 }
+    - { from: "Sales[OrderDate]", to: order_date, type: date }
+    - { from: "Sales[ShippedAt]", to: shipped_at, type: timestamp }
+    - { from: "Sales[Customer]", to: customer, type: string }
+    - { from: "Sales[Product]", to: product, type: string }
+    - { from: "Sales[Quantity]", to: quantity, type: int64 }
+    - { from: "Sales[UnitPrice]", to: unit_price, type: "decimal(19,4)" }
+    - { from: "Sales[Amount]", to: amount, type: "decimal(19,4)" }
+    - { from: "Sales[Discount]", to: discount, type: float64 }
+    - { from: "Sales[Returned]", to: returned, type: bool }
+`
+
+func main() {
+	if job := os.Getenv(childEnv); job != "" {
+		os.Exit(child(job))
+	}
+	rows := flag.Int("rows", 1_000_000, "rows in the synthetic response")
+	sinks := flag.String("sink", "parquet", "sinks to write: parquet, csv, postgres, or a comma-separated list")
+	dir := flag.String("dir", filepath.Join(os.TempDir(), "pbicopy-bench"), "folder for the response and the outputs")
+	pgDSN := flag.String("pg", "host=127.0.0.1 user=postgres dbname=postgres", "PostgreSQL DSN for -sink postgres")
+	runs := flag.Int("runs", 1, "runs (the best is reported)")
+	flag.Parse()
+	if err := parent(*rows, *sinks, *dir, *pgDSN, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// Response generates (once) the synthetic response of rows rows and returns
+// its path.
+func Response(dir string, rows int) (string, error) {
+	path := filepath.Join(dir, fmt.Sprintf("response-%d.json", rows))
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return "", err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	opts := fakepbi.Options{MaxRows: -1, MaxValues: -1, MaxBytes: -1}
+	if err := fakepbi.WriteResponse(w, []*fakepbi.Table{fakepbi.BenchTable(rows)}, "EVALUATE Sales", true, opts); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return path, os.Rename(tmp, path)
+}
+
+func parent(rows int, sinks, dir, pgDSN string, runs int) error {
+	start := time.Now()
+	resp, err := Response(dir, rows)
+	if err != nil {
+		return fmt.Errorf("generate the response: %w", err)
+	}
+	st, err := os.Stat(resp)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("response: %s, %d rows, %.1f MB (ready in %s)\n", resp, rows, float64(st.Size())/1e6, time.Since(start).Round(time.Millisecond))
+	var sb strings.Builder
+	for _, s := range strings.Split(sinks, ",") {
+		switch s {
+		case "parquet":
+			fmt.Fprintf(&sb, "  - parquet: { path: %q }\n", filepath.Join(dir, "out.parquet"))
+		case "csv":
+			fmt.Fprintf(&sb, "  - csv: { path: %q }\n", filepath.Join(dir, "out.csv"))
+		case "postgres":
+			fmt.Fprintf(&sb, "  - postgres: { dsn: %q, table: public.pbicopy_bench, mode: replace }\n", pgDSN)
+		default:
+			return fmt.Errorf("unknown sink %q", s)
+		}
+	}
+	job := filepath.Join(dir, "bench.yaml")
+	text := fmt.Sprintf("name: bench\nsource: { file: %q }\n%ssinks:\n%s", resp, Mapping, sb.String())
+	if err := os.WriteFile(job, []byte(text), 0o644); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	best := time.Duration(0)
+	var bestRSS int64
+	for range runs {
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), childEnv+"="+job)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		t0 := time.Now()
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		d := time.Since(t0)
+		rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+		if best == 0 || d < best {
+			best = d
+		}
+		bestRSS = max(bestRSS, rss)
+	}
+	secs := best.Seconds()
+	fmt.Printf("sink %s: %d rows in %.2fs = %.0f rows/s, %.1f MB/s of JSON, peak RSS %.1f MB (GOMAXPROCS default, GOMEMLIMIT %s)\n",
+		sinks, rows, secs, float64(rows)/secs, float64(st.Size())/1e6/secs, float64(bestRSS)/1e6, memLimitText())
+	return nil
+}
+
+func memLimitText() string {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		return v
+	}
+	return fmt.Sprintf("%d MiB (pbicopy default)", pipeline.DefaultMemoryLimit>>20)
+}
+
+// child runs the job exactly as `pbicopy run` does.
+func child(jobPath string) int {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(pipeline.DefaultMemoryLimit)
+	}
+	jobs, _, err := pipeline.Loader{}.LoadPaths([]string{jobPath})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	r := &pipeline.Runner{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	res := r.Run(context.Background(), jobs[0])
+	if res.Err() != nil {
+		fmt.Fprintln(os.Stderr, res.Err())
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/pbicopy/pbicopy/jobs"
+	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/source/fakepbi"
+)
+
+// cmdDemo starts the built-in fake Power BI and Entra ID on loopback, and
+// runs the embedded demo job against it through the real client-credentials
+// flow and the real executeQueries client.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "demo-out", "folder the demo writes into")
+	var c commonFlags
+	fs.StringVar(&c.logFormat, "log-format", "", "log format: text or json")
+	fs.BoolVar(&c.verbose, "v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("demo takes no arguments")
+	}
+	log, err := newLogger(&c, stderr)
+	if err != nil {
+		return err
+	}
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	opts := fakepbi.Options{
+		TenantID:     "00000000-0000-0000-0000-00000000d3m0",
+		ClientID:     "11111111-1111-1111-1111-111111111111",
+		ClientSecret: hex.EncodeToString(secret),
+		WorkspaceID:  "22222222-2222-2222-2222-222222222222",
+		DatasetID:    "33333333-3333-3333-3333-333333333333",
+		Tables:       fakepbi.DemoModel(),
+	}
+	srv, err := fakepbi.Start(opts)
+	if err != nil {
+		return fmt.Errorf("start the fake Power BI: %w", err)
+	}
+	defer srv.Close()
+	env := map[string]string{
+		"PBICOPY_DEMO_WORKSPACE":     opts.WorkspaceID,
+		"PBICOPY_DEMO_DATASET":       opts.DatasetID,
+		"PBICOPY_DEMO_ENDPOINT":      srv.URL(),
+		"PBICOPY_DEMO_AUTHORITY":     srv.AuthorityHost(),
+		"PBICOPY_DEMO_TENANT":        opts.TenantID,
+		"PBICOPY_DEMO_CLIENT_ID":     opts.ClientID,
+		"PBICOPY_DEMO_CLIENT_SECRET": opts.ClientSecret,
+	}
+	loader := pipeline.Loader{LookupEnv: func(name string) (string, bool) {
+		if v, ok := env[name]; ok {
+			return v, true
+		}
+		return os.LookupEnv(name)
+	}}
+	job, warnings, err := loader.Load(jobs.DemoFile, jobs.Demo)
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, w)
+	}
+	if err != nil {
+		return err
+	}
+	for i := range job.Sinks {
+		s := &job.Sinks[i]
+		switch {
+		case s.Parquet != nil:
+			s.Parquet.Path = filepath.Join(*out, filepath.Base(s.Parquet.Path))
+		case s.CSV != nil:
+			s.CSV.Path = filepath.Join(*out, filepath.Base(s.CSV.Path))
+		}
+	}
+	fmt.Fprintf(stdout, "fake Power BI listening on %s; running %s (job %s)\n", srv.URL(), jobs.DemoFile, job.Name)
+	runner := &pipeline.Runner{Logger: log, HTTPClient: srv.Client()}
+	if err := runJobs(ctx, runner, []*pipeline.Job{job}, "", stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "done: %d executeQueries request(s), %d token request(s). Look at the files in %s/\n", srv.QueryRequests(), srv.TokenRequests(), *out)
+	return nil
+}

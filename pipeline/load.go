@@ -1,0 +1,440 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Problem is one thing wrong (or, with Warning, worth a look) in a job file.
+type Problem struct {
+	File    string
+	Line    int    // 1-based; 0 when unknown
+	Path    string // field path, e.g. sinks[0].parquet.compression
+	Message string
+	Warning bool
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d", p.Line)
+	}
+	b.WriteString(": ")
+	if p.Warning {
+		b.WriteString("warning: ")
+	}
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// InvalidError lists every problem that makes one or more job files invalid.
+type InvalidError struct {
+	Problems []Problem // errors only
+}
+
+func (e *InvalidError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// lineIndex maps field paths to the line they were written on.
+type lineIndex map[string]int
+
+// lineOf returns the line of path, or of its nearest parent that has one.
+func (l lineIndex) lineOf(path string) int {
+	for {
+		if n, ok := l[path]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return l[""]
+		}
+		path = path[:i]
+	}
+}
+
+// LookupEnv finds environment variables for ${NAME} expansion. Tests replace
+// it; it defaults to os.LookupEnv.
+type LookupEnv func(name string) (string, bool)
+
+// Loader loads job files.
+type Loader struct {
+	LookupEnv LookupEnv // nil means os.LookupEnv
+}
+
+// LoadPaths loads every job named by paths: files, or folders whose *.yaml
+// and *.yml files are taken in name order. It returns the jobs and the
+// warnings; if any job is invalid, the error is an *InvalidError listing the
+// problems of every file, and no job is returned.
+func (l Loader) LoadPaths(paths []string) ([]*Job, []Problem, error) {
+	var files []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, &InvalidError{Problems: []Problem{{File: p, Message: "cannot read: " + errText(err)}}}
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		var found []string
+		for _, pat := range []string{"*.yaml", "*.yml"} {
+			m, _ := filepath.Glob(filepath.Join(p, pat))
+			found = append(found, m...)
+		}
+		slices.Sort(found)
+		if len(found) == 0 {
+			return nil, nil, &InvalidError{Problems: []Problem{{File: p, Message: "the folder has no *.yaml job files"}}}
+		}
+		files = append(files, found...)
+	}
+	var jobs []*Job
+	var warnings, problems []Problem
+	names := map[string]string{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			problems = append(problems, Problem{File: f, Message: "cannot read: " + errText(err)})
+			continue
+		}
+		job, ws, err := l.Load(f, data)
+		warnings = append(warnings, ws...)
+		var inv *InvalidError
+		if errors.As(err, &inv) {
+			problems = append(problems, inv.Problems...)
+			continue
+		}
+		if prev, dup := names[job.Name]; dup {
+			problems = append(problems, Problem{File: f, Line: job.lines.lineOf("name"), Path: "name",
+				Message: fmt.Sprintf("job name %q is already used by %s: names must be unique (they key logs and state)", job.Name, prev)})
+			continue
+		}
+		names[job.Name] = f
+		jobs = append(jobs, job)
+	}
+	if len(problems) > 0 {
+		return nil, warnings, &InvalidError{Problems: problems}
+	}
+	return jobs, warnings, nil
+}
+
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Load decodes and validates one job file. file names it in messages.
+func (l Loader) Load(file string, data []byte) (*Job, []Problem, error) {
+	d := &decoder{file: file, lines: lineIndex{}, literal: map[string]bool{}, lookup: l.LookupEnv}
+	if d.lookup == nil {
+		d.lookup = os.LookupEnv
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, &InvalidError{Problems: []Problem{yamlSyntaxProblem(file, err)}}
+	}
+	job := &Job{File: file, lines: d.lines}
+	if len(doc.Content) == 0 {
+		return nil, nil, &InvalidError{Problems: []Problem{{File: file, Line: 1, Message: "the file is empty: a job needs name, source and sinks"}}}
+	}
+	d.decode(doc.Content[0], reflect.ValueOf(job).Elem(), "")
+	d.validate(job)
+	slices.SortStableFunc(d.problems, func(a, b Problem) int { return a.Line - b.Line })
+	var errs, warns []Problem
+	for _, p := range d.problems {
+		if p.Warning {
+			warns = append(warns, p)
+		} else {
+			errs = append(errs, p)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, warns, &InvalidError{Problems: errs}
+	}
+	return job, warns, nil
+}
+
+// yamlSyntaxProblem turns a yaml.v3 error ("yaml: line 3: ...") into a
+// Problem with its line.
+func yamlSyntaxProblem(file string, err error) Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	p := Problem{File: file, Message: "not valid YAML: " + msg}
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if i := strings.IndexByte(rest, ':'); i > 0 {
+			if n, err := strconv.Atoi(rest[:i]); err == nil {
+				p.Line, p.Message = n, "not valid YAML: "+strings.TrimSpace(rest[i+1:])
+			}
+		}
+	}
+	return p
+}
+
+type decoder struct {
+	file     string
+	problems []Problem
+	lines    lineIndex
+	literal  map[string]bool // string fields written without any ${...}
+	lookup   LookupEnv
+}
+
+func (d *decoder) errorf(line int, path, format string, args ...any) {
+	d.problems = append(d.problems, Problem{File: d.file, Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) warnf(line int, path, format string, args ...any) {
+	d.problems = append(d.problems, Problem{File: d.file, Line: line, Path: path, Message: fmt.Sprintf(format, args...), Warning: true})
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "null"
+		}
+		return fmt.Sprintf("the value %q", n.Value)
+	}
+	return "something else"
+}
+
+// yamlFields lists the yaml-tagged fields of a struct type.
+func yamlFields(t reflect.Type) (names []string, index map[string]int) {
+	index = map[string]int{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" || !f.IsExported() {
+			continue
+		}
+		names = append(names, tag)
+		index[tag] = i
+	}
+	return names, index
+}
+
+// decode stores n into v (strictly), recording lines and problems.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	d.lines[path] = n.Line
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" && v.Kind() != reflect.String {
+		return // an explicit null leaves the zero value
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			d.errorf(n.Line, path, "expected a mapping of fields, found %s", nodeKind(n))
+			return
+		}
+		names, index := yamlFields(v.Type())
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			fp := join(path, k.Value)
+			if seen[k.Value] {
+				d.errorf(k.Line, fp, "the field is given twice")
+				continue
+			}
+			seen[k.Value] = true
+			fi, ok := index[k.Value]
+			if !ok {
+				d.errorf(k.Line, fp, "unknown field %q%s", k.Value, suggest(k.Value, names))
+				continue
+			}
+			d.lines[fp] = k.Line
+			d.decode(val, v.Field(fi), fp)
+			d.lines[fp] = k.Line
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.errorf(n.Line, path, "expected a list, found %s", nodeKind(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, e := range n.Content {
+			d.decode(e, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+		v.Set(s)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.errorf(n.Line, path, "expected a mapping, found %s", nodeKind(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			fp := join(path, k.Value)
+			if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
+				d.errorf(k.Line, fp, "the key is given twice")
+				continue
+			}
+			e := reflect.New(v.Type().Elem()).Elem()
+			d.decode(val, e, fp)
+			d.lines[fp] = k.Line
+			m.SetMapIndex(reflect.ValueOf(k.Value), e)
+		}
+		v.Set(m)
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64:
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n.Line, path, "expected a single value, found %s", nodeKind(n))
+			return
+		}
+		s := n.Value
+		if n.Tag == "!!null" {
+			s = ""
+		}
+		expanded, usedEnv, err := expandEnv(s, d.lookup)
+		if err != nil {
+			d.errorf(n.Line, path, "%v", err)
+			return
+		}
+		d.literal[path] = !usedEnv && expanded != ""
+		d.setScalar(n, v, path, expanded)
+	default:
+		panic(fmt.Sprintf("pipeline: cannot decode into %s", v.Type()))
+	}
+}
+
+func (d *decoder) setScalar(n *yaml.Node, v reflect.Value, path, s string) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		switch s {
+		case "true":
+			v.SetBool(true)
+		case "false":
+			v.SetBool(false)
+		default:
+			d.errorf(n.Line, path, "expected true or false, found %q", s)
+		}
+	case reflect.Int, reflect.Int64:
+		i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
+		if err != nil {
+			d.errorf(n.Line, path, "expected a whole number, found %q", s)
+			return
+		}
+		v.SetInt(i)
+	}
+}
+
+// expandEnv replaces ${NAME} with the value of the environment variable
+// NAME; $${ stands for a literal ${. An unset variable is an error naming it.
+func expandEnv(s string, lookup LookupEnv) (out string, used bool, err error) {
+	if !strings.Contains(s, "${") {
+		return s, false, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		switch {
+		case strings.HasPrefix(s[i:], "$${"):
+			b.WriteString("${")
+			i += 3
+		case strings.HasPrefix(s[i:], "${"):
+			end := strings.IndexByte(s[i:], '}')
+			if end < 0 {
+				return "", false, errors.New("unclosed ${ : write ${NAME}, or $${ for a literal ${")
+			}
+			name := s[i+2 : i+end]
+			if !validEnvName(name) {
+				return "", false, fmt.Errorf("${%s} is not a valid environment variable reference: names are letters, digits and _", name)
+			}
+			val, ok := lookup(name)
+			if !ok {
+				return "", false, fmt.Errorf("environment variable %s is not set", name)
+			}
+			b.WriteString(val)
+			used = true
+			i += end + 1
+		default:
+			b.WriteByte(s[i])
+			i++
+		}
+	}
+	return b.String(), used, nil
+}
+
+func validEnvName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// suggest proposes the closest known name for a misspelled field.
+func suggest(name string, known []string) string {
+	best, bestDist := "", 4
+	for _, k := range known {
+		if strings.EqualFold(k, name) {
+			return fmt.Sprintf(": did you mean %q?", k)
+		}
+		if dist := levenshtein(strings.ToLower(name), strings.ToLower(k)); dist < bestDist {
+			best, bestDist = k, dist
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(": did you mean %q?", best)
+	}
+	return "; known fields: " + strings.Join(known, ", ")
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

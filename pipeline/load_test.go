@@ -1,0 +1,182 @@
+package pipeline
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func testEnv(name string) (string, bool) {
+	env := map[string]string{"PBI_CLIENT_SECRET": "s3cr3t-value", "WS": "ws-1", "EMPTY": ""}
+	v, ok := env[name]
+	return v, ok
+}
+
+const validJob = `name: sales-daily
+source:
+  powerbi:
+    workspace: ${WS}
+    dataset: ds-1
+    query: EVALUATE Sales
+    auth:
+      tenant: t
+      clientId: c
+      clientSecret: ${PBI_CLIENT_SECRET}
+mapping:
+  columns:
+    - { from: "Sales[OrderID]", to: order_id, type: int64 }
+    - { from: "Sales[Amount]", to: amount, type: "decimal(19,4)" }
+sinks:
+  - parquet: { path: out/sales.parquet, compression: zstd }
+  - csv: { path: out/sales.csv }
+`
+
+func TestLoadValidJob(t *testing.T) {
+	job, warnings, err := Loader{LookupEnv: testEnv}.Load("job.yaml", []byte(validJob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 0 {
+		t.Errorf("warnings: %v", warnings)
+	}
+	if job.Source.PowerBI.Workspace != "ws-1" || job.Source.PowerBI.Auth.ClientSecret != "s3cr3t-value" {
+		t.Errorf("env not expanded: %+v", job.Source.PowerBI)
+	}
+	if job.Sinks[0].Parquet.Compression != "zstd" || job.Sinks[1].CSV.Path != "out/sales.csv" {
+		t.Errorf("sinks: %+v %+v", job.Sinks[0].Parquet, job.Sinks[1].CSV)
+	}
+	if got := job.lines.lineOf("sinks[1].csv.path"); got != 17 {
+		t.Errorf("line of sinks[1].csv.path = %d, want 17", got)
+	}
+}
+
+// TestLoadProblems checks one golden message per kind of mistake: every
+// case is a folder testdata/config/<case>/ with job.yaml and expected.txt.
+func TestLoadProblems(t *testing.T) {
+	dirs, err := filepath.Glob("../testdata/config/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden cases: %v", err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(dir, "job.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, warnings, err := Loader{LookupEnv: testEnv}.Load("job.yaml", data)
+			var lines []string
+			if err != nil {
+				lines = append(lines, err.Error())
+			}
+			for _, w := range warnings {
+				lines = append(lines, w.String())
+			}
+			got := strings.Join(lines, "\n") + "\n"
+			if strings.Contains(got, "s3cr3t-value") {
+				t.Errorf("a secret leaked into a message:\n%s", got)
+			}
+			golden := filepath.Join(dir, "expected.txt")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("messages differ\n--- got\n%s--- want\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestExpandEnv(t *testing.T) {
+	lookup := func(n string) (string, bool) { return map[string]string{"A": "1", "B": "x}y"}[n], n == "A" || n == "B" }
+	cases := []struct{ in, want, err string }{
+		{"plain", "plain", ""},
+		{"${A}", "1", ""},
+		{"a${A}b${B}c", "a1bx}yc", ""},
+		{"$${A}", "${A}", ""},
+		{"$A and $", "$A and $", ""},
+		{"${MISSING}", "", "environment variable MISSING is not set"},
+		{"${A", "", "unclosed"},
+		{"${1X}", "", "not a valid environment variable reference"},
+	}
+	for _, c := range cases {
+		got, _, err := expandEnv(c.in, lookup)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("expandEnv(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestLoadPathsAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", validJob)
+	write("b.yaml", strings.Replace(validJob, "name: sales-daily", "name: Bad_Name", 1))
+	write("c.yml", strings.Replace(validJob, "compression: zstd", "compresion: zstd", 1))
+	write("notes.txt", "not a job")
+	jobs, _, err := Loader{LookupEnv: testEnv}.LoadPaths([]string{dir})
+	if err == nil || jobs != nil {
+		t.Fatalf("want an error and no jobs, got %v, %d jobs", err, len(jobs))
+	}
+	msg := err.Error()
+	for _, want := range []string{"b.yaml:1: name:", "c.yml:16: sinks[0].parquet.compresion: unknown field", `did you mean "compression"?`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	write("b.yaml", strings.Replace(validJob, "name: sales-daily", "name: other", 1))
+	write("c.yml", strings.Replace(validJob, "name: sales-daily", "name: third", 1))
+	jobs, _, err = Loader{LookupEnv: testEnv}.LoadPaths([]string{dir})
+	if err != nil || len(jobs) != 3 {
+		t.Fatalf("LoadPaths = %d jobs, %v", len(jobs), err)
+	}
+	write("d.yaml", validJob)
+	if _, _, err = (Loader{LookupEnv: testEnv}).LoadPaths([]string{dir}); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Errorf("duplicate job names: %v", err)
+	}
+}
+
+func TestQueryTemplateMustQuote(t *testing.T) {
+	for q, ok := range map[string]bool{
+		`EVALUATE FILTER(Sales, Sales[Region] = {{ dax .region }})`:   true,
+		`EVALUATE FILTER(Sales, Sales[Region] = {{ .region | dax }})`: true,
+		`EVALUATE FILTER(Sales, Sales[Region] = "{{ .region }}")`:     false,
+		`{{ if .region }}EVALUATE Sales{{ end }}`:                     true,
+		`{{ if .region }}{{ .region }}{{ end }}`:                      false,
+	} {
+		tmpl, err := parseTemplate("q", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkQueryTemplate(tmpl); (err == nil) != ok {
+			t.Errorf("%s: err = %v, want ok=%v", q, err, ok)
+		}
+	}
+	tmpl, _ := parseTemplate("q", `x = {{ dax .v }}`)
+	got, err := render(tmpl, map[string]any{"v": `a"b`})
+	if err != nil || got != `x = "a""b"` {
+		t.Errorf("render = %q, %v", got, err)
+	}
+	if _, err := render(tmpl, map[string]any{}); err == nil || !strings.Contains(err.Error(), "--param v=VALUE") {
+		t.Errorf("missing param: %v", err)
+	}
+}

@@ -1,0 +1,77 @@
+// Package pipeline loads and validates job files and runs them: the source
+// streams rows, the mapping turns them into Arrow record batches, and every
+// sink of the job receives the same batches and publishes them atomically.
+package pipeline
+
+import "github.com/pbicopy/pbicopy/sink"
+
+// Job is a job file as written. Field tags are the YAML field names; the
+// loader decodes strictly (unknown fields are errors) and expands ${ENV}
+// references in values.
+type Job struct {
+	Name    string       `yaml:"name" doc:"Job name: [a-z0-9][a-z0-9-]*, used in logs, paths and state."`
+	Source  SourceSpec   `yaml:"source" doc:"Where the rows come from: powerbi or file."`
+	Mapping *MappingSpec `yaml:"mapping" doc:"Column mapping; omitted, columns are inferred from the data."`
+	Sinks   []SinkSpec   `yaml:"sinks" doc:"Where the rows go; every sink receives every row."`
+
+	// File is the path the job was loaded from ("" for an embedded job).
+	File  string `yaml:"-"`
+	lines lineIndex
+}
+
+// SourceSpec holds exactly one source.
+type SourceSpec struct {
+	PowerBI *PowerBISpec `yaml:"powerbi" doc:"Query a Power BI semantic model through the executeQueries REST API."`
+	File    string       `yaml:"file" doc:"Replay a saved executeQueries response (JSON) instead of calling Power BI."`
+}
+
+// PowerBISpec is a query against one Power BI dataset.
+type PowerBISpec struct {
+	Workspace        string   `yaml:"workspace" doc:"Workspace (group) id."`
+	Dataset          string   `yaml:"dataset" doc:"Dataset (semantic model) id."`
+	Query            string   `yaml:"query" doc:"DAX query; a Go template over the params, where every value goes through {{ dax .name }}."`
+	Endpoint         string   `yaml:"endpoint" doc:"REST endpoint; default https://api.powerbi.com."`
+	ImpersonatedUser string   `yaml:"impersonatedUser" doc:"UPN to impersonate (row-level security); not usable by service principals on RLS models."`
+	Auth             AuthSpec `yaml:"auth" doc:"Service principal credentials."`
+}
+
+// AuthSpec holds service-principal credentials.
+type AuthSpec struct {
+	Tenant        string `yaml:"tenant" doc:"Entra ID tenant id."`
+	ClientID      string `yaml:"clientId" doc:"App registration (client) id."`
+	ClientSecret  string `yaml:"clientSecret" doc:"Client secret; write ${ENV_VAR}, never the secret itself."`
+	AuthorityHost string `yaml:"authorityHost" doc:"Entra ID authority host; default AZURE_AUTHORITY_HOST, else https://login.microsoftonline.com/."`
+}
+
+// MappingSpec maps row keys to typed columns.
+type MappingSpec struct {
+	Columns  []ColumnSpec `yaml:"columns" doc:"Output columns, in order."`
+	Unmapped string       `yaml:"unmapped" doc:"error (default) or ignore: what to do with a row key no column maps."`
+}
+
+// ColumnSpec maps one row key to one typed column.
+type ColumnSpec struct {
+	From string `yaml:"from" doc:"Row key as Power BI sends it: Table[Column] or [Name]."`
+	To   string `yaml:"to" doc:"Output column name."`
+	Type string `yaml:"type" doc:"string, int64, float64, decimal(P,S), bool, date or timestamp."`
+}
+
+// SinkSpec holds exactly one sink.
+type SinkSpec struct {
+	Parquet  *sink.ParquetOptions  `yaml:"parquet" doc:"Write a Parquet file."`
+	CSV      *sink.CSVOptions      `yaml:"csv" doc:"Write a CSV file."`
+	Postgres *sink.PostgresOptions `yaml:"postgres" doc:"Load a PostgreSQL table."`
+}
+
+// Kind names the sink held by s.
+func (s SinkSpec) Kind() string {
+	switch {
+	case s.Parquet != nil:
+		return "parquet"
+	case s.CSV != nil:
+		return "csv"
+	case s.Postgres != nil:
+		return "postgres"
+	}
+	return ""
+}

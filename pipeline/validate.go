@@ -1,0 +1,149 @@
+package pipeline
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/pbicopy/pbicopy/mapping"
+)
+
+var jobNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// validate checks what decoding cannot: required fields, allowed values,
+// types, templates, and names that must be unique.
+func (d *decoder) validate(j *Job) {
+	line := j.lines.lineOf
+	reported := map[string]bool{}
+	for _, p := range d.problems {
+		reported[p.Path] = true
+	}
+	required := func(path, value, hint string) bool {
+		if strings.TrimSpace(value) == "" {
+			if reported[path] { // already reported as undecodable
+				return false
+			}
+			d.errorf(line(path), path, "required: %s", hint)
+			return false
+		}
+		return true
+	}
+
+	if required("name", j.Name, "a job name such as sales-daily") && (!jobNameRE.MatchString(j.Name) || len(j.Name) > 63) {
+		d.errorf(line("name"), "name", "%q is not a valid job name: use lowercase letters, digits and -, starting with a letter or digit, at most 63 characters", j.Name)
+	}
+
+	src := j.Source
+	switch {
+	case src.PowerBI != nil && src.File != "":
+		d.errorf(line("source"), "source", "give either powerbi or file, not both")
+	case src.PowerBI == nil && src.File == "":
+		d.errorf(line("source"), "source", "required: powerbi (a query) or file (a saved response)")
+	case src.PowerBI != nil:
+		p, base := src.PowerBI, "source.powerbi"
+		required(base+".workspace", p.Workspace, "the workspace (group) id")
+		required(base+".dataset", p.Dataset, "the dataset id")
+		if required(base+".query", p.Query, "a DAX query, e.g. EVALUATE Sales") {
+			t, err := parseTemplate("query", p.Query)
+			if err == nil {
+				err = checkQueryTemplate(t)
+			}
+			if err != nil {
+				d.errorf(line(base+".query"), base+".query", "%v", err)
+			}
+		}
+		if p.Endpoint != "" {
+			if u, err := url.Parse(p.Endpoint); err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
+				d.errorf(line(base+".endpoint"), base+".endpoint", "%q is not an https URL, e.g. https://api.powerbi.com", p.Endpoint)
+			}
+		}
+		a, ab := p.Auth, base+".auth"
+		required(ab+".tenant", a.Tenant, "the Entra ID tenant id")
+		required(ab+".clientId", a.ClientID, "the app registration (client) id")
+		if required(ab+".clientSecret", a.ClientSecret, "the client secret, e.g. ${PBI_CLIENT_SECRET}") && d.literal[ab+".clientSecret"] {
+			d.warnf(line(ab+".clientSecret"), ab+".clientSecret", "the secret is written in the job file: reference an environment variable instead, e.g. ${PBI_CLIENT_SECRET}, and rotate this secret")
+		}
+		if a.AuthorityHost != "" {
+			if u, err := url.Parse(a.AuthorityHost); err != nil || u.Host == "" || u.Scheme != "https" {
+				d.errorf(line(ab+".authorityHost"), ab+".authorityHost", "%q is not an https URL, e.g. https://login.microsoftonline.com/", a.AuthorityHost)
+			}
+		}
+	}
+
+	if m := j.Mapping; m != nil {
+		if len(m.Columns) == 0 && !reported["mapping.columns"] {
+			d.errorf(line("mapping"), "mapping.columns", "required: list the columns, or omit mapping to infer them from the data")
+		}
+		switch m.Unmapped {
+		case "", "error", "ignore":
+		default:
+			d.errorf(line("mapping.unmapped"), "mapping.unmapped", "%q is not allowed: use error or ignore", m.Unmapped)
+		}
+		tos, froms := map[string]string{}, map[string]string{}
+		for i, c := range m.Columns {
+			p := fmt.Sprintf("mapping.columns[%d]", i)
+			if required(p+".from", c.From, "the row key, e.g. Sales[OrderID] or [Total]") {
+				if prev, dup := froms[c.From]; dup {
+					d.errorf(line(p+".from"), p+".from", "key %q is already mapped by %s", c.From, prev)
+				}
+				froms[c.From] = p
+			}
+			if required(p+".to", c.To, "the output column name") {
+				if prev, dup := tos[strings.ToLower(c.To)]; dup {
+					d.errorf(line(p+".to"), p+".to", "column name %q is already used by %s (names are compared without case)", c.To, prev)
+				}
+				tos[strings.ToLower(c.To)] = p
+			}
+			if required(p+".type", c.Type, "string, int64, float64, decimal(P,S), bool, date or timestamp") {
+				if _, err := mapping.ParseType(c.Type); err != nil {
+					d.errorf(line(p+".type"), p+".type", "%v", err)
+				}
+			}
+		}
+	}
+
+	if len(j.Sinks) == 0 {
+		d.errorf(line("sinks"), "sinks", "required: at least one sink (parquet, csv or postgres)")
+	}
+	paths := map[string]string{}
+	for i, s := range j.Sinks {
+		p := fmt.Sprintf("sinks[%d]", i)
+		n := 0
+		for _, set := range []bool{s.Parquet != nil, s.CSV != nil, s.Postgres != nil} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			d.errorf(line(p), p, "each sink holds exactly one of parquet, csv or postgres")
+			continue
+		}
+		kp := p + "." + s.Kind()
+		var err error
+		var path string
+		switch {
+		case s.Parquet != nil:
+			err, path = s.Parquet.Validate(), s.Parquet.Path
+		case s.CSV != nil:
+			err, path = s.CSV.Validate(), s.CSV.Path
+		case s.Postgres != nil:
+			err = s.Postgres.Validate()
+		}
+		if err != nil {
+			d.errorf(line(kp), kp, "%v", err)
+		}
+		if s.Postgres != nil {
+			continue
+		}
+		if required(kp+".path", path, "the output file, e.g. out/sales.parquet") {
+			if _, err := parseTemplate("path", path); err != nil {
+				d.errorf(line(kp+".path"), kp+".path", "%v", err)
+			}
+			if prev, dup := paths[path]; dup {
+				d.errorf(line(kp+".path"), kp+".path", "%s already writes %q", prev, path)
+			}
+			paths[path] = kp
+		}
+	}
+}

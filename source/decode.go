@@ -1,0 +1,370 @@
+package source
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// DecodeStats describes a decoded response.
+type DecodeStats struct {
+	Rows  int64 // rows handed to the receiver
+	Bytes int64 // bytes of the response body read
+}
+
+// ServiceError is an error the service reported inside an HTTP 200 response,
+// in one of the three error slots of an executeQueries body.
+type ServiceError struct {
+	Slot    string // "table", "result" or "response"
+	Code    string
+	Message string
+	Details string // pbi.error detail texts, joined
+}
+
+func (e *ServiceError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = e.Details
+	}
+	if msg == "" {
+		msg = "(no message)"
+	}
+	s := fmt.Sprintf("the service reported an error in the %s error slot after the rows: %s", e.Slot, msg)
+	if e.Code != "" {
+		s += " (code " + e.Code + ")"
+	}
+	if e.Truncated() {
+		s += "; the result is incomplete and nothing was published: narrow the query or page it"
+	}
+	return s
+}
+
+// Truncated reports whether the error is the service's notice that the
+// result was cut at one of its limits (rows, values or bytes).
+func (e *ServiceError) Truncated() bool {
+	m := strings.ToLower(e.Message + " " + e.Details)
+	return strings.Contains(m, "more than") && (strings.Contains(m, "rows") || strings.Contains(m, "values")) ||
+		strings.Contains(m, "truncat") || strings.Contains(m, "exceed")
+}
+
+// serviceErrorBody is the shape of an error slot. Everything is optional.
+type serviceErrorBody struct {
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	PBIError *struct {
+		Code    string `json:"code"`
+		Details []struct {
+			Code   string `json:"code"`
+			Detail struct {
+				Value string `json:"value"`
+			} `json:"detail"`
+		} `json:"details"`
+	} `json:"pbi.error"`
+}
+
+func (b *serviceErrorBody) details() string {
+	if b.PBIError == nil {
+		return ""
+	}
+	var parts []string
+	for _, d := range b.PBIError.Details {
+		if d.Detail.Value != "" && d.Code != "AnalysisServicesErrorCode" {
+			parts = append(parts, d.Detail.Value)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// bomSkipper drops a leading UTF-8 byte-order mark.
+func bomSkipper(r io.Reader) io.Reader {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte{0xEF, 0xBB, 0xBF}) {
+		_, _ = br.Discard(3)
+	}
+	return br
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Decode streams an executeQueries response body from r into recv: the rows
+// of its single result table go to recv field by field, as they arrive; the
+// body is never held in memory. A leading BOM is skipped. After the rows,
+// all three error slots are checked: any error the service reported there
+// (for example the truncation notice "More than 100000 rows in a query
+// result") is returned as a *ServiceError, so the caller publishes nothing.
+// An error from recv is returned unwrapped.
+func Decode(r io.Reader, recv RowReceiver) (DecodeStats, error) {
+	cr := &countingReader{r: r}
+	d := &decoder{
+		dec:  jsontext.NewDecoder(bomSkipper(cr), jsontext.AllowDuplicateNames(true)),
+		recv: recv,
+	}
+	err := d.response()
+	st := DecodeStats{Rows: d.rows, Bytes: cr.n}
+	if err != nil {
+		return st, err
+	}
+	if _, err := d.dec.ReadToken(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			err = errors.New("unexpected data after the response object")
+		}
+		return st, fmt.Errorf("the response has trailing data after byte %d: %w", d.dec.InputOffset(), err)
+	}
+	if d.tables == 0 {
+		return st, errors.New("the response has no result table: expected results[0].tables[0].rows")
+	}
+	for _, e := range []*ServiceError{d.tableErr, d.resultErr, d.topErr} {
+		if e != nil {
+			return st, e
+		}
+	}
+	return st, nil
+}
+
+type decoder struct {
+	dec    *jsontext.Decoder
+	recv   RowReceiver
+	rows   int64
+	tables int
+
+	topErr, resultErr, tableErr *ServiceError
+	nb                          []byte
+}
+
+// recvError marks errors from the receiver so they pass through unwrapped.
+type recvError struct{ err error }
+
+func (e recvError) Error() string { return e.err.Error() }
+
+func (d *decoder) syntax(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("the response ended early, after %d rows (%d bytes): %w", d.rows, d.dec.InputOffset(), io.ErrUnexpectedEOF)
+	}
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) {
+		return fmt.Errorf("the response is not valid JSON near byte %d, after %d rows: %w", se.ByteOffset, d.rows, err)
+	}
+	return fmt.Errorf("read the response after %d rows: %w", d.rows, err)
+}
+
+// object walks the members of the object whose '{' is next, calling member
+// for each name; member must consume the value.
+func (d *decoder) object(what string, member func(name string) error) error {
+	tok, err := d.dec.ReadToken()
+	if err != nil {
+		return d.syntax(err)
+	}
+	if tok.Kind() != '{' {
+		return fmt.Errorf("%s: expected an object, found %s", what, tok.Kind())
+	}
+	for d.dec.PeekKind() != '}' {
+		name, err := d.dec.ReadToken()
+		if err != nil {
+			return d.syntax(err)
+		}
+		if err := member(name.String()); err != nil {
+			return err
+		}
+	}
+	if _, err := d.dec.ReadToken(); err != nil {
+		return d.syntax(err)
+	}
+	return nil
+}
+
+// array walks the elements of the array whose '[' is next.
+func (d *decoder) array(what string, elem func(i int) error) error {
+	tok, err := d.dec.ReadToken()
+	if err != nil {
+		return d.syntax(err)
+	}
+	if tok.Kind() != '[' {
+		return fmt.Errorf("%s: expected an array, found %s", what, tok.Kind())
+	}
+	for i := 0; d.dec.PeekKind() != ']'; i++ {
+		if err := elem(i); err != nil {
+			return err
+		}
+	}
+	if _, err := d.dec.ReadToken(); err != nil {
+		return d.syntax(err)
+	}
+	return nil
+}
+
+func (d *decoder) skip() error {
+	if err := d.dec.SkipValue(); err != nil {
+		return d.syntax(err)
+	}
+	return nil
+}
+
+func (d *decoder) errorSlot(slot string) (*ServiceError, error) {
+	v, err := d.dec.ReadValue()
+	if err != nil {
+		return nil, d.syntax(err)
+	}
+	if v.Kind() == 'n' {
+		return nil, nil
+	}
+	var body serviceErrorBody
+	if err := json.Unmarshal(v, &body); err != nil {
+		// Keep whatever the service said, even in an unexpected shape.
+		return &ServiceError{Slot: slot, Message: string(v)}, nil
+	}
+	code := body.Code
+	if code == "" && body.PBIError != nil {
+		code = body.PBIError.Code
+	}
+	return &ServiceError{Slot: slot, Code: code, Message: body.Message, Details: body.details()}, nil
+}
+
+func (d *decoder) response() error {
+	if d.dec.PeekKind() == 0 {
+		// PeekKind reports an error as kind 0; ReadToken returns it.
+		_, err := d.dec.ReadToken()
+		if errors.Is(err, io.EOF) {
+			return errors.New("the response body is empty")
+		}
+		return d.syntax(err)
+	}
+	err := d.object("response", func(name string) (err error) {
+		switch name {
+		case "results":
+			return d.array("results", func(i int) error {
+				if i > 0 {
+					return errors.New("the response has more than one result: pbicopy sends exactly one query")
+				}
+				return d.result()
+			})
+		case "error":
+			d.topErr, err = d.errorSlot("response")
+			return err
+		}
+		return d.skip()
+	})
+	var re recvError
+	if errors.As(err, &re) {
+		return re.err
+	}
+	return err
+}
+
+func (d *decoder) result() error {
+	return d.object("results[0]", func(name string) (err error) {
+		switch name {
+		case "tables":
+			return d.array("results[0].tables", func(i int) error {
+				if i > 0 {
+					return errors.New("the result has more than one table: a query must return a single table")
+				}
+				d.tables++
+				return d.table()
+			})
+		case "error":
+			d.resultErr, err = d.errorSlot("result")
+			return err
+		}
+		return d.skip()
+	})
+}
+
+func (d *decoder) table() error {
+	return d.object("results[0].tables[0]", func(name string) (err error) {
+		switch name {
+		case "rows":
+			return d.rowsArray()
+		case "error":
+			d.tableErr, err = d.errorSlot("table")
+			return err
+		}
+		return d.skip()
+	})
+}
+
+// rowsArray is the hot loop: one object per row, raw names and values
+// handed to the receiver without copying.
+func (d *decoder) rowsArray() error {
+	dec := d.dec
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return d.syntax(err)
+	}
+	if tok.Kind() != '[' {
+		return fmt.Errorf("results[0].tables[0].rows: expected an array, found %s", tok.Kind())
+	}
+	for {
+		switch dec.PeekKind() {
+		case ']':
+			if _, err := dec.ReadToken(); err != nil {
+				return d.syntax(err)
+			}
+			return nil
+		case '{':
+		case 0:
+			_, err := dec.ReadToken()
+			return d.syntax(err)
+		default:
+			return fmt.Errorf("row %d: expected an object, found %s", d.rows+1, dec.PeekKind())
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return d.syntax(err)
+		}
+		for {
+			k := dec.PeekKind()
+			if k == '}' {
+				break
+			}
+			if k == 0 {
+				_, err := dec.ReadToken()
+				return d.syntax(err)
+			}
+			name, err := dec.ReadValue()
+			if err != nil {
+				return d.syntax(err)
+			}
+			// The name is only valid until the next call on the decoder.
+			nameCopy := d.nameBuf(name)
+			if vk := dec.PeekKind(); vk == '{' || vk == '[' {
+				return fmt.Errorf("row %d: key %s holds a nested %s; expected a scalar value", d.rows+1, nameCopy, vk)
+			}
+			value, err := dec.ReadValue()
+			if err != nil {
+				return d.syntax(err)
+			}
+			if err := d.recv.Field(nameCopy, value); err != nil {
+				return recvError{err}
+			}
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return d.syntax(err)
+		}
+		if err := d.recv.EndRow(); err != nil {
+			return recvError{err}
+		}
+		d.rows++
+	}
+}
+
+// nameBuf copies a row key aside: the decoder may reuse its buffer when it
+// reads the value that follows.
+func (d *decoder) nameBuf(name []byte) []byte {
+	d.nb = append(d.nb[:0], name...)
+	return d.nb
+}

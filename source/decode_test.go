@@ -1,0 +1,126 @@
+package source
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// recorder is a RowReceiver that keeps every field as text.
+type recorder struct {
+	rows [][][2]string
+	cur  [][2]string
+	err  error
+}
+
+func (r *recorder) Field(key, value []byte) error {
+	r.cur = append(r.cur, [2]string{string(key), string(value)})
+	return r.err
+}
+
+func (r *recorder) EndRow() error {
+	r.rows = append(r.rows, r.cur)
+	r.cur = nil
+	return nil
+}
+
+func decodeString(t *testing.T, body string) (*recorder, DecodeStats, error) {
+	t.Helper()
+	rec := &recorder{}
+	st, err := Decode(strings.NewReader(body), rec)
+	return rec, st, err
+}
+
+func TestDecodeRows(t *testing.T) {
+	body := "\xEF\xBB\xBF" + `{"informationProtectionLabel":{"id":"x","name":"General"},"results":[{"tables":[{"rows":[
+		{"Sales[OrderID]":9007199254740993,"[Total]":12.5,"Sales[Name]":"a \"q\" \u00e9","Sales[Flag]":true},
+		{"Sales[OrderID]":-9223372036854775808,"[Total]":null},
+		{}
+	],"error":null}],"error":null}],"error":null}`
+	rec, st, err := decodeString(t, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rows != 3 || len(rec.rows) != 3 {
+		t.Fatalf("rows = %d/%d, want 3", st.Rows, len(rec.rows))
+	}
+	want := [][2]string{{`"Sales[OrderID]"`, `9007199254740993`}, {`"[Total]"`, `12.5`}, {`"Sales[Name]"`, `"a \"q\" \u00e9"`}, {`"Sales[Flag]"`, `true`}}
+	for i, f := range want {
+		if rec.rows[0][i] != f {
+			t.Errorf("row 1 field %d = %q, want %q", i, rec.rows[0][i], f)
+		}
+	}
+	if got := rec.rows[1][0][1]; got != "-9223372036854775808" {
+		t.Errorf("int64 min = %s", got)
+	}
+	if len(rec.rows[2]) != 0 {
+		t.Errorf("empty row has fields %v", rec.rows[2])
+	}
+	if st.Bytes != int64(len(body)) {
+		t.Errorf("bytes = %d, want %d", st.Bytes, len(body))
+	}
+}
+
+func TestDecodeErrorSlots(t *testing.T) {
+	rows := `"rows":[{"[a]":1},{"[a]":2}]`
+	truncation := `{"code":"DatasetExecuteQueriesError","message":"More than 100000 rows in a query result"}`
+	cases := map[string]string{
+		"table":    `{"results":[{"tables":[{` + rows + `,"error":` + truncation + `}]}]}`,
+		"result":   `{"results":[{"tables":[{` + rows + `}],"error":` + truncation + `}]}`,
+		"response": `{"results":[{"tables":[{` + rows + `}]}],"error":` + truncation + `}`,
+	}
+	for slot, body := range cases {
+		t.Run(slot, func(t *testing.T) {
+			rec, _, err := decodeString(t, body)
+			var se *ServiceError
+			if !errors.As(err, &se) {
+				t.Fatalf("err = %v, want a ServiceError", err)
+			}
+			if se.Slot != slot || !se.Truncated() || !strings.Contains(err.Error(), "More than 100000 rows") {
+				t.Errorf("slot %q truncated %v: %v", se.Slot, se.Truncated(), err)
+			}
+			if len(rec.rows) != 2 {
+				t.Errorf("rows before the error = %d, want 2", len(rec.rows))
+			}
+		})
+	}
+	_, _, err := decodeString(t, `{"results":[{"tables":[{"rows":[],"error":{"code":"X","pbi.error":{"code":"X","details":[{"code":"DetailsMessage","detail":{"type":1,"value":"Failed to execute the DAX query."}},{"code":"AnalysisServicesErrorCode","detail":{"type":1,"value":"3239575574"}}]}}}]}]}`)
+	if err == nil || !strings.Contains(err.Error(), "Failed to execute the DAX query.") || strings.Contains(err.Error(), "3239575574") {
+		t.Errorf("pbi.error details: %v", err)
+	}
+}
+
+func TestDecodeBadBodies(t *testing.T) {
+	cases := map[string]struct{ body, want string }{
+		"empty":          {``, "empty"},
+		"cut":            {`{"results":[{"tables":[{"rows":[{"[a]":1},{"[a]":`, "ended early"},
+		"not json":       {`<html>`, "not valid JSON"},
+		"nested":         {`{"results":[{"tables":[{"rows":[{"[a]":{"b":1}}]}]}]}`, "nested"},
+		"row not object": {`{"results":[{"tables":[{"rows":[1]}]}]}`, "expected an object"},
+		"no table":       {`{"results":[]}`, "no result table"},
+		"two tables":     {`{"results":[{"tables":[{"rows":[]},{"rows":[]}]}]}`, "more than one table"},
+		"trailing":       {`{"results":[{"tables":[{"rows":[]}]}]} {}`, "trailing"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := decodeString(t, c.body)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+	_, _, err := decodeString(t, `{"results":[{"tables":[{"rows":[{"[a]":1},{"[a]":`)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("cut body: %v is not io.ErrUnexpectedEOF", err)
+	}
+}
+
+func TestDecodeReceiverErrorPassesThrough(t *testing.T) {
+	sentinel := errors.New("stop here")
+	rec := &recorder{err: sentinel}
+	_, err := Decode(strings.NewReader(`{"results":[{"tables":[{"rows":[{"[a]":1}]}]}]}`), rec)
+	if err != sentinel {
+		t.Fatalf("err = %v, want the receiver's error unwrapped", err)
+	}
+}

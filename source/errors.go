@@ -1,0 +1,100 @@
+package source
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+)
+
+// APIError is an HTTP error answered by the Power BI REST API.
+type APIError struct {
+	Status    int
+	Code      string // e.g. DatasetExecuteQueriesError, PowerBIEntityNotFound
+	Message   string // the service's message, or the DAX error detail text
+	RequestID string
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "executeQueries: HTTP %d", e.Status)
+	if e.Code != "" {
+		fmt.Fprintf(&b, " %s", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	if h := e.Hint(); h != "" {
+		fmt.Fprintf(&b, ". %s", h)
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " (RequestId %s)", e.RequestID)
+	}
+	return b.String()
+}
+
+// Hint names the likely cause of the error and what to do, in one sentence.
+func (e *APIError) Hint() string {
+	switch {
+	case e.Code == "DatasetExecuteQueriesError":
+		return "The DAX query failed: fix the query (test it in DAX Studio or Power BI Desktop)"
+	case e.Code == "ServicePrincipalIsNotAllowedByTenantAdminSwitch":
+		return "A Power BI admin must enable the tenant setting \"Service principals can use Fabric APIs\" for a security group that contains this app"
+	case e.Status == http.StatusUnauthorized:
+		return "The service principal is not authorized: check the tenant settings \"Service principals can use Fabric APIs\" and \"Dataset Execute Queries REST API\", and that the app has a role (Viewer or higher) on the workspace"
+	case e.Status == http.StatusForbidden && strings.Contains(strings.ToLower(e.Message), "not accessible for application"):
+		return "Service principals must use the workspace (groups) path: check source.powerbi.workspace"
+	case e.Status == http.StatusForbidden:
+		return "Access was refused: the app needs a workspace role (Viewer or higher) and Build permission on the dataset; models with row-level security or SSO cannot be queried by a service principal"
+	case e.Status == http.StatusNotFound:
+		return "The workspace or dataset was not found: check the ids, and that the app has Read and Build permission on the dataset (a missing permission looks the same as a wrong id)"
+	case e.Status == http.StatusTooManyRequests:
+		return "Still throttled after every retry: the service allows 120 queries per minute per principal, across all datasets"
+	case e.Status >= 500:
+		return "The service failed after every retry; try again later and quote the RequestId to Microsoft support if it persists"
+	}
+	return ""
+}
+
+// readAPIError reads an error response (at most 1 MiB of it) and closes it.
+func readAPIError(resp *http.Response) *APIError {
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	e := &APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("RequestId")}
+	var body struct {
+		Error *serviceErrorBody `json:"error"`
+		// Some endpoints answer {"code": "...", "message": "..."} at the top.
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	raw = trimBOM(raw)
+	if err := json.Unmarshal(raw, &body, json.RejectUnknownMembers(false)); err != nil {
+		e.Message = strings.TrimSpace(string(raw))
+		if len(e.Message) > 300 {
+			e.Message = e.Message[:300] + "…"
+		}
+		return e
+	}
+	if body.Error != nil {
+		e.Code = body.Error.Code
+		if e.Code == "" && body.Error.PBIError != nil {
+			e.Code = body.Error.PBIError.Code
+		}
+		e.Message = body.Error.details()
+		if e.Message == "" {
+			e.Message = body.Error.Message
+		}
+	} else {
+		e.Code, e.Message = body.Code, body.Message
+	}
+	return e
+}
+
+func trimBOM(b []byte) []byte {
+	if len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
+		return b[3:]
+	}
+	return b
+}

@@ -1,0 +1,36 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+// ReadFile streams a saved executeQueries response (for example one saved
+// from Postman) into recv, exactly as a live response would be decoded.
+func ReadFile(ctx context.Context, path string, recv RowReceiver) (DecodeStats, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return DecodeStats{}, fmt.Errorf("source file: %w", err)
+	}
+	defer f.Close()
+	st, err := Decode(ctxReader{ctx: ctx, r: f}, recv)
+	if err != nil {
+		return st, fmt.Errorf("source file %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

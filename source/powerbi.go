@@ -1,0 +1,400 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/go-json-experiment/json"
+)
+
+// DefaultEndpoint is the Power BI REST endpoint of the public cloud.
+const DefaultEndpoint = "https://api.powerbi.com"
+
+// PowerBIConfig configures a Power BI client.
+type PowerBIConfig struct {
+	Endpoint   string // default DefaultEndpoint
+	Credential azcore.TokenCredential
+	// HTTPClient carries the requests; nil means a default client. Its
+	// redirect policy is replaced: pbicopy follows redirects itself.
+	HTTPClient *http.Client
+	// MaxRetries for throttling (429) and transient server errors; 0 means 8.
+	MaxRetries int
+	// RetryDelay is the first back-off delay when the service sends no
+	// Retry-After; 0 means 2s. Tests shorten it.
+	RetryDelay time.Duration
+	Logger     *slog.Logger
+}
+
+// Query is one DAX query against one dataset.
+type Query struct {
+	Workspace        string // group id
+	Dataset          string
+	DAX              string
+	ImpersonatedUser string
+}
+
+// QueryStats describes one executed query.
+type QueryStats struct {
+	DecodeStats
+	RequestID string        // the RequestId of the answered attempt
+	Attempts  int           // HTTP attempts, retries included
+	Throttled int           // attempts answered 429
+	Waited    time.Duration // time spent waiting before retries
+}
+
+// PowerBI is a client of the executeQueries REST API. It is safe for
+// concurrent use.
+type PowerBI struct {
+	endpoint *url.URL
+	cred     *refreshableCredential
+	client   *http.Client
+	retry    policy.RetryOptions
+	log      *slog.Logger
+
+	mu sync.Mutex
+	pl runtime.Pipeline
+}
+
+// NewPowerBI returns a client for cfg.
+func NewPowerBI(cfg PowerBIConfig) (*PowerBI, error) {
+	ep := cfg.Endpoint
+	if ep == "" {
+		ep = DefaultEndpoint
+	}
+	u, err := url.Parse(strings.TrimRight(ep, "/"))
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("power bi endpoint %q is not an http(s) URL", ep)
+	}
+	if cfg.Credential == nil {
+		return nil, errors.New("power bi: no credential")
+	}
+	hc := &http.Client{}
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient
+		hc = &c
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	p := &PowerBI{
+		endpoint: u,
+		cred:     &refreshableCredential{cred: cfg.Credential},
+		client:   hc,
+		log:      cfg.Logger,
+		retry: policy.RetryOptions{
+			MaxRetries:    8,
+			RetryDelay:    2 * time.Second,
+			MaxRetryDelay: 2 * time.Minute,
+		},
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxRetries > 0 {
+		p.retry.MaxRetries = int32(cfg.MaxRetries)
+	}
+	if cfg.RetryDelay > 0 {
+		p.retry.RetryDelay = cfg.RetryDelay
+		p.retry.MaxRetryDelay = max(p.retry.MaxRetryDelay, cfg.RetryDelay)
+	}
+	p.pl = p.newPipeline()
+	return p, nil
+}
+
+func (p *PowerBI) newPipeline() runtime.Pipeline {
+	bearer := runtime.NewBearerTokenPolicy(p.cred, []string{PowerBIScope}, &policy.BearerTokenOptions{
+		InsecureAllowCredentialWithHTTP: p.endpoint.Scheme == "http",
+	})
+	return runtime.NewPipeline("pbicopy", "v1", runtime.PipelineOptions{
+		PerRetry: []policy.Policy{bearer, attemptPolicy{}},
+	}, &policy.ClientOptions{
+		Transport: p.client,
+		Retry:     p.retry,
+		Telemetry: policy.TelemetryOptions{ApplicationID: "pbicopy"},
+		Logging:   policy.LogOptions{AllowedHeaders: []string{"RequestId"}},
+	})
+}
+
+func (p *PowerBI) pipeline() runtime.Pipeline {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pl
+}
+
+// renewToken makes the next request use a freshly issued token.
+func (p *PowerBI) renewToken() {
+	p.cred.forceRefresh()
+	p.mu.Lock()
+	p.pl = p.newPipeline()
+	p.mu.Unlock()
+}
+
+// attemptStats is carried in the request context so that attemptPolicy can
+// count what happens inside azcore's retry loop.
+type attemptStats struct {
+	attempts, throttled int
+	waited              time.Duration
+	lastEnd             time.Time
+	requestID           string
+}
+
+type attemptKey struct{}
+
+// attemptPolicy runs once per attempt, inside the retry policy.
+type attemptPolicy struct{}
+
+func (attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
+	st, _ := req.Raw().Context().Value(attemptKey{}).(*attemptStats)
+	if st != nil {
+		if !st.lastEnd.IsZero() {
+			st.waited += time.Since(st.lastEnd)
+		}
+		st.attempts++
+	}
+	resp, err := req.Next()
+	if st != nil {
+		st.lastEnd = time.Now()
+		if resp != nil {
+			st.requestID = resp.Header.Get("RequestId")
+			if resp.StatusCode == http.StatusTooManyRequests {
+				st.throttled++
+			}
+		}
+	}
+	return resp, err
+}
+
+type executeQueriesRequest struct {
+	Queries            []queryText        `json:"queries"`
+	SerializerSettings serializerSettings `json:"serializerSettings"`
+	ImpersonatedUser   string             `json:"impersonatedUserName,omitempty"`
+}
+type queryText struct {
+	Query string `json:"query"`
+}
+type serializerSettings struct {
+	IncludeNulls bool `json:"includeNulls"`
+}
+
+const maxRedirects = 5
+
+// ExecuteQuery runs q and streams the rows of its result into recv. Nothing
+// of the body is held in memory beyond the decoder's buffer. It returns a
+// *ServiceError when the service reported an error inside an HTTP 200 (a
+// truncated result among them) and an *APIError for any other HTTP status.
+// Throttling (429) and transient server errors are retried with back-off,
+// honouring Retry-After; a 403 TokenExpired is retried once with a new token.
+func (p *PowerBI) ExecuteQuery(ctx context.Context, q Query, recv RowReceiver) (QueryStats, error) {
+	body, err := json.Marshal(executeQueriesRequest{
+		Queries:            []queryText{{Query: q.DAX}},
+		SerializerSettings: serializerSettings{IncludeNulls: true},
+		ImpersonatedUser:   q.ImpersonatedUser,
+	})
+	if err != nil {
+		return QueryStats{}, err
+	}
+	target := p.endpoint.JoinPath("v1.0", "myorg", "groups", url.PathEscape(q.Workspace), "datasets", url.PathEscape(q.Dataset), "executeQueries")
+	st := &attemptStats{}
+	ctx = context.WithValue(ctx, attemptKey{}, st)
+	renewed := false
+	redirects := 0
+	for {
+		resp, err := p.post(ctx, target.String(), body)
+		if err != nil {
+			return p.stats(st, DecodeStats{}), fmt.Errorf("executeQueries: %w", err)
+		}
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			p.log.Debug("executeQueries answered", "requestId", st.requestID, "attempts", st.attempts)
+			ds, err := Decode(resp.Body, recv)
+			resp.Body.Close()
+			if err == nil && ds.Bytes >= MaxResultBytes {
+				err = &LimitError{Bytes: ds.Bytes, Rows: ds.Rows, RequestID: st.requestID}
+			}
+			if err != nil {
+				var se *ServiceError
+				if errors.As(err, &se) {
+					err = fmt.Errorf("%w (RequestId %s)", err, st.requestID)
+				} else if isStreamCut(err) {
+					err = &StreamError{Err: err, RequestID: st.requestID}
+				}
+			}
+			return p.stats(st, ds), err
+		case resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect:
+			loc, rerr := p.redirectTarget(target, resp)
+			drain(resp)
+			if rerr != nil {
+				return p.stats(st, DecodeStats{}), rerr
+			}
+			if redirects++; redirects > maxRedirects {
+				return p.stats(st, DecodeStats{}), fmt.Errorf("executeQueries: more than %d redirects", maxRedirects)
+			}
+			p.log.Debug("executeQueries redirected", "location", loc.Redacted())
+			target = loc
+			continue
+		}
+		apiErr := readAPIError(resp)
+		if apiErr.Code == "TokenExpired" && !renewed {
+			renewed = true
+			p.log.Info("access token expired at the service; retrying once with a new token", "requestId", apiErr.RequestID)
+			p.renewToken()
+			continue
+		}
+		return p.stats(st, DecodeStats{}), apiErr
+	}
+}
+
+func (p *PowerBI) stats(st *attemptStats, ds DecodeStats) QueryStats {
+	return QueryStats{DecodeStats: ds, RequestID: st.requestID, Attempts: st.attempts, Throttled: st.throttled, Waited: st.waited}
+}
+
+func (p *PowerBI) post(ctx context.Context, target string, body []byte) (*http.Response, error) {
+	req, err := runtime.NewRequest(ctx, http.MethodPost, target)
+	if err != nil {
+		return nil, err
+	}
+	req.Raw().Header.Set("Accept", "application/json")
+	if err := req.SetBody(streamingNopCloser(bytes.NewReader(body)), "application/json"); err != nil {
+		return nil, err
+	}
+	runtime.SkipBodyDownload(req)
+	return p.pipeline().Do(req)
+}
+
+func streamingNopCloser(r *bytes.Reader) io.ReadSeekCloser {
+	return struct {
+		io.ReadSeeker
+		io.Closer
+	}{r, io.NopCloser(nil)}
+}
+
+// redirectTarget validates a redirect: only to https (or the endpoint's own
+// scheme) on the endpoint's host, a Power BI host, or loopback when the
+// endpoint is itself on loopback. The bearer token goes with the request, so
+// it must never follow a redirect anywhere else.
+func (p *PowerBI) redirectTarget(from *url.URL, resp *http.Response) (*url.URL, error) {
+	loc, err := resp.Location()
+	if err != nil {
+		return nil, fmt.Errorf("executeQueries: redirect %d without a usable Location: %w", resp.StatusCode, err)
+	}
+	if loc.Scheme != "https" && loc.Scheme != p.endpoint.Scheme {
+		return nil, fmt.Errorf("executeQueries: refusing a redirect to %s: not https", loc.Redacted())
+	}
+	if !trustedRedirectHost(p.endpoint.Hostname(), loc.Hostname()) {
+		return nil, fmt.Errorf("executeQueries: refusing a redirect to %s: not a Power BI host", loc.Host)
+	}
+	return loc, nil
+}
+
+var powerBIHostSuffixes = []string{
+	".powerbi.com", ".powerbigov.us", ".powerbi.cn", ".analysis.windows.net",
+	".pbidedicated.windows.net", ".analysis.usgovcloudapi.net", ".analysis.chinacloudapi.cn", ".fabric.microsoft.com",
+}
+
+func trustedRedirectHost(endpointHost, host string) bool {
+	host = strings.ToLower(host)
+	if host == strings.ToLower(endpointHost) {
+		return true
+	}
+	for _, s := range powerBIHostSuffixes {
+		if strings.HasSuffix(host, s) {
+			return true
+		}
+	}
+	return isLoopback(endpointHost) && isLoopback(host)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+}
+
+// MaxResultBytes is the service's limit of data per query (15 MB). When a
+// result reaches it the service completes the current row and stops, and it
+// may say nothing about it.
+const MaxResultBytes = 15 << 20
+
+// LimitError reports a response that reached MaxResultBytes: it may have
+// been cut without an error, so nothing is published.
+type LimitError struct {
+	Bytes, Rows int64
+	RequestID   string
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %.1f MB) and may be silently incomplete, so nothing was published: narrow the query (for example one query per day or month) or page it (RequestId %s)",
+		e.Rows, float64(e.Bytes)/(1<<20), e.RequestID)
+}
+
+// StreamError is a response body that broke off after HTTP 200: the
+// connection dropped or the body ended early. executeQueries only reads, so
+// running the query again is safe.
+type StreamError struct {
+	Err       error
+	RequestID string
+}
+
+func (e *StreamError) Error() string {
+	return fmt.Sprintf("the response broke off: %v (RequestId %s)", e.Err, e.RequestID)
+}
+
+func (e *StreamError) Unwrap() error { return e.Err }
+
+func isStreamCut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) ||
+		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "INTERNAL_ERROR")
+}
+
+// Retryable reports whether running a whole query again may succeed: the
+// body broke off mid-stream. Errors the service answered (HTTP errors that
+// azcore did not retry, errors in the body) are not.
+func Retryable(err error) bool {
+	var se *StreamError
+	return errors.As(err, &se)
+}
+
+// refreshableCredential wraps a credential so that the next token can be
+// forced to be newly issued rather than served from a cache.
+type refreshableCredential struct {
+	cred  azcore.TokenCredential
+	mu    sync.Mutex
+	force bool
+}
+
+func (r *refreshableCredential) forceRefresh() {
+	r.mu.Lock()
+	r.force = true
+	r.mu.Unlock()
+}
+
+func (r *refreshableCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	r.mu.Lock()
+	force := r.force
+	r.force = false
+	r.mu.Unlock()
+	if force && opts.Claims == "" {
+		// A claims challenge makes azidentity bypass its token cache.
+		opts.Claims = fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
+	}
+	return r.cred.GetToken(ctx, opts)
+}
