@@ -111,7 +111,8 @@ func loadJobs(loader pipeline.Loader, paths []string, stderr io.Writer) ([]*pipe
 	return jobs, err
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) error {
+func (a *app) cmdValidate(args []string) error {
+	stdout, stderr := a.stdout, a.stderr
 	var c commonFlags
 	fs := newFlagSet("validate", stderr, &c, false)
 	paths, err := parseInterleaved(fs, args)
@@ -131,7 +132,8 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func (a *app) cmdRun(ctx context.Context, args []string) error {
+	stdout, stderr := a.stdout, a.stderr
 	var c commonFlags
 	fs := newFlagSet("run", stderr, &c, true)
 	paths, err := parseInterleaved(fs, args)
@@ -149,7 +151,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	runner := &pipeline.Runner{Logger: log, Params: c.params}
+	runner := &pipeline.Runner{Logger: log, Params: c.params, HTTPClient: a.httpClient}
 	return runJobs(ctx, runner, jobs, c.summary, stdout)
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -18,7 +17,8 @@ import (
 // cmdDemo starts the built-in fake Power BI and Entra ID on loopback, and
 // runs the embedded demo job against it through the real client-credentials
 // flow and the real executeQueries client.
-func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func (a *app) cmdDemo(ctx context.Context, args []string) error {
+	stdout, stderr := a.stdout, a.stderr
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "demo-out", "folder the demo writes into")

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -57,13 +58,22 @@ func main() {
 		debug.SetMemoryLimit(pipeline.DefaultMemoryLimit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := (&app{stdout: os.Stdout, stderr: os.Stderr}).run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
 
+// app is the command with its outputs.
+type app struct {
+	stdout, stderr io.Writer
+	// httpClient carries Power BI and Entra ID requests; nil means the
+	// default. Tests set it to trust a fake service's certificate.
+	httpClient *http.Client
+}
+
 // run is the whole command; it returns the exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func (a *app) run(ctx context.Context, args []string) int {
+	stdout, stderr := a.stdout, a.stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitInvalid
@@ -71,11 +81,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run":
-		err = cmdRun(ctx, rest, stdout, stderr)
+		err = a.cmdRun(ctx, rest)
 	case "validate":
-		err = cmdValidate(rest, stdout, stderr)
+		err = a.cmdValidate(rest)
 	case "demo":
-		err = cmdDemo(ctx, rest, stdout, stderr)
+		err = a.cmdDemo(ctx, rest)
 	case "version", "--version":
 		err = cmdVersion(stdout)
 	case "help", "-h", "--help":

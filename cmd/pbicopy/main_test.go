@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pbicopy/pbicopy/source/fakepbi"
+)
+
+// testClient, when set, trusts the fake started by the current test.
+var testClient *http.Client
+
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	a := &app{stdout: &out, stderr: &errb, httpClient: testClient}
+	code = a.run(context.Background(), args)
+	return code, out.String(), errb.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"run"}, {"validate"}, {"run", "--param", "novalue", "x.yaml"}, {"demo", "extra"}} {
+		code, _, stderr := runCmd(t, args...)
+		if code != exitInvalid {
+			t.Errorf("%v: exit %d, want %d (stderr %s)", args, code, exitInvalid, stderr)
+		}
+	}
+	if code, out, _ := runCmd(t, "help"); code != exitOK || !strings.Contains(out, "Exit codes") {
+		t.Errorf("help: %d %s", code, out)
+	}
+	if code, out, _ := runCmd(t, "version"); code != exitOK || !strings.HasPrefix(out, "pbicopy") {
+		t.Errorf("version: %d %s", code, out)
+	}
+}
+
+// fakeJobs starts the fake Power BI, exports the variables the job files
+// below reference, and returns a folder for outputs.
+func fakeJobs(t *testing.T) string {
+	t.Helper()
+	srv, err := fakepbi.Start(fakepbi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	o := srv.Options()
+	for k, v := range map[string]string{
+		"T_WS": o.WorkspaceID, "T_DS": o.DatasetID, "T_EP": srv.URL(), "T_AUTH": srv.AuthorityHost(),
+		"T_TENANT": o.TenantID, "T_CLIENT": o.ClientID, "T_SECRET": o.ClientSecret,
+	} {
+		t.Setenv(k, v)
+	}
+	testClient = srv.Client()
+	t.Cleanup(func() { testClient = nil })
+	return t.TempDir()
+}
+
+func writeJob(t *testing.T, dir, name, query string) string {
+	t.Helper()
+	text := fmt.Sprintf(`name: %s
+source:
+  powerbi:
+    workspace: ${T_WS}
+    dataset: ${T_DS}
+    endpoint: ${T_EP}
+    query: %q
+    auth: { tenant: "${T_TENANT}", clientId: "${T_CLIENT}", clientSecret: "${T_SECRET}", authorityHost: "${T_AUTH}" }
+sinks:
+  - csv: { path: %q }
+`, name, query, filepath.Join(dir, "out", name+".csv"))
+	p := filepath.Join(dir, "jobs", name+".yaml")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunFolderOneJobFails(t *testing.T) {
+	dir := fakeJobs(t)
+	writeJob(t, dir, "a-bad", "EVALUATE NoSuchTable")
+	writeJob(t, dir, "b-good", "EVALUATE Sales")
+	summary := filepath.Join(dir, "summary.json")
+	code, stdout, stderr := runCmd(t, "run", filepath.Join(dir, "jobs"), "--summary", summary, "--log-format", "json")
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s", code, exitFailed, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "b-good.csv")); err != nil {
+		t.Errorf("the good job after the failed one did not run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "a-bad.csv")); err == nil {
+		t.Error("the failed job published its output")
+	}
+	if !strings.Contains(stdout, "job a-bad: failed") || !strings.Contains(stdout, "job b-good: succeeded") || !strings.Contains(stdout, "NoSuchTable") {
+		t.Errorf("summary:\n%s", stdout)
+	}
+	var sum struct {
+		Jobs []struct {
+			Job, Status, Error string
+			RowsRead           int64
+		}
+	}
+	data, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Jobs) != 2 || sum.Jobs[0].Status != "failed" || sum.Jobs[0].Error == "" || sum.Jobs[1].Status != "succeeded" || sum.Jobs[1].RowsRead == 0 {
+		t.Errorf("summary JSON: %s", data)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %s", line)
+		}
+	}
+	if strings.Contains(stdout+stderr+string(data), os.Getenv("T_SECRET")) {
+		t.Error("the client secret appears in the output")
+	}
+}
+
+func TestRunInvalidRunsNothing(t *testing.T) {
+	dir := fakeJobs(t)
+	writeJob(t, dir, "good", "EVALUATE Sales")
+	bad := writeJob(t, dir, "bad", "EVALUATE Sales")
+	data, _ := os.ReadFile(bad)
+	if err := os.WriteFile(bad, bytes.Replace(data, []byte("csv: {"), []byte("csv: { delimiter: ';',"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "run", filepath.Join(dir, "jobs"))
+	if code != exitInvalid {
+		t.Fatalf("exit %d, want %d: %s", code, exitInvalid, stderr)
+	}
+	if !strings.Contains(stderr, "bad.yaml:10: sinks[0].csv.delimiter: unknown field") || !strings.Contains(stderr, "nothing was run") {
+		t.Errorf("stderr: %s", stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("an invalid folder still ran a job")
+	}
+	code, _, _ = runCmd(t, "validate", filepath.Join(dir, "jobs"))
+	if code != exitInvalid {
+		t.Errorf("validate: exit %d", code)
+	}
+	code, out, _ := runCmd(t, "validate", filepath.Join(dir, "jobs", "good.yaml"))
+	if code != exitOK || !strings.Contains(out, "ok (job good)") {
+		t.Errorf("validate good: %d %s", code, out)
+	}
+}
+
+func TestRunParam(t *testing.T) {
+	dir := fakeJobs(t)
+	p := writeJob(t, dir, "param", `EVALUATE FILTER(Sales, Sales[Region] = {{ dax .region }})`)
+	data, _ := os.ReadFile(p)
+	data = bytes.Replace(data, []byte("param.csv"), []byte("region={{ .region }}/param.csv"), 1)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCmd(t, "run", p, "--param", "region=North")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	out, err := os.ReadFile(filepath.Join(dir, "out", "region=North", "param.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "South") || !strings.Contains(string(out), "North") {
+		t.Errorf("the filter was not applied:\n%.300s", out)
+	}
+	code, _, stderr = runCmd(t, "run", p)
+	if code != exitFailed || !strings.Contains(stderr, "--param region=VALUE") {
+		t.Errorf("missing param: exit %d, %s", code, stderr)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "demo")
+	code, stdout, stderr := runCmd(t, "demo", "--out", out)
+	if code != exitOK {
+		t.Fatalf("demo: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, f := range []string{"sales.parquet", "sales.csv"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if !strings.Contains(stdout, "1000 rows") || !strings.Contains(stdout, "1 token request") {
+		t.Errorf("demo output:\n%s", stdout)
+	}
+}
