@@ -124,3 +124,56 @@ func TestDecodeReceiverErrorPassesThrough(t *testing.T) {
 		t.Fatalf("err = %v, want the receiver's error unwrapped", err)
 	}
 }
+
+func TestDecodeHugeStringsAndEscapes(t *testing.T) {
+	huge := strings.Repeat("é\"\\x", 1<<18) // about 1.25 MB escaped, crossing many buffer refills
+	quoted := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(huge)
+	body := `{"results":[{"tables":[{"rows":[{"[s]":"` + quoted + `","[k\u0065y]":"\ud83d\ude00\n\t"}]}]}]}`
+	rec, _, err := decodeString(t, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.rows[0][0][1]; got != `"`+quoted+`"` {
+		t.Errorf("huge string: got %d bytes, want %d", len(got), len(quoted)+2)
+	}
+	if got := rec.rows[0][1]; got[0] != `"[k\u0065y]"` || got[1] != `"\ud83d\ude00\n\t"` {
+		t.Errorf("escapes are passed raw for the receiver to unquote: %q", got)
+	}
+}
+
+func TestDecodeManyRowsAcrossBuffers(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"results":[{"tables":[{"rows":[`)
+	const n = 50_000
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"T[id]":`)
+		b.WriteString(strings.Repeat("9", 1+i%18))
+		b.WriteString(`,"T[name]":"row"}`)
+	}
+	b.WriteString(`]}]}]}`)
+	rec, st, err := decodeString(t, b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rows != n {
+		t.Fatalf("rows %d", st.Rows)
+	}
+	for i, r := range rec.rows {
+		if r[0][0] != `"T[id]"` || r[0][1] != strings.Repeat("9", 1+i%18) || r[1][0] != `"T[name]"` {
+			t.Fatalf("row %d corrupted: %q", i, r)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"results":[{"tables":[{"rows":[{"[a]":1,"[b]":"x"}]}]}]}`))
+	f.Add([]byte("\xEF\xBB\xBF" + `{"results":[{"tables":[{"rows":[],"error":{"code":"x"}}]}],"error":null}`))
+	f.Add([]byte(`{"results":[{"tables":[{"rows":[{"[a]":{"b":1}}]}]}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rec := &recorder{}
+		_, _ = Decode(strings.NewReader(string(data)), rec)
+	})
+}

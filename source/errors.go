@@ -24,7 +24,7 @@ func (e *APIError) Error() string {
 		fmt.Fprintf(&b, " %s", e.Code)
 	}
 	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", e.Message)
+		fmt.Fprintf(&b, ": %s", strings.TrimRight(e.Message, ". "))
 	}
 	if h := e.Hint(); h != "" {
 		fmt.Fprintf(&b, ". %s", h)

@@ -1,0 +1,587 @@
+package fakepbi
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Where the truncation error goes (Options.TruncationSlot).
+const (
+	SlotTable  = "table"  // in the table object, after "rows"
+	SlotResult = "result" // in results[0], after "tables"
+	SlotTop    = "top"    // at the top level, after "results"
+)
+
+// The credentials and ids a zero Options gets.
+const (
+	DefaultTenantID     = "f4ce0000-0000-4000-8000-000000000001"
+	DefaultClientID     = "f4ce0000-0000-4000-8000-000000000002"
+	DefaultClientSecret = "fakepbi-client-secret"
+	DefaultWorkspaceID  = "f4ce0000-0000-4000-8000-000000000003"
+	DefaultDatasetID    = "f4ce0000-0000-4000-8000-000000000004"
+)
+
+// maxRequestBody bounds the executeQueries request bodies the fake reads.
+const maxRequestBody = 16 << 20
+
+// Options configures a fake server. The zero value is usable: it serves
+// DemoModel with the Default* credentials and ids and the real service's
+// limits.
+type Options struct {
+	// TenantID, ClientID and ClientSecret are the only credentials the token
+	// endpoint accepts (empty: the Default* values; ClientSecret stays empty
+	// when ClientAssertionCheck is set, and then no secret is accepted).
+	TenantID, ClientID, ClientSecret string
+	// ClientAssertionCheck, when set, lets the token endpoint accept a
+	// client_assertion (client_assertion_type
+	// urn:ietf:params:oauth:client-assertion-type:jwt-bearer) in place of
+	// the secret: a nil error accepts it, an error rejects it with
+	// AADSTS700027 and the error's text. Certificates and workload identity
+	// authenticate this way.
+	ClientAssertionCheck func(assertion string) error
+	// WorkspaceID and DatasetID are the only group and dataset ids that
+	// exist (others: 404 PowerBIEntityNotFound). Empty: the Default* values.
+	WorkspaceID, DatasetID string
+	// Tables is the model (nil: DemoModel()).
+	Tables []*Table
+	// BOM starts every executeQueries response body with a UTF-8 BOM.
+	BOM bool
+	// MaxRows, MaxValues and MaxBytes are the truncation limits: zero means
+	// the real service's DefaultMaxRows, DefaultMaxValues and
+	// DefaultMaxBytes, a negative value means no limit. Beyond MaxRows rows
+	// or MaxValues values (rows times columns) the rows stop after the last
+	// one that fits and an error says so; once MaxBytes of row JSON is
+	// written the current row is completed and the rows stop, with no error.
+	MaxRows, MaxValues int
+	MaxBytes           int64
+	// TruncationSlot is where the truncation error goes: SlotTable (the
+	// default), SlotResult or SlotTop.
+	TruncationSlot string
+	// TokenLifetime is how long issued tokens stay valid (zero: one hour).
+	TokenLifetime time.Duration
+	// Latency is added before each executeQueries answer.
+	Latency time.Duration
+	// RateLimit, when positive, lets at most RateLimit executeQueries
+	// requests be served in any RatePer window (zero: one minute); the
+	// others answer 429 with Retry-After (whole seconds, rounded up) and do
+	// not count. The real service allows 120 a minute.
+	RateLimit int
+	RatePer   time.Duration
+}
+
+// QueryRequest is an executeQueries request as the fake received it.
+type QueryRequest struct {
+	// Query is the text of the first query of the body ("" if none).
+	Query string
+	// Queries is the number of queries in the body.
+	Queries int
+	// IncludeNulls is serializerSettings.includeNulls, nil when absent.
+	IncludeNulls *bool
+	// ImpersonatedUserName is as sent ("" if absent).
+	ImpersonatedUserName string
+	// Authorization is the Authorization header ("" if absent).
+	Authorization string
+	// Host is the host the request was sent to: 127.0.0.1:PORT, or
+	// localhost:PORT after a Redirect.
+	Host string
+	// Path is the request path.
+	Path string
+	// RequestID is the RequestId header of the answer.
+	RequestID string
+}
+
+// Server is a running fake of the Power BI executeQueries API and of the
+// Entra ID token endpoint, on one TLS listener on 127.0.0.1. Its methods are
+// safe for concurrent use.
+type Server struct {
+	ts   *httptest.Server
+	opts Options
+	pool *x509.CertPool
+
+	mu            sync.Mutex
+	tokens        map[string]time.Time // access token -> expiry
+	queries       []QueryRequest
+	nTokens       int
+	redirects     int
+	throttles     int
+	throttleAfter time.Duration
+	fails         int
+	failStatus    int
+	cuts          int
+	cutAfter      int64
+	window        []time.Time // times of the requests served in the rate window
+}
+
+// Start starts a fake server on a free port of 127.0.0.1, with a fresh
+// self-signed certificate for 127.0.0.1, ::1 and localhost.
+func Start(opts Options) (*Server, error) {
+	if opts.TenantID == "" {
+		opts.TenantID = DefaultTenantID
+	}
+	if opts.ClientID == "" {
+		opts.ClientID = DefaultClientID
+	}
+	if opts.ClientSecret == "" && opts.ClientAssertionCheck == nil {
+		opts.ClientSecret = DefaultClientSecret
+	}
+	if opts.WorkspaceID == "" {
+		opts.WorkspaceID = DefaultWorkspaceID
+	}
+	if opts.DatasetID == "" {
+		opts.DatasetID = DefaultDatasetID
+	}
+	if opts.Tables == nil {
+		opts.Tables = DemoModel()
+	}
+	if opts.TruncationSlot == "" {
+		opts.TruncationSlot = SlotTable
+	}
+	if opts.TokenLifetime <= 0 {
+		opts.TokenLifetime = time.Hour
+	}
+	if opts.RateLimit > 0 && opts.RatePer <= 0 {
+		opts.RatePer = time.Minute
+	}
+	if err := errors.Join(validateTables(opts.Tables), validateSlot(opts.TruncationSlot)); err != nil {
+		return nil, fmt.Errorf("fakepbi: %w", err)
+	}
+	cert, pool, err := newCertificate()
+	if err != nil {
+		return nil, fmt.Errorf("fakepbi: make certificate: %w", err)
+	}
+	s := &Server{opts: opts, pool: pool, tokens: map[string]time.Time{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.openIDConfiguration)
+	mux.HandleFunc("/{tenant}/oauth2/v2.0/token", s.token)
+	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/executeQueries", s.executeQueries)
+	mux.HandleFunc("/v1.0/myorg/datasets/{ds}/executeQueries", s.executeQueries)
+	s.ts = httptest.NewUnstartedServer(mux)
+	s.ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.ts.StartTLS()
+	return s, nil
+}
+
+func validateSlot(slot string) error {
+	switch slot {
+	case "", SlotTable, SlotResult, SlotTop:
+		return nil
+	}
+	return fmt.Errorf("fakepbi: truncation slot %q: use %q, %q or %q", slot, SlotTable, SlotResult, SlotTop)
+}
+
+// URL returns the Power BI endpoint base, such as https://127.0.0.1:PORT:
+// executeQueries is at URL()+"/v1.0/myorg/groups/{ws}/datasets/{ds}/executeQueries".
+func (s *Server) URL() string { return s.ts.URL }
+
+// AuthorityHost returns the Entra authority host to give azidentity
+// (ClientOptions.Cloud.ActiveDirectoryAuthorityHost), such as
+// https://127.0.0.1:PORT/.
+func (s *Server) AuthorityHost() string { return s.ts.URL + "/" }
+
+// Client returns an http.Client that trusts the server's certificate. Its
+// transport is closed by Close.
+func (s *Server) Client() *http.Client { return s.ts.Client() }
+
+// CertPool returns a pool holding the server's self-signed certificate.
+func (s *Server) CertPool() *x509.CertPool { return s.pool }
+
+// Options returns the options in effect, defaults filled in.
+func (s *Server) Options() Options { return s.opts }
+
+// Close stops the server, cutting responses still in progress.
+func (s *Server) Close() {
+	s.ts.CloseClientConnections()
+	s.ts.Close()
+}
+
+// Throttle makes the next n executeQueries calls answer 429 with a
+// Retry-After of retryAfter (whole seconds, rounded up) and the real error
+// body.
+//
+// Injected failures come before authentication and are taken one per call,
+// in this order: Redirect, Throttle, FailWith; CutBody applies to calls that
+// would otherwise answer 200.
+func (s *Server) Throttle(n int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.throttles, s.throttleAfter = n, retryAfter
+}
+
+// FailWith makes the next n executeQueries calls answer status (such as 500
+// or 503) with a realistic error body.
+func (s *Server) FailWith(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fails, s.failStatus = n, status
+}
+
+// CutBody makes the next n executeQueries calls that would answer 200 send
+// the status and the first afterBytes bytes of the body, then abort the
+// connection, as a network failure mid-response does. A body shorter than
+// afterBytes is sent whole, and the connection is still aborted before the
+// response ends.
+func (s *Server) CutBody(n int, afterBytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cuts, s.cutAfter = n, afterBytes
+}
+
+// Redirect makes the next n executeQueries calls answer 307 with a Location
+// naming the same request on the other loopback name (127.0.0.1 <->
+// localhost), as cross-cluster routing does. Go's http.Client drops the
+// Authorization header when it follows it, so the redirected call then
+// answers 401 unless the client adds the token again.
+func (s *Server) Redirect(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.redirects = n
+}
+
+// ExpireTokens makes every token issued so far expired: executeQueries
+// answers 403 TokenExpired for them.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for tok, exp := range s.tokens {
+		if exp.After(now) {
+			s.tokens[tok] = now
+		}
+	}
+}
+
+// QueryRequests returns the number of executeQueries calls received.
+func (s *Server) QueryRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queries)
+}
+
+// TokenRequests returns the number of calls to the token endpoint.
+func (s *Server) TokenRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nTokens
+}
+
+// Queries returns the executeQueries requests received so far, in order.
+func (s *Server) Queries() []QueryRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]QueryRequest, len(s.queries))
+	copy(out, s.queries)
+	return out
+}
+
+// injection is the failure chosen for one call.
+type injection int
+
+const (
+	injectNone injection = iota
+	injectRedirect
+	injectThrottle
+	injectFail
+)
+
+type requestBody struct {
+	Queries []struct {
+		Query *string `json:"query"`
+	} `json:"queries"`
+	SerializerSettings *struct {
+		IncludeNulls *bool `json:"includeNulls"`
+	} `json:"serializerSettings"`
+	ImpersonatedUserName string `json:"impersonatedUserName"`
+}
+
+func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
+	rid := newUUID()
+	w.Header().Set("RequestId", rid)
+	body, readErr := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	var req requestBody
+	decErr := json.Unmarshal(body, &req)
+	rec := QueryRequest{
+		Queries:              len(req.Queries),
+		ImpersonatedUserName: req.ImpersonatedUserName,
+		Authorization:        r.Header.Get("Authorization"),
+		Host:                 r.Host,
+		Path:                 r.URL.Path,
+		RequestID:            rid,
+	}
+	if len(req.Queries) > 0 && req.Queries[0].Query != nil {
+		rec.Query = *req.Queries[0].Query
+	}
+	if req.SerializerSettings != nil {
+		rec.IncludeNulls = req.SerializerSettings.IncludeNulls
+	}
+
+	s.mu.Lock()
+	s.queries = append(s.queries, rec)
+	inj, retryAfter, status := injectNone, s.throttleAfter, s.failStatus
+	switch {
+	case s.redirects > 0:
+		s.redirects--
+		inj = injectRedirect
+	case s.throttles > 0:
+		s.throttles--
+		inj = injectThrottle
+	case s.fails > 0:
+		s.fails--
+		inj = injectFail
+	}
+	s.mu.Unlock()
+
+	if s.opts.Latency > 0 {
+		t := time.NewTimer(s.opts.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.writeError(w, http.StatusMethodNotAllowed, codeMessageBody("MethodNotAllowed", "The requested resource does not support http method '"+r.Method+"'."))
+		return
+	}
+
+	switch inj {
+	case injectRedirect:
+		w.Header().Set("Location", "https://"+otherLoopback(r.Host)+r.URL.RequestURI())
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		return
+	case injectThrottle:
+		s.tooMany(w, retryAfter)
+		return
+	case injectFail:
+		s.writeError(w, status, statusErrorBody(status))
+		return
+	}
+
+	switch s.checkToken(r.Header.Get("Authorization")) {
+	case tokenMissing:
+		s.writeError(w, http.StatusUnauthorized, pbiErrorBody("PowerBINotAuthorizedException"))
+		return
+	case tokenExpired:
+		s.writeError(w, http.StatusForbidden, codeMessageBody("TokenExpired", "Access token has expired, resubmit with a new access token"))
+		return
+	}
+	ws := r.PathValue("ws")
+	if ws == "" {
+		// Service principals must use the /groups/ path.
+		s.writeError(w, http.StatusForbidden, codeMessageBody("Unauthorized", "API is not accessible for application"))
+		return
+	}
+	if wait, ok := s.admit(time.Now()); !ok {
+		s.tooMany(w, wait)
+		return
+	}
+	if !strings.EqualFold(ws, s.opts.WorkspaceID) || !strings.EqualFold(r.PathValue("ds"), s.opts.DatasetID) {
+		s.writeError(w, http.StatusNotFound, pbiErrorBody("PowerBIEntityNotFound"))
+		return
+	}
+	switch {
+	case readErr != nil || len(body) > maxRequestBody:
+		s.writeError(w, http.StatusBadRequest, badRequestBody("The request body could not be read or is too large.", "request"))
+		return
+	case decErr != nil:
+		s.writeError(w, http.StatusBadRequest, badRequestBody("The request body is not valid JSON: "+decErr.Error(), "request"))
+		return
+	case len(req.Queries) != 1:
+		s.writeError(w, http.StatusBadRequest, badRequestBody(fmt.Sprintf("Exactly one query is supported per request; the request has %d.", len(req.Queries)), "request.queries"))
+		return
+	case rec.Query == "":
+		s.writeError(w, http.StatusBadRequest, badRequestBody("The Query field is required.", "request.queries[0].query"))
+		return
+	}
+	rel, err := plan(s.opts.Tables, rec.Query)
+	if err != nil {
+		var qe *QueryError
+		if !errors.As(err, &qe) {
+			panic(err)
+		}
+		s.writeError(w, http.StatusBadRequest, daxErrorBody(qe.Error()))
+		return
+	}
+
+	s.mu.Lock()
+	cut, cutAfter := s.cuts > 0, s.cutAfter
+	if cut {
+		s.cuts--
+	}
+	s.mu.Unlock()
+
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	flush := func() { _ = rc.Flush() }
+	var dst io.Writer = w
+	if cut {
+		dst = &cutWriter{w: w, left: cutAfter, flush: flush}
+	}
+	includeNulls := rec.IncludeNulls != nil && *rec.IncludeNulls
+	err = writeBody(dst, flush, rel, includeNulls, s.opts.BOM, s.opts.limits())
+	if err == nil && cut {
+		err = errCut
+	}
+	if err != nil {
+		var ve valueError
+		if errors.As(err, &ve) || !errors.Is(err, errCut) && !isConnError(err) {
+			s.logf("fakepbi: executeQueries %q: %v", rec.Query, err)
+		}
+		// Abort the connection: the client must see a failed response, not
+		// a short one that ends cleanly.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func isConnError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, http.ErrHandlerTimeout) ||
+		strings.Contains(err.Error(), "broken pipe") || strings.Contains(err.Error(), "connection reset")
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if l := s.ts.Config.ErrorLog; l != nil {
+		l.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
+
+var errCut = errors.New("fakepbi: body cut as requested by CutBody")
+
+// cutWriter passes through the first left bytes, then fails.
+type cutWriter struct {
+	w     io.Writer
+	left  int64
+	flush func()
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) <= c.left {
+		n, err := c.w.Write(p)
+		c.left -= int64(n)
+		return n, err
+	}
+	n, err := c.w.Write(p[:c.left])
+	c.left -= int64(n)
+	c.flush()
+	if err != nil {
+		return n, err
+	}
+	return n, errCut
+}
+
+func (s *Server) writeError(w http.ResponseWriter, status int, body []byte) {
+	if s.opts.BOM {
+		body = append([]byte(bom), body...)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func (s *Server) tooMany(w http.ResponseWriter, wait time.Duration) {
+	secs := int64(math.Ceil(wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 0), 10))
+	s.writeError(w, http.StatusTooManyRequests, codeMessageBody("TooManyRequests",
+		fmt.Sprintf("You have exceeded the amount of requests allowed in the current time frame and further requests will fail. Retry in %d seconds.", max(secs, 0))))
+}
+
+// admit applies the rate limit at now: it reports whether the request may
+// be served and, if not, how long until it could.
+func (s *Server) admit(now time.Time) (time.Duration, bool) {
+	if s.opts.RateLimit <= 0 {
+		return 0, true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cutoff := now.Add(-s.opts.RatePer)
+	drop := 0
+	for drop < len(s.window) && !s.window[drop].After(cutoff) {
+		drop++
+	}
+	s.window = append(s.window[:0], s.window[drop:]...)
+	if len(s.window) >= s.opts.RateLimit {
+		return max(s.window[0].Add(s.opts.RatePer).Sub(now), time.Second), false
+	}
+	s.window = append(s.window, now)
+	return 0, true
+}
+
+type tokenState int
+
+const (
+	tokenValid tokenState = iota
+	tokenMissing
+	tokenExpired
+)
+
+func (s *Server) checkToken(authorization string) tokenState {
+	scheme, tok, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return tokenMissing
+	}
+	s.mu.Lock()
+	exp, known := s.tokens[strings.TrimSpace(tok)]
+	s.mu.Unlock()
+	switch {
+	case !known:
+		return tokenMissing
+	case !time.Now().Before(exp):
+		return tokenExpired
+	}
+	return tokenValid
+}
+
+// otherLoopback swaps 127.0.0.1 and localhost in host:port.
+func otherLoopback(hostport string) string {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = hostport, ""
+	}
+	other := "localhost"
+	if strings.EqualFold(host, "localhost") {
+		other = "127.0.0.1"
+	}
+	if port == "" {
+		return other
+	}
+	return net.JoinHostPort(other, port)
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}

@@ -1,0 +1,156 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/pbicopy/pbicopy/source/fakepbi"
+)
+
+// staticToken is a credential that always presents the same token.
+type staticToken string
+
+func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+func startFake(t *testing.T, opts fakepbi.Options) *fakepbi.Server {
+	t.Helper()
+	srv, err := fakepbi.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func realClient(t *testing.T, srv *fakepbi.Server) *PowerBI {
+	t.Helper()
+	o := srv.Options()
+	cred, err := NewCredential(AuthConfig{Tenant: o.TenantID, ClientID: o.ClientID, ClientSecret: o.ClientSecret, AuthorityHost: srv.AuthorityHost()}, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newClient(t, srv, cred)
+}
+
+func newClient(t *testing.T, srv *fakepbi.Server, cred azcore.TokenCredential) *PowerBI {
+	t.Helper()
+	pb, err := NewPowerBI(PowerBIConfig{Endpoint: srv.URL(), Credential: cred, HTTPClient: srv.Client(), RetryDelay: 10 * time.Millisecond, MaxRetries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pb
+}
+
+type nopRows struct{ rows int }
+
+func (n *nopRows) Field(_, _ []byte) error { return nil }
+func (n *nopRows) EndRow() error           { n.rows++; return nil }
+
+func TestAPIErrorsNameTheCause(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{})
+	o := srv.Options()
+	good := Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Sales"}
+	cases := []struct {
+		name   string
+		client *PowerBI
+		q      Query
+		status int
+		want   []string
+	}{
+		{"unknown token", newClient(t, srv, staticToken("not-a-token")), good, 401,
+			[]string{"PowerBINotAuthorizedException", "tenant settings", "role"}},
+		{"unknown dataset", realClient(t, srv), Query{Workspace: o.WorkspaceID, Dataset: "nope", DAX: "EVALUATE Sales"}, 404,
+			[]string{"PowerBIEntityNotFound", "Build permission"}},
+		{"DAX error", realClient(t, srv), Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Nope"}, 400,
+			[]string{"DatasetExecuteQueriesError", "Nope", "fix the query"}},
+		{"throttled past every retry", realClient(t, srv), good, 429,
+			[]string{"120 queries per minute"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.status == 429 {
+				srv.Throttle(10, time.Second)
+			}
+			_, err := c.client.ExecuteQuery(context.Background(), c.q, &nopRows{})
+			var ae *APIError
+			if !errors.As(err, &ae) {
+				t.Fatalf("err = %v, want an APIError", err)
+			}
+			if ae.Status != c.status || ae.RequestID == "" {
+				t.Errorf("status %d request id %q", ae.Status, ae.RequestID)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q: %v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "3239575574") {
+				t.Errorf("the Analysis Services error number is noise for users: %v", err)
+			}
+		})
+	}
+}
+
+func TestRedirectHosts(t *testing.T) {
+	cases := []struct {
+		endpoint, host string
+		ok             bool
+	}{
+		{"api.powerbi.com", "api.powerbi.com", true},
+		{"api.powerbi.com", "wabi-west-europe-redirect.analysis.windows.net", true},
+		{"api.powerbi.com", "evil.example.com", false},
+		{"api.powerbi.com", "api.powerbi.com.evil.example", false},
+		{"api.powerbi.com", "127.0.0.1", false},
+		{"127.0.0.1", "localhost", true},
+		{"api.powerbigov.us", "x.powerbigov.us", true},
+	}
+	for _, c := range cases {
+		if got := trustedRedirectHost(c.endpoint, c.host); got != c.ok {
+			t.Errorf("redirect from %s to %s: trusted = %v, want %v", c.endpoint, c.host, got, c.ok)
+		}
+	}
+}
+
+func TestRequestCarriesIncludeNullsAndImpersonation(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{})
+	o := srv.Options()
+	rows := &nopRows{}
+	st, err := realClient(t, srv).ExecuteQuery(context.Background(), Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Sales", ImpersonatedUser: "someone@contoso.com"}, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := srv.Queries()[0]
+	if q.IncludeNulls == nil || !*q.IncludeNulls || q.ImpersonatedUserName != "someone@contoso.com" || q.Queries != 1 {
+		t.Errorf("request: %+v", q)
+	}
+	if !strings.Contains(q.Path, "/groups/"+o.WorkspaceID+"/datasets/"+o.DatasetID+"/executeQueries") {
+		t.Errorf("path %s does not use the groups path service principals need", q.Path)
+	}
+	if st.Rows != int64(rows.rows) || st.RequestID != q.RequestID || st.Attempts != 1 {
+		t.Errorf("stats %+v, rows %d, request %s", st, rows.rows, q.RequestID)
+	}
+}
+
+func TestAuthConfig(t *testing.T) {
+	if _, err := NewCredential(AuthConfig{Tenant: "t"}, nil); err == nil || !strings.Contains(err.Error(), "clientId, clientSecret") {
+		t.Errorf("missing fields: %v", err)
+	}
+	if _, err := NewCredential(AuthConfig{Tenant: "t", ClientID: "c", ClientSecret: "s", AuthorityHost: "http://login.example/"}, nil); err == nil || !strings.Contains(err.Error(), "https") {
+		t.Errorf("http authority: %v", err)
+	}
+	t.Setenv("AZURE_AUTHORITY_HOST", "https://login.example.test/")
+	if got := (AuthConfig{}).authorityHost(); got != "https://login.example.test/" {
+		t.Errorf("AZURE_AUTHORITY_HOST not honoured: %s", got)
+	}
+	if got := (AuthConfig{AuthorityHost: "https://job.example/"}).authorityHost(); got != "https://job.example/" {
+		t.Errorf("the job's authority host must win: %s", got)
+	}
+}
