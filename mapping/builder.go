@@ -43,7 +43,7 @@ type EmitFunc func(rec arrow.RecordBatch) error
 // progress is incomplete. Release the builder.
 type Builder struct {
 	cols      []Column
-	index     map[string]int // raw JSON-quoted key -> column
+	index     map[string]int // key (unquoted, as in Column.From) -> column
 	unmapped  Unmapped
 	batchRows int
 	emit      EmitFunc
@@ -79,7 +79,7 @@ func NewBuilder(mem memory.Allocator, cols []Column, unmapped Unmapped, batchRow
 	b.rb.Reserve(batchRows)
 	b.appends = make([]func([]byte) error, len(cols))
 	for i, c := range cols {
-		b.index[string(quoteKey(nil, c.From))] = i
+		b.index[c.From] = i
 		b.appends[i] = b.appender(i, c.Type)
 	}
 	return b
@@ -91,27 +91,12 @@ func (b *Builder) Schema() *arrow.Schema { return b.rb.Schema() }
 // Rows is the number of complete rows received so far.
 func (b *Builder) Rows() int64 { return int64(b.row - 1) }
 
-func quoteKey(dst []byte, key string) []byte {
-	out, err := jsontext.AppendQuote(dst, key)
-	if err != nil { // invalid UTF-8 in a key: keep it byte for byte
-		return append(append(append(dst, '"'), key...), '"')
-	}
-	return out
-}
-
 // Field receives one key and its raw JSON value; see source.RowReceiver.
 func (b *Builder) Field(key, value []byte) error {
 	if b.err != nil {
 		return b.err
 	}
-	i, ok := b.index[string(key)]
-	if !ok && bytes.IndexByte(key, '\\') >= 0 {
-		// The key was sent with escapes: compare its canonical form.
-		if k, err := jsontext.AppendUnquote(b.keyBuf[:0], key); err == nil {
-			b.keyBuf = k
-			i, ok = b.index[string(quoteKey(nil, string(k)))]
-		}
-	}
+	i, ok := b.lookup(key)
 	if !ok {
 		if b.unmapped == UnmappedIgnore {
 			return nil
@@ -138,6 +123,26 @@ func (b *Builder) Field(key, value []byte) error {
 		return b.fail(&ValueError{Row: int64(b.row), Column: c.To, From: c.From, Type: c.Type, Value: displayValue(value), Reason: err.Error()})
 	}
 	return nil
+}
+
+// lookup finds the column of a raw JSON key. A key without escapes is looked
+// up by the bytes between its quotes; one with escapes (a serializer may write
+// \u00e9 for é) is unescaped into a reused buffer first, without allocating.
+func (b *Builder) lookup(key []byte) (int, bool) {
+	if len(key) < 2 || key[0] != '"' || key[len(key)-1] != '"' {
+		return 0, false
+	}
+	if bytes.IndexByte(key, '\\') < 0 {
+		i, ok := b.index[string(key[1:len(key)-1])]
+		return i, ok
+	}
+	k, err := jsontext.AppendUnquote(b.keyBuf[:0], key)
+	if err != nil {
+		return 0, false
+	}
+	b.keyBuf = k
+	i, ok := b.index[string(k)]
+	return i, ok
 }
 
 // fail records err: the row in progress is incomplete (its columns may differ

@@ -148,13 +148,10 @@ func parseDecimal(raw []byte, precision, scale int32) (decimal128.Num, error) {
 	exp := 0
 	if i := bytes.IndexAny(s, "eE"); i >= 0 {
 		e, err := strconv.Atoi(string(s[i+1:]))
-		if err != nil {
+		if err != nil && !errors.Is(err, strconv.ErrRange) { // out of range: e is clamped
 			return decimal128.Num{}, errNotNumber
 		}
-		// Beyond +-400 the outcome no longer depends on the exponent (a
-		// non-zero value overflows or has too many fractional digits, zero
-		// stays zero), so clamp it to bound the work below.
-		exp = min(max(e, -400), 400)
+		exp = e
 		s = s[:i]
 	}
 	intPart, frac := s, []byte(nil)
@@ -164,12 +161,17 @@ func parseDecimal(raw []byte, precision, scale int32) (decimal128.Num, error) {
 	if len(intPart) == 0 {
 		return decimal128.Num{}, errNotNumber
 	}
+	n := len(intPart) + len(frac)
+	// Beyond these bounds the outcome no longer depends on the exponent: a
+	// non-zero value has more than 38 digits before the point, or needs more
+	// trailing zeros than it has digits; zero stays zero. Clamping bounds the
+	// work below and keeps shift from overflowing.
+	exp = min(max(exp, -(n+MaxDecimalPrecision+1)), len(frac)+MaxDecimalPrecision+1)
 	// The value is digits(intPart frac) * 10^(exp - len(frac)); we want it
 	// scaled by 10^scale, so shift = scale + exp - len(frac).
 	shift := int(scale) + exp - len(frac)
 	// Trailing digits cut by a negative shift must be zeros.
 	all := [2][]byte{intPart, frac}
-	n := len(intPart) + len(frac)
 	keep := n
 	if shift < 0 {
 		keep = n + shift

@@ -9,10 +9,12 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// Inference sample sizes: the schema is decided once at least
-// InferMinRows rows have been seen and every key has had a non-null value,
-// or after InferMaxRows rows, or at the end of the result, whichever comes
-// first. Rows seen until then are buffered (raw JSON) and replayed.
+// Inference sample sizes: the schema is decided once every key has had
+// InferMinRows non-null values, or after InferMaxRows rows, or at the end of
+// the result, whichever comes first. Rows seen until then are buffered (raw
+// JSON) and replayed. Once a row has left a key out (a response without
+// includeNulls), a key never seen yet may still come: the sample then runs to
+// InferMaxRows.
 const (
 	InferMinRows = 1000
 	InferMaxRows = 50_000
@@ -41,7 +43,8 @@ type Inferrer struct {
 	keyIdx  map[string]int // raw key -> index in keys
 	rawKeys [][]byte
 	stats   []valueStats
-	known   int // keys with a non-null value so far
+	ready   int  // keys with minRows non-null values so far
+	sparse  bool // some row left out a key
 
 	arena  []byte
 	fields []sampledField
@@ -76,6 +79,7 @@ func (in *Inferrer) Field(key, value []byte) error {
 	}
 	k, ok := in.keyIdx[string(key)]
 	if !ok {
+		in.sparse = in.sparse || len(in.ends) > 0 // the rows before lacked it
 		k = len(in.rawKeys)
 		in.keyIdx[string(key)] = k
 		in.rawKeys = append(in.rawKeys, bytes.Clone(key))
@@ -83,10 +87,10 @@ func (in *Inferrer) Field(key, value []byte) error {
 	}
 	st := &in.stats[k]
 	if len(value) > 0 && value[0] != 'n' {
-		if st.nonNull == 0 {
-			in.known++
-		}
 		st.observe(value)
+		if st.nonNull == in.minRows {
+			in.ready++
+		}
 	}
 	off := len(in.arena)
 	in.arena = append(in.arena, value...)
@@ -99,9 +103,16 @@ func (in *Inferrer) EndRow() error {
 	if in.b != nil {
 		return in.b.EndRow()
 	}
+	start := 0
+	if n := len(in.ends); n > 0 {
+		start = in.ends[n-1]
+	}
+	if len(in.fields)-start < len(in.rawKeys) {
+		in.sparse = true
+	}
 	in.ends = append(in.ends, len(in.fields))
 	n := len(in.ends)
-	if n >= in.maxRows || n >= in.minRows && in.known == len(in.rawKeys) {
+	if n >= in.maxRows || !in.sparse && len(in.rawKeys) > 0 && in.ready == len(in.rawKeys) {
 		return in.decide()
 	}
 	return nil

@@ -8,8 +8,9 @@ import (
 
 // SplitKey splits a Power BI row key into its table and column parts:
 // "Sales[Order ID]" gives ("Sales", "Order ID"), "[Total]" gives ("", "Total").
-// A table name quoted as DAX writes it ('Sales Table', 'O''Brien') is
-// unquoted. A key without brackets is returned whole as the column.
+// A table name quoted as DAX writes it, such as 'Sales Table', is unquoted
+// (a doubled quote inside stands for one). A key without brackets is
+// returned whole as the column.
 func SplitKey(key string) (table, column string) {
 	if strings.HasSuffix(key, "]") {
 		if i := strings.IndexByte(key, '['); i >= 0 {
