@@ -27,8 +27,9 @@
 //
 //	POST /v1.0/myorg/groups/{workspaceId}/datasets/{datasetId}/executeQueries
 //
-// Every answer carries a RequestId header. In the order the checks are made:
-// injected failures (Redirect, Throttle, FailWith); 401
+// Every answer carries a RequestId header. In the order the checks are made
+// (after Options.Latency): 405 for a method other than POST; injected
+// failures (Redirect, Throttle, FailWith); 401
 // PowerBINotAuthorizedException for a missing or unknown bearer token; 403
 // TokenExpired for an expired one; 403 "API is not accessible for
 // application" on the non-group path /v1.0/myorg/datasets/{id}/executeQueries;

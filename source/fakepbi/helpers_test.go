@@ -104,12 +104,14 @@ type errorObj struct {
 type result struct {
 	Results []struct {
 		Tables []struct {
-			Rows  []map[string]any `json:"rows"`
-			Error *errorObj        `json:"error"`
+			Rows  []json.RawMessage `json:"rows"`
+			Error *errorObj         `json:"error"`
 		} `json:"tables"`
 		Error *errorObj `json:"error"`
 	} `json:"results"`
 	Error *errorObj `json:"error"`
+
+	decoded []map[string]any
 }
 
 // decode decodes a body (BOM stripped) with numbers as json.Number,
@@ -132,7 +134,25 @@ func decode(t testing.TB, body []byte) *result {
 	return &r
 }
 
-func (r *result) rows() []map[string]any { return r.Results[0].Tables[0].Rows }
+// count returns the number of rows.
+func (r *result) count() int { return len(r.Results[0].Tables[0].Rows) }
+
+// rows returns the rows decoded, numbers as json.Number.
+func (r *result) rows() []map[string]any {
+	if r.decoded == nil {
+		r.decoded = []map[string]any{}
+		for _, raw := range r.Results[0].Tables[0].Rows {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			var m map[string]any
+			if err := dec.Decode(&m); err != nil {
+				panic(err)
+			}
+			r.decoded = append(r.decoded, m)
+		}
+	}
+	return r.decoded
+}
 
 // ints returns column key of every row as int64s.
 func (r *result) ints(t testing.TB, key string) []int64 {

@@ -1,6 +1,7 @@
 package fakepbi
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -567,6 +568,5 @@ func parseDTLiteral(s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	_, err := time.Parse("2006-01-02", s)
-	return time.Time{}, err
+	return time.Time{}, fmt.Errorf("bad date and time %q", s)
 }

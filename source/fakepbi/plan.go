@@ -318,7 +318,7 @@ func (s *scanSource) narrowBy(p boundPred) bool {
 	lo, hi := s.lo, s.hi
 	switch op {
 	case opGT:
-		lo = first(true)
+		lo = first(false)
 	case opGE:
 		lo = first(true)
 	case opLT:

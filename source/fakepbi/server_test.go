@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
 	"net/http"
 	"regexp"
 	"runtime"
@@ -129,6 +130,10 @@ func TestIncludeNulls(t *testing.T) {
 	if qs[0].Query != q || qs[0].Authorization != "Bearer "+tok || qs[0].Queries != 1 || !uuidRE.MatchString(qs[0].RequestID) {
 		t.Errorf("recorded request %+v", qs[0])
 	}
+	post(t, srv.Client(), queryURL(srv), tok, `{"queries":[{"query":"EVALUATE BigKeys"}],"impersonatedUserName":"someone@contoso.com"}`)
+	if last := srv.Queries()[3]; last.ImpersonatedUserName != "someone@contoso.com" || last.Query != "EVALUATE BigKeys" {
+		t.Errorf("recorded request %+v", last)
+	}
 }
 
 func TestBOM(t *testing.T) {
@@ -169,7 +174,7 @@ func TestTruncation(t *testing.T) {
 			c.opts.Tables = append(DemoModel(), narrowTable("Big", 100_001), wideTable("Wide", 11, 100_000))
 			srv := startServer(t, c.opts)
 			r := decode(t, runQuery(t, srv, getToken(t, srv), c.query, true))
-			if got := len(r.rows()); got != c.rows {
+			if got := r.count(); got != c.rows {
 				t.Errorf("%d rows, want %d", got, c.rows)
 			}
 			slots := map[string]*errorObj{SlotTable: r.Results[0].Tables[0].Error, SlotResult: r.Results[0].Error, SlotTop: r.Error}
@@ -526,5 +531,37 @@ func TestStreamingMemory(t *testing.T) {
 	t.Logf("%d bytes; heap in use %d MB before, peak %d MB", total, base>>20, peak>>20)
 	if peak > base+32<<20 {
 		t.Errorf("heap in use grew from %d MB to %d MB while streaming %d MB", base>>20, peak>>20, total>>20)
+	}
+}
+
+// TestBadValueAbortsResponse checks that a Table returning a value of the
+// wrong type mid-stream aborts the response and is logged.
+func TestBadValueAbortsResponse(t *testing.T) {
+	tb := narrowTable("T", 10_000)
+	tb.Value = func(i, c int) any {
+		switch {
+		case c == 1:
+			return "row"
+		case i == 9000:
+			return "not an int64"
+		}
+		return int64(i)
+	}
+	srv := startServer(t, Options{Tables: []*Table{tb}})
+	var logged bytes.Buffer
+	srv.ts.Config.ErrorLog = log.New(&logged, "", 0)
+	tok := getToken(t, srv)
+	req, _ := http.NewRequest(http.MethodPost, queryURL(srv), strings.NewReader(queryBody("EVALUATE T", true)))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Errorf("the response ended cleanly")
+	}
+	if !strings.Contains(logged.String(), "table T row 9000 column ID") {
+		t.Errorf("log %q", logged.String())
 	}
 }
