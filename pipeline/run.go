@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -204,21 +205,32 @@ func (r *Runner) plan(job *Job) (*plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source.powerbi.query: %w", err)
 		}
-		cred, err := source.NewCredential(source.AuthConfig{
-			Tenant: pb.Auth.Tenant, ClientID: pb.Auth.ClientID, ClientSecret: pb.Auth.ClientSecret, AuthorityHost: pb.Auth.AuthorityHost,
-		}, r.HTTPClient)
+		cloud, err := source.LookupCloud(pb.Cloud)
 		if err != nil {
-			return nil, fmt.Errorf("source.powerbi.%w", err)
+			return nil, fmt.Errorf("source.powerbi.cloud: %w", err)
 		}
-		client, err := source.NewPowerBI(source.PowerBIConfig{
-			Endpoint: pb.Endpoint, Credential: cred, HTTPClient: r.HTTPClient, Logger: r.logger(), RetryDelay: r.RetryDelay,
-		})
-		if err != nil {
-			return nil, err
+		var client *source.PowerBI
+		newClient := func(ctx context.Context) (*source.PowerBI, error) {
+			if client != nil {
+				return client, nil
+			}
+			cred, err := r.credential(ctx, pb.Auth, pb.Cloud, "source.powerbi.auth")
+			if err != nil {
+				return nil, err
+			}
+			client, err = source.NewPowerBI(source.PowerBIConfig{
+				Endpoint: cmp.Or(pb.Endpoint, cloud.PowerBI), Scope: cloud.PowerBIScope, Credential: cred,
+				HTTPClient: r.HTTPClient, Logger: r.logger(), RetryDelay: r.RetryDelay,
+			})
+			return client, err
 		}
 		q := source.Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}
 		p.read = func(ctx context.Context, recv source.RowReceiver) (source.QueryStats, error) {
-			return client.ExecuteQuery(ctx, q, recv)
+			c, err := newClient(ctx)
+			if err != nil {
+				return source.QueryStats{}, err
+			}
+			return c.ExecuteQuery(ctx, q, recv)
 		}
 	}
 	return p, nil

@@ -2,6 +2,7 @@ package source
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ const DefaultEndpoint = "https://api.powerbi.com"
 type PowerBIConfig struct {
 	Endpoint   string // default DefaultEndpoint
 	Credential azcore.TokenCredential
+	// Scope is the OAuth scope; default PowerBIScope (the public cloud's).
+	Scope string
 	// HTTPClient carries the requests; nil means a default client. Its
 	// redirect policy is replaced: pbicopy follows redirects itself.
 	HTTPClient *http.Client
@@ -60,6 +63,7 @@ type QueryStats struct {
 type PowerBI struct {
 	endpoint *url.URL
 	cred     *refreshableCredential
+	scope    string
 	client   *http.Client
 	retry    policy.RetryOptions
 	log      *slog.Logger
@@ -90,6 +94,7 @@ func NewPowerBI(cfg PowerBIConfig) (*PowerBI, error) {
 	p := &PowerBI{
 		endpoint: u,
 		cred:     &refreshableCredential{cred: cfg.Credential},
+		scope:    cmp.Or(cfg.Scope, PowerBIScope),
 		client:   hc,
 		log:      cfg.Logger,
 		retry: policy.RetryOptions{
@@ -113,7 +118,7 @@ func NewPowerBI(cfg PowerBIConfig) (*PowerBI, error) {
 }
 
 func (p *PowerBI) newPipeline() runtime.Pipeline {
-	bearer := runtime.NewBearerTokenPolicy(p.cred, []string{PowerBIScope}, &policy.BearerTokenOptions{
+	bearer := runtime.NewBearerTokenPolicy(p.cred, []string{p.scope}, &policy.BearerTokenOptions{
 		InsecureAllowCredentialWithHTTP: p.endpoint.Scheme == "http",
 	})
 	return runtime.NewPipeline("pbicopy", "v1", runtime.PipelineOptions{

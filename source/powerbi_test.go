@@ -140,17 +140,17 @@ func TestRequestCarriesIncludeNullsAndImpersonation(t *testing.T) {
 }
 
 func TestAuthConfig(t *testing.T) {
-	if _, err := NewCredential(AuthConfig{Tenant: "t"}, nil); err == nil || !strings.Contains(err.Error(), "clientId, clientSecret") {
+	if _, err := NewCredential(AuthConfig{Tenant: "t", Method: MethodClientSecret}, nil); err == nil || !strings.Contains(err.Error(), "missing clientId, clientSecret") {
 		t.Errorf("missing fields: %v", err)
 	}
 	if _, err := NewCredential(AuthConfig{Tenant: "t", ClientID: "c", ClientSecret: "s", AuthorityHost: "http://login.example/"}, nil); err == nil || !strings.Contains(err.Error(), "https") {
 		t.Errorf("http authority: %v", err)
 	}
 	t.Setenv("AZURE_AUTHORITY_HOST", "https://login.example.test/")
-	if got := (AuthConfig{}).authorityHost(); got != "https://login.example.test/" {
+	if got, _ := (AuthConfig{}).authorityHost(); got != "https://login.example.test/" {
 		t.Errorf("AZURE_AUTHORITY_HOST not honoured: %s", got)
 	}
-	if got := (AuthConfig{AuthorityHost: "https://job.example/"}).authorityHost(); got != "https://job.example/" {
+	if got, _ := (AuthConfig{AuthorityHost: "https://job.example/"}).authorityHost(); got != "https://job.example/" {
 		t.Errorf("the job's authority host must win: %s", got)
 	}
 }

@@ -13,8 +13,12 @@ import (
 	"time"
 )
 
-// PowerBIScope is the only resource scope the token endpoint grants.
-const PowerBIScope = "https://analysis.windows.net/powerbi/api/.default"
+// PowerBIScope and KeyVaultScope are the resource scopes the token
+// endpoint grants.
+const (
+	PowerBIScope  = "https://analysis.windows.net/powerbi/api/.default"
+	KeyVaultScope = "https://vault.azure.net/.default"
+)
 
 // jwtBearer is the client_assertion_type of certificate and federated
 // credentials.
@@ -123,7 +127,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			resources = append(resources, sc)
 		}
 	}
-	if len(resources) != 1 || resources[0] != PowerBIScope {
+	if len(resources) != 1 || resources[0] != PowerBIScope && resources[0] != KeyVaultScope {
 		s.aadError(w, http.StatusBadRequest, "invalid_scope", 70011, corr,
 			fmt.Sprintf("The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope %s is not valid.", f.Get("scope")))
 		return
@@ -159,7 +163,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	tok := "fakepbi." + rand.Text() + rand.Text()
 	lifetime := s.opts.TokenLifetime
 	s.mu.Lock()
-	s.tokens[tok] = time.Now().Add(lifetime)
+	s.tokens[tok] = issuedToken{expires: time.Now().Add(lifetime), scope: resources[0]}
 	s.mu.Unlock()
 	secs := int64(math.Ceil(lifetime.Seconds()))
 	setAADHeaders(w, corr)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,13 @@ type Options struct {
 	// not count. The real service allows 120 a minute.
 	RateLimit int
 	RatePer   time.Duration
+	// Secrets are the secrets of a fake Azure Key Vault served at URL()
+	// (GET /secrets/{name}[/{version}]), by name. Key Vault's challenge
+	// flow is reproduced: an unauthenticated request gets 401 with a
+	// WWW-Authenticate challenge naming the tenant and the resource
+	// https://vault.azure.net, and only tokens issued for KeyVaultScope
+	// are accepted.
+	Secrets map[string]string
 }
 
 // QueryRequest is an executeQueries request as the fake received it.
@@ -114,7 +122,7 @@ type Server struct {
 	pool *x509.CertPool
 
 	mu            sync.Mutex
-	tokens        map[string]time.Time // access token -> expiry
+	tokens        map[string]issuedToken // access token -> what it is for
 	queries       []QueryRequest
 	nTokens       int
 	redirects     int
@@ -164,12 +172,15 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fakepbi: make certificate: %w", err)
 	}
-	s := &Server{opts: opts, pool: pool, tokens: map[string]time.Time{}}
+	s := &Server{opts: opts, pool: pool, tokens: map[string]issuedToken{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.openIDConfiguration)
 	mux.HandleFunc("/{tenant}/oauth2/v2.0/token", s.token)
 	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/executeQueries", s.executeQueries)
 	mux.HandleFunc("/v1.0/myorg/datasets/{ds}/executeQueries", s.executeQueries)
+	mux.HandleFunc("GET /secrets/{name}", s.keyVaultSecret)
+	mux.HandleFunc("GET /secrets/{name}/{$}", s.keyVaultSecret)
+	mux.HandleFunc("GET /secrets/{name}/{version}", s.keyVaultSecret)
 	s.ts = httptest.NewUnstartedServer(mux)
 	s.ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	s.ts.StartTLS()
@@ -258,9 +269,10 @@ func (s *Server) ExpireTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
-	for tok, exp := range s.tokens {
-		if exp.After(now) {
-			s.tokens[tok] = now
+	for tok, it := range s.tokens {
+		if it.expires.After(now) {
+			it.expires = now
+			s.tokens[tok] = it
 		}
 	}
 }
@@ -529,18 +541,31 @@ const (
 	tokenExpired
 )
 
+// issuedToken is an access token the fake issued.
+type issuedToken struct {
+	expires time.Time
+	scope   string // the resource scope it was issued for
+}
+
+// checkToken checks a bearer token for the Power BI scope.
 func (s *Server) checkToken(authorization string) tokenState {
+	return s.checkTokenFor(authorization, PowerBIScope)
+}
+
+// checkTokenFor checks a bearer token: known, issued for scope, and not
+// expired.
+func (s *Server) checkTokenFor(authorization, scope string) tokenState {
 	scheme, tok, ok := strings.Cut(authorization, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return tokenMissing
 	}
 	s.mu.Lock()
-	exp, known := s.tokens[strings.TrimSpace(tok)]
+	it, known := s.tokens[strings.TrimSpace(tok)]
 	s.mu.Unlock()
 	switch {
-	case !known:
+	case !known || it.scope != scope:
 		return tokenMissing
-	case !time.Now().Before(exp):
+	case !time.Now().Before(it.expires):
 		return tokenExpired
 	}
 	return tokenValid
@@ -579,4 +604,10 @@ func newUUID() string {
 	out[23] = '-'
 	hex.Encode(out[24:], b[10:])
 	return string(out[:])
+}
+
+// CertificatePEM returns the server's self-signed certificate in PEM form,
+// for a process that must trust it through SSL_CERT_FILE.
+func (s *Server) CertificatePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.ts.Certificate().Raw})
 }
