@@ -2,9 +2,9 @@ package pipeline
 
 import (
 	"fmt"
-	"slices"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/pbicopy/pbicopy/mapping"
