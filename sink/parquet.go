@@ -1,0 +1,304 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	pqschema "github.com/apache/arrow-go/v18/parquet/schema"
+)
+
+// parquetCreatedBy is the created_by field of every file's footer.
+const parquetCreatedBy = "pbicopy"
+
+// parquetSink encodes batches as one Parquet file written to a Destination.
+type parquetSink struct {
+	dst      Destination
+	schema   *arrow.Schema // the schema batches arrive with
+	wschema  *arrow.Schema // the schema given to pqarrow (wall-clock timestamps wrapped)
+	tsCols   []int         // columns of schema that are wall-clock timestamps
+	out      *errTrap      // dst as pqarrow sees it
+	fw       *pqarrow.FileWriter
+	rgBytes  int64
+	cut      bool // the current row group is full: start a new one before the next rows
+	rows     int64
+	cols     []arrow.Array // reused per Write
+	err      error         // sticky failure: Commit returns it
+	finished bool          // committed or aborted
+}
+
+var _ Sink = (*parquetSink)(nil)
+
+// NewParquet returns a Sink that encodes batches of schema as a Parquet file
+// written to dst. On success the sink owns dst: its Commit and Abort commit
+// and abort dst. On error the caller still owns dst and must Abort it.
+//
+// The schema's fields must be of the Arrow types pbicopy's batches use
+// (utf8, int64, float64, decimal128, bool, date32, timestamp[us] without a
+// zone); they are written as Parquet STRING, INT64, DOUBLE, DECIMAL(P,S) in
+// a FIXED_LEN_BYTE_ARRAY of the fewest bytes for P, BOOLEAN, DATE and
+// TIMESTAMP(MICROS, isAdjustedToUTC=false) columns, optional where the field
+// is nullable. Wall-clock timestamps carry the logical type only, without
+// the legacy TIMESTAMP_MICROS converted type that means UTC to older readers.
+// The Arrow schema is not stored in the footer.
+//
+// Batches are buffered into row groups, cut between batches once
+// opts.RowGroupBytes of encoded data are buffered; every column chunk has
+// statistics; the codec is opts.Compression. Memory for the encoded data
+// comes from mem (nil means memory.DefaultAllocator) and is all released by
+// Commit or Abort.
+func NewParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem memory.Allocator) (Sink, error) {
+	s, err := newParquet(dst, schema, opts, mem, parquet.DefaultDataPageSize)
+	if err != nil {
+		return nil, err // not a nil *parquetSink in a non-nil Sink
+	}
+	return s, nil
+}
+
+// newParquet is NewParquet with a data page size, which tests make small.
+func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem memory.Allocator, pageSize int64) (*parquetSink, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("parquet options: %w", err)
+	}
+	if err := checkSchema(schema); err != nil {
+		return nil, err
+	}
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	s := &parquetSink{dst: dst, schema: schema, wschema: schema, rgBytes: opts.rowGroupBytes()}
+	fields := schema.Fields()
+	for i, f := range fields {
+		if f.Type.ID() == arrow.TIMESTAMP {
+			s.tsCols = append(s.tsCols, i)
+			fields[i].Type = wallClockMicros
+		}
+	}
+	if len(s.tsCols) > 0 {
+		md := schema.Metadata()
+		s.wschema = arrow.NewSchema(fields, &md)
+	}
+	props := parquet.NewWriterProperties(
+		parquet.WithAllocator(mem),
+		parquet.WithCompression(opts.codec()),
+		parquet.WithStats(true),
+		parquet.WithCreatedBy(parquetCreatedBy),
+		parquet.WithDataPageSize(pageSize),
+		parquet.WithDictionaryPageSizeLimit(pageSize),
+	)
+	// The Arrow schema is not stored in the footer (no WithStoreSchema): it
+	// would name the private extension type that marks wall-clock columns,
+	// and the Parquet types alone read back as the same Arrow types.
+	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem))
+	s.out = &errTrap{w: dst}
+	fw, err := pqarrow.NewFileWriter(s.wschema, s.out, props, arrProps)
+	if err == nil {
+		err = s.out.err
+	}
+	if err != nil {
+		if fw != nil {
+			_ = fw.Close() // releases memory; the error is already known
+		}
+		return nil, fmt.Errorf("start parquet file: %w", err)
+	}
+	s.fw = fw
+	return s, nil
+}
+
+// errTrap passes writes to w until one fails, then keeps the error and
+// discards the rest, always reporting success to its caller.
+//
+// It stands between pqarrow and the destination because pqarrow does not
+// release the memory of a row group whose flush failed: with the trap the
+// encoder always runs to the end and frees its buffers, and the sink reports
+// the error from err. It also hides any Close method of the destination:
+// pqarrow closes a writer that has one, and the destination must stay open
+// until Commit or Abort.
+type errTrap struct {
+	w   io.Writer
+	err error
+}
+
+func (t *errTrap) Write(p []byte) (int, error) {
+	if t.err == nil {
+		if _, err := t.w.Write(p); err != nil {
+			t.err = err
+		}
+	}
+	return len(p), nil
+}
+
+// Write encodes rec into the current row group. It does not keep rec.
+func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	if err := s.writable(ctx, rec); err != nil {
+		return err
+	}
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if s.cut {
+		err := s.fw.NewBufferedRowGroupChecked()
+		if err == nil {
+			err = s.out.err
+		}
+		if err != nil {
+			return s.fail(fmt.Errorf("write parquet: %w", err))
+		}
+		s.cut = false
+	}
+	wrec := rec
+	if len(s.tsCols) > 0 {
+		s.cols = append(s.cols[:0], rec.Columns()...)
+		for _, i := range s.tsCols {
+			s.cols[i] = array.NewExtensionArrayWithStorage(wallClockMicros, s.cols[i])
+		}
+		wrec = array.NewRecordBatch(s.wschema, s.cols, rec.NumRows())
+		for _, i := range s.tsCols {
+			s.cols[i].Release()
+		}
+		defer wrec.Release()
+	}
+	err := s.fw.WriteBuffered(wrec)
+	clear(s.cols)
+	if err == nil {
+		err = s.out.err
+	}
+	if err != nil {
+		return s.fail(fmt.Errorf("write parquet: %w", err))
+	}
+	s.rows += rec.NumRows()
+	// The cut itself waits for the next Write: cutting now would leave an
+	// empty row group at the end of the file if this was the last batch.
+	s.cut = s.fw.RowGroupTotalBytesWritten() >= s.rgBytes
+	return nil
+}
+
+// writable checks that a batch can be written now.
+func (s *parquetSink) writable(ctx context.Context, rec arrow.RecordBatch) error {
+	if s.finished {
+		return errors.New("write: sink already committed or aborted")
+	}
+	if s.err != nil {
+		return s.err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !rec.Schema().Equal(s.schema) {
+		return fmt.Errorf("write: batch schema %s differs from the sink's %s", rec.Schema(), s.schema)
+	}
+	return nil
+}
+
+// fail records err so that Commit refuses to publish.
+func (s *parquetSink) fail(err error) error {
+	s.err = err
+	return err
+}
+
+// Commit writes the last row group and the footer, then commits dst.
+func (s *parquetSink) Commit(ctx context.Context) (Result, error) {
+	if s.finished {
+		return Result{}, errors.New("commit: sink already committed or aborted")
+	}
+	if err := s.err; err != nil {
+		return Result{}, errors.Join(err, s.Abort(ctx))
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, errors.Join(err, s.Abort(ctx))
+	}
+	err := s.fw.Close()
+	if err == nil {
+		err = s.out.err
+	}
+	if err != nil {
+		s.err = fmt.Errorf("finish parquet file: %w", err)
+		return Result{}, errors.Join(s.err, s.Abort(ctx))
+	}
+	s.finished = true
+	f, err := s.dst.Commit(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	f.Rows = s.rows
+	return Result{Kind: "parquet", Location: f.Location, Rows: f.Rows, Bytes: f.Bytes, Files: []File{f}}, nil
+}
+
+// Abort aborts dst and releases the buffered row group.
+func (s *parquetSink) Abort(ctx context.Context) error {
+	if s.finished {
+		return nil
+	}
+	s.finished = true
+	// Close releases the encoder's memory; with the trap set, what it
+	// flushes is discarded.
+	if s.out.err == nil {
+		s.out.err = errors.New("aborted")
+	}
+	_ = s.fw.Close()
+	return s.dst.Abort(ctx)
+}
+
+// wallClockMicros marks a timestamp[us] column without a zone so that pqarrow
+// writes it with the TIMESTAMP(MICROS, isAdjustedToUTC=false) logical type
+// alone. For such columns pqarrow also sets the legacy TIMESTAMP_MICROS
+// converted type (see arrowTimestampToLogical in pqarrow/schema.go, after
+// ARROW-5878), which readers that predate logical types take as UTC; for
+// an extension type implementing pqarrow.ExtensionCustomParquetType it uses
+// the logical type given, whose ToConvertedType is NONE when not adjusted to
+// UTC. The extension arrays share the storage arrays' buffers: no copy.
+var wallClockMicros = &wallClockType{ExtensionBase: arrow.ExtensionBase{Storage: &arrow.TimestampType{Unit: arrow.Microsecond}}}
+
+type wallClockType struct{ arrow.ExtensionBase }
+
+var _ pqarrow.ExtensionCustomParquetType = (*wallClockType)(nil)
+
+func (*wallClockType) ArrayType() reflect.Type { return reflect.TypeOf(wallClockArray{}) }
+func (*wallClockType) ExtensionName() string   { return "pbicopy.wallclock_us" }
+func (*wallClockType) Serialize() string       { return "" }
+
+func (t *wallClockType) ExtensionEquals(o arrow.ExtensionType) bool {
+	return o.ExtensionName() == t.ExtensionName()
+}
+
+func (t *wallClockType) Deserialize(storage arrow.DataType, _ string) (arrow.ExtensionType, error) {
+	if !arrow.TypeEqual(storage, t.Storage) {
+		return nil, fmt.Errorf("%s: storage type %s, want %s", t.ExtensionName(), storage, t.Storage)
+	}
+	return t, nil
+}
+
+func (*wallClockType) ParquetLogicalType() pqschema.LogicalType {
+	return pqschema.NewTimestampLogicalType(false, pqschema.TimeUnitMicros)
+}
+
+type wallClockArray struct{ array.ExtensionArrayBase }
+
+// checkSchema reports the first field whose type no sink writes.
+func checkSchema(sc *arrow.Schema) error {
+	if sc == nil {
+		return errors.New("no schema")
+	}
+	for _, f := range sc.Fields() {
+		ok := false
+		switch t := f.Type.(type) {
+		case *arrow.StringType, *arrow.Int64Type, *arrow.Float64Type, *arrow.BooleanType, *arrow.Date32Type:
+			ok = true
+		case *arrow.Decimal128Type:
+			ok = t.Precision >= 1 && t.Precision <= 38 && t.Scale >= 0 && t.Scale <= t.Precision
+		case *arrow.TimestampType:
+			ok = t.Unit == arrow.Microsecond && t.TimeZone == ""
+		}
+		if !ok {
+			return fmt.Errorf("column %q: unsupported Arrow type %s: use utf8, int64, float64, decimal128(P,S), bool, date32 or timestamp[us] without a zone", f.Name, f.Type)
+		}
+	}
+	return nil
+}

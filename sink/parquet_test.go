@@ -1,0 +1,160 @@
+package sink
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/pbicopy/pbicopy/sink/sinktest"
+)
+
+// writeParquet writes rows of allTypes to a new Parquet file with opts, in
+// batches of batchRows, and returns its path.
+func writeParquet(t *testing.T, mem memory.Allocator, opts ParquetOptions, rows [][]any, batchRows int) string {
+	t.Helper()
+	return writeParquetPages(t, mem, opts, rows, batchRows, parquet.DefaultDataPageSize)
+}
+
+// writeParquetPages is writeParquet with a data page size.
+func writeParquetPages(t *testing.T, mem memory.Allocator, opts ParquetOptions, rows [][]any, batchRows int, pageSize int64) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out.parquet")
+	dst, err := OpenLocal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newParquet(dst, allTypes, opts, mem, pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeBatches(t, s, mem, allTypes, rows, batchRows)
+	if _, err := s.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestParquetFooter asserts what the footer says of every column type, as
+// stored (decoded by xitongsys, not arrow-go, which derives a converted type
+// on read and would hide the legacy TIMESTAMP_MICROS one).
+func TestParquetFooter(t *testing.T) {
+	mem := checkedAlloc(t)
+	path := writeParquet(t, mem, ParquetOptions{}, allTypesRows(), 3)
+	ft, err := sinktest.ReadFooter(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ft.CreatedBy != "pbicopy" {
+		t.Errorf("created_by %q", ft.CreatedBy)
+	}
+	if ft.NumRows != int64(len(allTypesRows())) {
+		t.Errorf("num_rows %d", ft.NumRows)
+	}
+	want := []sinktest.ColumnFooter{
+		{Name: "s", Physical: "BYTE_ARRAY", Logical: "STRING", Converted: "UTF8"},
+		{Name: "i", Physical: "INT64", Logical: "INTEGER(64,signed=true)", Converted: "INT_64"},
+		{Name: "f", Physical: "DOUBLE"},
+		{Name: "d38", Physical: "FIXED_LEN_BYTE_ARRAY", TypeLen: 16, Logical: "DECIMAL(38,10)", Converted: "DECIMAL"},
+		{Name: "d19", Physical: "FIXED_LEN_BYTE_ARRAY", TypeLen: 9, Logical: "DECIMAL(19,4)", Converted: "DECIMAL"},
+		{Name: "b", Physical: "BOOLEAN"},
+		{Name: "dt", Physical: "INT32", Logical: "DATE", Converted: "DATE"},
+		// The trap: no TIMESTAMP_MICROS converted type, which means UTC.
+		{Name: "ts", Physical: "INT64", Logical: "TIMESTAMP(MICROS,isAdjustedToUTC=false)"},
+	}
+	if len(ft.Columns) != len(want) {
+		t.Fatalf("%d columns, want %d", len(ft.Columns), len(want))
+	}
+	for i, w := range want {
+		w.Optional, w.Stats, w.Codecs = true, true, []string{"SNAPPY"}
+		got := ft.Columns[i]
+		if got.Name != w.Name || got.Physical != w.Physical || got.TypeLen != w.TypeLen && w.TypeLen != 0 ||
+			got.Logical != w.Logical || got.Converted != w.Converted || got.Optional != w.Optional ||
+			got.Stats != w.Stats || !slices.Equal(got.Codecs, w.Codecs) {
+			t.Errorf("column %d:\n got %+v\nwant %+v", i, got, w)
+		}
+	}
+	// Small batches go into one row group, not one each.
+	if len(ft.RowGroupRows) != 1 {
+		t.Errorf("%d row groups for %d rows, want 1", len(ft.RowGroupRows), ft.NumRows)
+	}
+}
+
+// TestParquetRowGroups checks that row groups are cut by size, between
+// batches, and that no empty row group ends the file.
+func TestParquetRowGroups(t *testing.T) {
+	mem := checkedAlloc(t)
+	rows := manyRows(50_000)
+	// Small pages: the size counts the pages flushed into the row group.
+	path := writeParquetPages(t, mem, ParquetOptions{RowGroupBytes: 100 << 10}, rows, 2000, 16<<10)
+	ft, err := sinktest.ReadFooter(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ft.RowGroupRows) < 3 {
+		t.Errorf("%d row groups (%v), want several", len(ft.RowGroupRows), ft.RowGroupRows)
+	}
+	var sum int64
+	for i, n := range ft.RowGroupRows {
+		sum += n
+		if n == 0 || n%2000 != 0 && i < len(ft.RowGroupRows)-1 {
+			t.Errorf("row group %d has %d rows, want a positive multiple of the batch size", i, n)
+		}
+	}
+	if sum != int64(len(rows)) {
+		t.Errorf("row groups hold %d rows, want %d", sum, len(rows))
+	}
+	if d := sinktest.DiffRows(rows, readParquet(t, path, allTypes, mem)); d != "" {
+		t.Error(d)
+	}
+
+	// With the default size the same rows are one row group.
+	path = writeParquet(t, mem, ParquetOptions{}, rows, 2000)
+	if ft, err = sinktest.ReadFooter(path); err != nil {
+		t.Fatal(err)
+	}
+	if len(ft.RowGroupRows) != 1 {
+		t.Errorf("default size: %d row groups, want 1", len(ft.RowGroupRows))
+	}
+}
+
+// TestParquetCompression checks that every codec is the one in the footer
+// and is readable by both readers.
+func TestParquetCompression(t *testing.T) {
+	for _, tc := range []struct{ option, codec string }{
+		{"", "SNAPPY"}, {"snappy", "SNAPPY"}, {"zstd", "ZSTD"}, {"gzip", "GZIP"}, {"none", "UNCOMPRESSED"},
+	} {
+		t.Run(tc.codec+"/"+tc.option, func(t *testing.T) {
+			mem := checkedAlloc(t)
+			rows := manyRows(5000)
+			path := writeParquet(t, mem, ParquetOptions{Compression: tc.option}, rows, 1000)
+			ft, err := sinktest.ReadFooter(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range ft.Columns {
+				for _, codec := range c.Codecs {
+					if codec != tc.codec {
+						t.Errorf("column %s: codec %s, want %s", c.Name, codec, tc.codec)
+					}
+				}
+			}
+			if d := sinktest.DiffRows(rows, readParquet(t, path, allTypes, mem)); d != "" {
+				t.Error(d)
+			}
+		})
+	}
+}
+
+func TestParquetBadOptions(t *testing.T) {
+	dst, err := OpenLocal(filepath.Join(t.TempDir(), "x.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Abort(context.Background())
+	if _, err := NewParquet(dst, allTypes, ParquetOptions{Compression: "lz4"}, nil); err == nil {
+		t.Error("codec lz4 accepted")
+	}
+}
