@@ -1,0 +1,328 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/jackc/pgx/v5"
+)
+
+// The load modes of a PostgreSQL sink.
+const (
+	pgAppend           = "append"
+	pgReplace          = "replace"
+	pgMerge            = "merge"
+	pgReplacePartition = "replacePartition"
+)
+
+// pgAddColumns is the one value schemaEvolution accepts besides "".
+const pgAddColumns = "addColumns"
+
+// pgMaxIdentifier is PostgreSQL's identifier limit in bytes (NAMEDATALEN-1).
+// Longer names are silently truncated by the server, so they are refused.
+const pgMaxIdentifier = 63
+
+// PostgresOptions configures a PostgreSQL sink: the postgres block of a job's
+// sinks. Every field but Table may be left out.
+type PostgresOptions struct {
+	// DSN is a libpq keyword/value string or a postgres:// URL. Settings it
+	// leaves out come from the PG* environment variables, as with psql.
+	DSN string `yaml:"dsn"`
+
+	// Table is the target table, schema-qualified (analytics.sales). Names
+	// are taken literally, without case folding; double-quote a part that
+	// holds a dot or a quote, doubling inner quotes ("my.schema"."a ""b""").
+	// An unqualified name resolves to the connection's current_schema().
+	Table string `yaml:"table"`
+
+	// Mode is append (the default), replace, merge or replacePartition.
+	Mode string `yaml:"mode"`
+
+	// Key lists the columns that identify a row; required by merge and
+	// only used by it.
+	Key []string `yaml:"key"`
+
+	// PartitionColumn is the column whose loaded values select the rows
+	// that replacePartition deletes; required by that mode and only used by
+	// it.
+	PartitionColumn string `yaml:"partitionColumn"`
+
+	// PreSQL and PostSQL are statements run in the load's transaction,
+	// before the table is checked and after the rows are in. They must not
+	// end the transaction.
+	PreSQL  string `yaml:"preSQL"`
+	PostSQL string `yaml:"postSQL"`
+
+	// CreateTable creates a missing table (default true). The schema must
+	// exist.
+	CreateTable *bool `yaml:"createTable"`
+
+	// SchemaEvolution is "" (a mapped column missing from the table is an
+	// error) or addColumns (it is added, in the load's transaction).
+	SchemaEvolution string `yaml:"schemaEvolution"`
+
+	// StripNul removes NUL characters from strings instead of failing the
+	// run: PostgreSQL text cannot hold them.
+	StripNul bool `yaml:"stripNul"`
+}
+
+// Validate checks the option values on their own, without a schema or a
+// server, and reports every problem found, each naming its field.
+func (o PostgresOptions) Validate() error {
+	var errs []error
+	if strings.TrimSpace(o.Table) == "" {
+		errs = append(errs, errors.New("table: required (for example analytics.sales)"))
+	} else if _, _, err := pgParseTable(o.Table); err != nil {
+		errs = append(errs, fmt.Errorf("table: %w", err))
+	}
+	mode := o.mode()
+	switch mode {
+	case pgAppend, pgReplace, pgMerge, pgReplacePartition:
+	default:
+		errs = append(errs, fmt.Errorf("mode: %q is not one of append, replace, merge, replacePartition", o.Mode))
+	}
+	switch {
+	case mode == pgMerge && len(o.Key) == 0:
+		errs = append(errs, errors.New("key: required when mode is merge (the columns that identify a row)"))
+	case mode != pgMerge && len(o.Key) > 0:
+		errs = append(errs, fmt.Errorf("key: only used when mode is merge, not %s", mode))
+	}
+	seen := make(map[string]bool, len(o.Key))
+	for _, k := range o.Key {
+		if err := pgCheckIdentifier(k); err != nil {
+			errs = append(errs, fmt.Errorf("key: %w", err))
+		} else if seen[k] {
+			errs = append(errs, fmt.Errorf("key: column %q is listed twice", k))
+		}
+		seen[k] = true
+	}
+	switch {
+	case mode == pgReplacePartition && o.PartitionColumn == "":
+		errs = append(errs, errors.New("partitionColumn: required when mode is replacePartition"))
+	case mode != pgReplacePartition && o.PartitionColumn != "":
+		errs = append(errs, fmt.Errorf("partitionColumn: only used when mode is replacePartition, not %s", mode))
+	case o.PartitionColumn != "":
+		if err := pgCheckIdentifier(o.PartitionColumn); err != nil {
+			errs = append(errs, fmt.Errorf("partitionColumn: %w", err))
+		}
+	}
+	if o.SchemaEvolution != "" && o.SchemaEvolution != pgAddColumns {
+		errs = append(errs, fmt.Errorf("schemaEvolution: %q is not one of addColumns or empty", o.SchemaEvolution))
+	}
+	return errors.Join(errs...)
+}
+
+func (o PostgresOptions) mode() string {
+	if o.Mode == "" {
+		return pgAppend
+	}
+	return o.Mode
+}
+
+func (o PostgresOptions) createTable() bool {
+	return o.CreateTable == nil || *o.CreateTable
+}
+
+// pgCheckIdentifier refuses names PostgreSQL would alter or reject.
+func pgCheckIdentifier(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty name")
+	case len(name) > pgMaxIdentifier:
+		return fmt.Errorf("name %q is longer than %d bytes, PostgreSQL's limit", name, pgMaxIdentifier)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("name %q contains a NUL character", name)
+	}
+	return nil
+}
+
+// pgParseTable splits a table option into schema (empty when unqualified)
+// and table name.
+func pgParseTable(s string) (schema, name string, err error) {
+	parts, err := pgSplitName(s)
+	if err != nil {
+		return "", "", err
+	}
+	for _, p := range parts {
+		if err := pgCheckIdentifier(p); err != nil {
+			return "", "", err
+		}
+	}
+	switch len(parts) {
+	case 1:
+		return "", parts[0], nil
+	case 2:
+		return parts[0], parts[1], nil
+	}
+	return "", "", fmt.Errorf("%q has %d parts: write schema.table", s, len(parts))
+}
+
+// pgSplitName splits a dotted name into its parts, undoing SQL-style double
+// quoting. A bare part is taken literally (trimmed of spaces) and may not
+// hold a quote.
+func pgSplitName(s string) ([]string, error) {
+	var parts []string
+	i := 0
+	for {
+		for i < len(s) && s[i] == ' ' {
+			i++
+		}
+		var part string
+		if i < len(s) && s[i] == '"' {
+			var b strings.Builder
+			i++
+			for {
+				if i >= len(s) {
+					return nil, fmt.Errorf("%q has an unterminated quote", s)
+				}
+				if s[i] == '"' {
+					if i+1 < len(s) && s[i+1] == '"' {
+						b.WriteByte('"')
+						i += 2
+						continue
+					}
+					i++
+					break
+				}
+				b.WriteByte(s[i])
+				i++
+			}
+			part = b.String()
+			for i < len(s) && s[i] == ' ' {
+				i++
+			}
+		} else {
+			end := len(s)
+			if j := strings.IndexByte(s[i:], '.'); j >= 0 {
+				end = i + j
+			}
+			part = strings.TrimSpace(s[i:end])
+			if strings.IndexByte(part, '"') >= 0 {
+				return nil, fmt.Errorf("%q: a name holding a quote must be double-quoted, with inner quotes doubled", s)
+			}
+			i = end
+		}
+		if part == "" {
+			return nil, fmt.Errorf("%q has an empty name", s)
+		}
+		parts = append(parts, part)
+		if i == len(s) {
+			return parts, nil
+		}
+		if s[i] != '.' {
+			return nil, fmt.Errorf("%q: expected a dot after the quoted name %q", s, part)
+		}
+		i++
+	}
+}
+
+// pgDisplayName writes a qualified name for people: parts that need no
+// quoting are left bare, the others are quoted as SQL would.
+func pgDisplayName(parts ...string) string {
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		if pgIsPlainName(p) {
+			out[i] = p
+		} else {
+			out[i] = pgx.Identifier{p}.Sanitize()
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+func pgIsPlainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return s != ""
+}
+
+// pgField is one mapped column: an Arrow field and the PostgreSQL type
+// pbicopy creates for it.
+type pgField struct {
+	name      string
+	kind      pgKind
+	precision int32 // numeric only
+	scale     int32 // numeric only
+}
+
+type pgKind uint8
+
+const (
+	pgText pgKind = iota + 1
+	pgBigint
+	pgDouble
+	pgNumeric
+	pgBoolean
+	pgDate
+	pgTimestamp
+)
+
+// sqlType is the column type pbicopy creates for f.
+func (f pgField) sqlType() string {
+	switch f.kind {
+	case pgText:
+		return "text"
+	case pgBigint:
+		return "bigint"
+	case pgDouble:
+		return "double precision"
+	case pgNumeric:
+		return fmt.Sprintf("numeric(%d,%d)", f.precision, f.scale)
+	case pgBoolean:
+		return "boolean"
+	case pgDate:
+		return "date"
+	case pgTimestamp:
+		return "timestamp without time zone"
+	}
+	panic("sink: sqlType of invalid pgField")
+}
+
+// pgFields maps an Arrow schema to PostgreSQL columns.
+func pgFields(schema *arrow.Schema) ([]pgField, error) {
+	if schema == nil || schema.NumFields() == 0 {
+		return nil, errors.New("the schema has no columns")
+	}
+	fields := make([]pgField, schema.NumFields())
+	seen := make(map[string]bool, schema.NumFields())
+	for i, f := range schema.Fields() {
+		if err := pgCheckIdentifier(f.Name); err != nil {
+			return nil, fmt.Errorf("column %d: %w", i+1, err)
+		}
+		if seen[f.Name] {
+			return nil, fmt.Errorf("column %q appears twice", f.Name)
+		}
+		seen[f.Name] = true
+		pf := pgField{name: f.Name}
+		switch t := f.Type.(type) {
+		case *arrow.StringType:
+			pf.kind = pgText
+		case *arrow.Int64Type:
+			pf.kind = pgBigint
+		case *arrow.Float64Type:
+			pf.kind = pgDouble
+		case *arrow.BooleanType:
+			pf.kind = pgBoolean
+		case *arrow.Date32Type:
+			pf.kind = pgDate
+		case *arrow.TimestampType:
+			if t.Unit != arrow.Microsecond || t.TimeZone != "" {
+				return nil, fmt.Errorf("column %q: Arrow type %s is not supported: use timestamp[us] without a time zone", f.Name, t)
+			}
+			pf.kind = pgTimestamp
+		case *arrow.Decimal128Type:
+			pf.kind, pf.precision, pf.scale = pgNumeric, t.Precision, t.Scale
+		default:
+			return nil, fmt.Errorf("column %q: Arrow type %s is not supported", f.Name, f.Type)
+		}
+		fields[i] = pf
+	}
+	return fields, nil
+}
