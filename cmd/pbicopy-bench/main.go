@@ -111,7 +111,7 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 		case "csv":
 			fmt.Fprintf(&sb, "  - csv: { path: %q }\n", filepath.Join(dir, "out.csv"))
 		case "postgres":
-			fmt.Fprintf(&sb, "  - postgres: { dsn: %q, table: public.pbicopy_bench, mode: replace }\n", pgDSN)
+			fmt.Fprintf(&sb, "  - postgres: { dsn: %q, table: public.pbicopy_bench, mode: append }\n", pgDSN)
 		default:
 			return fmt.Errorf("unknown sink %q", s)
 		}
@@ -128,6 +128,14 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 	best := time.Duration(0)
 	var bestRSS int64
 	for range runs {
+		if strings.Contains(sinks, "postgres") {
+			// Both loads start from an empty table after a checkpoint.
+			c := exec.Command("psql", pgDSN, "-q", "-c", "drop table if exists public.pbicopy_bench", "-c", "checkpoint")
+			c.Stderr = os.Stderr
+			if err := c.Run(); err != nil {
+				return fmt.Errorf("psql: %w", err)
+			}
+		}
 		cmd := exec.Command(self)
 		cmd.Env = append(os.Environ(), childEnv+"="+job)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
@@ -145,7 +153,49 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 	secs := best.Seconds()
 	fmt.Printf("sink %s: %d rows in %.2fs = %.0f rows/s, %.1f MB/s of JSON, peak RSS %.1f MB (GOMAXPROCS default, GOMEMLIMIT %s)\n",
 		sinks, rows, secs, float64(rows)/secs, float64(st.Size())/1e6/secs, float64(bestRSS)/1e6, memLimitText())
+	if strings.Contains(sinks, "postgres") {
+		return psqlCopy(self, dir, resp, pgDSN, rows, secs)
+	}
 	return nil
+}
+
+// psqlCopy measures, in the same run, psql's \copy of the equivalent CSV
+// into an identical table: the yardstick for the PostgreSQL sink.
+func psqlCopy(self, dir, resp, pgDSN string, rows int, pbicopySecs float64) error {
+	csvPath := filepath.Join(dir, "out.csv")
+	job := filepath.Join(dir, "bench-csv.yaml")
+	text := fmt.Sprintf("name: bench-csv\nsource: { file: %q }\n%ssinks:\n  - csv: { path: %q }\n", resp, Mapping, csvPath)
+	if err := os.WriteFile(job, []byte(text), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), childEnv+"="+job)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("write the CSV: %w", err)
+	}
+	psql := func(sql string) *exec.Cmd {
+		c := exec.Command("psql", pgDSN, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql)
+		c.Stderr = os.Stderr
+		return c
+	}
+	if err := psql("drop table if exists public.pbicopy_bench_psql").Run(); err != nil {
+		return fmt.Errorf("psql: %w", err)
+	}
+	if err := psql("create table public.pbicopy_bench_psql (like public.pbicopy_bench)").Run(); err != nil {
+		return fmt.Errorf("psql: %w", err)
+	}
+	if err := psql("checkpoint").Run(); err != nil {
+		return fmt.Errorf("psql: %w", err)
+	}
+	t0 := time.Now()
+	if err := psql(fmt.Sprintf(`\copy public.pbicopy_bench_psql from '%s' csv header`, csvPath)).Run(); err != nil {
+		return fmt.Errorf("psql \\copy: %w", err)
+	}
+	d := time.Since(t0).Seconds()
+	fmt.Printf("psql \\copy of the equivalent CSV: %.2fs = %.0f rows/s; pbicopy (JSON in, rows committed) / psql = %.2fx\n",
+		d, float64(rows)/d, d/pbicopySecs)
+	return psql("drop table public.pbicopy_bench_psql").Run()
 }
 
 func memLimitText() string {
