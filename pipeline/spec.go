@@ -9,10 +9,13 @@ import "github.com/pbicopy/pbicopy/sink"
 // loader decodes strictly (unknown fields are errors) and expands ${ENV}
 // references in values.
 type Job struct {
-	Name    string       `yaml:"name" doc:"Job name: [a-z0-9][a-z0-9-]*, used in logs, paths and state."`
-	Source  SourceSpec   `yaml:"source" doc:"Where the rows come from: powerbi or file."`
-	Mapping *MappingSpec `yaml:"mapping" doc:"Column mapping; omitted, columns are inferred from the data."`
-	Sinks   []SinkSpec   `yaml:"sinks" doc:"Where the rows go; every sink receives every row."`
+	Name      string               `yaml:"name" doc:"Job name: [a-z0-9][a-z0-9-]*, used in logs, paths and state."`
+	Source    SourceSpec           `yaml:"source" doc:"Where the rows come from: powerbi or file."`
+	Mapping   *MappingSpec         `yaml:"mapping" doc:"Column mapping; omitted, columns are inferred from the data."`
+	Sinks     []SinkSpec           `yaml:"sinks" doc:"Where the rows go; every sink receives every row."`
+	Params    map[string]ParamSpec `yaml:"params" doc:"Typed template parameters for the query and output paths, by name."`
+	Partition *PartitionSpec       `yaml:"partition" doc:"Run one partition per step of a parameter (backfills with --from/--to)."`
+	State     *StateSpec           `yaml:"state" doc:"Where completed partitions are recorded for --resume."`
 
 	// File is the path the job was loaded from ("" for an embedded job).
 	File  string `yaml:"-"`
@@ -27,13 +30,15 @@ type SourceSpec struct {
 
 // PowerBISpec is a query against one Power BI dataset.
 type PowerBISpec struct {
-	Workspace        string   `yaml:"workspace" doc:"Workspace (group) id."`
-	Dataset          string   `yaml:"dataset" doc:"Dataset (semantic model) id."`
-	Query            string   `yaml:"query" doc:"DAX query; a Go template over the params, where every value goes through {{ dax .name }}."`
-	Endpoint         string   `yaml:"endpoint" doc:"REST endpoint; default the cloud's (https://api.powerbi.com)."`
-	Cloud            string   `yaml:"cloud" doc:"public (default), usgov or china: sets the Entra ID authority, the Power BI endpoint and scope."`
-	ImpersonatedUser string   `yaml:"impersonatedUser" doc:"UPN to impersonate (row-level security); not usable by service principals on RLS models."`
-	Auth             AuthSpec `yaml:"auth" doc:"Service principal credentials."`
+	Workspace        string      `yaml:"workspace" doc:"Workspace (group) id."`
+	Dataset          string      `yaml:"dataset" doc:"Dataset (semantic model) id."`
+	Query            string      `yaml:"query" doc:"DAX query; a Go template over the params, where every value goes through {{ dax .name }}."`
+	Table            string      `yaml:"table" doc:"A DAX table expression to extract page by page, instead of query (needs paging)."`
+	Paging           *PagingSpec `yaml:"paging" doc:"Keyset paging over table, past the service's 100,000-row / 1,000,000-value / 15 MB limits."`
+	Endpoint         string      `yaml:"endpoint" doc:"REST endpoint; default the cloud's (https://api.powerbi.com)."`
+	Cloud            string      `yaml:"cloud" doc:"public (default), usgov or china: sets the Entra ID authority, the Power BI endpoint and scope."`
+	ImpersonatedUser string      `yaml:"impersonatedUser" doc:"UPN to impersonate (row-level security); not usable by service principals on RLS models."`
+	Auth             AuthSpec    `yaml:"auth" doc:"Service principal credentials."`
 }
 
 // AuthSpec says how to get Entra ID tokens.
@@ -81,4 +86,27 @@ func (s SinkSpec) Kind() string {
 		return "postgres"
 	}
 	return ""
+}
+
+// ParamSpec declares a template parameter.
+type ParamSpec struct {
+	Type    string `yaml:"type" doc:"date, int or string."`
+	Default string `yaml:"default" doc:"Value when --param does not give one; dates may be relative: today, yesterday, today-7d, today+1d, today-1mo."`
+}
+
+// PartitionSpec splits a run into one partition per step of a parameter.
+type PartitionSpec struct {
+	Param string `yaml:"param" doc:"The parameter that varies; --from and --to give its range."`
+	Step  string `yaml:"step" doc:"Step between partitions: Nd (days) or Nmo (months) for a date parameter, an integer for an int parameter."`
+}
+
+// PagingSpec is keyset paging on a unique, ordered key.
+type PagingSpec struct {
+	Key      string `yaml:"key" doc:"The unique key column, as a DAX column reference such as Sales[OrderID]; rows come back ordered by it."`
+	PageRows string `yaml:"pageRows" doc:"Rows per page: auto (default: as many as fit the service's limits, with margin) or a number."`
+}
+
+// StateSpec says where partition state is kept.
+type StateSpec struct {
+	Path string `yaml:"path" doc:"The state file; default .pbicopy-state/<job>.json beside the first file sink's output folder."`
 }

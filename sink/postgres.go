@@ -66,6 +66,18 @@ type PostgresOptions struct {
 	// StripNul removes NUL characters from strings instead of failing the
 	// run: PostgreSQL text cannot hold them.
 	StripNul bool `yaml:"stripNul"`
+
+	// Partition, set by the runner for one partition of a backfill, makes
+	// replacePartition also delete every row whose partition column lies in
+	// [Partition.From, Partition.To), so a partition that lost rows at the
+	// source loses them here too. It is not part of the job file.
+	Partition *PartitionRange `yaml:"-"`
+}
+
+// PartitionRange is the half-open range of partition-column values one
+// partition covers: dates (time.Time) or integers (int64).
+type PartitionRange struct {
+	From, To any
 }
 
 // Validate checks the option values on their own, without a schema or a

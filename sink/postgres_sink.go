@@ -387,7 +387,7 @@ func (s *pgSink) finish(ctx context.Context) (int64, error) {
 	case pgMerge:
 		rows, err = table.merge(ctx, s.tx, s.fields, s.opts.Key)
 	case pgReplacePartition:
-		rows, err = table.replacePartition(ctx, s.tx, s.fields, s.opts.PartitionColumn)
+		rows, err = table.replacePartition(ctx, s.tx, s.fields, s.opts.PartitionColumn, s.opts.Partition)
 	}
 	if err != nil {
 		return 0, err

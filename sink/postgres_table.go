@@ -283,7 +283,7 @@ func (t pgTable) merge(ctx context.Context, tx pgx.Tx, fields []pgField, key []s
 // replacePartition deletes the table's rows whose partition value occurs in
 // the staged rows (null included), inserts the staged rows, and returns
 // their number.
-func (t pgTable) replacePartition(ctx context.Context, tx pgx.Tx, fields []pgField, column string) (int64, error) {
+func (t pgTable) replacePartition(ctx context.Context, tx pgx.Tx, fields []pgField, column string, rng *PartitionRange) (int64, error) {
 	stage := pgx.Identifier{"pg_temp", pgStage}.Sanitize()
 	if _, err := tx.Exec(ctx, "analyze "+stage); err != nil {
 		return 0, fmt.Errorf("replace partitions of %s: %w", t.display, err)
@@ -291,7 +291,12 @@ func (t pgTable) replacePartition(ctx context.Context, tx pgx.Tx, fields []pgFie
 	p := pgx.Identifier{column}.Sanitize()
 	del := "delete from " + t.ident() + " where " + p + " in (select " + p + " from " + stage + ") or (" +
 		p + " is null and exists (select 1 from " + stage + " where " + p + " is null))"
-	if _, err := tx.Exec(ctx, del); err != nil {
+	var args []any
+	if rng != nil {
+		del += " or (" + p + " >= $1 and " + p + " < $2)"
+		args = []any{rng.From, rng.To}
+	}
+	if _, err := tx.Exec(ctx, del, args...); err != nil {
 		return 0, fmt.Errorf("replace partitions of %s: delete: %w", t.display, err)
 	}
 	cols := make([]string, len(fields))
