@@ -23,6 +23,7 @@ type csvSink struct {
 	eol      string
 	cols     []csvColumn
 	buf      []byte // encoded text not yet written to dst
+	written  int64  // bytes written to dst
 	rows     int64
 	err      error // sticky failure: Commit returns it
 	finished bool  // committed or aborted
@@ -176,6 +177,7 @@ func (s *csvSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 				s.err = fmt.Errorf("write csv: %w", err)
 				return s.err
 			}
+			s.written += int64(len(buf))
 			buf = buf[:0]
 		}
 	}
@@ -236,15 +238,18 @@ func (s *csvSink) Commit(ctx context.Context) (Result, error) {
 			return Result{}, errors.Join(s.err, s.Abort(ctx))
 		}
 	}
+	s.written += int64(len(s.buf))
 	s.finished = true
 	s.buf = nil
-	f, err := s.dst.Commit(ctx)
+	f, err := s.dst.Commit(ctx, s.rows)
 	if err != nil {
 		return Result{}, err
 	}
-	f.Rows = s.rows
 	return Result{Kind: "csv", Location: f.Location, Rows: f.Rows, Bytes: f.Bytes, Files: []File{f}}, nil
 }
+
+// encodedBytes is the size of the text so far, written or buffered.
+func (s *csvSink) encodedBytes() int64 { return s.written + int64(len(s.buf)) }
 
 // Abort discards the text and aborts dst.
 func (s *csvSink) Abort(ctx context.Context) error {

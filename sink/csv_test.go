@@ -282,6 +282,6 @@ func TestCSVWriteAllocations(t *testing.T) {
 // discardDest is a Destination that keeps nothing.
 type discardDest struct{}
 
-func (discardDest) Write(p []byte) (int, error)          { return io.Discard.Write(p) }
-func (discardDest) Commit(context.Context) (File, error) { return File{}, nil }
-func (discardDest) Abort(context.Context) error          { return nil }
+func (discardDest) Write(p []byte) (int, error)                 { return io.Discard.Write(p) }
+func (discardDest) Commit(context.Context, int64) (File, error) { return File{}, nil }
+func (discardDest) Abort(context.Context) error                 { return nil }

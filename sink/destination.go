@@ -17,25 +17,37 @@ import (
 	"strconv"
 )
 
-// Destination is where an encoder's bytes go: a local file now, an Azure
-// Blob later. Nothing written is visible at the destination's location until
-// Commit succeeds.
+// Destination is where an encoder's bytes go: a local file (OpenLocal) or an
+// Azure block blob (BlobContainer.Open). Nothing written is visible at the
+// destination's location until Commit succeeds.
 //
 // Write is called from one goroutine at a time. A failed Write is sticky:
 // every later Write and Commit returns an error. Commit publishes everything
-// written, atomically, replacing whatever was there, and reports what it
-// published (File.Rows is left 0 for the encoder to fill in); after an error
-// nothing new is visible and nothing temporary is left behind. Abort discards
-// what was written and leaves the location as it was; it is a no-op after
-// Commit, whether or not Commit succeeded, and after another Abort. Exactly
-// one of Commit or Abort should be called; ctx bounds the call.
+// written, atomically, replacing whatever was there (unless the destination
+// was opened not to overwrite), and reports what it published; rows is the
+// number of rows the bytes hold, which the destination reports in File.Rows
+// and may record beside the data (a blob keeps it in its metadata). After a
+// Commit error nothing new is visible and nothing temporary is left behind.
+// Abort discards what was written and leaves the location as it was; it is a
+// no-op after Commit, whether or not Commit succeeded, and after another
+// Abort. Exactly one of Commit or Abort should be called; ctx bounds the call.
 //
 // A Destination has no Close method on purpose: encoders that close the
 // io.Writer they are given must not end it behind the owner's back.
 type Destination interface {
 	io.Writer
-	Commit(ctx context.Context) (File, error)
+	Commit(ctx context.Context, rows int64) (File, error)
 	Abort(ctx context.Context) error
+}
+
+// finisher is a Destination that can complete its work before Commit: a
+// local file is flushed, synced and closed; a blob has every block staged.
+// After finish only the publishing step is left for Commit, and the
+// destination holds no buffer and no file descriptor, so a split output can
+// keep many finished parts until it publishes them together. A failed
+// finish is sticky, like a failed Write.
+type finisher interface {
+	finish(ctx context.Context) error
 }
 
 // localBufferSize is the write buffer of a local file: large enough that the
@@ -43,23 +55,26 @@ type Destination interface {
 const localBufferSize = 1 << 20
 
 // localFile is a Destination writing to a temporary file beside its target
-// and renaming it over the target on Commit.
+// and renaming (or, not to overwrite, linking) it over the target on Commit.
 type localFile struct {
-	target  string // absolute path of the published file
-	tmpName string
-	tmp     *os.File
-	w       *bufio.Writer
-	sum     hash.Hash
-	n       int64
-	err     error // first write error, returned again by every later call
-	done    bool  // committed or aborted
+	target    string // absolute path of the published file
+	exclusive bool   // fail rather than replace an existing target
+	tmpName   string
+	tmp       *os.File
+	w         *bufio.Writer
+	sum       hash.Hash
+	n         int64
+	err       error // first failure, returned again by every later call
+	finished  bool  // the temporary file is complete and closed
+	done      bool  // committed or aborted
 }
 
 var _ Destination = (*localFile)(nil)
+var _ finisher = (*localFile)(nil)
 
-// OpenLocal returns a Destination that publishes a file at path. Relative
-// paths are taken from the current working directory; File.Location is the
-// absolute path.
+// OpenLocal returns a Destination that publishes a file at path, replacing
+// any file there. Relative paths are taken from the current working
+// directory; File.Location is the absolute path.
 //
 // It creates the parent directories (mode 0777 minus umask) and a temporary
 // file named .<name>.tmp-<random> in the target's directory, so that Commit
@@ -69,6 +84,18 @@ var _ Destination = (*localFile)(nil)
 // the directory. The SHA-256 and byte count of File are computed while
 // writing, without reading the file back.
 func OpenLocal(path string) (Destination, error) {
+	return openLocal(path, false)
+}
+
+// OpenLocalNew is OpenLocal for a file that must not exist: it fails if
+// path exists, and Commit, which hard-links the temporary file to path
+// instead of renaming it, fails and leaves the file alone if one appeared
+// meanwhile. It needs a file system with hard links (all the usual ones).
+func OpenLocalNew(path string) (Destination, error) {
+	return openLocal(path, true)
+}
+
+func openLocal(path string, exclusive bool) (Destination, error) {
 	if path == "" {
 		return nil, errors.New("open local file: empty path")
 	}
@@ -78,6 +105,8 @@ func OpenLocal(path string) (Destination, error) {
 	}
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("open local file %s: is a directory", abs)
+	} else if err == nil && exclusive {
+		return nil, fmt.Errorf("open local file %s: %w", abs, ErrExists)
 	}
 	dir, name := filepath.Split(abs)
 	if err := os.MkdirAll(dir, 0o777); err != nil {
@@ -88,13 +117,18 @@ func OpenLocal(path string) (Destination, error) {
 		return nil, fmt.Errorf("open local file %s: %w", abs, err)
 	}
 	return &localFile{
-		target:  abs,
-		tmpName: tmp.Name(),
-		tmp:     tmp,
-		w:       bufio.NewWriterSize(tmp, localBufferSize),
-		sum:     sha256.New(),
+		target:    abs,
+		exclusive: exclusive,
+		tmpName:   tmp.Name(),
+		tmp:       tmp,
+		w:         bufio.NewWriterSize(tmp, localBufferSize),
+		sum:       sha256.New(),
 	}, nil
 }
+
+// ErrExists is the cause of a refusal to replace an existing file or blob
+// when overwriting is off; errors.Is finds it in the error returned.
+var ErrExists = errors.New("it already exists and overwrite is false: remove it, or set overwrite: true")
 
 // createTemp creates a new file for writing in dir, named after the target.
 //
@@ -124,8 +158,8 @@ func (f *localFile) Write(p []byte) (int, error) {
 	if f.err != nil {
 		return 0, f.err
 	}
-	if f.done {
-		return 0, fmt.Errorf("write %s: destination already committed or aborted", f.target)
+	if f.done || f.finished {
+		return 0, fmt.Errorf("write %s: destination already finished, committed or aborted", f.target)
 	}
 	n, err := f.w.Write(p)
 	f.sum.Write(p[:n])
@@ -137,11 +171,41 @@ func (f *localFile) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// finish flushes, syncs and closes the temporary file.
+func (f *localFile) finish(ctx context.Context) error {
+	if f.err != nil {
+		return f.err
+	}
+	if f.done {
+		return fmt.Errorf("commit %s: destination already committed or aborted", f.target)
+	}
+	if f.finished {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("commit %s: %w", f.target, err)
+	}
+	err := f.w.Flush()
+	if err == nil {
+		err = f.tmp.Sync()
+	}
+	if cerr := f.tmp.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	f.tmp = nil
+	if err != nil {
+		f.err = f.wrap("write", err)
+		return f.err
+	}
+	f.finished = true
+	return nil
+}
+
 // Commit publishes the file. On error, the temporary file is removed and the
 // target is left as it was, except for an error syncing the directory after
 // the rename, which is reported although the new file is in place (its
 // durability across a crash is then not guaranteed).
-func (f *localFile) Commit(ctx context.Context) (File, error) {
+func (f *localFile) Commit(ctx context.Context, rows int64) (File, error) {
 	if f.done {
 		return File{}, fmt.Errorf("commit %s: destination already committed or aborted", f.target)
 	}
@@ -150,35 +214,38 @@ func (f *localFile) Commit(ctx context.Context) (File, error) {
 		return File{}, err
 	}
 	f.done = true
-	file := File{Location: f.target, Bytes: f.n, SHA256: hex.EncodeToString(f.sum.Sum(nil))}
+	file := File{Location: f.target, Rows: rows, Bytes: f.n, SHA256: hex.EncodeToString(f.sum.Sum(nil))}
 	if err := syncDir(filepath.Dir(f.target)); err != nil {
-		return file, fmt.Errorf("commit %s: renamed, but syncing the directory failed: %w", f.target, err)
+		return file, fmt.Errorf("commit %s: published, but syncing the directory failed: %w", f.target, err)
 	}
 	return file, nil
 }
 
-// publish flushes, syncs and closes the temporary file and renames it over
-// the target. It leaves the temporary file for the caller to remove on error.
+// publish finishes the temporary file and moves it to the target. It leaves
+// the temporary file for the caller to remove on error.
 func (f *localFile) publish(ctx context.Context) error {
-	if f.err != nil {
-		return f.err
+	if err := f.finish(ctx); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("commit %s: %w", f.target, err)
 	}
-	if err := f.w.Flush(); err != nil {
-		return f.wrap("write", err)
+	if !f.exclusive {
+		if err := os.Rename(f.tmpName, f.target); err != nil {
+			return f.wrap("rename", err)
+		}
+		return nil
 	}
-	if err := f.tmp.Sync(); err != nil {
-		return f.wrap("sync", err)
+	// A hard link fails if the target exists, where a rename would replace
+	// it; the temporary name is then removed.
+	if err := os.Link(f.tmpName, f.target); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("commit %s: %w", f.target, ErrExists)
+		}
+		return f.wrap("link", err)
 	}
-	err := f.tmp.Close()
-	f.tmp = nil
-	if err != nil {
-		return f.wrap("close", err)
-	}
-	if err := os.Rename(f.tmpName, f.target); err != nil {
-		return f.wrap("rename", err)
+	if err := os.Remove(f.tmpName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return f.wrap("remove temporary file", err)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func TestLocalCommit(t *testing.T) {
 	if names := tempFiles(t, filepath.Dir(path)); len(names) != 1 || !strings.HasPrefix(names[0], ".out.txt.tmp-") {
 		t.Errorf("while writing the directory holds %q, want one .out.txt.tmp-* file", names)
 	}
-	f, err := dst.Commit(context.Background())
+	f, err := dst.Commit(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestLocalCommit(t *testing.T) {
 	if _, err := dst.Write([]byte("x")); err == nil {
 		t.Error("Write after Commit succeeded")
 	}
-	if _, err := dst.Commit(context.Background()); err == nil {
+	if _, err := dst.Commit(context.Background(), 0); err == nil {
 		t.Error("second Commit succeeded")
 	}
 }
@@ -67,7 +67,7 @@ func TestLocalRelativePath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := dst.Commit(context.Background())
+	f, err := dst.Commit(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestLocalAbort(t *testing.T) {
 	if err := dst.Abort(context.Background()); err != nil {
 		t.Errorf("second Abort: %v", err)
 	}
-	if _, err := dst.Commit(context.Background()); err == nil {
+	if _, err := dst.Commit(context.Background(), 0); err == nil {
 		t.Error("Commit after Abort succeeded")
 	}
 	if got := readFile(t, path); got != "previous" {
@@ -129,7 +129,7 @@ func TestLocalFailedRename(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(path, "keep"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = dst.Commit(context.Background())
+	_, err = dst.Commit(context.Background(), 0)
 	if err == nil || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), ".tmp-") {
 		t.Errorf("Commit over a directory: %v", err)
 	}
@@ -154,7 +154,7 @@ func TestLocalCanceledCommit(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := dst.Commit(ctx); !errors.Is(err, context.Canceled) {
+	if _, err := dst.Commit(ctx, 0); !errors.Is(err, context.Canceled) {
 		t.Errorf("Commit with a canceled context: %v", err)
 	}
 	if got := readFile(t, path); got != "previous" {
@@ -190,7 +190,7 @@ func TestLocalLongName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dst.Commit(context.Background()); err != nil {
+	if _, err := dst.Commit(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {

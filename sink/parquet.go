@@ -51,11 +51,20 @@ var _ Sink = (*parquetSink)(nil)
 //
 // Batches are buffered into row groups, cut between batches once
 // opts.RowGroupBytes of encoded data are buffered; every column chunk has
-// statistics; the codec is opts.Compression. Memory for the encoded data
+// statistics; the codec is opts.Compression. Data pages hold up to 1 MiB,
+// less when opts.MaxBytesPerFile is small (see NewSplit). Memory for the encoded data
 // comes from mem (nil means memory.DefaultAllocator) and is all released by
 // Commit or Abort.
 func NewParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem memory.Allocator) (Sink, error) {
-	s, err := newParquet(dst, schema, opts, mem, parquet.DefaultDataPageSize)
+	pageSize := parquet.DefaultDataPageSize
+	if opts.MaxBytesPerFile > 0 && schema != nil {
+		// A split output cuts a part once its size reaches MaxBytesPerFile,
+		// but the size known includes only completed pages: smaller pages
+		// keep a part close to the limit. Limits of 16 MiB per column and
+		// more keep the default size.
+		pageSize = min(max(opts.MaxBytesPerFile/(16*int64(max(1, schema.NumFields()))), 8<<10), parquet.DefaultDataPageSize)
+	}
+	s, err := newParquet(dst, schema, opts, mem, pageSize)
 	if err != nil {
 		return nil, err // not a nil *parquetSink in a non-nil Sink
 	}
@@ -124,12 +133,15 @@ func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem 
 type errTrap struct {
 	w   io.Writer
 	err error
+	n   int64 // bytes passed to w
 }
 
 func (t *errTrap) Write(p []byte) (int, error) {
 	if t.err == nil {
 		if _, err := t.w.Write(p); err != nil {
 			t.err = err
+		} else {
+			t.n += int64(len(p))
 		}
 	}
 	return len(p), nil
@@ -223,12 +235,20 @@ func (s *parquetSink) Commit(ctx context.Context) (Result, error) {
 		return Result{}, errors.Join(s.err, s.Abort(ctx))
 	}
 	s.finished = true
-	f, err := s.dst.Commit(ctx)
+	f, err := s.dst.Commit(ctx, s.rows)
 	if err != nil {
 		return Result{}, err
 	}
-	f.Rows = s.rows
 	return Result{Kind: "parquet", Location: f.Location, Rows: f.Rows, Bytes: f.Bytes, Files: []File{f}}, nil
+}
+
+// encodedBytes is the size of the file so far: what reached dst, and the
+// encoded pages of the row group being buffered (the footer is not counted).
+func (s *parquetSink) encodedBytes() int64 {
+	if s.finished {
+		return s.out.n
+	}
+	return s.out.n + s.fw.RowGroupTotalBytesWritten()
 }
 
 // Abort aborts dst and releases the buffered row group.

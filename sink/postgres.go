@@ -29,43 +29,43 @@ const pgMaxIdentifier = 63
 type PostgresOptions struct {
 	// DSN is a libpq keyword/value string or a postgres:// URL. Settings it
 	// leaves out come from the PG* environment variables, as with psql.
-	DSN string `yaml:"dsn"`
+	DSN string `yaml:"dsn" doc:"libpq keyword/value string or postgres:// URL; what it leaves out comes from the PG* environment variables, as with psql. Write a password as ${ENV_VAR}."`
 
 	// Table is the target table, schema-qualified (analytics.sales). Names
 	// are taken literally, without case folding; double-quote a part that
 	// holds a dot or a quote, doubling inner quotes ("my.schema"."a ""b""").
 	// An unqualified name resolves to the connection's current_schema().
-	Table string `yaml:"table"`
+	Table string `yaml:"table" doc:"Target table, schema-qualified (analytics.sales); names are taken literally, double-quote a part holding a dot or a quote. Unqualified, the connection's current_schema()."`
 
 	// Mode is append (the default), replace, merge or replacePartition.
-	Mode string `yaml:"mode"`
+	Mode string `yaml:"mode" doc:"append (default); replace (delete every row, then load); merge (upsert on key); replacePartition (delete the rows whose partitionColumn value is in the load, then insert). All in one transaction."`
 
 	// Key lists the columns that identify a row; required by merge and
 	// only used by it.
-	Key []string `yaml:"key"`
+	Key []string `yaml:"key" doc:"Columns that identify a row: required by mode merge and only used by it."`
 
 	// PartitionColumn is the column whose loaded values select the rows
 	// that replacePartition deletes; required by that mode and only used by
 	// it.
-	PartitionColumn string `yaml:"partitionColumn"`
+	PartitionColumn string `yaml:"partitionColumn" doc:"Column whose loaded values select the rows to delete: required by mode replacePartition and only used by it."`
 
 	// PreSQL and PostSQL are statements run in the load's transaction,
 	// before the table is checked and after the rows are in. They must not
 	// end the transaction.
-	PreSQL  string `yaml:"preSQL"`
-	PostSQL string `yaml:"postSQL"`
+	PreSQL  string `yaml:"preSQL" doc:"SQL run in the load's transaction before the table is checked; it must not end the transaction."`
+	PostSQL string `yaml:"postSQL" doc:"SQL run in the load's transaction after the rows are in; it must not end the transaction."`
 
 	// CreateTable creates a missing table (default true). The schema must
 	// exist.
-	CreateTable *bool `yaml:"createTable"`
+	CreateTable *bool `yaml:"createTable" doc:"Create the table when it is missing (default true); the schema must exist."`
 
 	// SchemaEvolution is "" (a mapped column missing from the table is an
 	// error) or addColumns (it is added, in the load's transaction).
-	SchemaEvolution string `yaml:"schemaEvolution"`
+	SchemaEvolution string `yaml:"schemaEvolution" doc:"addColumns: add a mapped column the table lacks, in the load's transaction. Omitted, a missing column is an error."`
 
 	// StripNul removes NUL characters from strings instead of failing the
 	// run: PostgreSQL text cannot hold them.
-	StripNul bool `yaml:"stripNul"`
+	StripNul bool `yaml:"stripNul" doc:"Remove NUL characters from strings instead of failing the run: PostgreSQL text cannot hold them."`
 
 	// Partition, set by the runner for one partition of a backfill, makes
 	// replacePartition also delete every row whose partition column lies in

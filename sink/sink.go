@@ -1,5 +1,5 @@
 // Package sink writes Arrow record batches to their destinations: Parquet and
-// CSV files (local now, Azure Blob later) and PostgreSQL tables.
+// CSV files (local or in Azure Blob Storage) and PostgreSQL tables.
 //
 // A sink is opened for one output with a fixed schema, receives batches, and
 // then either commits (publishes everything, all or nothing) or aborts (leaves
@@ -36,6 +36,9 @@ type Result struct {
 	Rows     int64  // rows published
 	Bytes    int64  // bytes published (0 where it has no meaning)
 	Files    []File // files published (file sinks)
+	// Warnings are things the caller should log although the output was
+	// published, such as a previous part that could not be removed.
+	Warnings []string `json:",omitempty"`
 }
 
 // File is one published file.

@@ -18,4 +18,8 @@
 // rows it expects to read back.
 //
 // Integration tests skip through SkipOrFail, which CI turns into failures.
+// StartAzurite gives the blob tests of a package one shared Azurite (the
+// Azure Storage emulator, in memory on a free port); NewContainer, ReadBlob
+// and the other blob helpers give each test a container of its own and
+// read back what it published.
 package sinktest

@@ -1,0 +1,15 @@
+package pipeline
+
+import (
+	"os"
+	"testing"
+
+	"github.com/pbicopy/pbicopy/sink/sinktest"
+)
+
+// TestMain stops the Azurite that the blob integration tests share.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	sinktest.StopAzurite()
+	os.Exit(code)
+}
