@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,43 +33,123 @@ type Runner struct {
 	BatchRows int
 	// Params are the template values given with --param.
 	Params map[string]string
-	// Attempts is how many times a partition is run when the response
+	// From and To bound a backfill: one partition per step between them.
+	From, To string
+	// Concurrency is the number of partitions in flight; 0 means 1.
+	Concurrency int
+	// Rate is the request rate limit, per minute, shared by every page and
+	// partition of the runner's jobs; 0 means source.DefaultRate, < 0 none.
+	Rate float64
+	// Resume skips the partitions the state file records as done.
+	Resume bool
+	// Shard runs only a deterministic share of the partitions.
+	Shard Shard
+	// Now resolves relative dates; nil means time.Now.
+	Now func() time.Time
+	// Attempts is how many times an unpaged query is run when its response
 	// breaks off mid-stream; 0 means 3.
 	Attempts int
 	// RetryDelay is the Power BI client's first back-off; 0 means its default.
 	RetryDelay time.Duration
+	// ResultBytes is the service's per-query data limit; 0 means the real
+	// 15 MB. Tests set it to match a fake with a smaller limit.
+	ResultBytes int64
+	// Progress, when not nil, is told of rows, bytes and pages as they
+	// pass, for a progress display. It is called from several goroutines
+	// when partitions run concurrently and must be quick.
+	Progress func(ProgressEvent)
+
+	limiterOnce sync.Once
+	limiter     *source.Limiter
 }
 
-// Status is the outcome of a job.
+// Limiter is the runner's shared request limiter.
+func (r *Runner) Limiter() *source.Limiter {
+	r.limiterOnce.Do(func() {
+		rate := r.Rate
+		if rate == 0 {
+			rate = source.DefaultRate
+		}
+		r.limiter = source.NewLimiter(rate)
+	})
+	return r.limiter
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Status is the outcome of a job or a partition.
 type Status string
 
-// Job outcomes.
+// Outcomes.
 const (
 	Succeeded Status = "succeeded"
 	Failed    Status = "failed"
+	Skipped   Status = "skipped"
 )
+
+// Figures are the counts of a run, a partition or a job.
+type Figures struct {
+	Rows      int64         `json:"rowsRead"`
+	Bytes     int64         `json:"bytesRead"`
+	Requests  int           `json:"requests"`
+	Retries   int           `json:"retries"`
+	Throttle  int           `json:"throttled"`
+	Waited    time.Duration `json:"throttledWait"`
+	Pages     int           `json:"pages"`
+	Truncated int           `json:"truncatedPages"`
+	Attempts  int           `json:"attempts"`
+}
+
+func (f *Figures) add(o Figures) {
+	f.Rows += o.Rows
+	f.Bytes += o.Bytes
+	f.Requests += o.Requests
+	f.Retries += o.Retries
+	f.Throttle += o.Throttle
+	f.Waited += o.Waited
+	f.Pages += o.Pages
+	f.Truncated += o.Truncated
+	f.Attempts += o.Attempts
+}
 
 // JobResult is what one run of one job did.
 type JobResult struct {
-	Job      string        `json:"job"`
-	File     string        `json:"file,omitempty"`
-	Status   Status        `json:"status"`
-	Error    string        `json:"error,omitempty"`
-	Rows     int64         `json:"rowsRead"`
-	Bytes    int64         `json:"bytesRead"`
-	Requests int           `json:"requests"`
-	Retries  int           `json:"retries"`
-	Throttle int           `json:"throttled"`
-	Attempts int           `json:"attempts"`
+	Job    string `json:"job"`
+	File   string `json:"file,omitempty"`
+	Status Status `json:"status"`
+	Error  string `json:"error,omitempty"`
+	Figures
 	Duration time.Duration `json:"duration"`
-	Sinks    []SinkResult  `json:"sinks"`
-	Notes    []string      `json:"notes,omitempty"`
-	Columns  []string      `json:"columns,omitempty"`
-	err      error
+	// Sinks sums each sink over the partitions.
+	Sinks []SinkResult `json:"sinks"`
+	// Partitions lists every partition of a partitioned job, those skipped
+	// by --resume included.
+	Partitions []*PartitionResult `json:"partitions,omitempty"`
+	Notes      []string           `json:"notes,omitempty"`
+	Columns    []string           `json:"columns,omitempty"`
+	err        error
 }
 
 // Err is the error that failed the job, or nil.
 func (r *JobResult) Err() error { return r.err }
+
+// PartitionResult is what one partition did.
+type PartitionResult struct {
+	Key    string `json:"key"`
+	Status Status `json:"status"`
+	Error  string `json:"error,omitempty"`
+	Figures
+	Duration time.Duration `json:"duration"`
+	Sinks    []SinkResult  `json:"sinks"`
+	Notes    []string      `json:"-"`
+	Columns  []string      `json:"-"`
+	err      error
+}
 
 // SinkResult is what one sink published.
 type SinkResult struct {
@@ -90,77 +172,274 @@ func (r *Runner) mem() memory.Allocator {
 	return r.Mem
 }
 
-// Run runs one job: it never publishes anything unless the source ended
-// cleanly, and then commits every sink in order.
+// Run runs one job: every partition of it (one, unless the job is
+// partitioned and a range was given), each publishing nothing unless its
+// source ended cleanly, and then committing every sink in order.
 func (r *Runner) Run(ctx context.Context, job *Job) *JobResult {
 	start := time.Now()
 	res := &JobResult{Job: job.Name, File: job.File}
 	log := r.logger().With("job", job.Name)
+	r.progress(ProgressEvent{Kind: ProgressJobStart, Job: job.Name})
 	err := r.run(ctx, job, res, log)
+	r.progress(ProgressEvent{Kind: ProgressJobEnd, Job: job.Name})
 	res.Duration = time.Since(start)
 	res.err = err
 	if err != nil {
 		res.Status, res.Error = Failed, err.Error()
-		log.Error("job failed", "error", err, "duration", res.Duration.Round(time.Millisecond))
+		log.Error("job failed", "error", err, "duration", res.Duration.Round(time.Millisecond).String())
 	} else {
 		res.Status = Succeeded
-		log.Info("job succeeded", "rows", res.Rows, "duration", res.Duration.Round(time.Millisecond))
+		log.Info("job succeeded", "rows", res.Rows, "duration", res.Duration.Round(time.Millisecond).String())
 	}
 	return res
 }
 
 func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Logger) error {
-	plan, err := r.plan(job)
+	parts, err := job.Partitions(r.Params, r.From, r.To, r.now())
 	if err != nil {
 		return err
 	}
-	attempts := r.Attempts
-	if attempts <= 0 {
-		attempts = 3
+	if r.Shard.N > 1 && job.Partition == nil {
+		return fmt.Errorf("--shard: job %s has no partitions to share out", job.Name)
 	}
-	for attempt := 1; ; attempt++ {
-		res.Attempts = attempt
-		res.Sinks, res.Notes, res.Columns = nil, nil, nil
-		err = r.attempt(ctx, plan, res, log)
-		if err == nil || !source.Retryable(err) || attempt == attempts || ctx.Err() != nil {
+	parts = r.Shard.Select(parts)
+	jp, err := r.planJob(job)
+	if err != nil {
+		return err
+	}
+	if err := r.refreshBefore(ctx, job, log); err != nil {
+		return err
+	}
+	var st *stateFile
+	if job.Partition != nil {
+		if st, err = r.openState(ctx, job, r.Shard, r.Resume); err != nil {
 			return err
 		}
-		log.Warn("the response broke off; running the query again (nothing was published)", "attempt", attempt, "error", err)
+	} else if r.Resume {
+		return fmt.Errorf("--resume: job %s has no partitions to resume", job.Name)
 	}
+	if len(parts) == 1 && job.Partition == nil {
+		pr := r.runPartition(ctx, jp, parts[0], log)
+		res.Figures, res.Sinks, res.Notes, res.Columns = pr.Figures, pr.Sinks, pr.Notes, pr.Columns
+		return pr.err
+	}
+
+	results := make([]*PartitionResult, len(parts))
+	todo := make(chan int)
+	var wg sync.WaitGroup
+	workers := max(1, min(r.Concurrency, len(parts)))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range todo {
+				p := parts[i]
+				if st.isDone(p.Key) {
+					results[i] = &PartitionResult{Key: p.Key, Status: Skipped}
+					continue
+				}
+				plog := log.With("partition", p.Key)
+				pr := r.runPartition(ctx, jp, p, plog)
+				if pr.err == nil {
+					if err := st.record(ctx, p.Key, pr); err != nil {
+						pr.err, pr.Status, pr.Error = err, Failed, err.Error()
+					}
+				}
+				results[i] = pr
+			}
+		}()
+	}
+	for i := range parts {
+		if ctx.Err() != nil {
+			break
+		}
+		todo <- i
+	}
+	close(todo)
+	wg.Wait()
+
+	var failed []string
+	var firstErr error
+	for i, pr := range results {
+		if pr == nil { // never started: interrupted
+			pr = &PartitionResult{Key: parts[i].Key, Status: Failed, Error: "not run: interrupted"}
+			results[i] = pr
+		}
+		res.Partitions = append(res.Partitions, pr)
+		res.Figures.add(pr.Figures)
+		res.Sinks = sumSinks(res.Sinks, pr.Sinks)
+		if res.Columns == nil {
+			res.Columns = pr.Columns
+		}
+		res.Notes = append(res.Notes, pr.Notes...)
+		if pr.Status == Failed {
+			failed = append(failed, pr.Key)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("partition %s: %s", pr.Key, pr.Error)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d partitions failed (%s); first: %w; re-run with --resume to retry only those", len(failed), len(parts), summarizeKeys(failed), firstErr)
+	}
+	return nil
 }
 
-// plan is a job with its templates rendered and its source ready.
-type plan struct {
-	job     *Job
-	read    func(ctx context.Context, recv source.RowReceiver) (source.QueryStats, error)
-	columns []mapping.Column // nil: infer
-	unmap   mapping.Unmapped
-	sinks   []plannedSink
+func summarizeKeys(keys []string) string {
+	if len(keys) <= 5 {
+		return strings.Join(keys, ", ")
+	}
+	return strings.Join(keys[:5], ", ") + fmt.Sprintf(", and %d more", len(keys)-5)
+}
+
+// sumSinks adds one partition's sink results to the job's.
+func sumSinks(total, part []SinkResult) []SinkResult {
+	for i, s := range part {
+		if i >= len(total) {
+			t := s
+			t.Files = append([]sink.File(nil), s.Files...)
+			total = append(total, t)
+			continue
+		}
+		t := &total[i]
+		t.Rows += s.Rows
+		t.Bytes += s.Bytes
+		t.Files = append(t.Files, s.Files...)
+		if t.Location != s.Location {
+			t.Location = "(" + strconv.Itoa(len(t.Files)) + " outputs)"
+		}
+		if s.Status == Failed {
+			t.Status, t.Error = Failed, s.Error
+		}
+	}
+	return total
+}
+
+// runPartition runs one partition, running it again when an unpaged
+// response breaks off mid-stream (nothing is published by a failed try).
+func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part Partition, log *slog.Logger) *PartitionResult {
+	start := time.Now()
+	pr := &PartitionResult{Key: part.Key}
+	err := func() error {
+		pp, err := r.planPartition(jp, part)
+		if err != nil {
+			return err
+		}
+		attempts := r.Attempts
+		if attempts <= 0 {
+			attempts = 3
+		}
+		for attempt := 1; ; attempt++ {
+			pr.Sinks, pr.Notes, pr.Columns = nil, nil, nil
+			err = r.attempt(ctx, pp, pr, log)
+			if err == nil || !source.Retryable(err) || attempt == attempts || ctx.Err() != nil {
+				return err
+			}
+			log.Warn("the response broke off; running the query again (nothing was published)", "attempt", attempt, "error", err)
+		}
+	}()
+	pr.Duration = time.Since(start)
+	pr.err = err
+	if err != nil {
+		pr.Status, pr.Error = Failed, err.Error()
+		if part.Key != "" {
+			log.Error("partition failed", "error", err)
+		}
+	} else {
+		pr.Status = Succeeded
+		if part.Key != "" {
+			log.Info("partition done", "rows", pr.Rows, "pages", pr.Pages, "duration", pr.Duration.Round(time.Millisecond).String())
+		}
+	}
+	return pr
+}
+
+// jobPlan is what every partition of a job shares: the mapping and the
+// Power BI client.
+type jobPlan struct {
+	job      *Job
+	columns  []mapping.Column // nil: infer
+	unmap    mapping.Unmapped
+	query    func(ctx context.Context, dax string, recv source.RowReceiver) (source.QueryStats, error)
+	readFile string
+}
+
+// partPlan is one partition with its templates rendered.
+type partPlan struct {
+	*jobPlan
+	part  Partition
+	read  func(ctx context.Context, recv source.RowReceiver, pr *PartitionResult) (source.QueryStats, error)
+	sinks []plannedSink
 }
 
 type plannedSink struct {
 	spec SinkSpec
-	path string // rendered, absolute (file sinks)
+	path string      // rendered: absolute path or blob URL, no secret (file sinks)
+	file *fileTarget // where and how a file sink publishes (storage.go)
 }
 
-func (r *Runner) plan(job *Job) (*plan, error) {
-	params := make(map[string]any, len(r.Params))
-	for k, v := range r.Params {
-		params[k] = v
-	}
-	p := &plan{job: job}
+func (r *Runner) planJob(job *Job) (*jobPlan, error) {
+	jp := &jobPlan{job: job}
 	if m := job.Mapping; m != nil {
 		for _, c := range m.Columns {
 			t, err := mapping.ParseType(c.Type)
 			if err != nil {
 				return nil, fmt.Errorf("mapping: %s: %w", c.From, err)
 			}
-			p.columns = append(p.columns, mapping.Column{From: c.From, To: c.To, Type: t})
+			jp.columns = append(jp.columns, mapping.Column{From: c.From, To: c.To, Type: t})
 		}
 		if m.Unmapped == "ignore" {
-			p.unmap = mapping.UnmappedIgnore
+			jp.unmap = mapping.UnmappedIgnore
 		}
 	}
+	switch src := job.Source; {
+	case src.File != "":
+		path, err := filepath.Abs(src.File)
+		if err != nil {
+			return nil, err
+		}
+		jp.readFile = path
+	case src.PowerBI != nil:
+		pb := src.PowerBI
+		cloud, err := source.LookupCloud(pb.Cloud)
+		if err != nil {
+			return nil, fmt.Errorf("source.powerbi.cloud: %w", err)
+		}
+		var mu sync.Mutex
+		var client *source.PowerBI
+		getClient := func(ctx context.Context) (*source.PowerBI, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if client != nil {
+				return client, nil
+			}
+			cred, err := r.credential(ctx, pb.Auth, pb.Cloud, "source.powerbi.auth")
+			if err != nil {
+				return nil, err
+			}
+			client, err = source.NewPowerBI(source.PowerBIConfig{
+				Endpoint: cmp.Or(pb.Endpoint, cloud.PowerBI), Scope: cloud.PowerBIScope, Credential: cred,
+				HTTPClient: r.HTTPClient, Logger: r.logger(), RetryDelay: r.RetryDelay, Limiter: r.Limiter(), ResultBytes: r.ResultBytes,
+			})
+			return client, err
+		}
+		jp.query = func(ctx context.Context, dax string, recv source.RowReceiver) (source.QueryStats, error) {
+			c, err := getClient(ctx)
+			if err != nil {
+				return source.QueryStats{}, err
+			}
+			return c.ExecuteQuery(ctx, source.Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}, recv)
+		}
+	}
+	return jp, nil
+}
+
+// renderPaths renders the sinks' output paths for one partition.
+func renderPaths(job *Job, params map[string]any) ([]plannedSink, error) {
+	var out []plannedSink
 	for i, s := range job.Sinks {
 		ps := plannedSink{spec: s}
 		var tmpl string
@@ -171,69 +450,81 @@ func (r *Runner) plan(job *Job) (*plan, error) {
 			tmpl = s.CSV.Path
 		}
 		if tmpl != "" {
-			t, err := parseTemplate("path", tmpl)
+			ft, err := planFile(job, s, tmpl, params)
 			if err != nil {
 				return nil, fmt.Errorf("sinks[%d].%s.path: %w", i, s.Kind(), err)
 			}
-			rendered, err := render(t, params)
-			if err != nil {
-				return nil, fmt.Errorf("sinks[%d].%s.path: %w", i, s.Kind(), err)
-			}
-			if ps.path, err = filepath.Abs(rendered); err != nil {
-				return nil, fmt.Errorf("sinks[%d].%s.path: %w", i, s.Kind(), err)
-			}
+			ps.path, ps.file = ft.location, ft
 		}
-		p.sinks = append(p.sinks, ps)
+		out = append(out, ps)
 	}
-	switch src := job.Source; {
-	case src.File != "":
-		path, err := filepath.Abs(src.File)
-		if err != nil {
-			return nil, err
-		}
-		p.read = func(ctx context.Context, recv source.RowReceiver) (source.QueryStats, error) {
-			ds, err := source.ReadFile(ctx, path, recv)
+	return out, nil
+}
+
+// renderSource renders the query (or, for a paged job, the table
+// expression) of one partition.
+func renderSource(pb *PowerBISpec, params map[string]any) (string, error) {
+	field, text := "query", pb.Query
+	if pb.Table != "" {
+		field, text = "table", pb.Table
+	}
+	t, err := parseTemplate(field, text)
+	if err != nil {
+		return "", fmt.Errorf("source.powerbi.%s: %w", field, err)
+	}
+	out, err := render(t, params)
+	if err != nil {
+		return "", fmt.Errorf("source.powerbi.%s: %w", field, err)
+	}
+	return strings.TrimSpace(out), nil
+}
+
+func (r *Runner) planPartition(jp *jobPlan, part Partition) (*partPlan, error) {
+	pp := &partPlan{jobPlan: jp, part: part}
+	var err error
+	if pp.sinks, err = renderPaths(jp.job, part.Params); err != nil {
+		return nil, err
+	}
+	if jp.readFile != "" {
+		pp.read = func(ctx context.Context, recv source.RowReceiver, _ *PartitionResult) (source.QueryStats, error) {
+			ds, err := source.ReadFile(ctx, jp.readFile, recv)
 			return source.QueryStats{DecodeStats: ds}, err
 		}
-	case src.PowerBI != nil:
-		pb := src.PowerBI
-		t, err := parseTemplate("query", pb.Query)
-		if err != nil {
-			return nil, fmt.Errorf("source.powerbi.query: %w", err)
+		return pp, nil
+	}
+	pb := jp.job.Source.PowerBI
+	text, err := renderSource(pb, part.Params)
+	if err != nil {
+		return nil, err
+	}
+	if pb.Paging == nil {
+		pp.read = func(ctx context.Context, recv source.RowReceiver, pr *PartitionResult) (source.QueryStats, error) {
+			qs, err := jp.query(ctx, text, recv)
+			pr.Pages++
+			pr.Retries += max(qs.Attempts-1, 0)
+			return qs, err
 		}
-		dax, err := render(t, params)
-		if err != nil {
-			return nil, fmt.Errorf("source.powerbi.query: %w", err)
-		}
-		cloud, err := source.LookupCloud(pb.Cloud)
-		if err != nil {
-			return nil, fmt.Errorf("source.powerbi.cloud: %w", err)
-		}
-		var client *source.PowerBI
-		newClient := func(ctx context.Context) (*source.PowerBI, error) {
-			if client != nil {
-				return client, nil
-			}
-			cred, err := r.credential(ctx, pb.Auth, pb.Cloud, "source.powerbi.auth")
-			if err != nil {
-				return nil, err
-			}
-			client, err = source.NewPowerBI(source.PowerBIConfig{
-				Endpoint: cmp.Or(pb.Endpoint, cloud.PowerBI), Scope: cloud.PowerBIScope, Credential: cred,
-				HTTPClient: r.HTTPClient, Logger: r.logger(), RetryDelay: r.RetryDelay,
-			})
-			return client, err
-		}
-		q := source.Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}
-		p.read = func(ctx context.Context, recv source.RowReceiver) (source.QueryStats, error) {
-			c, err := newClient(ctx)
-			if err != nil {
-				return source.QueryStats{}, err
-			}
-			return c.ExecuteQuery(ctx, q, recv)
+		return pp, nil
+	}
+	pg := &pager{table: text, key: pb.Paging.Key, exec: jp.query, log: r.logger().With("job", jp.job.Name, "partition", part.Key), columns: len(jp.columns)}
+	for _, c := range jp.columns {
+		if c.From == pb.Paging.Key {
+			pg.keyType = c.Type
 		}
 	}
-	return p, nil
+	if rows := pb.Paging.PageRows; rows == "" || rows == "auto" {
+		pg.auto = true
+	} else if pg.n, err = strconv.Atoi(rows); err != nil {
+		return nil, fmt.Errorf("source.powerbi.paging.pageRows: %w", err)
+	}
+	pp.read = func(ctx context.Context, recv source.RowReceiver, pr *PartitionResult) (source.QueryStats, error) {
+		st, err := pg.run(ctx, recv)
+		pr.Pages += st.Pages
+		pr.Truncated += st.Truncated
+		pr.Retries += st.Retries
+		return st.QueryStats, err
+	}
+	return pp, nil
 }
 
 // receiver is what the source feeds: a Builder, or an Inferrer.
@@ -320,10 +611,10 @@ func (f *fanout) close() error {
 	return f.failure()
 }
 
-func (r *Runner) openSinks(ctx context.Context, p *plan, schema *arrow.Schema) ([]sink.Sink, error) {
+func (r *Runner) openSinks(ctx context.Context, p *partPlan, schema *arrow.Schema) ([]sink.Sink, error) {
 	var opened []sink.Sink
 	for i, ps := range p.sinks {
-		s, err := r.openSink(ctx, ps, schema)
+		s, err := r.openSink(ctx, ps, schema, p.part)
 		if err != nil {
 			for _, o := range opened {
 				_ = o.Abort(context.WithoutCancel(ctx))
@@ -335,37 +626,23 @@ func (r *Runner) openSinks(ctx context.Context, p *plan, schema *arrow.Schema) (
 	return opened, nil
 }
 
-func (r *Runner) openSink(ctx context.Context, ps plannedSink, schema *arrow.Schema) (sink.Sink, error) {
+func (r *Runner) openSink(ctx context.Context, ps plannedSink, schema *arrow.Schema, part Partition) (sink.Sink, error) {
 	switch s := ps.spec; {
 	case s.Postgres != nil:
-		return sink.NewPostgres(ctx, schema, *s.Postgres)
-	case s.Parquet != nil:
-		dst, err := sink.OpenLocal(ps.path)
-		if err != nil {
-			return nil, err
+		opts := *s.Postgres
+		if opts.Mode == "replacePartition" && part.Key != "" {
+			opts.Partition = part.Range
 		}
-		out, err := sink.NewParquet(dst, schema, *s.Parquet, r.mem())
-		if err != nil {
-			_ = dst.Abort(ctx)
-		}
-		return out, err
-	case s.CSV != nil:
-		dst, err := sink.OpenLocal(ps.path)
-		if err != nil {
-			return nil, err
-		}
-		out, err := sink.NewCSV(dst, schema, *s.CSV)
-		if err != nil {
-			_ = dst.Abort(ctx)
-		}
-		return out, err
+		return sink.NewPostgres(ctx, schema, opts)
+	case s.Parquet != nil, s.CSV != nil:
+		return r.openFile(ctx, ps.file, schema)
 	}
 	return nil, errors.New("no sink kind set")
 }
 
 // attempt runs the source once into freshly opened sinks, and commits them
 // only if the source ended cleanly.
-func (r *Runner) attempt(parent context.Context, p *plan, res *JobResult, log *slog.Logger) (err error) {
+func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResult, log *slog.Logger) (err error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 
@@ -384,7 +661,11 @@ func (r *Runner) attempt(parent context.Context, p *plan, res *JobResult, log *s
 		}
 		return nil
 	}
-	emit := func(rec arrow.RecordBatch) error { return fo.emit(ctx, rec) }
+	ctx = r.progressContext(ctx, p.job.Name)
+	emit := func(rec arrow.RecordBatch) error {
+		r.progress(ProgressEvent{Kind: ProgressRows, Job: p.job.Name, Rows: rec.NumRows()})
+		return fo.emit(ctx, rec)
+	}
 
 	var recv receiver
 	var finish func() error
@@ -417,11 +698,12 @@ func (r *Runner) attempt(parent context.Context, p *plan, res *JobResult, log *s
 		}
 	}
 
-	qs, err := p.read(ctx, recv)
+	res.Attempts++
+	qs, err := p.read(ctx, recv, res)
 	res.Rows, res.Bytes = qs.Rows, qs.Bytes
 	res.Requests += qs.Attempts
-	res.Retries += max(qs.Attempts-1, 0)
 	res.Throttle += qs.Throttled
+	res.Waited += qs.Waited
 	if err == nil {
 		err = finish()
 	}

@@ -16,6 +16,7 @@ type Job struct {
 	Params    map[string]ParamSpec `yaml:"params" doc:"Typed template parameters for the query and output paths, by name."`
 	Partition *PartitionSpec       `yaml:"partition" doc:"Run one partition per step of a parameter (backfills with --from/--to)."`
 	State     *StateSpec           `yaml:"state" doc:"Where completed partitions are recorded for --resume."`
+	Storage   *StorageSpec         `yaml:"storage" doc:"How file sinks with a blob path (az://<container>/<path>) reach Azure Blob Storage: account, credential, upload tuning."`
 
 	// File is the path the job was loaded from ("" for an embedded job).
 	File  string `yaml:"-"`
@@ -38,6 +39,7 @@ type PowerBISpec struct {
 	Endpoint         string      `yaml:"endpoint" doc:"REST endpoint; default the cloud's (https://api.powerbi.com)."`
 	Cloud            string      `yaml:"cloud" doc:"public (default), usgov or china: sets the Entra ID authority, the Power BI endpoint and scope."`
 	ImpersonatedUser string      `yaml:"impersonatedUser" doc:"UPN to impersonate (row-level security); not usable by service principals on RLS models."`
+	RefreshBefore    bool        `yaml:"refreshBefore" doc:"Refresh the dataset and wait for the refresh to complete before extracting (up to 2 hours); a failed refresh fails the job before any data moves. Needs the Contributor role on the workspace."`
 	Auth             AuthSpec    `yaml:"auth" doc:"Service principal credentials."`
 }
 

@@ -23,6 +23,8 @@ func DAXLiteral(v any) (string, error) {
 		return strconv.Itoa(x), nil
 	case int64:
 		return strconv.FormatInt(x, 10), nil
+	case Date:
+		return fmt.Sprintf("DATE(%d, %d, %d)", x.Year(), int(x.Month()), x.Day()), nil
 	case time.Time:
 		if x.Hour() == 0 && x.Minute() == 0 && x.Second() == 0 && x.Nanosecond() == 0 {
 			return fmt.Sprintf("DATE(%d, %d, %d)", x.Year(), int(x.Month()), x.Day()), nil

@@ -5,7 +5,9 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/source"
@@ -46,13 +48,43 @@ func (d *decoder) validate(j *Job) {
 		p, base := src.PowerBI, "source.powerbi"
 		required(base+".workspace", p.Workspace, "the workspace (group) id")
 		required(base+".dataset", p.Dataset, "the dataset id")
-		if required(base+".query", p.Query, "a DAX query, e.g. EVALUATE Sales") {
-			t, err := parseTemplate("query", p.Query)
+		switch {
+		case p.Query != "" && p.Table != "":
+			d.errorf(line(base+".table"), base+".table", "give either query or table (with paging), not both")
+		case p.Table != "" && p.Paging == nil:
+			d.errorf(line(base+".table"), base+".paging", "required with table: paging: { key: Table[Key] }")
+		case p.Paging != nil && p.Table == "":
+			d.errorf(line(base+".paging"), base+".table", "required with paging: the DAX table expression to page through, e.g. Sales")
+		case p.Table == "":
+			required(base+".query", p.Query, "a DAX query, e.g. EVALUATE Sales (or table and paging)")
+		}
+		for _, f := range []struct{ name, text string }{{"query", p.Query}, {"table", p.Table}} {
+			if f.text == "" {
+				continue
+			}
+			t, err := parseTemplate(f.name, f.text)
 			if err == nil {
 				err = checkQueryTemplate(t)
 			}
 			if err != nil {
-				d.errorf(line(base+".query"), base+".query", "%v", err)
+				d.errorf(line(base+"."+f.name), base+"."+f.name, "%v", err)
+			}
+		}
+		if pg := p.Paging; pg != nil {
+			pb := base + ".paging"
+			if required(pb+".key", pg.Key, "the unique key column, e.g. Sales[OrderID]") && j.Mapping != nil {
+				found := false
+				for _, c := range j.Mapping.Columns {
+					found = found || c.From == pg.Key
+				}
+				if !found {
+					d.errorf(line(pb+".key"), pb+".key", "%q is not the from of any mapped column: map the key so every row's key can be read", pg.Key)
+				}
+			}
+			if pg.PageRows != "" && pg.PageRows != "auto" {
+				if n, err := strconv.Atoi(pg.PageRows); err != nil || n < 1 || n > maxPageRows {
+					d.errorf(line(pb+".pageRows"), pb+".pageRows", "%q: write auto or a number from 1 to %d", pg.PageRows, maxPageRows)
+				}
 			}
 		}
 		if p.Endpoint != "" {
@@ -98,6 +130,8 @@ func (d *decoder) validate(j *Job) {
 		}
 	}
 
+	d.validateParams(j)
+
 	if len(j.Sinks) == 0 {
 		d.errorf(line("sinks"), "sinks", "required: at least one sink (parquet, csv or postgres)")
 	}
@@ -141,6 +175,7 @@ func (d *decoder) validate(j *Job) {
 			paths[path] = kp
 		}
 	}
+	d.validateStorage(j)
 }
 
 // validateAuth checks one auth block: a known method, and the fields that
@@ -213,6 +248,68 @@ func (d *decoder) validateAuth(j *Job, a AuthSpec, base, cloud string, required 
 	if a.AuthorityHost != "" {
 		if u, err := url.Parse(a.AuthorityHost); err != nil || u.Host == "" || u.Scheme != "https" {
 			d.errorf(line(base+".authorityHost"), base+".authorityHost", "%q is not an https URL, e.g. https://login.microsoftonline.com/", a.AuthorityHost)
+		}
+	}
+}
+
+// validateParams checks params, partition and their use in output paths.
+func (d *decoder) validateParams(j *Job) {
+	line := j.lines.lineOf
+	for _, name := range sortedKeys(j.Params) {
+		p, path := j.Params[name], "params."+name
+		if !paramNameRE.MatchString(name) {
+			d.errorf(line(path), path, "%q is not a valid parameter name: letters, digits and _, not starting with a digit", name)
+		}
+		switch p.Type {
+		case ParamDate, ParamInt, ParamString:
+		case "":
+			d.errorf(line(path), path+".type", "required: date, int or string")
+			continue
+		default:
+			d.errorf(line(path+".type"), path+".type", "%q is not a parameter type: use date, int or string", p.Type)
+			continue
+		}
+		if p.Default != "" {
+			if _, err := parseParam(p.Type, p.Default, time.Now()); err != nil {
+				d.errorf(line(path+".default"), path+".default", "%v", err)
+			}
+		}
+	}
+	pt := j.Partition
+	if pt == nil {
+		return
+	}
+	param, ok := j.Params[pt.Param]
+	switch {
+	case pt.Param == "":
+		d.errorf(line("partition"), "partition.param", "required: the date or int parameter to step through")
+		return
+	case !ok:
+		d.errorf(line("partition.param"), "partition.param", "%q is not declared in params", pt.Param)
+		return
+	}
+	if _, err := parseStep(param.Type, pt.Step); err != nil {
+		d.errorf(line("partition.step"), "partition.step", "%v", err)
+	}
+	for i, s := range j.Sinks {
+		kp := fmt.Sprintf("sinks[%d].%s", i, s.Kind())
+		var path string
+		switch {
+		case s.Parquet != nil:
+			path = s.Parquet.Path
+		case s.CSV != nil:
+			path = s.CSV.Path
+		case s.Postgres != nil && (s.Postgres.Mode == "replace" || s.Postgres.Mode == ""):
+			mode := s.Postgres.Mode
+			if mode == "" {
+				mode = "append"
+			}
+			if mode == "replace" {
+				d.errorf(line(kp+".mode"), kp+".mode", "replace would make every partition replace the whole table: use replacePartition (with partitionColumn), merge or append")
+			}
+		}
+		if path != "" && !strings.Contains(path, "."+pt.Param) {
+			d.errorf(line(kp+".path"), kp+".path", "every partition would write the same file: put {{ .%s }} in the path", pt.Param)
 		}
 	}
 }

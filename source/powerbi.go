@@ -35,6 +35,11 @@ type PowerBIConfig struct {
 	HTTPClient *http.Client
 	// MaxRetries for throttling (429) and transient server errors; 0 means 8.
 	MaxRetries int
+	// ResultBytes is the per-query data limit past which a response may
+	// have been cut silently; 0 means MaxResultBytes (the service's 15 MB).
+	ResultBytes int64
+	// Limiter, when not nil, paces every attempt (shared across clients).
+	Limiter *Limiter
 	// RetryDelay is the first back-off delay when the service sends no
 	// Retry-After; 0 means 2s. Tests shorten it.
 	RetryDelay time.Duration
@@ -64,6 +69,8 @@ type PowerBI struct {
 	endpoint *url.URL
 	cred     *refreshableCredential
 	scope    string
+	limiter  *Limiter
+	maxBytes int64
 	client   *http.Client
 	retry    policy.RetryOptions
 	log      *slog.Logger
@@ -95,6 +102,8 @@ func NewPowerBI(cfg PowerBIConfig) (*PowerBI, error) {
 		endpoint: u,
 		cred:     &refreshableCredential{cred: cfg.Credential},
 		scope:    cmp.Or(cfg.Scope, PowerBIScope),
+		limiter:  cfg.Limiter,
+		maxBytes: cmp.Or(cfg.ResultBytes, MaxResultBytes),
 		client:   hc,
 		log:      cfg.Logger,
 		retry: policy.RetryOptions{
@@ -121,8 +130,12 @@ func (p *PowerBI) newPipeline() runtime.Pipeline {
 	bearer := runtime.NewBearerTokenPolicy(p.cred, []string{p.scope}, &policy.BearerTokenOptions{
 		InsecureAllowCredentialWithHTTP: p.endpoint.Scheme == "http",
 	})
+	perRetry := []policy.Policy{bearer, attemptPolicy{}}
+	if p.limiter != nil {
+		perRetry = append([]policy.Policy{limiterPolicy{p.limiter}}, perRetry...)
+	}
 	return runtime.NewPipeline("pbicopy", "v1", runtime.PipelineOptions{
-		PerRetry: []policy.Policy{bearer, attemptPolicy{}},
+		PerRetry: perRetry,
 	}, &policy.ClientOptions{
 		Transport: p.client,
 		Retry:     p.retry,
@@ -222,9 +235,9 @@ func (p *PowerBI) ExecuteQuery(ctx context.Context, q Query, recv RowReceiver) (
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			p.log.Debug("executeQueries answered", "requestId", st.requestID, "attempts", st.attempts)
-			ds, err := Decode(resp.Body, recv)
+			ds, err := Decode(progressBody(ctx, resp.Body), recv)
 			resp.Body.Close()
-			if err == nil && ds.Bytes >= MaxResultBytes {
+			if err == nil && ds.Bytes >= p.maxBytes {
 				err = &LimitError{Bytes: ds.Bytes, Rows: ds.Rows, RequestID: st.requestID}
 			}
 			if err != nil {

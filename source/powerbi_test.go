@@ -154,3 +154,31 @@ func TestAuthConfig(t *testing.T) {
 		t.Errorf("the job's authority host must win: %s", got)
 	}
 }
+
+func TestLimiterSpacesRequests(t *testing.T) {
+	l := NewLimiter(600) // one every 100 ms
+	start := time.Now()
+	for range 5 {
+		if err := l.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 390*time.Millisecond || d > 2*time.Second {
+		t.Errorf("5 requests at 600/min took %s, want about 400ms", d)
+	}
+	l.Penalize(300 * time.Millisecond)
+	t0 := time.Now()
+	_ = l.Wait(context.Background())
+	if d := time.Since(t0); d < 250*time.Millisecond {
+		t.Errorf("a 429's Retry-After did not hold the next request back (%s)", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := NewLimiter(1).Wait(ctx); err == nil {
+		// The first slot is free; the second waits a minute and must
+		// give up on the cancelled context.
+		if err := l.Wait(ctx); err == nil {
+			t.Error("Wait ignored a cancelled context")
+		}
+	}
+}

@@ -49,12 +49,36 @@ func main() {
 	if job := os.Getenv(childEnv); job != "" {
 		os.Exit(child(job))
 	}
+	if to := os.Getenv(streamEnv); to != "" {
+		os.Exit(streamChild(to))
+	}
 	rows := flag.Int("rows", 1_000_000, "rows in the synthetic response")
 	sinks := flag.String("sink", "parquet", "sinks to write: parquet, csv, postgres, or a comma-separated list")
 	dir := flag.String("dir", filepath.Join(os.TempDir(), "pbicopy-bench"), "folder for the response and the outputs")
 	pgDSN := flag.String("pg", "host=127.0.0.1 user=postgres dbname=postgres", "PostgreSQL DSN for -sink postgres")
 	runs := flag.Int("runs", 1, "runs (the best is reported)")
+	pagedMode := flag.Bool("paged", false, "measure a keyset-paged extract against the fake Power BI (request rate vs the limit, overhead per page)")
+	latency := flag.Duration("latency", 300*time.Millisecond, "with -paged: the fake's latency per query")
+	rate := flag.Float64("rate", 120, "with -paged: requests per minute (the fake enforces it too)")
+	blockSize := flag.Int64("blocksize", 0, "with -sink blobparquet: storage.blockSize (0: the default)")
+	blobConc := flag.Int("concurrency", 0, "with -sink blobparquet: storage.concurrency (0: the default)")
+	streamMB := flag.Int("stream", 1024, "with -sink blobparquet: also stream this many MB of random bytes through each destination alone (0: not)")
 	flag.Parse()
+	if *sinks == "blobparquet" {
+		// Parquet to Azure Blob (Azurite) against the same output to a local file.
+		if err := blobCompare(*rows, *dir, *runs, *blockSize, *blobConc, *streamMB); err != nil {
+			fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *pagedMode {
+		if err := paged(*rows, *dir, *latency, *rate); err != nil {
+			fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := parent(*rows, *sinks, *dir, *pgDSN, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
 		os.Exit(1)

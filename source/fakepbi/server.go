@@ -111,6 +111,8 @@ type QueryRequest struct {
 	Path string
 	// RequestID is the RequestId header of the answer.
 	RequestID string
+	// Received is when the request arrived.
+	Received time.Time
 }
 
 // Server is a running fake of the Power BI executeQueries API and of the
@@ -133,6 +135,7 @@ type Server struct {
 	cuts          int
 	cutAfter      int64
 	window        []time.Time // times of the requests served in the rate window
+	refresh       refreshState
 }
 
 // Start starts a fake server on a free port of 127.0.0.1, with a fresh
@@ -181,6 +184,8 @@ func Start(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /secrets/{name}", s.keyVaultSecret)
 	mux.HandleFunc("GET /secrets/{name}/{$}", s.keyVaultSecret)
 	mux.HandleFunc("GET /secrets/{name}/{version}", s.keyVaultSecret)
+	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/refreshes", s.refreshes)
+	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/refreshes/{id}", s.refreshByID)
 	s.ts = httptest.NewUnstartedServer(mux)
 	s.ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	s.ts.StartTLS()
@@ -333,6 +338,7 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 		Host:                 r.Host,
 		Path:                 r.URL.Path,
 		RequestID:            rid,
+		Received:             time.Now(),
 	}
 	if len(req.Queries) > 0 && req.Queries[0].Query != nil {
 		rec.Query = *req.Queries[0].Query

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/source"
+)
+
+// backfillFlags are the flags of partitioned runs, shared by run and plan.
+type backfillFlags struct {
+	from, to    string
+	concurrency int
+	rate        float64
+	resume      bool
+	shard       string
+}
+
+func (b *backfillFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&b.from, "from", "", "first value of the partition parameter (a date or an integer)")
+	fs.StringVar(&b.to, "to", "", "last value of the partition parameter, inclusive")
+	fs.IntVar(&b.concurrency, "concurrency", 1, "partitions in flight at once")
+	fs.Float64Var(&b.rate, "rate", source.DefaultRate, "executeQueries requests per minute, shared by every page and partition (split it between shards of one principal)")
+	fs.BoolVar(&b.resume, "resume", false, "skip partitions the state file records as done")
+	fs.StringVar(&b.shard, "shard", "", "run only share `i/n` of the partitions (Kubernetes Indexed Job: $JOB_COMPLETION_INDEX/<completions>)")
+}
+
+func (b *backfillFlags) apply(r *pipeline.Runner) error {
+	if b.concurrency < 1 {
+		return usagef("--concurrency %d: use 1 or more", b.concurrency)
+	}
+	if b.rate <= 0 {
+		return usagef("--rate %g: use a positive number of requests per minute", b.rate)
+	}
+	r.From, r.To, r.Concurrency, r.Rate, r.Resume = b.from, b.to, b.concurrency, b.rate, b.resume
+	if b.shard != "" {
+		s, err := pipeline.ParseShard(b.shard)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		r.Shard = s
+	}
+	return nil
+}
+
+// cmdPlan prints what a run would do, without calling anything.
+func (a *app) cmdPlan(args []string) error {
+	stdout, stderr := a.stdout, a.stderr
+	var c commonFlags
+	fs := newFlagSet("plan", stderr, &c, false)
+	c.backfill.register(fs)
+	paths, err := parseInterleaved(fs, args)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if len(paths) == 0 {
+		return usagef("plan needs at least one job file or folder")
+	}
+	r := &pipeline.Runner{Params: c.params}
+	if err := c.backfill.apply(r); err != nil {
+		return err
+	}
+	jobs, err := loadJobs(pipeline.Loader{}, paths, stderr)
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		p, err := r.Plan(j)
+		if err != nil {
+			return fmt.Errorf("job %s: %w", j.Name, err)
+		}
+		printPlan(stdout, p, r)
+	}
+	return nil
+}
+
+func printPlan(w io.Writer, p *pipeline.RunPlan, r *pipeline.Runner) {
+	fmt.Fprintf(w, "job %s: %d partition(s)", p.Job, len(p.Partitions))
+	if p.Skipped > 0 {
+		fmt.Fprintf(w, ", %d already done (--resume)", p.Skipped)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, pp := range p.Partitions {
+		key := pp.Key
+		if key == "" {
+			key = "(single)"
+		}
+		status := ""
+		if pp.Done {
+			status = "done, skipped"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", key, oneLine(pp.FirstQuery), status)
+		for _, o := range pp.Outputs {
+			fmt.Fprintf(tw, "  \t-> %s\t\n", o)
+		}
+	}
+	tw.Flush()
+	d := time.Duration(float64(p.MinRequests) / r.Rate * float64(time.Minute))
+	fmt.Fprintf(w, "at least %d request(s) at %g/min with %d in flight: at least %s", p.MinRequests, r.Rate, max(1, r.Concurrency), d.Round(time.Second))
+	if p.Paged {
+		fmt.Fprint(w, " plus one request per further page")
+	}
+	fmt.Fprintln(w)
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 160 {
+		s = s[:157] + "..."
+	}
+	return s
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/sink/sinktest"
+	"github.com/pbicopy/pbicopy/source/fakepbi"
+)
+
+// TestMain lets a test run the real command in a child process (to kill it
+// with SIGKILL): with PBICOPY_TEST_MAIN=1 the test binary is pbicopy.
+func TestMain(m *testing.M) {
+	if os.Getenv("PBICOPY_TEST_MAIN") == "1" {
+		os.Exit((&app{stdout: os.Stdout, stderr: os.Stderr}).run(context.Background(), os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+const backfillJobText = `name: backfill
+params:
+  day: { type: date }
+partition: { param: day, step: 1d }
+source:
+  powerbi:
+    workspace: ${T_WS}
+    dataset: ${T_DS}
+    endpoint: ${T_EP}
+    query: "EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }}) ORDER BY Sales[OrderID]"
+    auth: { tenant: "${T_TENANT}", clientId: "${T_CLIENT}", clientSecret: "${T_SECRET}", authorityHost: "${T_AUTH}" }
+mapping:
+  columns:
+    - { from: "Sales[OrderID]", to: order_id, type: int64 }
+    - { from: "Sales[OrderDate]", to: order_date, type: date }
+    - { from: "Sales[Customer]", to: customer, type: string }
+    - { from: "Sales[Amount]", to: amount, type: "decimal(19,4)" }
+  unmapped: ignore
+sinks:
+  - parquet: { path: "%[1]s/day={{ .day }}/sales.parquet" }
+  - csv: { path: "%[1]s/day={{ .day }}/sales.csv" }
+  - postgres: { dsn: "${T_PG}", table: %[2]s, mode: replacePartition, partitionColumn: order_date }
+`
+
+func pgDSN() string {
+	if dsn := os.Getenv("PBICOPY_TEST_PG_DSN"); dsn != "" {
+		return dsn
+	}
+	return "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=5"
+}
+
+// TestResumeAfterKill kills a backfill with SIGKILL mid-way, resumes it,
+// and compares the result with an uninterrupted run, row for row, in
+// Parquet, CSV and PostgreSQL.
+func TestResumeAfterKillIntegration(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgDSN())
+	if err != nil {
+		sinktest.SkipOrFail(t, "no PostgreSQL server: %v", err)
+	}
+	defer conn.Close(ctx)
+	schema := fmt.Sprintf("pbicopy_resume_%08x", rand.Uint32())
+	if _, err := conn.Exec(ctx, "create schema "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "drop schema "+schema+" cascade") })
+
+	srv, err := fakepbi.Start(fakepbi.Options{Latency: 150 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	o := srv.Options()
+	dir := t.TempDir()
+	certFile := filepath.Join(dir, "fake.pem")
+	if err := os.WriteFile(certFile, srv.CertificatePEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "PBICOPY_TEST_MAIN=1", "SSL_CERT_FILE="+certFile,
+		"T_WS="+o.WorkspaceID, "T_DS="+o.DatasetID, "T_EP="+srv.URL(), "T_AUTH="+srv.AuthorityHost(),
+		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret, "T_PG="+pgDSN())
+	writeJobFile := func(name, out, table string) string {
+		p := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(p, []byte(fmt.Sprintf(backfillJobText, out, table)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	command := func(args ...string) *exec.Cmd {
+		c := exec.Command(os.Args[0], args...)
+		c.Env = env
+		return c
+	}
+	const from, to = "2024-04-01", "2024-04-16"
+	span := []string{"--from", from, "--to", to, "--concurrency", "2", "--rate", "6000", "--log-format", "json"}
+
+	// The reference: one uninterrupted run.
+	refJob := writeJobFile("ref", filepath.Join(dir, "ref"), schema+".ref")
+	if out, err := command(append([]string{"run", refJob}, span...)...).CombinedOutput(); err != nil {
+		t.Fatalf("reference run: %v\n%s", err, out)
+	}
+
+	// The victim: killed once a few partitions are recorded.
+	job := writeJobFile("job", filepath.Join(dir, "out"), schema+".sales")
+	statePath := filepath.Join(dir, "out", ".pbicopy-state", "backfill.json")
+	victim := command(append([]string{"run", job}, span...)...)
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, _ := os.ReadFile(statePath)
+		if strings.Count(string(data), `"finishedAt"`) >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = victim.Process.Kill()
+			t.Fatal("the backfill recorded no partitions in 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := victim.Process.Kill(); err != nil { // SIGKILL: no cleanup at all
+		t.Fatal(err)
+	}
+	_ = victim.Wait()
+	data, _ := os.ReadFile(statePath)
+	done := strings.Count(string(data), `"finishedAt"`)
+	if done >= 16 {
+		t.Fatalf("the process finished before it was killed")
+	}
+	before := srv.QueryRequests()
+
+	out, err := command(append([]string{"run", job, "--resume"}, span...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("resumed run: %v\n%s", err, out)
+	}
+	if ran := srv.QueryRequests() - before; ran > 16-done {
+		t.Errorf("the resumed run made %d requests; %d partitions were already done", ran, done)
+	}
+
+	// Row for row: files (hidden temporary files a SIGKILL can leave are
+	// never read under the target names) and tables.
+	ref, got := readTree(t, filepath.Join(dir, "ref")), readTree(t, filepath.Join(dir, "out"))
+	if len(ref) != 32 || len(got) != len(ref) {
+		t.Fatalf("%d reference files, %d after resume", len(ref), len(got))
+	}
+	for name, rows := range ref {
+		if d := sinktest.DiffRows(rows, got[name]); d != "" {
+			t.Errorf("%s: %s", name, d)
+		}
+	}
+	sum := func(table string) string {
+		var n int64
+		var s string
+		if err := conn.QueryRow(ctx, "select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from "+table+" t").Scan(&n, &s); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(n, " ", s)
+	}
+	if a, b := sum(schema+".ref"), sum(schema+".sales"); a != b {
+		t.Errorf("postgres: reference %s, resumed %s", a, b)
+	}
+}
+
+// readTree reads every Parquet and CSV file under dir (not the hidden ones)
+// into rows by relative path.
+func readTree(t *testing.T, dir string) map[string][][]any {
+	t.Helper()
+	out := map[string][][]any{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch filepath.Ext(p) {
+		case ".parquet":
+			rows, err := sinktest.ReadParquetXitongsys(p)
+			out[rel] = rows
+			return err
+		case ".csv":
+			recs, err := sinktest.ReadCSV(p)
+			var rows [][]any
+			for _, r := range recs {
+				var row []any
+				for _, v := range r {
+					row = append(row, v)
+				}
+				rows = append(rows, row)
+			}
+			out[rel] = rows
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestPlan(t *testing.T) {
+	dir := fakeJobs(t)
+	p := filepath.Join(dir, "plan.yaml")
+	text := strings.Replace(fmt.Sprintf(backfillJobText, filepath.Join(dir, "out"), "s.t"), "${T_PG}", "host=nowhere", 1)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCmd(t, "plan", p, "--from", "2024-01-30", "--to", "2024-02-02", "--rate", "60")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"job backfill: 4 partition(s)",
+		"2024-01-30  EVALUATE FILTER(Sales, Sales[OrderDate] = DATE(2024, 1, 30)) ORDER BY Sales[OrderID]",
+		"2024-02-02",
+		filepath.Join(dir, "out", "day=2024-02-01", "sales.parquet"),
+		"postgres s.t (replacePartition)",
+		"at least 4 request(s) at 60/min with 1 in flight: at least 4s",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code, _, _ := runCmd(t, "plan", p, "--from", "2024-01-30"); code != exitFailed {
+		t.Errorf("--from without --to: exit %d", code)
+	}
+	if code, _, _ := runCmd(t, "run", p, "--shard", "2/2"); code != exitInvalid {
+		t.Errorf("bad --shard: exit %d", code)
+	}
+	_ = pipeline.DefaultMemoryLimit
+}

@@ -1,0 +1,367 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pbicopy/pbicopy/mapping"
+	"github.com/pbicopy/pbicopy/sink/sinktest"
+	"github.com/pbicopy/pbicopy/source/fakepbi"
+)
+
+const benchMapping = `mapping:
+  columns:
+    - { from: "Sales[OrderID]", to: order_id, type: int64 }
+    - { from: "Sales[OrderDate]", to: order_date, type: date }
+    - { from: "Sales[ShippedAt]", to: shipped_at, type: timestamp }
+    - { from: "Sales[Customer]", to: customer, type: string }
+    - { from: "Sales[Product]", to: product, type: string }
+    - { from: "Sales[Quantity]", to: quantity, type: int64 }
+    - { from: "Sales[UnitPrice]", to: unit_price, type: "decimal(19,4)" }
+    - { from: "Sales[Amount]", to: amount, type: "decimal(19,4)" }
+    - { from: "Sales[Discount]", to: discount, type: float64 }
+    - { from: "Sales[Returned]", to: returned, type: bool }`
+
+// pagedJob is a job paging through the fake's Sales table.
+func (f *fixture) pagedJob(t *testing.T, mappingYAML, pageRows string) *Job {
+	t.Helper()
+	text := fmt.Sprintf(`name: paged
+source:
+  powerbi:
+    workspace: ${WS}
+    dataset: ${DS}
+    endpoint: ${EP}
+    table: Sales
+    paging: { key: "Sales[OrderID]", pageRows: %s }
+    auth: { tenant: "${TENANT}", clientId: "${CLIENT}", clientSecret: "${SECRET}", authorityHost: "${AUTH}" }
+%s
+sinks:
+  - parquet: { path: %q }
+  - csv: { path: %q }
+`, pageRows, mappingYAML, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"))
+	job, _, err := Loader{LookupEnv: f.lookup}.Load("paged.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+func TestPagedExtractIsCompleteAndOrdered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("350,000 rows")
+	}
+	const rows = 350_000
+	f := newFixture(t, fakepbi.Options{Tables: []*fakepbi.Table{fakepbi.BenchTable(rows)}})
+	job := f.pagedJob(t, benchMapping, "auto")
+	r := f.runner(nil)
+	r.BatchRows = 0
+	r.Rate = -1
+	res := r.Run(context.Background(), job)
+	if res.Err() != nil {
+		t.Fatalf("run: %v", res.Err())
+	}
+	if res.Rows != rows || res.Sinks[0].Rows != rows || res.Sinks[1].Rows != rows {
+		t.Fatalf("rows read %d, written %d/%d; want %d", res.Rows, res.Sinks[0].Rows, res.Sinks[1].Rows, rows)
+	}
+	if res.Pages < 4 {
+		t.Errorf("%d pages, want at least 4", res.Pages)
+	}
+	// 90,000-row auto pages of this ~300-byte-a-row table pass the 15 MB
+	// cut, which the fake applies silently: every cut page is continued.
+	if res.Truncated == 0 {
+		t.Errorf("no page was cut by the 15 MB limit; the test no longer covers it")
+	}
+	if got := f.srv.QueryRequests(); got != res.Pages {
+		t.Errorf("the fake saw %d requests, the run reports %d pages", got, res.Pages)
+	}
+	for _, q := range f.srv.Queries()[1:] {
+		if !strings.HasPrefix(q.Query, "EVALUATE TOPN(") || !strings.Contains(q.Query, "FILTER(Sales, Sales[OrderID] > ") || !strings.HasSuffix(q.Query, "ORDER BY Sales[OrderID] ASC") {
+			t.Fatalf("page query not in the documented shape: %s", q.Query)
+		}
+	}
+	cols := mustColumns(t, job)
+	want := expectedRows(t, f.opts.Tables[0], cols)
+	checkOutputs(t, f, cols, want)
+}
+
+func TestPageCutAtByteLimitIsRefetchedSmaller(t *testing.T) {
+	f := newFixture(t, fakepbi.Options{MaxBytes: 40_000})
+	job := f.pagedJob(t, salesMapping, "400")
+	r := f.runner(nil)
+	r.ResultBytes, r.Rate = 40_000, -1
+	res := r.Run(context.Background(), job)
+	if res.Err() != nil {
+		t.Fatalf("run: %v", res.Err())
+	}
+	if res.Truncated == 0 {
+		t.Fatal("no page was cut")
+	}
+	qs := f.srv.Queries()
+	if !strings.HasPrefix(qs[0].Query, "EVALUATE TOPN(400, Sales,") || !strings.Contains(qs[1].Query, "TOPN(200, FILTER(") {
+		t.Errorf("pages after a cut are not halved: %s / %s", qs[0].Query, qs[1].Query)
+	}
+	if !strings.Contains(f.logs.String(), "page cut by a service limit") {
+		t.Error("the cut is not reported")
+	}
+	cols := mustColumns(t, job)
+	checkOutputs(t, f, cols, expectedRows(t, table(t, f.opts.Tables, "Sales"), cols))
+}
+
+func TestPagingCatchesDuplicateKeys(t *testing.T) {
+	dup := &fakepbi.Table{Name: "Sales", Rows: 10,
+		Columns: []fakepbi.Column{{Name: "OrderID", Type: fakepbi.Int64}},
+		Value: func(i, c int) any {
+			if i == 6 {
+				return int64(5) // the key of row 5 again
+			}
+			return int64(i)
+		}}
+	f := newFixture(t, fakepbi.Options{Tables: []*fakepbi.Table{dup}})
+	job := f.pagedJob(t, `mapping: { columns: [ { from: "Sales[OrderID]", to: id, type: int64 } ] }`, "3")
+	publishPrevious(t, f)
+	res := f.runner(nil).Run(context.Background(), job)
+	if res.Err() == nil || !strings.Contains(res.Err().Error(), "value 5 repeats") {
+		t.Fatalf("err = %v, want the repeated key named", res.Err())
+	}
+	checkPreviousUntouched(t, f)
+}
+
+// backfillJob is a daily-partitioned job over the demo Sales table.
+func (f *fixture) backfillJob(t *testing.T, extraSink string) *Job {
+	t.Helper()
+	text := fmt.Sprintf(`name: backfill
+params:
+  day: { type: date, default: yesterday }
+partition: { param: day, step: 1d }
+source:
+  powerbi:
+    workspace: ${WS}
+    dataset: ${DS}
+    endpoint: ${EP}
+    query: "EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }}) ORDER BY Sales[OrderID]"
+    auth: { tenant: "${TENANT}", clientId: "${CLIENT}", clientSecret: "${SECRET}", authorityHost: "${AUTH}" }
+%s
+sinks:
+  - parquet: { path: %q }
+  - csv: { path: %q }
+%s`, salesMapping, filepath.Join(f.dir, "day={{ .day }}", "sales.parquet"), filepath.Join(f.dir, "day={{ .day }}", "sales.csv"), extraSink)
+	job, _, err := Loader{LookupEnv: f.lookup}.Load("backfill.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+func TestBackfillConcurrentUnderOneRateLimit(t *testing.T) {
+	// The service's 120 a minute, on a clock 20 times faster.
+	f := newFixture(t, fakepbi.Options{RateLimit: 120, RatePer: 3 * time.Second, Latency: 20 * time.Millisecond})
+	job := f.backfillJob(t, "")
+	r := f.runner(nil)
+	r.From, r.To, r.Concurrency, r.Rate = "2024-01-01", "2024-01-30", 4, 120*20
+	res := r.Run(context.Background(), job)
+	if res.Err() != nil {
+		t.Fatalf("run: %v", res.Err())
+	}
+	if len(res.Partitions) != 30 || res.Throttle != 0 {
+		t.Errorf("%d partitions, %d throttled; want 30 and none", len(res.Partitions), res.Throttle)
+	}
+	var total int64
+	for _, p := range res.Partitions {
+		total += p.Rows
+		if p.Status != Succeeded {
+			t.Errorf("partition %s: %s %s", p.Key, p.Status, p.Error)
+		}
+	}
+	if total == 0 || res.Rows != total {
+		t.Errorf("rows: %d total, %d in the job", total, res.Rows)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "day=2024-01-30", "sales.parquet")); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "day={{ .day }}")); err == nil {
+		t.Error("an unrendered path was written")
+	}
+}
+
+// outputs reads every output file under dir into a map from relative path
+// to rows.
+func outputs(t *testing.T, dir string) map[string][][]any {
+	t.Helper()
+	out := map[string][][]any{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.Contains(p, ".pbicopy-state") {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch filepath.Ext(p) {
+		case ".parquet":
+			rows, err := sinktest.ReadParquetXitongsys(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = rows
+		case ".csv":
+			recs, err := sinktest.ReadCSV(p)
+			if err != nil {
+				return err
+			}
+			rows := make([][]any, len(recs))
+			for i, r := range recs {
+				for _, v := range r {
+					rows[i] = append(rows[i], v)
+				}
+			}
+			out[rel] = rows
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestShardsTogetherEqualOneRun(t *testing.T) {
+	whole := newFixture(t, fakepbi.Options{})
+	r := whole.runner(nil)
+	r.From, r.To, r.Rate = "2024-02-01", "2024-02-10", -1
+	if res := r.Run(context.Background(), whole.backfillJob(t, "")); res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	sharded := newFixture(t, fakepbi.Options{})
+	var keys []string
+	for i := range 2 {
+		r := sharded.runner(nil)
+		r.From, r.To, r.Rate, r.Shard = "2024-02-01", "2024-02-10", -1, Shard{I: i, N: 2}
+		res := r.Run(context.Background(), sharded.backfillJob(t, ""))
+		if res.Err() != nil {
+			t.Fatal(res.Err())
+		}
+		for _, p := range res.Partitions {
+			keys = append(keys, p.Key)
+		}
+	}
+	slices.Sort(keys)
+	if len(keys) != 10 || slices.Compact(keys) != nil && len(slices.Compact(keys)) != 10 {
+		t.Errorf("shards ran %v", keys)
+	}
+	a, b := outputs(t, whole.dir), outputs(t, sharded.dir)
+	if len(a) != 20 || len(a) != len(b) {
+		t.Fatalf("%d files unsharded, %d sharded", len(a), len(b))
+	}
+	for name, rows := range a {
+		if d := sinktest.DiffRows(rows, b[name]); d != "" {
+			t.Errorf("%s: %s", name, d)
+		}
+	}
+}
+
+func TestResumeSkipsDonePartitions(t *testing.T) {
+	f := newFixture(t, fakepbi.Options{})
+	job := f.backfillJob(t, "")
+	r := f.runner(nil)
+	r.From, r.To, r.Rate = "2024-03-01", "2024-03-05", -1
+	if res := r.Run(context.Background(), job); res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	before := f.srv.QueryRequests()
+	// Lose one partition's record, as if the process died before writing it.
+	statePath, _ := StatePath(job)
+	data, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil || len(st.Partitions) != 5 {
+		t.Fatalf("state: %v\n%s", err, data)
+	}
+	delete(st.Partitions, "2024-03-04")
+	data, _ = json.Marshal(st)
+	if err := os.WriteFile(statePath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.To = "2024-03-07"
+	r.Resume = true
+	res := r.Run(context.Background(), job)
+	if res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	var ran, skipped []string
+	for _, p := range res.Partitions {
+		if p.Status == Skipped {
+			skipped = append(skipped, p.Key)
+		} else {
+			ran = append(ran, p.Key)
+		}
+	}
+	if strings.Join(ran, ",") != "2024-03-04,2024-03-06,2024-03-07" || len(skipped) != 4 || f.srv.QueryRequests()-before != 3 {
+		t.Errorf("ran %v, skipped %v, requests %d", ran, skipped, f.srv.QueryRequests()-before)
+	}
+}
+
+func TestPartitionsAndParams(t *testing.T) {
+	job := &Job{Name: "j", Params: map[string]ParamSpec{"day": {Type: "date", Default: "yesterday"}, "n": {Type: "int", Default: "7"}},
+		Partition: &PartitionSpec{Param: "day", Step: "1mo"}}
+	now := time.Date(2024, 3, 15, 10, 0, 0, 0, time.UTC)
+	parts, err := job.Partitions(nil, "2024-01-31", "2024-04-30", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, p := range parts {
+		keys = append(keys, p.Key)
+	}
+	if strings.Join(keys, ",") != "2024-01-31,2024-03-02,2024-04-02" {
+		t.Errorf("monthly partitions: %v", keys)
+	}
+	one, err := job.Partitions(nil, "", "", now)
+	if err != nil || len(one) != 1 || one[0].Key != "2024-03-14" || one[0].Params["n"] != int64(7) {
+		t.Fatalf("default partition: %+v %v", one, err)
+	}
+	if lit, _ := DAXLiteral(one[0].Params["day"]); lit != "DATE(2024, 3, 14)" {
+		t.Errorf("dax of a date: %s", lit)
+	}
+	if _, err := job.Partitions(map[string]string{"nope": "1"}, "", "", now); err == nil {
+		t.Error("an undeclared --param was accepted")
+	}
+	if _, err := job.Partitions(nil, "2024-05-01", "2024-04-01", now); err == nil {
+		t.Error("--from after --to was accepted")
+	}
+	for in, want := range map[string]string{"today": "2024-03-15", "today-7d": "2024-03-08", "today+1d": "2024-03-16", "yesterday-1mo": "2024-02-14"} {
+		v, err := parseParam(ParamDate, in, now)
+		if err != nil || v.(Date).String() != want {
+			t.Errorf("%s = %v, %v; want %s", in, v, err, want)
+		}
+	}
+	s, err := ParseShard("1/3")
+	if err != nil || len(s.Select(parts)) != 1 || s.Select(parts)[0].Key != "2024-03-02" {
+		t.Errorf("shard: %v %v", s, err)
+	}
+	if _, err := ParseShard("3/3"); err == nil {
+		t.Error("shard 3/3 accepted")
+	}
+}
+
+func TestKeyLiterals(t *testing.T) {
+	for raw, want := range map[string]string{
+		`12345`:                     `12345`,
+		`"O'Brien ""x"""`:           `"O'Brien ""x"""`,
+		`"2024-03-01T00:00:00"`:     `DATETIME(2024, 3, 1, 0, 0, 0)`,
+		`"2024-03-01T10:20:30.125"`: `(DATETIME(2024, 3, 1, 10, 20, 30) + 0.125 / 86400)`,
+	} {
+		got, err := keyLiteral([]byte(raw), mapping.Type{})
+		if raw == `"O'Brien ""x"""` {
+			got, err = keyLiteral([]byte(`"O'Brien \"x\""`), mapping.Type{Kind: mapping.String})
+		}
+		if err != nil || got != want {
+			t.Errorf("keyLiteral(%s) = %s, %v; want %s", raw, got, err, want)
+		}
+	}
+}

@@ -1,0 +1,284 @@
+package pipeline
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pbicopy/pbicopy/sink"
+)
+
+// Date is a date parameter's value. In templates it prints as 2006-01-02 and
+// {{ dax .day }} gives DATE(2024, 3, 1); its time.Time methods stay usable,
+// e.g. {{ .day.Format "2006/01" }}.
+type Date struct{ time.Time }
+
+func (d Date) String() string { return d.Format("2006-01-02") }
+
+// Parameter types.
+const (
+	ParamDate   = "date"
+	ParamInt    = "int"
+	ParamString = "string"
+)
+
+var paramNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+var relativeDateRE = regexp.MustCompile(`^(today|yesterday)(?:([+-])(\d+)(d|mo))?$`)
+
+// parseParam parses a parameter value of the given type. Dates are
+// YYYY-MM-DD or relative to now (in UTC): today, yesterday, today-7d,
+// today+1d, today-1mo.
+func parseParam(typ, s string, now time.Time) (any, error) {
+	switch typ {
+	case ParamString, "":
+		return s, nil
+	case ParamInt:
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", s)
+		}
+		return n, nil
+	case ParamDate:
+		s = strings.TrimSpace(s)
+		if m := relativeDateRE.FindStringSubmatch(s); m != nil {
+			y, mo, d := now.UTC().Date()
+			t := time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
+			if m[1] == "yesterday" {
+				t = t.AddDate(0, 0, -1)
+			}
+			if m[2] != "" {
+				n, _ := strconv.Atoi(m[3])
+				if m[2] == "-" {
+					n = -n
+				}
+				if m[4] == "d" {
+					t = t.AddDate(0, 0, n)
+				} else {
+					t = t.AddDate(0, n, 0)
+				}
+			}
+			return Date{t}, nil
+		}
+		t, err := time.Parse("2006-01-02", s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a date: write YYYY-MM-DD, or today, yesterday, today-7d, today-1mo", s)
+		}
+		return Date{t}, nil
+	}
+	return nil, fmt.Errorf("unknown parameter type %q: use date, int or string", typ)
+}
+
+// step is a partition step: days or months for dates, a number for ints.
+type step struct {
+	days, months int
+	n            int64
+}
+
+func parseStep(typ, s string) (step, error) {
+	s = strings.TrimSpace(s)
+	switch typ {
+	case ParamDate:
+		var st step
+		var num string
+		switch {
+		case strings.HasSuffix(s, "mo"):
+			num = strings.TrimSuffix(s, "mo")
+			n, err := strconv.Atoi(num)
+			if err != nil || n < 1 {
+				break
+			}
+			st.months = n
+			return st, nil
+		case strings.HasSuffix(s, "d"):
+			num = strings.TrimSuffix(s, "d")
+			n, err := strconv.Atoi(num)
+			if err != nil || n < 1 {
+				break
+			}
+			st.days = n
+			return st, nil
+		}
+		return step{}, fmt.Errorf("step %q: for a date parameter write Nd (days) or Nmo (months), e.g. 1d or 1mo", s)
+	case ParamInt:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 {
+			return step{}, fmt.Errorf("step %q: for an int parameter write a positive integer", s)
+		}
+		return step{n: n}, nil
+	}
+	return step{}, fmt.Errorf("a partition needs a date or int parameter, not %s", cmpOr(typ, ParamString))
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (s step) next(v any) any {
+	switch x := v.(type) {
+	case Date:
+		return Date{x.AddDate(0, s.months, s.days)}
+	case int64:
+		return x + s.n
+	}
+	return v
+}
+
+// Partition is one unit of a run: one query (or one paged extract), one
+// output per sink, one PostgreSQL transaction, one line of state.
+type Partition struct {
+	Index  int            // position in the full list, before sharding
+	Key    string         // the partition value as text ("" for an unpartitioned job)
+	Params map[string]any // template values
+	Range  *sink.PartitionRange
+}
+
+// Shard selects a deterministic share of the partitions: those whose index
+// modulo N is I.
+type Shard struct{ I, N int }
+
+// ParseShard parses "i/n" with 0 <= i < n.
+func ParseShard(s string) (Shard, error) {
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return Shard{}, fmt.Errorf("--shard %q: write i/n with 0 <= i < n, e.g. 0/4 (Kubernetes: $JOB_COMPLETION_INDEX/<completions>)", s)
+	}
+	return Shard{I: i, N: n}, nil
+}
+
+// maxPartitions bounds a backfill, so that a typo in --to cannot plan a
+// million queries.
+const maxPartitions = 100_000
+
+// Partitions lists the partitions of a run of j: one, or one per step of
+// the partition parameter from from to to (inclusive). given are the
+// --param values; now resolves relative dates.
+func (j *Job) Partitions(given map[string]string, from, to string, now time.Time) ([]Partition, error) {
+	base := map[string]any{}
+	if len(j.Params) == 0 {
+		for k, v := range given {
+			base[k] = v
+		}
+	} else {
+		for name := range given {
+			if _, ok := j.Params[name]; !ok {
+				return nil, fmt.Errorf("--param %s: the job declares no such parameter (it has %s)", name, strings.Join(sortedKeys(j.Params), ", "))
+			}
+		}
+		for name, p := range j.Params {
+			raw, ok := given[name]
+			if !ok {
+				if p.Default == "" {
+					continue // a missing value is reported where a template uses it
+				}
+				raw = p.Default
+			}
+			v, err := parseParam(p.Type, raw, now)
+			if err != nil {
+				return nil, fmt.Errorf("parameter %s: %w", name, err)
+			}
+			base[name] = v
+		}
+	}
+	if j.Partition == nil {
+		if from != "" || to != "" {
+			return nil, fmt.Errorf("--from/--to: job %s has no partition block to step through", j.Name)
+		}
+		return []Partition{{Params: base}}, nil
+	}
+	pp := j.Partition.Param
+	typ := j.Params[pp].Type
+	st, err := parseStep(typ, j.Partition.Step)
+	if err != nil {
+		return nil, err
+	}
+	if from == "" && to == "" {
+		v, ok := base[pp]
+		if !ok {
+			return nil, fmt.Errorf("parameter %s has no value: pass --param %s=..., or --from and --to", pp, pp)
+		}
+		return []Partition{partition(0, pp, v, st, base)}, nil
+	}
+	if from == "" || to == "" {
+		return nil, fmt.Errorf("give both --from and --to (the range of %s, inclusive)", pp)
+	}
+	lo, err := parseParam(typ, from, now)
+	if err != nil {
+		return nil, fmt.Errorf("--from: %w", err)
+	}
+	hi, err := parseParam(typ, to, now)
+	if err != nil {
+		return nil, fmt.Errorf("--to: %w", err)
+	}
+	if _, ok := given[pp]; ok {
+		return nil, fmt.Errorf("--param %s cannot be combined with --from/--to, which set it", pp)
+	}
+	var parts []Partition
+	for v := lo; !after(v, hi); v = st.next(v) {
+		if len(parts) == maxPartitions {
+			return nil, fmt.Errorf("--from %s --to %s makes more than %d partitions", from, to, maxPartitions)
+		}
+		parts = append(parts, partition(len(parts), pp, v, st, base))
+	}
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("--from %s is after --to %s", from, to)
+	}
+	return parts, nil
+}
+
+func partition(i int, name string, v any, st step, base map[string]any) Partition {
+	params := make(map[string]any, len(base)+1)
+	for k, x := range base {
+		params[k] = x
+	}
+	params[name] = v
+	rng := &sink.PartitionRange{To: nil}
+	switch x := v.(type) {
+	case Date:
+		rng.From, rng.To = x.Time, st.next(x).(Date).Time
+	case int64:
+		rng.From, rng.To = x, st.next(x)
+	}
+	return Partition{Index: i, Key: fmt.Sprint(v), Params: params, Range: rng}
+}
+
+func after(a, b any) bool {
+	switch x := a.(type) {
+	case Date:
+		return x.After(b.(Date).Time)
+	case int64:
+		return x > b.(int64)
+	}
+	return true
+}
+
+// Select keeps the shard's share of parts.
+func (s Shard) Select(parts []Partition) []Partition {
+	if s.N <= 1 {
+		return parts
+	}
+	var out []Partition
+	for _, p := range parts {
+		if p.Index%s.N == s.I {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,91 @@
+package pipeline
+
+import (
+	"context"
+	"strconv"
+)
+
+// RunPlan is what a run of a job would do, worked out without calling any
+// service.
+type RunPlan struct {
+	Job        string
+	Partitions []PlannedPartition
+	Skipped    int  // partitions --resume would skip
+	Paged      bool // whether partitions may take more than one request
+	// MinRequests is the fewest executeQueries requests the run makes:
+	// one per partition to run (paged partitions make one per page).
+	MinRequests int
+}
+
+// PlannedPartition is one partition of a RunPlan.
+type PlannedPartition struct {
+	Key        string
+	FirstQuery string   // the query, or the first page's query
+	Outputs    []string // output files and tables
+	Done       bool     // recorded as done: --resume skips it
+}
+
+// Plan works out the partitions, queries and outputs of a run of job with
+// the runner's parameters, range, shard and resume settings.
+func (r *Runner) Plan(job *Job) (*RunPlan, error) {
+	parts, err := job.Partitions(r.Params, r.From, r.To, r.now())
+	if err != nil {
+		return nil, err
+	}
+	parts = r.Shard.Select(parts)
+	var st *stateFile
+	if job.Partition != nil && r.Resume {
+		if st, err = r.openState(context.Background(), job, r.Shard, true); err != nil {
+			return nil, err
+		}
+	}
+	columns := 0
+	if job.Mapping != nil {
+		columns = len(job.Mapping.Columns)
+	}
+	rp := &RunPlan{Job: job.Name}
+	pb := job.Source.PowerBI
+	rp.Paged = pb != nil && pb.Paging != nil
+	for _, p := range parts {
+		pp := PlannedPartition{Key: p.Key, Done: st.isDone(p.Key)}
+		sinks, err := renderPaths(job, p.Params)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range sinks {
+			switch {
+			case s.spec.Postgres != nil:
+				pp.Outputs = append(pp.Outputs, "postgres "+s.spec.Postgres.Table+" ("+cmpOr(s.spec.Postgres.Mode, "append")+")")
+			default:
+				pp.Outputs = append(pp.Outputs, s.spec.Kind()+" "+s.path)
+			}
+		}
+		switch {
+		case pb == nil:
+			pp.FirstQuery = "replay " + job.Source.File
+		default:
+			text, err := renderSource(pb, p.Params)
+			if err != nil {
+				return nil, err
+			}
+			pp.FirstQuery = text
+			if pb.Paging != nil {
+				n := autoPageRows(columns)
+				if columns == 0 {
+					n = firstPageRows
+				}
+				if v, err := strconv.Atoi(pb.Paging.PageRows); err == nil {
+					n = v
+				}
+				pp.FirstQuery = FirstPageQuery(n, text, pb.Paging.Key)
+			}
+		}
+		if pp.Done {
+			rp.Skipped++
+		} else if pb != nil {
+			rp.MinRequests++
+		}
+		rp.Partitions = append(rp.Partitions, pp)
+	}
+	return rp, nil
+}

@@ -1,0 +1,206 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pbicopy/pbicopy/sink"
+)
+
+// State records the completed partitions of a partitioned job, so that
+// --resume can skip them. A partition is recorded only after every one of
+// its sinks committed; a crash between the commits and the record makes
+// --resume run that partition again, which the sinks make idempotent
+// (files are replaced, replacePartition deletes before it inserts).
+type State struct {
+	Job        string                     `json:"job"`
+	Partitions map[string]PartitionRecord `json:"partitions"`
+}
+
+// PartitionRecord is one completed partition.
+type PartitionRecord struct {
+	Rows       int64          `json:"rows"`
+	FinishedAt time.Time      `json:"finishedAt"`
+	Outputs    []OutputRecord `json:"outputs"`
+}
+
+// OutputRecord is one published output of a partition.
+type OutputRecord struct {
+	Kind     string `json:"kind"`
+	Location string `json:"location"`
+	Rows     int64  `json:"rows"`
+	Bytes    int64  `json:"bytes,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+}
+
+// stateFile is a job's state, kept as a local file or a blob beside the
+// outputs and published atomically like them. Shards write files of their
+// own (<job>.shard-<i>-of-<n>.json) beside each other; --resume reads the
+// unsharded file and every shard's of the same n.
+type stateFile struct {
+	mu     sync.Mutex
+	folder sink.Folder
+	name   string
+	state  State
+	done   map[string]bool
+}
+
+// StatePath is where the state of job lives (a local path or a blob URL):
+// state.path, else .pbicopy-state/<job>.json in the output folder of the
+// first file sink (the part of its path before any template).
+func StatePath(job *Job) (string, error) {
+	if job.State != nil && job.State.Path != "" {
+		return job.State.Path, nil
+	}
+	for _, s := range job.Sinks {
+		var p string
+		switch {
+		case s.Parquet != nil:
+			p = s.Parquet.Path
+		case s.CSV != nil:
+			p = s.CSV.Path
+		}
+		if p == "" {
+			continue
+		}
+		if i := strings.Index(p, "{{"); i >= 0 {
+			p = p[:i]
+		}
+		dir := p[:strings.LastIndexAny(p, `/\`)+1]
+		if strings.HasSuffix(dir, "://") {
+			continue // the container itself is templated: no folder to keep state in
+		}
+		return dir + ".pbicopy-state/" + job.Name + ".json", nil
+	}
+	return "", fmt.Errorf("job %s: no file sink to keep the partition state beside: set state.path (a local path or az://container/path)", job.Name)
+}
+
+// stateTarget resolves a state path like an output path, with the job's
+// storage settings and credentials.
+func (r *Runner) stateTarget(ctx context.Context, job *Job, statePath string) (sink.Folder, string, error) {
+	spec := SinkSpec{CSV: &sink.CSVOptions{Path: statePath}}
+	t, err := planFile(job, spec, statePath, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("state path %s: %w", statePath, err)
+	}
+	f, err := r.folder(ctx, t)
+	if err != nil {
+		return nil, "", fmt.Errorf("state path %s: %w", statePath, err)
+	}
+	return f, t.name, nil
+}
+
+func (r *Runner) openState(ctx context.Context, job *Job, shard Shard, resume bool) (*stateFile, error) {
+	base, err := StatePath(job)
+	if err != nil {
+		return nil, err
+	}
+	folder, name, err := r.stateTarget(ctx, job, base)
+	if err != nil {
+		return nil, err
+	}
+	stem := strings.TrimSuffix(name, ".json")
+	own := name
+	if shard.N > 1 {
+		own = fmt.Sprintf("%s.shard-%d-of-%d.json", stem, shard.I, shard.N)
+	}
+	sf := &stateFile{folder: folder, name: own, state: State{Job: job.Name, Partitions: map[string]PartitionRecord{}}, done: map[string]bool{}}
+	// Keep what this file recorded before, resuming or not: a later
+	// --resume still knows those partitions are done.
+	if err := sf.read(ctx, own, true); err != nil {
+		return nil, err
+	}
+	if !resume {
+		clear(sf.done)
+		return sf, nil
+	}
+	names := []string{name}
+	if shard.N > 1 {
+		for i := range shard.N {
+			names = append(names, fmt.Sprintf("%s.shard-%d-of-%d.json", stem, i, shard.N))
+		}
+	}
+	for _, n := range names {
+		if err := sf.read(ctx, n, false); err != nil {
+			return nil, err
+		}
+	}
+	return sf, nil
+}
+
+// read loads the records of one state file; own says it is the file this
+// run writes.
+func (s *stateFile) read(ctx context.Context, name string, own bool) error {
+	data, err := s.folder.ReadFile(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read state %s: %w", s.folder.Location(name), err)
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("state %s is damaged (%v): delete it to start over, or fix it", s.folder.Location(name), err)
+	}
+	for k, v := range st.Partitions {
+		s.done[k] = true
+		if own {
+			s.state.Partitions[k] = v
+		}
+	}
+	return nil
+}
+
+// isDone reports whether a partition was completed by an earlier run and
+// is to be skipped.
+func (s *stateFile) isDone(key string) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done[key]
+}
+
+// record marks a partition as done and publishes the state atomically.
+func (s *stateFile) record(ctx context.Context, key string, pr *PartitionResult) error {
+	if s == nil {
+		return nil
+	}
+	rec := PartitionRecord{Rows: pr.Rows, FinishedAt: time.Now().UTC()}
+	for _, sr := range pr.Sinks {
+		out := OutputRecord{Kind: sr.Kind, Location: sr.Location, Rows: sr.Rows, Bytes: sr.Bytes}
+		if len(sr.Files) == 1 {
+			out.SHA256 = sr.Files[0].SHA256
+		}
+		rec.Outputs = append(rec.Outputs, out)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state.Partitions[key] = rec
+	data, err := json.MarshalIndent(s.state, "", "  ")
+	if err != nil {
+		return err
+	}
+	dst, err := s.folder.Open(ctx, s.name, true)
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", s.folder.Location(s.name), err)
+	}
+	if _, err := dst.Write(append(data, '\n')); err != nil {
+		_ = dst.Abort(ctx)
+		return fmt.Errorf("write state %s: %w", s.folder.Location(s.name), err)
+	}
+	if _, err := dst.Commit(ctx, int64(len(s.state.Partitions))); err != nil {
+		return fmt.Errorf("write state %s: %w", s.folder.Location(s.name), err)
+	}
+	return nil
+}
+
+// Location is where the state is written.
+func (s *stateFile) Location() string { return s.folder.Location(s.name) }
