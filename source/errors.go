@@ -15,11 +15,18 @@ type APIError struct {
 	Code      string // e.g. DatasetExecuteQueriesError, PowerBIEntityNotFound
 	Message   string // the service's message, or the DAX error detail text
 	RequestID string
+	// Op is the call that failed: "" for executeQueries, "refresh" for the
+	// refresh calls.
+	Op string
 }
 
 func (e *APIError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "executeQueries: HTTP %d", e.Status)
+	op := e.Op
+	if op == "" {
+		op = "executeQueries"
+	}
+	fmt.Fprintf(&b, "%s: HTTP %d", op, e.Status)
 	if e.Code != "" {
 		fmt.Fprintf(&b, " %s", e.Code)
 	}
@@ -38,6 +45,8 @@ func (e *APIError) Error() string {
 // Hint names the likely cause of the error and what to do, in one sentence.
 func (e *APIError) Hint() string {
 	switch {
+	case e.Op == "refresh":
+		return refreshHint(e)
 	case e.Code == "DatasetExecuteQueriesError":
 		return "The DAX query failed: fix the query (test it in DAX Studio or Power BI Desktop)"
 	case e.Code == "ServicePrincipalIsNotAllowedByTenantAdminSwitch":

@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/pbicopy/pbicopy/pipeline"
@@ -49,6 +46,11 @@ type commonFlags struct {
 	logFormat string
 	verbose   bool
 	summary   string
+	backfill  backfillFlags
+	// metricsPush is the Prometheus Pushgateway the run's figures go to.
+	metricsPush string
+	// noProgress turns the progress line off on a terminal.
+	noProgress bool
 }
 
 func newFlagSet(name string, stderr io.Writer, c *commonFlags, withRun bool) *flag.FlagSet {
@@ -60,17 +62,11 @@ func newFlagSet(name string, stderr io.Writer, c *commonFlags, withRun bool) *fl
 	fs.BoolVar(&c.verbose, "v", false, "debug logging")
 	if withRun {
 		fs.StringVar(&c.summary, "summary", "", "write the run summary as JSON to `FILE`")
+		fs.StringVar(&c.metricsPush, "metrics-push", "", "push the run's figures to the Prometheus Pushgateway at `URL`")
+		c.backfill.register(fs)
+		fs.BoolVar(&c.noProgress, "no-progress", false, "no progress line on the terminal")
 	}
 	return fs
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func newLogger(c *commonFlags, stderr io.Writer) (*slog.Logger, error) {
@@ -111,27 +107,6 @@ func loadJobs(loader pipeline.Loader, paths []string, stderr io.Writer) ([]*pipe
 	return jobs, err
 }
 
-func (a *app) cmdValidate(args []string) error {
-	stdout, stderr := a.stdout, a.stderr
-	var c commonFlags
-	fs := newFlagSet("validate", stderr, &c, false)
-	paths, err := parseInterleaved(fs, args)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if len(paths) == 0 {
-		return usagef("validate needs at least one job file or folder")
-	}
-	jobs, err := loadJobs(pipeline.Loader{}, paths, stderr)
-	if err != nil {
-		return err
-	}
-	for _, j := range jobs {
-		fmt.Fprintf(stdout, "%s: ok (job %s)\n", j.File, j.Name)
-	}
-	return nil
-}
-
 func (a *app) cmdRun(ctx context.Context, args []string) error {
 	stdout, stderr := a.stdout, a.stderr
 	var c commonFlags
@@ -143,96 +118,69 @@ func (a *app) cmdRun(ctx context.Context, args []string) error {
 	if len(paths) == 0 {
 		return usagef("run needs at least one job file or folder")
 	}
-	log, err := newLogger(&c, stderr)
+	if c.metricsPush != "" {
+		// Before any job runs: a typo must not cost a night's figures.
+		if err := pipeline.CheckPushURL(c.metricsPush); err != nil {
+			return usagef("--metrics-push: %v", err)
+		}
+	}
+	started := time.Now()
+	rep, err := a.newReporter(&c)
 	if err != nil {
 		return err
 	}
+	defer rep.close()
 	jobs, err := loadJobs(pipeline.Loader{}, paths, stderr)
 	if err != nil {
+		return writeSummaryOf(c.summary, "run", started, err)
+	}
+	runner := &pipeline.Runner{Logger: rep.log, Params: c.params, HTTPClient: a.httpClient, Progress: rep.progress()}
+	if err := c.backfill.apply(runner); err != nil {
 		return err
 	}
-	runner := &pipeline.Runner{Logger: log, Params: c.params, HTTPClient: a.httpClient}
-	return runJobs(ctx, runner, jobs, c.summary, stdout)
+	return runJobs(ctx, runner, jobs, c.summary, c.metricsPush, stdout, rep)
 }
 
-// runJobs runs jobs one after another (a failed job does not stop the next
-// ones), prints the summary, and writes it as JSON when asked.
-func runJobs(ctx context.Context, runner *pipeline.Runner, jobs []*pipeline.Job, summaryPath string, stdout io.Writer) error {
-	var results []*pipeline.JobResult
-	failed := 0
-	for _, j := range jobs {
-		if ctx.Err() != nil {
-			break
-		}
-		r := runner.Run(ctx, j)
-		results = append(results, r)
-		if r.Status != pipeline.Succeeded {
-			failed++
-		}
-	}
-	printSummary(stdout, results)
-	if summaryPath != "" {
-		if err := writeSummary(summaryPath, results); err != nil {
-			return err
-		}
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted: %w", ctx.Err())
-	}
-	if failed > 0 {
-		return errJobsFailed
+// metricsPushTimeout bounds the push at the end of a run: the figures are
+// worth a short wait, not a hung run.
+const metricsPushTimeout = 15 * time.Second
+
+// pushRunMetrics pushes the figures of a run to the Pushgateway at url,
+// even after an interruption, so that the failure is recorded.
+func pushRunMetrics(ctx context.Context, url string, results []*pipeline.JobResult) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), metricsPushTimeout)
+	defer cancel()
+	if err := pipeline.PushMetrics(ctx, nil, url, results, ""); err != nil {
+		return fmt.Errorf("push metrics: %w", err)
 	}
 	return nil
 }
 
-func writeSummary(path string, results []*pipeline.JobResult) error {
-	data, err := json.MarshalIndent(struct {
-		Jobs []*pipeline.JobResult `json:"jobs"`
-	}{results}, "", "  ")
+// withFailure adds more, a failure after the jobs ran, to err, the run's
+// outcome. Alone, more is shown and exits 1; after failed jobs it stands
+// for errJobsFailed (still exit 1), which would hide it; after an
+// interruption both are shown.
+func withFailure(err, more error) error {
+	switch {
+	case more == nil:
+		return err
+	case err == nil || errors.Is(err, errJobsFailed):
+		return more
+	}
+	return errors.Join(err, more)
+}
+
+// cmdSchema prints the JSON Schema of job files.
+func cmdSchema(stdout io.Writer, args []string) error {
+	if len(args) > 0 {
+		return usagef("schema takes no arguments")
+	}
+	data, err := pipeline.JSONSchema()
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write summary: %w", err)
-	}
-	return nil
-}
-
-func printSummary(w io.Writer, results []*pipeline.JobResult) {
-	for _, r := range results {
-		fmt.Fprintf(w, "job %s: %s in %s, %d rows read (%s", r.Job, r.Status, r.Duration.Round(time.Millisecond), r.Rows, humanBytes(r.Bytes))
-		if r.Requests > 0 {
-			fmt.Fprintf(w, ", %d request(s)", r.Requests)
-		}
-		if r.Throttle > 0 {
-			fmt.Fprintf(w, ", %d throttled", r.Throttle)
-		}
-		fmt.Fprintln(w, ")")
-		if r.Error != "" {
-			fmt.Fprintf(w, "  error: %s\n", r.Error)
-		}
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		for _, s := range r.Sinks {
-			fmt.Fprintf(tw, "  %s\t%s\t%d rows\t%s\t%s\n", s.Kind, s.Location, s.Rows, humanBytes(s.Bytes), s.Status)
-		}
-		tw.Flush()
-		for _, n := range r.Notes {
-			fmt.Fprintf(w, "  note: %s\n", n)
-		}
-	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	_, err = stdout.Write(data)
+	return err
 }
 
 func cmdVersion(stdout io.Writer) error {

@@ -25,16 +25,18 @@ func (a *app) cmdDemo(ctx context.Context, args []string) error {
 	var c commonFlags
 	fs.StringVar(&c.logFormat, "log-format", "", "log format: text or json")
 	fs.BoolVar(&c.verbose, "v", false, "debug logging")
+	fs.BoolVar(&c.noProgress, "no-progress", false, "no progress line on the terminal")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
 		return usagef("demo takes no arguments")
 	}
-	log, err := newLogger(&c, stderr)
+	rep, err := a.newReporter(&c)
 	if err != nil {
 		return err
 	}
+	defer rep.close()
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
 	opts := fakepbi.Options{
@@ -82,8 +84,8 @@ func (a *app) cmdDemo(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Fprintf(stdout, "fake Power BI listening on %s; running %s (job %s)\n", srv.URL(), jobs.DemoFile, job.Name)
-	runner := &pipeline.Runner{Logger: log, HTTPClient: srv.Client()}
-	if err := runJobs(ctx, runner, []*pipeline.Job{job}, "", stdout); err != nil {
+	runner := &pipeline.Runner{Logger: rep.log, HTTPClient: srv.Client(), Progress: rep.progress()}
+	if err := runJobs(ctx, runner, []*pipeline.Job{job}, "", "", stdout, rep); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "done: %d executeQueries request(s), %d token request(s). Look at the files in %s/\n", srv.QueryRequests(), srv.TokenRequests(), *out)

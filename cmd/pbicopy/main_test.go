@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -99,7 +100,7 @@ func TestRunFolderOneJobFails(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "out", "a-bad.csv")); err == nil {
 		t.Error("the failed job published its output")
 	}
-	if !strings.Contains(stdout, "job a-bad: failed") || !strings.Contains(stdout, "job b-good: succeeded") || !strings.Contains(stdout, "NoSuchTable") {
+	if !regexp.MustCompile(`(?m)^a-bad +failed `).MatchString(stdout) || !regexp.MustCompile(`(?m)^b-good +succeeded `).MatchString(stdout) || !strings.Contains(stdout, "NoSuchTable") {
 		t.Errorf("summary:\n%s", stdout)
 	}
 	var sum struct {
@@ -192,7 +193,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	if !strings.Contains(stdout, "1000 rows") || !strings.Contains(stdout, "1 token request") {
+	if !regexp.MustCompile(`(?m)^demo-sales +succeeded +1,000 `).MatchString(stdout) || !strings.Contains(stdout, "1 token request") {
 		t.Errorf("demo output:\n%s", stdout)
 	}
 }

@@ -80,6 +80,10 @@ func TestTOPNTiesAndOrder(t *testing.T) {
 		{"EVALUATE TOPN(3, Scores, Scores[Score], DESC, Scores[Name], ASC)", "cid,eve,Fay"},
 		{"EVALUATE TOPN(0, Scores, Scores[Score])", ""},
 		{"EVALUATE TOPN(100, Scores, Scores[Score])", "ann,Bob,cid,Dee,eve,Fay,gus,Hal,ivy,Jon"},
+		// Without order keys: n rows, no ties.
+		{"EVALUATE TOPN(3, Scores)", "ann,Bob,cid"},
+		{"EVALUATE TOPN(1, FILTER(Scores, Scores[Score] < 4))", "Bob"},
+		{"EVALUATE TOPN(100, Scores)", "ann,Bob,cid,Dee,eve,Fay,gus,Hal,ivy,Jon"},
 		{"EVALUATE TOPN(3, Scores, Scores[Score], DESC) ORDER BY Scores[Score] DESC, Scores[Name] DESC", "Fay,cid,ivy,Hal,eve"},
 		// ORDER BY: stable, blanks first, text without case.
 		{"EVALUATE Scores ORDER BY Scores[Score]", "Jon,gus,Bob,Dee,ann,eve,Hal,ivy,cid,Fay"},

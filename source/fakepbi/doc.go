@@ -38,6 +38,18 @@
 // not hold exactly one query; 400 DatasetExecuteQueriesError for a DAX error;
 // else 200 with the result, streamed.
 //
+// The dataset refresh API is served too (refresh.go):
+//
+//	POST   /v1.0/myorg/groups/{workspaceId}/datasets/{datasetId}/refreshes
+//	GET    /v1.0/myorg/groups/{workspaceId}/datasets/{datasetId}/refreshes?$top=n
+//	GET    /v1.0/myorg/groups/{workspaceId}/datasets/{datasetId}/refreshes/{refreshId}
+//	DELETE /v1.0/myorg/groups/{workspaceId}/datasets/{datasetId}/refreshes/{refreshId}
+//
+// with standard and enhanced refreshes, 400 for a refresh requested while
+// another runs, and NextRefresh and StartScheduledRefresh to make a refresh
+// take several polls, fail with a serviceExceptionJson, or be running
+// already.
+//
 // # The result body
 //
 // {"results":[{"tables":[{"rows":[{...},...]}]}]}, compact, written while
@@ -66,7 +78,7 @@
 //
 //	EVALUATE <table>
 //	EVALUATE SELECTCOLUMNS(<table>, "name", T[Col], "name2", [Col], ...)
-//	EVALUATE TOPN(<n>, <table>, <colref>, ASC|DESC [, <colref>, ASC|DESC ...])
+//	EVALUATE TOPN(<n>, <table> [, <colref>, ASC|DESC ...])
 //	EVALUATE FILTER(<table>, <colref> <op> <literal> [&& ...] [|| ...])
 //	... ORDER BY <colref> [ASC|DESC] [, ...]
 //
@@ -77,7 +89,8 @@
 // Keywords and names are case-insensitive; // and -- line comments and /* */
 // are ignored. Semantics follow DAX: text compares case-insensitively, BLANK
 // compares as 0, "" or FALSE except with ==, ORDER BY sorts blanks first,
-// TOPN's default order is DESC and it returns every row tied with the n-th.
+// TOPN's default order is DESC and it returns every row tied with the n-th
+// (without order keys, the first n rows of the table).
 // An unknown name, a syntax error or a type mismatch answers the real DAX
 // error shape with a message like the engine's ("Query (1, 10) Failed to
 // resolve name 'Salez'. ...").

@@ -281,7 +281,9 @@ func (p *parser) topn() (tableExpr, error) {
 	if e.in, err = p.tableExpr(); err != nil {
 		return nil, err
 	}
-	for p.tok().kind == tComma || len(e.keys) == 0 {
+	// The order keys are optional: without them TOPN returns n rows of the
+	// engine's choosing (here the table's first n).
+	for p.tok().kind == tComma {
 		if _, err := p.expect(tComma); err != nil {
 			return nil, err
 		}

@@ -556,6 +556,11 @@ func (it *topnStreamIter) next() (int, bool) {
 	if it.count < it.s.n {
 		return row, true
 	}
+	if len(it.s.keys) == 0 && it.count > it.s.n {
+		// Without order keys no row ties with the n-th.
+		it.done = true
+		return 0, false
+	}
 	if it.count == it.s.n {
 		it.nth = keysOf(it.s.t, row, it.s.keys, nil)
 		return row, true

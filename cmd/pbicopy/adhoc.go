@@ -1,0 +1,145 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/source"
+)
+
+// defaultSecretEnv is the environment variable the ad-hoc commands read the
+// client secret from. A secret is never accepted as a flag value: it would
+// show in the process list.
+const defaultSecretEnv = "PBI_CLIENT_SECRET"
+
+// sourceFlags name a dataset and the credentials to reach it, for the
+// commands that run without a job file (query, infer, refresh).
+type sourceFlags struct {
+	job                            string
+	workspace, dataset             string
+	endpoint, cloud, impersonate   string
+	tenant, clientID, method       string
+	secretEnv, certificate         string
+	authorityHost, certPasswordEnv string
+}
+
+func (s *sourceFlags) register(fs *flag.FlagSet, withJob bool) {
+	if withJob {
+		fs.StringVar(&s.job, "job", "", "take the dataset and credentials from job `FILE`")
+	}
+	fs.StringVar(&s.workspace, "workspace", "", "workspace (group) `id`")
+	fs.StringVar(&s.dataset, "dataset", "", "dataset (semantic model) `id`")
+	fs.StringVar(&s.tenant, "tenant", "", "Entra ID tenant `id` (default $AZURE_TENANT_ID)")
+	fs.StringVar(&s.clientID, "client-id", "", "app registration (client) `id` (default $AZURE_CLIENT_ID)")
+	fs.StringVar(&s.secretEnv, "client-secret-env", "", "environment variable `NAME` holding the client secret (default "+defaultSecretEnv+")")
+	fs.StringVar(&s.certificate, "certificate", "", "PEM or PFX `FILE` with the app's certificate and key (clientCertificate)")
+	fs.StringVar(&s.certPasswordEnv, "certificate-password-env", "", "environment variable `NAME` holding the certificate's password")
+	fs.StringVar(&s.method, "auth-method", "", "how to get a token: "+strings.Join(source.Methods, ", ")+" (default clientSecret when the secret variable is set)")
+	fs.StringVar(&s.authorityHost, "authority-host", "", "Entra ID authority `URL` (default the cloud's)")
+	fs.StringVar(&s.endpoint, "endpoint", "", "Power BI REST endpoint `URL` (default the cloud's)")
+	fs.StringVar(&s.cloud, "cloud", "", "public (default), usgov or china")
+	fs.StringVar(&s.impersonate, "impersonate", "", "`UPN` to impersonate (row-level security)")
+}
+
+// adhocFlagsGiven reports whether any dataset or credential flag is set.
+func (s *sourceFlags) adhocFlagsGiven() bool {
+	for _, v := range []string{s.workspace, s.dataset, s.endpoint, s.cloud, s.impersonate, s.tenant, s.clientID, s.method, s.secretEnv, s.certificate, s.authorityHost, s.certPasswordEnv} {
+		if v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// spec builds the source block the flags describe, reading the secret from
+// the environment.
+func (s *sourceFlags) spec() (*pipeline.PowerBISpec, error) {
+	if s.workspace == "" || s.dataset == "" {
+		return nil, usagef("give --workspace and --dataset (or --job FILE)")
+	}
+	a := pipeline.AuthSpec{
+		Method:        s.method,
+		Tenant:        s.tenant,
+		ClientID:      s.clientID,
+		AuthorityHost: s.authorityHost,
+	}
+	if a.Tenant == "" {
+		a.Tenant = os.Getenv("AZURE_TENANT_ID")
+	}
+	if a.ClientID == "" && a.Method != source.MethodManagedIdentity {
+		a.ClientID = os.Getenv("AZURE_CLIENT_ID")
+	}
+	secretEnv := s.secretEnv
+	if secretEnv == "" {
+		secretEnv = defaultSecretEnv
+	}
+	secret, secretSet := os.LookupEnv(secretEnv)
+	if s.secretEnv != "" && !secretSet {
+		return nil, usagef("--client-secret-env %s: the variable is not set", s.secretEnv)
+	}
+	if s.certificate != "" {
+		a.Certificate = s.certificate
+		if s.certPasswordEnv != "" {
+			pw, ok := os.LookupEnv(s.certPasswordEnv)
+			if !ok {
+				return nil, usagef("--certificate-password-env %s: the variable is not set", s.certPasswordEnv)
+			}
+			a.CertificatePassword = pw
+		}
+	}
+	switch {
+	case a.Method == "" && s.certificate != "":
+		a.Method = source.MethodClientCertificate
+	case a.Method == "" && secret != "":
+		a.Method = source.MethodClientSecret
+	case a.Method == "" && a.ClientID != "":
+		return nil, usagef("no client secret: set %s (or name another variable with --client-secret-env), give --certificate, or choose --auth-method", secretEnv)
+	case a.Method == "":
+		a.Method = source.MethodDefault
+	}
+	if a.Method == source.MethodClientSecret {
+		if secret == "" {
+			return nil, usagef("--auth-method clientSecret: set %s (or name another variable with --client-secret-env)", secretEnv)
+		}
+		a.ClientSecret = secret
+	}
+	return &pipeline.PowerBISpec{
+		Workspace: s.workspace, Dataset: s.dataset, Endpoint: s.endpoint, Cloud: s.cloud,
+		ImpersonatedUser: s.impersonate, Auth: a,
+	}, nil
+}
+
+// jobSource loads a job file for its Power BI source block.
+func (a *app) jobSource(path string) (*pipeline.Job, error) {
+	jobs, err := loadJobs(pipeline.Loader{}, []string{path}, a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	if len(jobs) != 1 {
+		return nil, usagef("%s: give one job file, not a folder", path)
+	}
+	if jobs[0].Source.PowerBI == nil {
+		return nil, fmt.Errorf("job %s reads a file, not Power BI", jobs[0].Name)
+	}
+	return jobs[0], nil
+}
+
+// source resolves the Power BI source of an ad-hoc command: the job's, or
+// the flags'.
+func (s *sourceFlags) source(a *app) (*pipeline.PowerBISpec, *pipeline.Job, error) {
+	if s.job != "" {
+		if s.adhocFlagsGiven() {
+			return nil, nil, usagef("--job takes the dataset and credentials from the job file: leave out the other dataset and credential flags")
+		}
+		job, err := a.jobSource(s.job)
+		if err != nil {
+			return nil, nil, err
+		}
+		return job.Source.PowerBI, job, nil
+	}
+	spec, err := s.spec()
+	return spec, nil, err
+}

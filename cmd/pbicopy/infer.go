@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/pbicopy/pbicopy/mapping"
+	"github.com/pbicopy/pbicopy/pipeline"
+)
+
+// defaultSample is the number of rows infer samples.
+const defaultSample = 1000
+
+// cmdInfer samples a query and prints a mapping block for a job file.
+func (a *app) cmdInfer(ctx context.Context, args []string) error {
+	var c commonFlags
+	fs := newFlagSet("infer", a.stderr, &c, false)
+	var sf sourceFlags
+	sf.register(fs, false)
+	query := fs.String("query", "", "the DAX `query` to sample (instead of a job file's)")
+	sample := fs.Int("sample", defaultSample, "rows to sample")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if *sample < 1 {
+		return usagef("--sample %d: use 1 or more", *sample)
+	}
+	rep, err := a.newReporter(&c)
+	if err != nil {
+		return err
+	}
+	defer rep.close()
+	runner := &pipeline.Runner{Logger: rep.log, Params: c.params, HTTPClient: a.httpClient, Progress: rep.progress()}
+
+	var pb *pipeline.PowerBISpec
+	var dax string
+	switch {
+	case len(pos) == 1 && *query == "":
+		if sf.adhocFlagsGiven() {
+			return usagef("infer JOB takes the dataset and credentials from the job file: leave out the dataset and credential flags")
+		}
+		job, err := a.jobSource(pos[0])
+		if err != nil {
+			return err
+		}
+		rendered, err := runner.Render(job, false)
+		if err != nil {
+			return fmt.Errorf("job %s: %w", job.Name, err)
+		}
+		pb, dax = job.Source.PowerBI, rendered.Query
+	case len(pos) == 0 && *query != "":
+		if pb, err = sf.spec(); err != nil {
+			return err
+		}
+		dax = *query
+	default:
+		return usagef("infer needs a job file, or --query 'EVALUATE ...' with --workspace and --dataset")
+	}
+	cols, qs, err := runner.InferSample(ctx, pb, dax, *sample)
+	rep.close()
+	if err != nil {
+		return err
+	}
+	sampled, _ := pipeline.SampleQuery(dax, *sample)
+	printMapping(a.stdout, cols, int(qs.Rows), sampled)
+	return nil
+}
+
+// printMapping writes a mapping block ready to paste into a job file, with
+// a comment on every column the data engineer should look at.
+func printMapping(w io.Writer, cols []mapping.InferredColumn, rows int, query string) {
+	fmt.Fprintf(w, "# Inferred by pbicopy infer from %d sampled row(s) of:\n", rows)
+	for _, l := range strings.Split(strings.TrimSpace(query), "\n") {
+		fmt.Fprintf(w, "#   %s\n", strings.TrimRight(l, " \t\r"))
+	}
+	fmt.Fprintln(w, "# Review the types: a sample may not show every value the model holds.")
+	fmt.Fprintln(w, "mapping:")
+	fmt.Fprintln(w, "  columns:")
+	for _, c := range cols {
+		if c.Renamed {
+			fmt.Fprintf(w, "    # %s is named %s: its column name collides with another key's\n", c.From, c.To)
+		}
+		if c.Note != "" {
+			fmt.Fprintf(w, "    # %s: %s\n", c.From, c.Note)
+		} else if c.NonNull < rows {
+			fmt.Fprintf(w, "    # %s: null in %d of %d sampled rows\n", c.From, rows-c.NonNull, rows)
+		}
+		fmt.Fprintf(w, "    - { from: %s, to: %s, type: %s }\n", yamlString(c.From), yamlName(c.To), yamlName(c.Type.String()))
+	}
+	fmt.Fprintln(w, "  unmapped: error")
+}
+
+// yamlString quotes s as a YAML double-quoted scalar: Go's escapes (\n,
+// \t, \", \\, \xNN, \uNNNN, \UNNNNNNNN) are all YAML escapes too.
+func yamlString(s string) string { return strconv.Quote(s) }
+
+var plainNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// yamlReserved are the plain scalars a YAML reader may take for something
+// other than a string.
+var yamlReserved = map[string]bool{"null": true, "true": true, "false": true, "yes": true, "no": true, "on": true, "off": true, "y": true, "n": true}
+
+// yamlName writes a column name or type plain when YAML reads it back as
+// that string, and quoted otherwise.
+func yamlName(s string) string {
+	if plainNameRE.MatchString(s) && !yamlReserved[s] {
+		return s
+	}
+	return yamlString(s)
+}

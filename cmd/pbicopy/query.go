@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pbicopy/pbicopy/mapping"
+	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/sink"
+)
+
+// maxCellWidth is the widest a value is shown in the terminal table.
+const maxCellWidth = 40
+
+// cmdQuery runs an ad-hoc DAX query and shows its result as a table, or
+// writes it as CSV, JSON lines or Parquet.
+func (a *app) cmdQuery(ctx context.Context, args []string) error {
+	var c commonFlags
+	fs := newFlagSet("query", a.stderr, &c, false)
+	var sf sourceFlags
+	sf.register(fs, true)
+	format := fs.String("format", "table", "table, csv, json (one object per line) or parquet")
+	out := fs.String("o", "", "write to `FILE` (csv, json, parquet) instead of the terminal")
+	maxRows := fs.Int("max-rows", 100, "rows the table shows")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if len(pos) != 1 {
+		return usagef("query needs one DAX query: pbicopy query --workspace W --dataset D 'EVALUATE ...'")
+	}
+	dax := pos[0]
+	switch *format {
+	case "table":
+		if *out != "" {
+			return usagef("-o: the table is for the terminal; use --format csv, json or parquet to write a file")
+		}
+	case "csv", "json":
+	case "parquet":
+		if *out == "" {
+			return usagef("--format parquet needs -o FILE")
+		}
+	default:
+		return usagef("--format %q: use table, csv, json or parquet", *format)
+	}
+	if *maxRows < 0 {
+		return usagef("--max-rows %d: use 0 or more", *maxRows)
+	}
+	pb, _, err := sf.source(a)
+	if err != nil {
+		return err
+	}
+	rep, err := a.newReporter(&c)
+	if err != nil {
+		return err
+	}
+	defer rep.close()
+	runner := &pipeline.Runner{Logger: rep.log, HTTPClient: a.httpClient, Progress: rep.progress()}
+
+	switch *format {
+	case "table":
+		t := &tableOut{max: *maxRows}
+		_, err := runner.QueryBatches(ctx, pb, dax, t.schema, t.batch)
+		rep.close()
+		if errors.Is(err, mapping.ErrNoRowsToInfer) {
+			fmt.Fprintln(a.stdout, "(0 rows)")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		t.print(a.stdout)
+		return nil
+	case "json":
+		return a.queryJSON(ctx, runner, rep, pb, dax, *out)
+	}
+	return a.queryFile(ctx, runner, rep, pb, dax, *format, *out)
+}
+
+// queryFile writes the result through the job sinks (csv or parquet), to
+// out, or for CSV without -o to stdout.
+func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *reporter, pb *pipeline.PowerBISpec, dax, format, out string) error {
+	path := out
+	if path == "" {
+		dir, err := os.MkdirTemp("", "pbicopy-query-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		path = filepath.Join(dir, "query.csv")
+	}
+	src := *pb
+	src.Query, src.Table, src.Paging, src.RefreshBefore = pipeline.EscapeTemplate(dax), "", nil, false
+	job := &pipeline.Job{Name: "query", Source: pipeline.SourceSpec{PowerBI: &src}}
+	switch format {
+	case "csv":
+		job.Sinks = []pipeline.SinkSpec{{CSV: &sink.CSVOptions{Path: pipeline.EscapeTemplate(path)}}}
+	case "parquet":
+		job.Sinks = []pipeline.SinkSpec{{Parquet: &sink.ParquetOptions{Path: pipeline.EscapeTemplate(path), Compression: "zstd"}}}
+	}
+	res := runner.Run(ctx, job)
+	rep.close()
+	if res.Status != pipeline.Succeeded {
+		return res.Err()
+	}
+	if out == "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(a.stdout, f)
+		return err
+	}
+	var bytes int64
+	for _, s := range res.Sinks {
+		bytes += s.Bytes
+	}
+	fmt.Fprintf(a.stdout, "%s rows (%s) written to %s\n", groupDigits(res.Rows), humanBytes(bytes), out)
+	return nil
+}
+
+// queryJSON writes one JSON object per row, with typed values, to out or
+// stdout. A file is written beside out and renamed over it at the end.
+func (a *app) queryJSON(ctx context.Context, runner *pipeline.Runner, rep *reporter, pb *pipeline.PowerBISpec, dax, out string) error {
+	var dst io.Writer = a.stdout
+	var tmp *os.File
+	if out != "" {
+		var err error
+		if tmp, err = os.CreateTemp(filepath.Dir(out), ".pbicopy-query-*"); err != nil {
+			return err
+		}
+		defer func() {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}()
+		dst = tmp
+	}
+	bw := bufio.NewWriterSize(dst, 64<<10)
+	var names [][]byte
+	rows := int64(0)
+	onSchema := func(cols []mapping.Column, _ []string) error {
+		for _, c := range cols {
+			k, err := jsontext.AppendQuote(nil, c.To)
+			if err != nil {
+				return err
+			}
+			names = append(names, k)
+		}
+		return nil
+	}
+	var line []byte
+	emit := func(rec arrow.RecordBatch) error {
+		defer rec.Release()
+		for i := range int(rec.NumRows()) {
+			line = append(line[:0], '{')
+			for j, col := range rec.Columns() {
+				if j > 0 {
+					line = append(line, ',')
+				}
+				line = append(line, names[j]...)
+				line = append(line, ':')
+				line = appendJSONValue(line, col, i)
+			}
+			line = append(line, '}', '\n')
+			if _, err := bw.Write(line); err != nil {
+				return err
+			}
+			rows++
+		}
+		return nil
+	}
+	_, err := runner.QueryBatches(ctx, pb, dax, onSchema, emit)
+	rep.close()
+	if errors.Is(err, mapping.ErrNoRowsToInfer) {
+		err = nil // no rows, no lines
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil || tmp == nil {
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "%s rows written to %s\n", groupDigits(rows), out)
+	return nil
+}
+
+// appendJSONValue writes value i of col as JSON: numbers as numbers
+// (decimals at their scale), dates and timestamps as ISO 8601 strings
+// without a zone, null for null.
+func appendJSONValue(b []byte, col arrow.Array, i int) []byte {
+	if col.IsNull(i) {
+		return append(b, "null"...)
+	}
+	switch c := col.(type) {
+	case *array.String, *array.Date32, *array.Timestamp:
+		q, err := jsontext.AppendQuote(b, cellText(col, i))
+		if err != nil { // invalid UTF-8 cannot come from a JSON response
+			return append(b, "null"...)
+		}
+		return q
+	case *array.Float64:
+		v := c.Value(i)
+		return strconv.AppendFloat(b, v, 'g', -1, 64)
+	}
+	return append(b, cellText(col, i)...)
+}
+
+// cellText writes value i of col as text: the CSV sink's forms.
+func cellText(col arrow.Array, i int) string {
+	if col.IsNull(i) {
+		return ""
+	}
+	switch c := col.(type) {
+	case *array.String:
+		return c.Value(i)
+	case *array.Int64:
+		return strconv.FormatInt(c.Value(i), 10)
+	case *array.Float64:
+		return strconv.FormatFloat(c.Value(i), 'g', -1, 64)
+	case *array.Decimal128:
+		return c.Value(i).ToString(c.DataType().(*arrow.Decimal128Type).Scale)
+	case *array.Boolean:
+		return strconv.FormatBool(c.Value(i))
+	case *array.Date32:
+		return c.Value(i).ToTime().Format("2006-01-02")
+	case *array.Timestamp:
+		return time.UnixMicro(int64(c.Value(i))).UTC().Format("2006-01-02T15:04:05.999999")
+	}
+	return col.ValueStr(i)
+}
+
+// tableOut keeps the first max rows of a result, as text, and counts the
+// others.
+type tableOut struct {
+	max     int
+	cols    []mapping.Column
+	rows    [][]string
+	nulls   [][]bool
+	total   int64
+	numeric []bool
+}
+
+func (t *tableOut) schema(cols []mapping.Column, _ []string) error {
+	t.cols = cols
+	for _, c := range cols {
+		k := c.Type.Kind
+		t.numeric = append(t.numeric, k == mapping.Int64 || k == mapping.Float64 || k == mapping.Decimal)
+	}
+	return nil
+}
+
+func (t *tableOut) batch(rec arrow.RecordBatch) error {
+	defer rec.Release()
+	for i := range int(rec.NumRows()) {
+		t.total++
+		if len(t.rows) >= t.max {
+			continue
+		}
+		row := make([]string, rec.NumCols())
+		nulls := make([]bool, rec.NumCols())
+		for j, col := range rec.Columns() {
+			nulls[j] = col.IsNull(i)
+			row[j] = cellText(col, i)
+		}
+		t.rows = append(t.rows, row)
+		t.nulls = append(t.nulls, nulls)
+	}
+	return nil
+}
+
+// displayCell makes a value fit one line of the table: control characters
+// shown escaped, long values cut with an ellipsis.
+func displayCell(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	s = b.String()
+	if utf8.RuneCountInString(s) > maxCellWidth {
+		s = string([]rune(s)[:maxCellWidth-1]) + "…"
+	}
+	return s
+}
+
+func (t *tableOut) print(w io.Writer) {
+	n := len(t.cols)
+	header := make([]string, n)
+	types := make([]string, n)
+	width := make([]int, n)
+	for j, c := range t.cols {
+		header[j], types[j] = displayCell(c.To), c.Type.String()
+		width[j] = max(displayWidth(header[j]), displayWidth(types[j]))
+	}
+	cells := make([][]string, len(t.rows))
+	for i, row := range t.rows {
+		cells[i] = make([]string, n)
+		for j, v := range row {
+			if t.nulls[i][j] {
+				v = "NULL"
+			} else {
+				v = displayCell(v)
+			}
+			cells[i][j] = v
+			width[j] = max(width[j], displayWidth(v))
+		}
+	}
+	bw := bufio.NewWriter(w)
+	line := func(vals []string, right bool) {
+		for j, v := range vals {
+			pad := strings.Repeat(" ", width[j]-displayWidth(v))
+			if j > 0 {
+				bw.WriteString("  ")
+			}
+			switch {
+			case right && t.numeric[j]:
+				bw.WriteString(pad + v)
+			case j == n-1:
+				bw.WriteString(v)
+			default:
+				bw.WriteString(v + pad)
+			}
+		}
+		bw.WriteString("\n")
+	}
+	line(header, false)
+	line(types, false)
+	rule := make([]string, n)
+	for j := range rule {
+		rule[j] = strings.Repeat("-", width[j])
+	}
+	line(rule, false)
+	for _, row := range cells {
+		line(row, true)
+	}
+	switch {
+	case int64(len(t.rows)) < t.total:
+		fmt.Fprintf(bw, "(%s of %s rows shown; --max-rows to see more)\n", groupDigits(int64(len(t.rows))), groupDigits(t.total))
+	case t.total == 1:
+		fmt.Fprintln(bw, "(1 row)")
+	default:
+		fmt.Fprintf(bw, "(%s rows)\n", groupDigits(t.total))
+	}
+	bw.Flush()
+}

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pbicopy/pbicopy/pipeline"
+)
+
+// Run statuses in the summary.
+const (
+	runSucceeded   = "succeeded"
+	runFailed      = "failed"
+	runInvalid     = "invalid"
+	runInterrupted = "interrupted"
+)
+
+// runJobs runs jobs one after another (a failed job does not stop the next
+// ones), then prints the summary table and, when asked, writes the summary
+// as JSON and pushes the figures to a Pushgateway, whatever the outcome.
+func runJobs(ctx context.Context, runner *pipeline.Runner, jobs []*pipeline.Job, summaryPath, metricsPush string, stdout io.Writer, rep *reporter) error {
+	started := time.Now()
+	var results []*pipeline.JobResult
+	failed := 0
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		r := runner.Run(ctx, j)
+		results = append(results, r)
+		if r.Status != pipeline.Succeeded {
+			failed++
+		}
+	}
+	rep.close()
+	var err error
+	switch {
+	case ctx.Err() != nil:
+		err = fmt.Errorf("interrupted: %w", ctx.Err())
+	case failed > 0:
+		err = errJobsFailed
+	}
+	sum := newRunSummary("run", started, jobs, results, err)
+	printSummary(stdout, sum)
+	if summaryPath != "" {
+		err = withFailure(err, writeSummary(summaryPath, sum))
+	}
+	if metricsPush != "" {
+		err = withFailure(err, pushRunMetrics(ctx, metricsPush, results))
+	}
+	return err
+}
+
+// runSummary is the JSON summary of a run (--summary FILE).
+type runSummary struct {
+	Command         string        `json:"command"`
+	Status          string        `json:"status"`
+	Error           string        `json:"error,omitempty"`
+	Started         time.Time     `json:"started"`
+	DurationSeconds float64       `json:"durationSeconds"`
+	Duration        string        `json:"duration"`
+	Jobs            []jobSummary  `json:"jobs"`
+	Totals          totalsSummary `json:"totals"`
+}
+
+type totalsSummary struct {
+	Jobs      int   `json:"jobs"`
+	Failed    int   `json:"failed"`
+	RowsRead  int64 `json:"rowsRead"`
+	BytesRead int64 `json:"bytesRead"`
+	Published int   `json:"published"`
+}
+
+type jobSummary struct {
+	Job             string             `json:"job"`
+	File            string             `json:"file,omitempty"`
+	Status          string             `json:"status"`
+	Error           string             `json:"error,omitempty"`
+	RowsRead        int64              `json:"rowsRead"`
+	BytesRead       int64              `json:"bytesRead"`
+	Pages           int                `json:"pages"`
+	TruncatedPages  int                `json:"truncatedPages,omitempty"`
+	Requests        int                `json:"requests"`
+	Retries         int                `json:"retries"`
+	Attempts        int                `json:"attempts"`
+	Throttled       throttleSummary    `json:"throttled"`
+	DurationSeconds float64            `json:"durationSeconds"`
+	Duration        string             `json:"duration"`
+	Sinks           []sinkSummary      `json:"sinks"`
+	Partitions      []partitionSummary `json:"partitions,omitempty"`
+	Columns         []string           `json:"columns,omitempty"`
+	Notes           []string           `json:"notes,omitempty"`
+}
+
+// throttleSummary counts the requests answered 429 and the time spent
+// waiting before retries.
+type throttleSummary struct {
+	Count       int     `json:"count"`
+	WaitSeconds float64 `json:"waitSeconds"`
+	Wait        string  `json:"wait"`
+}
+
+type sinkSummary struct {
+	Kind        string        `json:"kind"`
+	Location    string        `json:"location"`
+	Status      string        `json:"status"`
+	Error       string        `json:"error,omitempty"`
+	RowsWritten int64         `json:"rowsWritten"`
+	Bytes       int64         `json:"bytes"`
+	Files       []fileSummary `json:"files,omitempty"`
+	Tables      []string      `json:"tables,omitempty"`
+	Published   int           `json:"published"`
+}
+
+type fileSummary struct {
+	Location string `json:"location"`
+	Rows     int64  `json:"rows"`
+	Bytes    int64  `json:"bytes"`
+	SHA256   string `json:"sha256,omitempty"`
+}
+
+type partitionSummary struct {
+	Key             string  `json:"key"`
+	Status          string  `json:"status"`
+	Error           string  `json:"error,omitempty"`
+	RowsRead        int64   `json:"rowsRead"`
+	Pages           int     `json:"pages"`
+	DurationSeconds float64 `json:"durationSeconds"`
+}
+
+// Sink statuses beyond the runner's: a sink of a failed job that published
+// nothing.
+const sinkAborted = "aborted"
+
+func seconds(d time.Duration) float64 {
+	return math.Round(d.Seconds()*1000) / 1000
+}
+
+func human(d time.Duration) string {
+	if d >= time.Second {
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// newRunSummary sums up a run; err is the run's error, if any.
+func newRunSummary(command string, started time.Time, jobs []*pipeline.Job, results []*pipeline.JobResult, err error) *runSummary {
+	d := time.Since(started)
+	s := &runSummary{Command: command, Status: runSucceeded, Started: started.UTC().Truncate(time.Second), DurationSeconds: seconds(d), Duration: human(d), Jobs: []jobSummary{}}
+	var ie invalidJobs
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		s.Status, s.Error = runInterrupted, err.Error()
+	case errors.As(err, &ie):
+		s.Status, s.Error = runInvalid, ie.Error()
+	default:
+		s.Status = runFailed
+		if !errors.Is(err, errJobsFailed) {
+			s.Error = err.Error()
+		}
+	}
+	for i, r := range results {
+		var job *pipeline.Job
+		if i < len(jobs) {
+			job = jobs[i]
+		}
+		js := jobSummaryOf(r, job)
+		s.Jobs = append(s.Jobs, js)
+		s.Totals.Jobs++
+		if r.Status != pipeline.Succeeded {
+			s.Totals.Failed++
+		}
+		s.Totals.RowsRead += r.Rows
+		s.Totals.BytesRead += r.Bytes
+		for _, k := range js.Sinks {
+			s.Totals.Published += k.Published
+		}
+	}
+	return s
+}
+
+func jobSummaryOf(r *pipeline.JobResult, job *pipeline.Job) jobSummary {
+	js := jobSummary{
+		Job: r.Job, File: r.File, Status: string(r.Status), Error: r.Error,
+		RowsRead: r.Rows, BytesRead: r.Bytes, Pages: r.Pages, TruncatedPages: r.Truncated,
+		Requests: r.Requests, Retries: r.Retries, Attempts: r.Attempts,
+		Throttled:       throttleSummary{Count: r.Throttle, WaitSeconds: seconds(r.Waited), Wait: human(r.Waited)},
+		DurationSeconds: seconds(r.Duration), Duration: human(r.Duration),
+		Sinks: []sinkSummary{}, Columns: r.Columns, Notes: r.Notes,
+	}
+	for _, k := range r.Sinks {
+		ks := sinkSummary{Kind: k.Kind, Location: k.Location, Status: string(k.Status), Error: k.Error, RowsWritten: k.Rows, Bytes: k.Bytes}
+		if k.Status == pipeline.Succeeded {
+			if k.Kind == "postgres" {
+				ks.Tables = []string{k.Location}
+				ks.Published = 1
+			}
+			for _, f := range k.Files {
+				ks.Files = append(ks.Files, fileSummary{Location: f.Location, Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256})
+			}
+			ks.Published += len(k.Files)
+		}
+		js.Sinks = append(js.Sinks, ks)
+	}
+	if job != nil {
+		// The sinks the job did not reach published nothing.
+		for _, spec := range job.Sinks[min(len(r.Sinks), len(job.Sinks)):] {
+			js.Sinks = append(js.Sinks, sinkSummary{Kind: spec.Kind(), Location: specLocation(spec), Status: sinkAborted})
+		}
+	}
+	for _, p := range r.Partitions {
+		js.Partitions = append(js.Partitions, partitionSummary{Key: p.Key, Status: string(p.Status), Error: p.Error, RowsRead: p.Rows, Pages: p.Pages, DurationSeconds: seconds(p.Duration)})
+	}
+	return js
+}
+
+// specLocation is where a sink writes, as its job file says it.
+func specLocation(s pipeline.SinkSpec) string {
+	switch {
+	case s.Parquet != nil:
+		return s.Parquet.Path
+	case s.CSV != nil:
+		return s.CSV.Path
+	case s.Postgres != nil:
+		return s.Postgres.Table
+	}
+	return ""
+}
+
+// writeSummary writes the summary as JSON, replacing path atomically.
+func writeSummary(path string, s *runSummary) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".pbicopy-summary-*")
+	if err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	_, err = tmp.Write(append(data, '\n'))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write summary %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeSummaryOf writes the summary of a run that ran no job, because it
+// failed before (an invalid job file), when --summary asks for one.
+func writeSummaryOf(path, command string, started time.Time, err error) error {
+	if path == "" {
+		return err
+	}
+	if werr := writeSummary(path, newRunSummary(command, started, nil, nil, err)); werr != nil {
+		return errors.Join(err, werr)
+	}
+	return err
+}
+
+// printSummary prints the run summary as tables: one line per job, one per
+// sink, then the errors and notes.
+func printSummary(w io.Writer, s *runSummary) {
+	if len(s.Jobs) == 0 {
+		return
+	}
+	var rows [][]string
+	for _, j := range s.Jobs {
+		throttled := fmt.Sprint(j.Throttled.Count)
+		if j.Throttled.Count > 0 || j.Throttled.WaitSeconds > 0 {
+			throttled += " (" + j.Throttled.Wait + ")"
+		}
+		rows = append(rows, []string{j.Job, j.Status, groupDigits(j.RowsRead), fmt.Sprint(j.Pages), fmt.Sprint(j.Requests), fmt.Sprint(j.Retries), throttled, humanBytes(j.BytesRead), j.Duration})
+	}
+	writeTable(w, []string{"JOB", "STATUS", "ROWS READ", "PAGES", "REQUESTS", "RETRIES", "THROTTLED", "READ", "DURATION"}, rows,
+		[]bool{false, false, true, true, true, true, true, true, true})
+	fmt.Fprintln(w)
+	rows = nil
+	for _, j := range s.Jobs {
+		for _, k := range j.Sinks {
+			bytes := humanBytes(k.Bytes)
+			if k.Kind == "postgres" {
+				bytes = "-"
+			}
+			rows = append(rows, []string{j.Job, k.Kind, k.Status, groupDigits(k.RowsWritten), bytes, k.Location})
+		}
+	}
+	writeTable(w, []string{"JOB", "SINK", "STATUS", "ROWS WRITTEN", "BYTES", "OUTPUT"}, rows, []bool{false, false, false, true, true, false})
+	for _, j := range s.Jobs {
+		if j.Error != "" {
+			fmt.Fprintf(w, "\n%s: error: %s\n", j.Job, j.Error)
+		}
+		for _, n := range j.Notes {
+			fmt.Fprintf(w, "%s: note: %s\n", j.Job, n)
+		}
+	}
+	fmt.Fprintf(w, "\n%d job(s): %d succeeded, %d failed; %s rows read, %d output(s) published, in %s\n",
+		s.Totals.Jobs, s.Totals.Jobs-s.Totals.Failed, s.Totals.Failed, groupDigits(s.Totals.RowsRead), s.Totals.Published, s.Duration)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
