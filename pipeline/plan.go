@@ -57,7 +57,7 @@ func (r *Runner) Plan(job *Job) (*RunPlan, error) {
 			case s.spec.Postgres != nil:
 				pp.Outputs = append(pp.Outputs, "postgres "+s.spec.Postgres.Table+" ("+cmpOr(s.spec.Postgres.Mode, "append")+")")
 			default:
-				pp.Outputs = append(pp.Outputs, s.spec.Kind()+" "+s.path)
+				pp.Outputs = append(pp.Outputs, s.file.describe())
 			}
 		}
 		switch {

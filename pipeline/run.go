@@ -224,6 +224,7 @@ func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Lo
 		return pr.err
 	}
 
+	r.progress(ProgressEvent{Kind: ProgressJobStart, Job: job.Name, TotalPartitions: len(parts)})
 	results := make([]*PartitionResult, len(parts))
 	todo := make(chan int)
 	var wg sync.WaitGroup
@@ -236,6 +237,7 @@ func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Lo
 				p := parts[i]
 				if st.isDone(p.Key) {
 					results[i] = &PartitionResult{Key: p.Key, Status: Skipped}
+					r.progress(ProgressEvent{Kind: ProgressPartition, Job: job.Name})
 					continue
 				}
 				plog := log.With("partition", p.Key)
@@ -246,6 +248,7 @@ func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Lo
 					}
 				}
 				results[i] = pr
+				r.progress(ProgressEvent{Kind: ProgressPartition, Job: job.Name})
 			}
 		}()
 	}
@@ -501,12 +504,14 @@ func (r *Runner) planPartition(jp *jobPlan, part Partition) (*partPlan, error) {
 		pp.read = func(ctx context.Context, recv source.RowReceiver, pr *PartitionResult) (source.QueryStats, error) {
 			qs, err := jp.query(ctx, text, recv)
 			pr.Pages++
+			r.progress(ProgressEvent{Kind: ProgressPage, Job: jp.job.Name, Pages: 1})
 			pr.Retries += max(qs.Attempts-1, 0)
 			return qs, err
 		}
 		return pp, nil
 	}
-	pg := &pager{table: text, key: pb.Paging.Key, exec: jp.query, log: r.logger().With("job", jp.job.Name, "partition", part.Key), columns: len(jp.columns)}
+	pg := &pager{table: text, key: pb.Paging.Key, exec: jp.query, log: r.logger().With("job", jp.job.Name, "partition", part.Key), columns: len(jp.columns),
+		progress: func(int, int64) { r.progress(ProgressEvent{Kind: ProgressPage, Job: jp.job.Name, Pages: 1}) }}
 	for _, c := range jp.columns {
 		if c.From == pb.Paging.Key {
 			pg.keyType = c.Type
