@@ -300,15 +300,7 @@ func (b *Builder) appender(i int, t Type) func([]byte) error {
 	case Date:
 		db := fb.(*array.Date32Builder)
 		return func(raw []byte) error {
-			if raw[0] != '"' {
-				return kindMismatch(raw, "a date string")
-			}
-			s, scratch, err := stringContent(raw, b.scratch)
-			b.scratch = scratch
-			if err != nil {
-				return err
-			}
-			c, err := parseCivil(s)
+			c, err := b.civilValue(raw, "a date string")
 			if err != nil {
 				return err
 			}
@@ -321,15 +313,7 @@ func (b *Builder) appender(i int, t Type) func([]byte) error {
 	case Timestamp:
 		tb := fb.(*array.TimestampBuilder)
 		return func(raw []byte) error {
-			if raw[0] != '"' {
-				return kindMismatch(raw, "a date-time string")
-			}
-			s, scratch, err := stringContent(raw, b.scratch)
-			b.scratch = scratch
-			if err != nil {
-				return err
-			}
-			c, err := parseCivil(s)
+			c, err := b.civilValue(raw, "a date-time string")
 			if err != nil {
 				return err
 			}
@@ -338,4 +322,17 @@ func (b *Builder) appender(i int, t Type) func([]byte) error {
 		}
 	}
 	panic("mapping: appender for invalid type " + t.String())
+}
+
+// civilValue parses a raw JSON string holding an ISO date or date-time.
+func (b *Builder) civilValue(raw []byte, want string) (civil, error) {
+	if raw[0] != '"' {
+		return civil{}, kindMismatch(raw, want)
+	}
+	s, scratch, err := stringContent(raw, b.scratch)
+	b.scratch = scratch
+	if err != nil {
+		return civil{}, err
+	}
+	return parseCivil(s)
 }

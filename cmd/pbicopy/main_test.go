@@ -45,21 +45,8 @@ func TestUsageErrors(t *testing.T) {
 // below reference, and returns a folder for outputs.
 func fakeJobs(t *testing.T) string {
 	t.Helper()
-	srv, err := fakepbi.Start(fakepbi.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	o := srv.Options()
-	for k, v := range map[string]string{
-		"T_WS": o.WorkspaceID, "T_DS": o.DatasetID, "T_EP": srv.URL(), "T_AUTH": srv.AuthorityHost(),
-		"T_TENANT": o.TenantID, "T_CLIENT": o.ClientID, "T_SECRET": o.ClientSecret,
-	} {
-		t.Setenv(k, v)
-	}
-	testClient = srv.Client()
-	t.Cleanup(func() { testClient = nil })
-	return t.TempDir()
+	_, dir := fakeEnv(t, fakepbi.Options{})
+	return dir
 }
 
 func writeJob(t *testing.T, dir, name, query string) string {
