@@ -423,3 +423,34 @@ func TestBlobRunTruncatedIntegration(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillStateOnBlobIntegration keeps a backfill's state beside its
+// blob outputs, so that a pod that lost its disk can still resume.
+func TestBackfillStateOnBlobIntegration(t *testing.T) {
+	f := newBlobFixture(t, fakepbi.Options{})
+	query := "EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }})"
+	top := "params: { day: { type: date } }\npartition: { param: day, step: 1d }"
+	job := f.job(t, query, salesMapping, top, `  - parquet: { path: "az://${CONTAINER}/sales/day={{ .day }}/sales.parquet" }`+"\n")
+	r := f.runner(nil)
+	r.From, r.To, r.Rate = "2024-05-01", "2024-05-03", -1
+	if res := r.Run(context.Background(), job); res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	data, err := os.ReadFile(sinktest.DownloadToFile(t, f.cc, "sales/.pbicopy-state/blob-job.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil || len(st.Partitions) != 3 {
+		t.Fatalf("state blob: %v\n%s", err, data)
+	}
+	before := f.srv.QueryRequests()
+	r.To, r.Resume = "2024-05-04", true
+	res := r.Run(context.Background(), job)
+	if res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	if got := f.srv.QueryRequests() - before; got != 1 {
+		t.Errorf("resumed run made %d requests, want 1 (three partitions were done)", got)
+	}
+}
