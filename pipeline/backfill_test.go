@@ -318,7 +318,7 @@ func TestPartitionsAndParams(t *testing.T) {
 	for _, p := range parts {
 		keys = append(keys, p.Key)
 	}
-	if strings.Join(keys, ",") != "2024-01-31,2024-03-02,2024-04-02" {
+	if strings.Join(keys, ",") != "2024-01-31,2024-02-29,2024-03-31,2024-04-30" {
 		t.Errorf("monthly partitions: %v", keys)
 	}
 	one, err := job.Partitions(nil, "", "", now)
@@ -341,7 +341,7 @@ func TestPartitionsAndParams(t *testing.T) {
 		}
 	}
 	s, err := ParseShard("1/3")
-	if err != nil || len(s.Select(parts)) != 1 || s.Select(parts)[0].Key != "2024-03-02" {
+	if err != nil || len(s.Select(parts)) != 1 || s.Select(parts)[0].Key != "2024-02-29" {
 		t.Errorf("shard: %v %v", s, err)
 	}
 	if _, err := ParseShard("3/3"); err == nil {
@@ -363,5 +363,42 @@ func TestKeyLiterals(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("keyLiteral(%s) = %s, %v; want %s", raw, got, err, want)
 		}
+	}
+}
+
+func TestResumeDoesNotSkipOtherParameters(t *testing.T) {
+	f := newFixture(t, fakepbi.Options{})
+	job := f.backfillJob(t, "")
+	job.Params["region"] = ParamSpec{Type: ParamString}
+	job.Source.PowerBI.Query = "EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }} && Sales[Region] = {{ dax .region }})"
+	r := f.runner(nil)
+	r.From, r.To, r.Rate, r.Params = "2024-03-01", "2024-03-02", -1, map[string]string{"region": "North"}
+	if res := r.Run(context.Background(), job); res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	r.Params, r.Resume = map[string]string{"region": "South"}, true
+	res := r.Run(context.Background(), job)
+	if res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	for _, p := range res.Partitions {
+		if p.Status == Skipped {
+			t.Errorf("partition %s of region South was skipped as done by the North run", p.Key)
+		}
+	}
+}
+
+func TestPartitionsWritingOneFileAreRefused(t *testing.T) {
+	f := newFixture(t, fakepbi.Options{})
+	job := f.backfillJob(t, "")
+	job.Sinks[0].Parquet.Path = filepath.Join(f.dir, `{{ .day.Format "2006-01" }}`, "sales.parquet")
+	r := f.runner(nil)
+	r.From, r.To, r.Rate = "2024-03-01", "2024-03-02", -1
+	res := r.Run(context.Background(), job)
+	if res.Err() == nil || !strings.Contains(res.Err().Error(), "would both write") {
+		t.Fatalf("err = %v", res.Err())
+	}
+	if f.srv.QueryRequests() != 0 {
+		t.Error("the run queried before refusing")
 	}
 }

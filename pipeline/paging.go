@@ -44,12 +44,25 @@ func autoPageRows(columns int) int {
 // FirstPageQuery and NextPageQuery are the page queries, in exactly this
 // shape so that they stay predictable and reviewable.
 func FirstPageQuery(n int, table, key string) string {
+	table = endComment(table)
 	return fmt.Sprintf("EVALUATE TOPN(%d, %s, %s, ASC) ORDER BY %s ASC", n, table, key, key)
 }
 
 // NextPageQuery is the query of every page after the first.
 func NextPageQuery(n int, table, key, lastKey string) string {
+	table = endComment(table)
 	return fmt.Sprintf("EVALUATE TOPN(%d, FILTER(%s, %s > %s), %s, ASC) ORDER BY %s ASC", n, table, key, lastKey, key, key)
+}
+
+// endComment ends a table expression whose last line holds a // or --
+// comment with a line break, so the comment cannot swallow the rest of the
+// page query.
+func endComment(table string) string {
+	last := table[strings.LastIndexByte(table, '\n')+1:]
+	if strings.Contains(last, "//") || strings.Contains(last, "--") {
+		return table + "\n"
+	}
+	return table
 }
 
 // pager extracts a table page by page on a unique key.
@@ -135,19 +148,13 @@ func (p *pager) run(ctx context.Context, recv source.RowReceiver) (pageStats, er
 		default:
 			return st, fmt.Errorf("page %d: %w", st.Pages, err)
 		}
-		if pr.err != nil {
-			return st, pr.err
-		}
-		if p.auto && p.columns == 0 && pr.width > 0 && st.Pages == 1 {
-			// Now the column count is known.
-			n = max(n, autoPageRows(pr.width))
-			if got < int64(firstPageRows) {
-				break
-			}
-			continue
-		}
 		if got < int64(n) {
 			break
+		}
+		if p.auto && pr.width > 0 && st.Truncated == 0 {
+			// Size the next pages by the columns the rows really carry
+			// (unless a cut has shown the pages must be smaller).
+			n = autoPageRows(pr.width)
 		}
 	}
 	st.FinalPageN = n
@@ -170,7 +177,6 @@ type pageReceiver struct {
 	rows        int64
 	last        []byte // the last row's raw key value
 	lastLiteral string
-	err         error
 }
 
 func quoteKey(k string) []byte {
@@ -187,10 +193,16 @@ func (r *pageReceiver) Field(key, value []byte) error {
 	vo := len(r.buf)
 	r.buf = append(r.buf, value...)
 	r.fields = append(r.fields, [2]int{ko, vo})
-	if bytes.Equal(key, r.key) {
+	if bytes.Equal(key, r.key) || bytes.IndexByte(key, '\\') >= 0 && r.isKeyEscaped(key) {
 		r.keyVal = r.buf[vo:len(r.buf):len(r.buf)]
 	}
 	return nil
+}
+
+// isKeyEscaped reports whether a key sent with escapes is the paging key.
+func (r *pageReceiver) isKeyEscaped(key []byte) bool {
+	k, err := unquote(key)
+	return err == nil && k == r.keyName
 }
 
 func (r *pageReceiver) discardRow() {
@@ -245,12 +257,18 @@ func (r *pageReceiver) EndRow() error {
 func compareKeys(a, b []byte) (int, error) {
 	switch {
 	case a[0] == '"' && b[0] == '"':
+		// Text sorts by the model's collation, which pbicopy cannot
+		// reproduce: rely on ORDER BY for the order and catch repeats
+		// (compared without case, as DAX compares text).
 		x, err1 := unquote(a)
 		y, err2 := unquote(b)
 		if err1 != nil || err2 != nil {
 			return 0, errors.New("bad string")
 		}
-		return compareFold(x, y), nil
+		if strings.EqualFold(x, y) {
+			return 0, nil
+		}
+		return 1, nil
 	case a[0] != '"' && b[0] != '"':
 		if x, err := strconv.ParseInt(string(a), 10, 64); err == nil {
 			if y, err := strconv.ParseInt(string(b), 10, 64); err == nil {
@@ -276,26 +294,6 @@ func compareKeys(a, b []byte) (int, error) {
 func unquote(raw []byte) (string, error) {
 	b, err := jsontext.AppendUnquote(nil, raw)
 	return string(b), err
-}
-
-func compareFold(a, b string) int {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		x, y := lowerASCII(a[i]), lowerASCII(b[i])
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	return len(a) - len(b)
-}
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }
 
 // keyLiteral renders a raw key value as a DAX literal for the next page's

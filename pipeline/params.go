@@ -120,14 +120,23 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-func (s step) next(v any) any {
-	switch x := v.(type) {
+// nth is the i-th value from lo. Months are counted from lo, not from the
+// previous value, and a day past the end of a month is that month's last
+// day: 2024-01-31 steps to 2024-02-29, 2024-03-31, 2024-04-30.
+func (s step) nth(lo any, i int) any {
+	switch x := lo.(type) {
 	case Date:
-		return Date{x.AddDate(0, s.months, s.days)}
+		if s.months == 0 {
+			return Date{x.AddDate(0, 0, i*s.days)}
+		}
+		y, m, d := x.Date()
+		first := time.Date(y, m+time.Month(i*s.months), 1, 0, 0, 0, 0, time.UTC)
+		last := first.AddDate(0, 1, -1).Day()
+		return Date{time.Date(first.Year(), first.Month(), min(d, last), 0, 0, 0, 0, time.UTC)}
 	case int64:
-		return x + s.n
+		return x + int64(i)*s.n
 	}
-	return v
+	return lo
 }
 
 // Partition is one unit of a run: one query (or one paged extract), one
@@ -205,7 +214,7 @@ func (j *Job) Partitions(given map[string]string, from, to string, now time.Time
 		if !ok {
 			return nil, fmt.Errorf("parameter %s has no value: pass --param %s=..., or --from and --to", pp, pp)
 		}
-		return []Partition{partition(0, pp, v, st, base)}, nil
+		return []Partition{partition(0, pp, v, st.nth(v, 1), base)}, nil
 	}
 	if from == "" || to == "" {
 		return nil, fmt.Errorf("give both --from and --to (the range of %s, inclusive)", pp)
@@ -222,11 +231,11 @@ func (j *Job) Partitions(given map[string]string, from, to string, now time.Time
 		return nil, fmt.Errorf("--param %s cannot be combined with --from/--to, which set it", pp)
 	}
 	var parts []Partition
-	for v := lo; !after(v, hi); v = st.next(v) {
+	for i, v := 0, lo; !after(v, hi); i, v = i+1, st.nth(lo, i+1) {
 		if len(parts) == maxPartitions {
 			return nil, fmt.Errorf("--from %s --to %s makes more than %d partitions", from, to, maxPartitions)
 		}
-		parts = append(parts, partition(len(parts), pp, v, st, base))
+		parts = append(parts, partition(len(parts), pp, v, st.nth(lo, i+1), base))
 	}
 	if len(parts) == 0 {
 		return nil, fmt.Errorf("--from %s is after --to %s", from, to)
@@ -234,7 +243,7 @@ func (j *Job) Partitions(given map[string]string, from, to string, now time.Time
 	return parts, nil
 }
 
-func partition(i int, name string, v any, st step, base map[string]any) Partition {
+func partition(i int, name string, v, next any, base map[string]any) Partition {
 	params := make(map[string]any, len(base)+1)
 	for k, x := range base {
 		params[k] = x
@@ -243,9 +252,9 @@ func partition(i int, name string, v any, st step, base map[string]any) Partitio
 	rng := &sink.PartitionRange{To: nil}
 	switch x := v.(type) {
 	case Date:
-		rng.From, rng.To = x.Time, st.next(x).(Date).Time
+		rng.From, rng.To = x.Time, next.(Date).Time
 	case int64:
-		rng.From, rng.To = x, st.next(x)
+		rng.From, rng.To = x, next
 	}
 	return Partition{Index: i, Key: fmt.Sprint(v), Params: params, Range: rng}
 }

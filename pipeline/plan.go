@@ -43,11 +43,20 @@ func (r *Runner) Plan(job *Job) (*RunPlan, error) {
 	if job.Mapping != nil {
 		columns = len(job.Mapping.Columns)
 	}
+	if job.Partition != nil {
+		if _, err := checkPartitionOutputs(job, parts); err != nil {
+			return nil, err
+		}
+	}
 	rp := &RunPlan{Job: job.Name}
 	pb := job.Source.PowerBI
 	rp.Paged = pb != nil && pb.Paging != nil
 	for _, p := range parts {
-		pp := PlannedPartition{Key: p.Key, Done: st.isDone(p.Key)}
+		fp, err := fingerprint(job, p)
+		if err != nil {
+			return nil, err
+		}
+		pp := PlannedPartition{Key: p.Key, Done: st.isDone(p.Key, fp)}
 		sinks, err := renderPaths(job, p.Params)
 		if err != nil {
 			return nil, err

@@ -194,15 +194,33 @@ func (r *Runner) Run(ctx context.Context, job *Job) *JobResult {
 	return res
 }
 
-func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Logger) error {
+// CheckArgs checks the runner's parameters, range, shard and resume
+// settings against job, without running anything: the commands call it for
+// every job before running any, so that bad usage runs nothing.
+func (r *Runner) CheckArgs(job *Job) error {
+	_, err := r.partitions(job)
+	return err
+}
+
+func (r *Runner) partitions(job *Job) ([]Partition, error) {
 	parts, err := job.Partitions(r.Params, r.From, r.To, r.now())
+	if err != nil {
+		return nil, err
+	}
+	if r.Shard.N > 1 && job.Partition == nil {
+		return nil, fmt.Errorf("--shard: job %s has no partitions to share out", job.Name)
+	}
+	if r.Resume && job.Partition == nil {
+		return nil, fmt.Errorf("--resume: job %s has no partitions to resume", job.Name)
+	}
+	return r.Shard.Select(parts), nil
+}
+
+func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Logger) error {
+	parts, err := r.partitions(job)
 	if err != nil {
 		return err
 	}
-	if r.Shard.N > 1 && job.Partition == nil {
-		return fmt.Errorf("--shard: job %s has no partitions to share out", job.Name)
-	}
-	parts = r.Shard.Select(parts)
 	jp, err := r.planJob(job)
 	if err != nil {
 		return err
@@ -215,8 +233,6 @@ func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Lo
 		if st, err = r.openState(ctx, job, r.Shard, r.Resume); err != nil {
 			return err
 		}
-	} else if r.Resume {
-		return fmt.Errorf("--resume: job %s has no partitions to resume", job.Name)
 	}
 	if len(parts) == 1 && job.Partition == nil {
 		pr := r.runPartition(ctx, jp, parts[0], log)
@@ -224,6 +240,10 @@ func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Lo
 		return pr.err
 	}
 
+	fps, err := checkPartitionOutputs(job, parts)
+	if err != nil {
+		return err
+	}
 	r.progress(ProgressEvent{Kind: ProgressJobStart, Job: job.Name, TotalPartitions: len(parts)})
 	results := make([]*PartitionResult, len(parts))
 	todo := make(chan int)
@@ -235,7 +255,8 @@ func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Lo
 			defer wg.Done()
 			for i := range todo {
 				p := parts[i]
-				if st.isDone(p.Key) {
+				fp := fps[i]
+				if st.isDone(p.Key, fp) {
 					results[i] = &PartitionResult{Key: p.Key, Status: Skipped}
 					r.progress(ProgressEvent{Kind: ProgressPartition, Job: job.Name})
 					continue
@@ -243,7 +264,7 @@ func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Lo
 				plog := log.With("partition", p.Key)
 				pr := r.runPartition(ctx, jp, p, plog)
 				if pr.err == nil {
-					if err := st.record(ctx, p.Key, pr); err != nil {
+					if err := st.record(ctx, p.Key, fp, pr); err != nil {
 						pr.err, pr.Status, pr.Error = err, Failed, err.Error()
 					}
 				}
@@ -746,3 +767,32 @@ func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResu
 // letting the heap double between cycles. The live heap of a run is well
 // under it; it is a target for the collector, not a cap.
 const DefaultMemoryLimit = 100 << 20
+
+// checkPartitionOutputs refuses partitions that would write the same file
+// (each would replace the one before), and returns every partition's
+// fingerprint.
+func checkPartitionOutputs(job *Job, parts []Partition) ([]string, error) {
+	fps := make([]string, len(parts))
+	seen := map[string]string{}
+	for i, p := range parts {
+		fp, err := fingerprint(job, p)
+		if err != nil {
+			return nil, err
+		}
+		fps[i] = fp
+		sinks, err := renderPaths(job, p.Params)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range sinks {
+			if s.path == "" {
+				continue
+			}
+			if prev, dup := seen[s.path]; dup {
+				return nil, fmt.Errorf("partitions %s and %s would both write %s: make the path name every partition, e.g. with {{ .%s }}", prev, p.Key, s.path, job.Partition.Param)
+			}
+			seen[s.path] = p.Key
+		}
+	}
+	return fps, nil
+}

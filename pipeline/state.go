@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,9 +27,14 @@ type State struct {
 
 // PartitionRecord is one completed partition.
 type PartitionRecord struct {
-	Rows       int64          `json:"rows"`
-	FinishedAt time.Time      `json:"finishedAt"`
-	Outputs    []OutputRecord `json:"outputs"`
+	// Fingerprint identifies what the partition ran: its parameters, its
+	// query and its outputs. --resume skips a partition only when the
+	// fingerprint matches, so a run with other parameters (another
+	// --param region, another query) is never mistaken for done.
+	Fingerprint string         `json:"fingerprint"`
+	Rows        int64          `json:"rows"`
+	FinishedAt  time.Time      `json:"finishedAt"`
+	Outputs     []OutputRecord `json:"outputs"`
 }
 
 // OutputRecord is one published output of a partition.
@@ -48,7 +55,7 @@ type stateFile struct {
 	folder sink.Folder
 	name   string
 	state  State
-	done   map[string]bool
+	done   map[string]string // partition key -> fingerprint
 }
 
 // StatePath is where the state of job lives (a local path or a blob URL):
@@ -110,7 +117,7 @@ func (r *Runner) openState(ctx context.Context, job *Job, shard Shard, resume bo
 	if shard.N > 1 {
 		own = fmt.Sprintf("%s.shard-%d-of-%d.json", stem, shard.I, shard.N)
 	}
-	sf := &stateFile{folder: folder, name: own, state: State{Job: job.Name, Partitions: map[string]PartitionRecord{}}, done: map[string]bool{}}
+	sf := &stateFile{folder: folder, name: own, state: State{Job: job.Name, Partitions: map[string]PartitionRecord{}}, done: map[string]string{}}
 	// Keep what this file recorded before, resuming or not: a later
 	// --resume still knows those partitions are done.
 	if err := sf.read(ctx, own, true); err != nil {
@@ -149,7 +156,7 @@ func (s *stateFile) read(ctx context.Context, name string, own bool) error {
 		return fmt.Errorf("state %s is damaged (%v): delete it to start over, or fix it", s.folder.Location(name), err)
 	}
 	for k, v := range st.Partitions {
-		s.done[k] = true
+		s.done[k] = v.Fingerprint
 		if own {
 			s.state.Partitions[k] = v
 		}
@@ -157,23 +164,24 @@ func (s *stateFile) read(ctx context.Context, name string, own bool) error {
 	return nil
 }
 
-// isDone reports whether a partition was completed by an earlier run and
-// is to be skipped.
-func (s *stateFile) isDone(key string) bool {
+// isDone reports whether a partition was completed by an earlier run with
+// the same fingerprint, and is to be skipped.
+func (s *stateFile) isDone(key, fingerprint string) bool {
 	if s == nil {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.done[key]
+	fp, ok := s.done[key]
+	return ok && fp == fingerprint
 }
 
 // record marks a partition as done and publishes the state atomically.
-func (s *stateFile) record(ctx context.Context, key string, pr *PartitionResult) error {
+func (s *stateFile) record(ctx context.Context, key, fingerprint string, pr *PartitionResult) error {
 	if s == nil {
 		return nil
 	}
-	rec := PartitionRecord{Rows: pr.Rows, FinishedAt: time.Now().UTC()}
+	rec := PartitionRecord{Fingerprint: fingerprint, Rows: pr.Rows, FinishedAt: time.Now().UTC()}
 	for _, sr := range pr.Sinks {
 		out := OutputRecord{Kind: sr.Kind, Location: sr.Location, Rows: sr.Rows, Bytes: sr.Bytes}
 		if len(sr.Files) == 1 {
@@ -204,3 +212,36 @@ func (s *stateFile) record(ctx context.Context, key string, pr *PartitionResult)
 
 // Location is where the state is written.
 func (s *stateFile) Location() string { return s.folder.Location(s.name) }
+
+// fingerprint identifies what a partition runs: its parameter values, its
+// rendered query (or table and key) and its outputs.
+func fingerprint(job *Job, p Partition) (string, error) {
+	h := sha256.New()
+	for _, k := range sortedKeys(p.Params) {
+		fmt.Fprintf(h, "param %s=%v\x00", k, p.Params[k])
+	}
+	if pb := job.Source.PowerBI; pb != nil {
+		text, err := renderSource(pb, p.Params)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "source %s %s %s\x00", pb.Workspace, pb.Dataset, text)
+		if pb.Paging != nil {
+			fmt.Fprintf(h, "key %s\x00", pb.Paging.Key)
+		}
+	} else {
+		fmt.Fprintf(h, "file %s\x00", job.Source.File)
+	}
+	sinks, err := renderPaths(job, p.Params)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range sinks {
+		if s.spec.Postgres != nil {
+			fmt.Fprintf(h, "postgres %s %s\x00", s.spec.Postgres.Table, s.spec.Postgres.Mode)
+		} else {
+			fmt.Fprintf(h, "%s %s\x00", s.spec.Kind(), s.path)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16]), nil
+}

@@ -76,6 +76,9 @@ func parseOutputPath(p string) (outputPath, error) {
 	var op outputPath
 	switch strings.ToLower(scheme) {
 	case "az":
+		if strings.ContainsAny(rest, "?#") || strings.Contains(strings.ToLower(rest), "sig=") {
+			return outputPath{}, errors.New("an az:// path cannot carry a query (a SAS token would show in logs and summaries): put the token in storage.sasToken, from ${ENV}")
+		}
 		op.container, op.name, _ = strings.Cut(rest, "/")
 	case "https":
 		u, err := url.Parse(p)

@@ -299,14 +299,10 @@ func (d *decoder) validateParams(j *Job) {
 			path = s.Parquet.Path
 		case s.CSV != nil:
 			path = s.CSV.Path
-		case s.Postgres != nil && (s.Postgres.Mode == "replace" || s.Postgres.Mode == ""):
-			mode := s.Postgres.Mode
-			if mode == "" {
-				mode = "append"
-			}
-			if mode == "replace" {
-				d.errorf(line(kp+".mode"), kp+".mode", "replace would make every partition replace the whole table: use replacePartition (with partitionColumn), merge or append")
-			}
+		case s.Postgres != nil && s.Postgres.Mode == "replace":
+			d.errorf(line(kp+".mode"), kp+".mode", "replace would make every partition replace the whole table: use replacePartition (with partitionColumn), merge or append")
+		case s.Postgres != nil && (s.Postgres.Mode == "append" || s.Postgres.Mode == ""):
+			d.warnf(line(kp), kp+".mode", "append is not idempotent: re-running a partition, or resuming after a commit that failed in another sink, appends its rows again; prefer replacePartition (with partitionColumn) or merge")
 		}
 		if path != "" && !strings.Contains(path, "."+pt.Param) {
 			d.errorf(line(kp+".path"), kp+".path", "every partition would write the same file: put {{ .%s }} in the path", pt.Param)

@@ -782,6 +782,10 @@ func (f *blobFile) Commit(ctx context.Context, rows int64) (File, error) {
 	if !f.overwrite {
 		opts.AccessConditions = &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}}
 	}
+	// The publishing request goes out whatever happens to ctx: a
+	// cancellation racing it would leave unknown whether the blob changed.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
 	if _, err := f.client.CommitBlockList(ctx, f.ids, opts); err != nil {
 		if f.overwrite || !bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
 			return File{}, f.c.wrap("commit blob", f.name, err)

@@ -25,6 +25,10 @@ import (
 // enough to keep memory at a few batches.
 const pgQueueLen = 2
 
+// commitTimeout bounds the one request that publishes an output (COMMIT,
+// Put Block List), which is not cancelled with the run.
+const commitTimeout = 2 * time.Minute
+
 // pgStage is the temporary table merge and replacePartition load into.
 const pgStage = "pbicopy_stage"
 
@@ -395,7 +399,12 @@ func (s *pgSink) finish(ctx context.Context) (int64, error) {
 	if err := pgExecScript(ctx, s.conn, s.opts.PostSQL); err != nil {
 		return 0, fmt.Errorf("postSQL for %s: %w", s.name, err)
 	}
-	if err := s.tx.Commit(ctx); err != nil {
+	// Once the load is complete, COMMIT is sent whatever happens to ctx: a
+	// cancellation racing it would drop the connection without saying
+	// whether the server committed.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err := s.tx.Commit(cctx); err != nil {
 		return 0, fmt.Errorf("commit %s: %w", s.name, err)
 	}
 	return rows, nil

@@ -151,10 +151,14 @@ func probePostgres(ctx context.Context, cfg *pgx.ConnConfig, opts PostgresOption
 	}
 	need := []string{"INSERT"}
 	switch opts.mode() {
-	case pgReplace, pgReplacePartition:
+	case pgReplace:
 		need = append(need, "DELETE")
+	case pgReplacePartition:
+		// Its DELETE ... WHERE reads the table.
+		need = append(need, "DELETE", "SELECT")
 	case pgMerge:
-		need = append(need, "UPDATE")
+		// INSERT ... ON CONFLICT DO UPDATE reads the conflicting rows.
+		need = append(need, "UPDATE", "SELECT")
 	}
 	for _, p := range need {
 		var ok bool

@@ -126,13 +126,13 @@ func Decode(r io.Reader, recv RowReceiver) (DecodeStats, error) {
 		}
 		return st, fmt.Errorf("the response has trailing data after byte %d: %w", d.dec.InputOffset(), err)
 	}
-	if d.tables == 0 {
-		return st, errors.New("the response has no result table: expected results[0].tables[0].rows")
-	}
 	for _, e := range []*ServiceError{d.tableErr, d.resultErr, d.topErr} {
 		if e != nil {
 			return st, e
 		}
+	}
+	if d.tables == 0 || !d.sawRows {
+		return st, errors.New("the response has no result rows: expected results[0].tables[0].rows")
 	}
 	return st, nil
 }
@@ -143,6 +143,7 @@ type decoder struct {
 	rows   int64
 	tables int
 
+	sawRows                     bool
 	topErr, resultErr, tableErr *ServiceError
 	nb                          []byte
 }
@@ -152,7 +153,18 @@ type recvError struct{ err error }
 
 func (e recvError) Error() string { return e.err.Error() }
 
+// BodyError is a failure to read or parse the response body itself, as
+// opposed to an error of the receiver.
+type BodyError struct{ Err error }
+
+func (e *BodyError) Error() string { return e.Err.Error() }
+func (e *BodyError) Unwrap() error { return e.Err }
+
 func (d *decoder) syntax(err error) error {
+	return &BodyError{d.describe(err)}
+}
+
+func (d *decoder) describe(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return fmt.Errorf("the response ended early, after %d rows (%d bytes): %w", d.rows, d.dec.InputOffset(), io.ErrUnexpectedEOF)
 	}
@@ -174,6 +186,10 @@ func (d *decoder) object(what string, member func(name string) error) error {
 		return fmt.Errorf("%s: expected an object, found %s", what, tok.Kind())
 	}
 	for d.dec.PeekKind() != '}' {
+		if d.dec.PeekKind() == 0 {
+			_, err := d.dec.ReadToken()
+			return d.syntax(err)
+		}
 		name, err := d.dec.ReadToken()
 		if err != nil {
 			return d.syntax(err)
@@ -197,10 +213,19 @@ func (d *decoder) array(what string, elem func(i int) error) error {
 	if tok.Kind() != '[' {
 		return fmt.Errorf("%s: expected an array, found %s", what, tok.Kind())
 	}
-	for i := 0; d.dec.PeekKind() != ']'; i++ {
-		if err := elem(i); err != nil {
-			return err
+	for i := 0; ; i++ {
+		switch d.dec.PeekKind() {
+		case ']':
+		case 0: // a read error: report it as such
+			_, err := d.dec.ReadToken()
+			return d.syntax(err)
+		default:
+			if err := elem(i); err != nil {
+				return err
+			}
+			continue
 		}
+		break
 	}
 	if _, err := d.dec.ReadToken(); err != nil {
 		return d.syntax(err)
@@ -289,6 +314,7 @@ func (d *decoder) table() error {
 	return d.object("results[0].tables[0]", func(name string) (err error) {
 		switch name {
 		case "rows":
+			d.sawRows = true
 			return d.rowsArray()
 		case "error":
 			d.tableErr, err = d.errorSlot("table")

@@ -93,14 +93,18 @@ func TestDecodeErrorSlots(t *testing.T) {
 
 func TestDecodeBadBodies(t *testing.T) {
 	cases := map[string]struct{ body, want string }{
-		"empty":          {``, "empty"},
-		"cut":            {`{"results":[{"tables":[{"rows":[{"[a]":1},{"[a]":`, "ended early"},
-		"not json":       {`<html>`, "not valid JSON"},
-		"nested":         {`{"results":[{"tables":[{"rows":[{"[a]":{"b":1}}]}]}]}`, "nested"},
-		"row not object": {`{"results":[{"tables":[{"rows":[1]}]}]}`, "expected an object"},
-		"no table":       {`{"results":[]}`, "no result table"},
-		"two tables":     {`{"results":[{"tables":[{"rows":[]},{"rows":[]}]}]}`, "more than one table"},
-		"trailing":       {`{"results":[{"tables":[{"rows":[]}]}]} {}`, "trailing"},
+		"empty":               {``, "empty"},
+		"cut":                 {`{"results":[{"tables":[{"rows":[{"[a]":1},{"[a]":`, "ended early"},
+		"not json":            {`<html>`, "not valid JSON"},
+		"nested":              {`{"results":[{"tables":[{"rows":[{"[a]":{"b":1}}]}]}]}`, "nested"},
+		"row not object":      {`{"results":[{"tables":[{"rows":[1]}]}]}`, "expected an object"},
+		"no table":            {`{"results":[]}`, "no result rows"},
+		"no rows member":      {`{"results":[{"tables":[{"columns":[]}]}]}`, "no result rows"},
+		"cut after table":     {`{"results":[{"tables":[{"rows":[{"[a]":1}]}`, "ended early"},
+		"cut after result":    {`{"results":[{"tables":[{"rows":[]}]}`, "ended early"},
+		"error without table": {`{"results":[{"error":{"code":"X","message":"Query timeout exceeded"}}]}`, "Query timeout exceeded"},
+		"two tables":          {`{"results":[{"tables":[{"rows":[]},{"rows":[]}]}]}`, "more than one table"},
+		"trailing":            {`{"results":[{"tables":[{"rows":[]}]}]} {}`, "trailing"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -176,4 +180,16 @@ func FuzzDecode(f *testing.F) {
 		rec := &recorder{}
 		_, _ = Decode(strings.NewReader(string(data)), rec)
 	})
+}
+
+func TestReceiverErrorsAreNeverStreamCuts(t *testing.T) {
+	rec := &recorder{err: errors.New("connection reset by peer")}
+	_, err := Decode(strings.NewReader(`{"results":[{"tables":[{"rows":[{"[a]":1}]}]}]}`), rec)
+	if isStreamCut(err) {
+		t.Errorf("a receiver error %q was taken for a broken body", err)
+	}
+	_, err = Decode(strings.NewReader(`{"results":[{"tables":[{"rows":[{"[a]":1},`), &recorder{})
+	if !isStreamCut(err) {
+		t.Errorf("a body cut mid-rows is not a stream cut: %v", err)
+	}
 }

@@ -74,7 +74,15 @@ func GetSecret(ctx context.Context, ref SecretRef, cred azcore.TokenCredential, 
 	if err != nil {
 		return "", err
 	}
-	opts := &azsecrets.ClientOptions{DisableChallengeResourceVerification: !realVault(u.Hostname())}
+	// Key Vault's challenge names the resource a token is for; only a
+	// vault of a Microsoft cloud is trusted to name it, and a local test
+	// vault only on loopback. Any other host could ask for a token of any
+	// resource.
+	real := realVault(u.Hostname())
+	if !real && !isLoopback(u.Hostname()) {
+		return "", fmt.Errorf("key vault %s: not a Key Vault host (<vault>.%s)", u.Host, Clouds["public"].VaultSuffix)
+	}
+	opts := &azsecrets.ClientOptions{DisableChallengeResourceVerification: !real}
 	if httpClient != nil {
 		opts.Transport = httpClient
 	}

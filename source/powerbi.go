@@ -349,7 +349,10 @@ func drain(resp *http.Response) {
 // MaxResultBytes is the service's limit of data per query (15 MB). When a
 // result reaches it the service completes the current row and stops, and it
 // may say nothing about it.
-const MaxResultBytes = 15 << 20
+//
+// It is taken as 15,000,000 bytes of response, below the 15 MiB reading
+// (15,728,640), so that a cut is caught whichever way the service counts.
+const MaxResultBytes = 15_000_000
 
 // LimitError reports a response that reached MaxResultBytes: it may have
 // been cut without an error, so nothing is published.
@@ -377,10 +380,16 @@ func (e *StreamError) Error() string {
 
 func (e *StreamError) Unwrap() error { return e.Err }
 
+// isStreamCut reports whether the body itself broke off (never an error of
+// the receiver, whose values could hold any text).
 func isStreamCut(err error) bool {
+	var be *BodyError
+	if !errors.As(err, &be) {
+		return false
+	}
 	var ne net.Error
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) ||
-		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "INTERNAL_ERROR")
+	return errors.Is(be, io.ErrUnexpectedEOF) || errors.As(be, &ne) ||
+		strings.Contains(be.Error(), "connection reset") || strings.Contains(be.Error(), "INTERNAL_ERROR")
 }
 
 // Retryable reports whether running a whole query again may succeed: the

@@ -70,6 +70,11 @@ func (a *app) cmdPlan(args []string) error {
 		return err
 	}
 	for _, j := range jobs {
+		if err := r.CheckArgs(j); err != nil {
+			return usagef("%s: %v", j.File, err)
+		}
+	}
+	for _, j := range jobs {
 		p, err := r.Plan(j)
 		if err != nil {
 			return fmt.Errorf("job %s: %w", j.Name, err)

@@ -230,8 +230,18 @@ func TestPlan(t *testing.T) {
 			t.Errorf("plan output lacks %q:\n%s", want, stdout)
 		}
 	}
-	if code, _, _ := runCmd(t, "plan", p, "--from", "2024-01-30"); code != exitFailed {
+	if code, _, _ := runCmd(t, "plan", p, "--from", "2024-01-30"); code != exitInvalid {
 		t.Errorf("--from without --to: exit %d", code)
+	}
+	for _, args := range [][]string{
+		{"run", p, "--from", "2024-01-30"},
+		{"run", p, "--param", "dya=2024-01-01"},
+		{"run", p, "--from", "2024-02-02", "--to", "2024-01-01"},
+	} {
+		code, _, stderr := runCmd(t, args...)
+		if code != exitInvalid || !strings.Contains(stderr, "plan.yaml") {
+			t.Errorf("%v: exit %d, want %d: %s", args, code, exitInvalid, stderr)
+		}
 	}
 	if code, _, _ := runCmd(t, "run", p, "--shard", "2/2"); code != exitInvalid {
 		t.Errorf("bad --shard: exit %d", code)

@@ -138,6 +138,13 @@ func (a *app) cmdRun(ctx context.Context, args []string) error {
 	if err := c.backfill.apply(runner); err != nil {
 		return err
 	}
+	// Parameters, ranges, shards and --resume are checked for every job
+	// before any runs: bad usage runs nothing.
+	for _, j := range jobs {
+		if err := runner.CheckArgs(j); err != nil {
+			return usagef("%s: %v", j.File, err)
+		}
+	}
 	return runJobs(ctx, runner, jobs, c.summary, c.metricsPush, stdout, rep)
 }
 
