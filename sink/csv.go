@@ -123,17 +123,8 @@ func NewCSV(dst Destination, schema *arrow.Schema, opts CSVOptions) (Sink, error
 
 // Write encodes rec row by row. It does not keep rec.
 func (s *csvSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
-	if s.finished {
-		return errors.New("write: sink already committed or aborted")
-	}
-	if s.err != nil {
-		return s.err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkWrite(ctx, s.finished, s.err, rec, s.schema); err != nil {
 		return err
-	}
-	if !rec.Schema().Equal(s.schema) {
-		return fmt.Errorf("write: batch schema %s differs from the sink's %s", rec.Schema(), s.schema)
 	}
 	s.bind(rec)
 	defer s.unbind()

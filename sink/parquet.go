@@ -194,17 +194,8 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 
 // writable checks that a batch can be written now.
 func (s *parquetSink) writable(ctx context.Context, rec arrow.RecordBatch) error {
-	if s.finished {
-		return errors.New("write: sink already committed or aborted")
-	}
-	if s.err != nil {
-		return s.err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkWrite(ctx, s.finished, s.err, rec, s.schema); err != nil {
 		return err
-	}
-	if !rec.Schema().Equal(s.schema) {
-		return fmt.Errorf("write: batch schema %s differs from the sink's %s", rec.Schema(), s.schema)
 	}
 	return nil
 }
@@ -319,6 +310,24 @@ func checkSchema(sc *arrow.Schema) error {
 		if !ok {
 			return fmt.Errorf("column %q: unsupported Arrow type %s: use utf8, int64, float64, decimal128(P,S), bool, date32 or timestamp[us] without a zone", f.Name, f.Type)
 		}
+	}
+	return nil
+}
+
+// checkWrite is the common check of a file sink's Write: not finished, no
+// earlier failure, ctx alive, and the batch of the sink's schema.
+func checkWrite(ctx context.Context, finished bool, failed error, rec arrow.RecordBatch, schema *arrow.Schema) error {
+	if finished {
+		return errors.New("write: sink already committed or aborted")
+	}
+	if failed != nil {
+		return failed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !rec.Schema().Equal(schema) {
+		return fmt.Errorf("write: batch schema %s differs from the sink's %s", rec.Schema(), schema)
 	}
 	return nil
 }
