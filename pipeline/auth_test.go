@@ -26,16 +26,9 @@ import (
 func (f *fixture) authJob(t *testing.T, auth string) *Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: auth-job
-source:
-  powerbi:
-    workspace: ${WS}
-    dataset: ${DS}
-    endpoint: ${EP}
-    query: EVALUATE Sales
-    auth: %s
-sinks:
+%ssinks:
   - csv: { path: %q }
-`, auth, filepath.Join(f.dir, "out.csv"))
+`, fakeSource(queryLine("EVALUATE Sales"), auth), filepath.Join(f.dir, "out.csv"))
 	job, _, err := Loader{LookupEnv: f.lookup}.Load("auth.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)

@@ -33,19 +33,11 @@ const benchMapping = `mapping:
 func (f *fixture) pagedJob(t *testing.T, mappingYAML, pageRows string) *Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: paged
-source:
-  powerbi:
-    workspace: ${WS}
-    dataset: ${DS}
-    endpoint: ${EP}
-    table: Sales
-    paging: { key: "Sales[OrderID]", pageRows: %s }
-    auth: { tenant: "${TENANT}", clientId: "${CLIENT}", clientSecret: "${SECRET}", authorityHost: "${AUTH}" }
-%s
+%s%s
 sinks:
   - parquet: { path: %q }
   - csv: { path: %q }
-`, pageRows, mappingYAML, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"))
+`, fakeSource("    table: Sales\n    paging: { key: \"Sales[OrderID]\", pageRows: "+pageRows+" }\n", fakeAuth), mappingYAML, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"))
 	job, _, err := Loader{LookupEnv: f.lookup}.Load("paged.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
@@ -140,18 +132,11 @@ func (f *fixture) backfillJob(t *testing.T, extraSink string) *Job {
 params:
   day: { type: date, default: yesterday }
 partition: { param: day, step: 1d }
-source:
-  powerbi:
-    workspace: ${WS}
-    dataset: ${DS}
-    endpoint: ${EP}
-    query: "EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }}) ORDER BY Sales[OrderID]"
-    auth: { tenant: "${TENANT}", clientId: "${CLIENT}", clientSecret: "${SECRET}", authorityHost: "${AUTH}" }
-%s
+%s%s
 sinks:
   - parquet: { path: %q }
   - csv: { path: %q }
-%s`, salesMapping, filepath.Join(f.dir, "day={{ .day }}", "sales.parquet"), filepath.Join(f.dir, "day={{ .day }}", "sales.csv"), extraSink)
+%s`, fakeSource(queryLine("EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }}) ORDER BY Sales[OrderID]"), fakeAuth), salesMapping, filepath.Join(f.dir, "day={{ .day }}", "sales.parquet"), filepath.Join(f.dir, "day={{ .day }}", "sales.csv"), extraSink)
 	job, _, err := Loader{LookupEnv: f.lookup}.Load("backfill.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)

@@ -46,17 +46,10 @@ func pgSchema(t *testing.T) (*pgx.Conn, string) {
 func (f *fixture) pgJob(t *testing.T, query, sinkYAML string) *Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: pg-job
-source:
-  powerbi:
-    workspace: ${WS}
-    dataset: ${DS}
-    endpoint: ${EP}
-    query: %q
-    auth: { tenant: "${TENANT}", clientId: "${CLIENT}", clientSecret: "${SECRET}", authorityHost: "${AUTH}" }
-%s
+%s%s
 sinks:
   - postgres: %s
-`, query, salesMapping, sinkYAML)
+`, fakeSource(queryLine(query), fakeAuth), salesMapping, sinkYAML)
 	f.env["PG_DSN"] = testPGDSN()
 	job, _, err := Loader{LookupEnv: f.lookup}.Load("pg.yaml", []byte(text))
 	if err != nil {
@@ -189,19 +182,12 @@ func TestPostgresAndFilesTogetherIntegration(t *testing.T) {
 	tableName := schema + ".sales"
 	f.env["PG_DSN"] = testPGDSN()
 	text := strings.Replace(fmt.Sprintf(`name: all-sinks
-source:
-  powerbi:
-    workspace: ${WS}
-    dataset: ${DS}
-    endpoint: ${EP}
-    query: EVALUATE Sales
-    auth: { tenant: "${TENANT}", clientId: "${CLIENT}", clientSecret: "${SECRET}", authorityHost: "${AUTH}" }
-%s
+%s%s
 sinks:
   - parquet: { path: %q }
   - csv: { path: %q }
   - postgres: { dsn: "${PG_DSN}", table: %s, mode: replace }
-`, salesMapping, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"), tableName), "\t", "  ", -1)
+`, fakeSource(queryLine("EVALUATE Sales"), fakeAuth), salesMapping, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"), tableName), "\t", "  ", -1)
 	job, _, err := Loader{LookupEnv: f.lookup}.Load("all.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)

@@ -57,23 +57,30 @@ func (f *fixture) lookup(name string) (string, bool) {
 	return v, ok
 }
 
+// fakeAuth is the auth block that signs in to the fixture's fake Entra ID.
+const fakeAuth = `{ tenant: "${TENANT}", clientId: "${CLIENT}", clientSecret: "${SECRET}", authorityHost: "${AUTH}" }`
+
+// fakeSource is the source block of a job reading the fixture's fake Power
+// BI: lines are the fields under powerbi: that say what to read (a query,
+// or a table and its paging), indented four spaces; auth is the auth
+// block.
+func fakeSource(lines, auth string) string {
+	return "source:\n  powerbi:\n    workspace: ${WS}\n    dataset: ${DS}\n    endpoint: ${EP}\n" + lines + "    auth: " + auth + "\n"
+}
+
+// queryLine is the query field of fakeSource.
+func queryLine(query string) string { return fmt.Sprintf("    query: %q\n", query) }
+
 // job builds a job file querying the fake with query, mapping (YAML, may be
 // empty) and Parquet and CSV sinks into the fixture's folder.
 func (f *fixture) job(t *testing.T, query, mappingYAML string) *Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: test-job
-source:
-  powerbi:
-    workspace: ${WS}
-    dataset: ${DS}
-    endpoint: ${EP}
-    query: %q
-    auth: { tenant: "${TENANT}", clientId: "${CLIENT}", clientSecret: "${SECRET}", authorityHost: "${AUTH}" }
-%s
+%s%s
 sinks:
   - parquet: { path: %q, compression: zstd }
   - csv: { path: %q }
-`, query, mappingYAML, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"))
+`, fakeSource(queryLine(query), fakeAuth), mappingYAML, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"))
 	job, _, err := Loader{LookupEnv: f.lookup}.Load("test.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)

@@ -65,17 +65,10 @@ func newBlobFixture(t *testing.T, opts fakepbi.Options) *blobFixture {
 func (f *blobFixture) job(t *testing.T, query, mappingYAML, storage, sinks string) *Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: blob-job
-source:
-  powerbi:
-    workspace: ${WS}
-    dataset: ${DS}
-    endpoint: ${EP}
-    query: %q
-    auth: { tenant: "${TENANT}", clientId: "${CLIENT}", clientSecret: "${SECRET}", authorityHost: "${AUTH}" }
-%s
+%s%s
 %s
 sinks:
-%s`, query, mappingYAML, storage, sinks)
+%s`, fakeSource(queryLine(query), fakeAuth), mappingYAML, storage, sinks)
 	job, _, err := Loader{LookupEnv: f.lookup}.Load("blob.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
