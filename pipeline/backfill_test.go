@@ -16,18 +16,6 @@ import (
 	"github.com/pbicopy/pbicopy/source/fakepbi"
 )
 
-const benchMapping = `mapping:
-  columns:
-    - { from: "Sales[OrderID]", to: order_id, type: int64 }
-    - { from: "Sales[OrderDate]", to: order_date, type: date }
-    - { from: "Sales[ShippedAt]", to: shipped_at, type: timestamp }
-    - { from: "Sales[Customer]", to: customer, type: string }
-    - { from: "Sales[Product]", to: product, type: string }
-    - { from: "Sales[Quantity]", to: quantity, type: int64 }
-    - { from: "Sales[UnitPrice]", to: unit_price, type: "decimal(19,4)" }
-    - { from: "Sales[Amount]", to: amount, type: "decimal(19,4)" }
-    - { from: "Sales[Discount]", to: discount, type: float64 }
-    - { from: "Sales[Returned]", to: returned, type: bool }`
 
 // pagedJob is a job paging through the fake's Sales table.
 func (f *fixture) pagedJob(t *testing.T, mappingYAML, pageRows string) *Job {
@@ -51,7 +39,7 @@ func TestPagedExtractIsCompleteAndOrdered(t *testing.T) {
 	}
 	const rows = 350_000
 	f := newFixture(t, fakepbi.Options{Tables: []*fakepbi.Table{fakepbi.BenchTable(rows)}})
-	job := f.pagedJob(t, benchMapping, "auto")
+	job := f.pagedJob(t, fakepbi.BenchMapping, "auto")
 	r := f.runner(nil)
 	r.BatchRows = 0
 	r.Rate = -1

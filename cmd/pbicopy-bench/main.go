@@ -31,19 +31,7 @@ import (
 const childEnv = "PBICOPY_BENCH_CHILD"
 
 // Mapping is the declared mapping of the benchmark table.
-const Mapping = `mapping:
-  columns:
-    - { from: "Sales[OrderID]", to: order_id, type: int64 }
-    - { from: "Sales[OrderDate]", to: order_date, type: date }
-    - { from: "Sales[ShippedAt]", to: shipped_at, type: timestamp }
-    - { from: "Sales[Customer]", to: customer, type: string }
-    - { from: "Sales[Product]", to: product, type: string }
-    - { from: "Sales[Quantity]", to: quantity, type: int64 }
-    - { from: "Sales[UnitPrice]", to: unit_price, type: "decimal(19,4)" }
-    - { from: "Sales[Amount]", to: amount, type: "decimal(19,4)" }
-    - { from: "Sales[Discount]", to: discount, type: float64 }
-    - { from: "Sales[Returned]", to: returned, type: bool }
-`
+const Mapping = fakepbi.BenchMapping
 
 func main() {
 	if job := os.Getenv(childEnv); job != "" {

@@ -179,6 +179,22 @@ func scaledDecimal(v int64) Decimal {
 	return Decimal(b)
 }
 
+// BenchMapping is the mapping: block of a job file that declares every
+// column of BenchTable with its type, for benchmarks and tests.
+const BenchMapping = `mapping:
+  columns:
+    - { from: "Sales[OrderID]", to: order_id, type: int64 }
+    - { from: "Sales[OrderDate]", to: order_date, type: date }
+    - { from: "Sales[ShippedAt]", to: shipped_at, type: timestamp }
+    - { from: "Sales[Customer]", to: customer, type: string }
+    - { from: "Sales[Product]", to: product, type: string }
+    - { from: "Sales[Quantity]", to: quantity, type: int64 }
+    - { from: "Sales[UnitPrice]", to: unit_price, type: "decimal(19,4)" }
+    - { from: "Sales[Amount]", to: amount, type: "decimal(19,4)" }
+    - { from: "Sales[Discount]", to: discount, type: float64 }
+    - { from: "Sales[Returned]", to: returned, type: bool }
+`
+
 // BenchTable returns the 10-column benchmark table "Sales" with rows rows,
 // sorted by OrderID: OrderID Int64 1..rows; OrderDate DateTime (midnight,
 // increasing across 2024); ShippedAt DateTime with milliseconds (blank on
