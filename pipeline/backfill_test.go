@@ -16,7 +16,6 @@ import (
 	"github.com/pbicopy/pbicopy/source/fakepbi"
 )
 
-
 // pagedJob is a job paging through the fake's Sales table.
 func (f *fixture) pagedJob(t *testing.T, mappingYAML, pageRows string) *Job {
 	t.Helper()
