@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pbicopy/pbicopy/source/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
 )
 
 // authJob is a job whose auth block is given as YAML flow mapping text.

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 	"github.com/pbicopy/pbicopy/mapping"
-	"github.com/pbicopy/pbicopy/sink/sinktest"
-	"github.com/pbicopy/pbicopy/source/fakepbi"
 )
 
 // pagedJob is a job paging through the fake's Sales table.

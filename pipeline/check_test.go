@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pbicopy/pbicopy/sink/sinktest"
-	"github.com/pbicopy/pbicopy/source/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
 // checkLines renders checks one per line, as validate --online prints them.

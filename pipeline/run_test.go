@@ -16,10 +16,10 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 	"github.com/pbicopy/pbicopy/mapping"
-	"github.com/pbicopy/pbicopy/sink/sinktest"
 	"github.com/pbicopy/pbicopy/source"
-	"github.com/pbicopy/pbicopy/source/fakepbi"
 )
 
 const testSecret = "pbicopy-test-secret-9f8e7d"

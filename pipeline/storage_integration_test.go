@@ -20,10 +20,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/sink"
-	"github.com/pbicopy/pbicopy/sink/sinktest"
-	"github.com/pbicopy/pbicopy/source/fakepbi"
 )
 
 // writeDemoResponse saves the fake's answer to EVALUATE Sales and returns

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/pbicopy/pbicopy/sink/sinktest"
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
 // TestMain stops the Azurite that the blob integration tests share.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/pbicopy/pbicopy/sink/sinktest"
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
 // writeParquet writes rows of allTypes to a new Parquet file with opts, in

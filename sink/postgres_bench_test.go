@@ -14,7 +14,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jackc/pgx/v5"
-	"github.com/pbicopy/pbicopy/sink/sinktest"
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
 // BenchmarkPostgresSink loads the 1,000,000 rows of the file sinks'

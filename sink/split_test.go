@@ -16,7 +16,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/pbicopy/pbicopy/sink/sinktest"
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
 func TestPartName(t *testing.T) {

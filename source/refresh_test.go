@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pbicopy/pbicopy/source/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
 )
 
 var fastWait = WaitOptions{Interval: time.Millisecond, MaxInterval: 5 * time.Millisecond}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 	"github.com/pbicopy/pbicopy/pipeline"
-	"github.com/pbicopy/pbicopy/sink/sinktest"
-	"github.com/pbicopy/pbicopy/source/fakepbi"
 )
 
 // TestMain lets a test run the real command in a child process (to kill it

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pbicopy/pbicopy/source/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
 )
 
 // testClient, when set, trusts the fake started by the current test.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pbicopy/pbicopy/source/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")

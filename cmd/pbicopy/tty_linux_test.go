@@ -15,7 +15,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/pbicopy/pbicopy/source/fakepbi"
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
 )
 
 // openPTY opens a pseudo-terminal: what the command writes to tty, the

@@ -16,9 +16,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink"
-	"github.com/pbicopy/pbicopy/sink/sinktest"
 )
 
 // blobCompare measures the Parquet output uploaded to Azure Blob Storage
@@ -27,7 +27,7 @@ import (
 // child process running the job as `pbicopy run` does, and reports both
 // throughputs, their ratio and each child's peak RSS.
 //
-//	go run ./cmd/pbicopy-bench -rows 1000000 -sink blobparquet
+//	go run ./internal/bench -rows 1000000 -sink blobparquet
 func blobCompare(rows int, dir string, runs int, blockSize int64, concurrency, streamMB int) error {
 	resp, err := Response(dir, rows)
 	if err != nil {

@@ -1,11 +1,11 @@
-// Command pbicopy-bench measures the whole pipeline end to end: it generates
+// Command bench (pbicopy-bench) measures the whole pipeline end to end: it generates
 // a synthetic executeQueries response (the fake Power BI's 10-column sales
 // table, about 290 bytes of JSON a row), then runs a job replaying it into
 // the chosen sink in a child process, and reports rows/s, MB/s of JSON and
 // the child's peak RSS (the process's maximum resident set, from rusage).
 //
-//	go run ./cmd/pbicopy-bench -rows 1000000 -sink parquet
-//	go run ./cmd/pbicopy-bench -rows 3000000 -sink parquet   # memory must not grow
+//	go run ./internal/bench -rows 1000000 -sink parquet
+//	go run ./internal/bench -rows 3000000 -sink parquet   # memory must not grow
 //
 // The response file is generated once per row count into -dir and reused.
 package main
@@ -24,8 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/pipeline"
-	"github.com/pbicopy/pbicopy/source/fakepbi"
 )
 
 const childEnv = "PBICOPY_BENCH_CHILD"
