@@ -9,6 +9,8 @@ import (
 	"text/template/parse"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/azure"
+
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/pbicopy/pbicopy/mapping"
@@ -18,7 +20,7 @@ import (
 // PowerBIClient returns a Power BI client for a source block, with the
 // credential a job's run would build: the block's endpoint, or its cloud's.
 func (r *Runner) PowerBIClient(ctx context.Context, pb *PowerBISpec) (*source.PowerBI, error) {
-	cloud, err := source.LookupCloud(pb.Cloud)
+	cloud, err := azure.LookupCloud(pb.Cloud)
 	if err != nil {
 		return nil, fmt.Errorf("source.powerbi.cloud: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/azure"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/apache/arrow-go/v18/arrow"
@@ -93,7 +95,7 @@ func (r *Runner) CheckOnline(ctx context.Context, job *Job) []Check {
 
 func (r *Runner) checkPowerBI(ctx context.Context, job *Job, dax string, rendered bool, add func(string, error, string) bool) {
 	pb := job.Source.PowerBI
-	cloud, err := source.LookupCloud(pb.Cloud)
+	cloud, err := azure.LookupCloud(pb.Cloud)
 	if err != nil {
 		add("auth", err, "")
 		return
@@ -196,7 +198,7 @@ var aadstsRE = regexp.MustCompile(`AADSTS(\d+)`)
 
 // explainAuthError turns an Entra ID error into one sentence saying what is
 // wrong and what to do.
-func explainAuthError(err error, a AuthSpec) error {
+func explainAuthError(err error, a azure.AuthSpec) error {
 	code := ""
 	if m := aadstsRE.FindStringSubmatch(err.Error()); m != nil {
 		code = m[1]

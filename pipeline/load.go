@@ -194,6 +194,7 @@ type decoder struct {
 	problems []Problem
 	lines    lineIndex
 	literal  map[string]bool // string fields written without any ${...}
+	reported map[string]bool // paths with a problem already (set by validate)
 	lookup   LookupEnv
 }
 

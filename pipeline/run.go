@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/azure"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
@@ -428,7 +430,7 @@ func (r *Runner) planJob(job *Job) (*jobPlan, error) {
 		jp.readFile = path
 	case src.PowerBI != nil:
 		pb := src.PowerBI
-		cloud, err := source.LookupCloud(pb.Cloud)
+		cloud, err := azure.LookupCloud(pb.Cloud)
 		if err != nil {
 			return nil, fmt.Errorf("source.powerbi.cloud: %w", err)
 		}

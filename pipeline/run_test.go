@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/azure/credential"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
@@ -452,7 +454,7 @@ func TestRunFileSource(t *testing.T) {
 
 func TestExpiredTokenIsRenewedOnce(t *testing.T) {
 	f := newFixture(t, fakepbi.Options{})
-	cred, err := source.NewCredential(source.AuthConfig{Tenant: f.opts.TenantID, ClientID: f.opts.ClientID, ClientSecret: testSecret, AuthorityHost: f.srv.AuthorityHost()}, f.srv.Client())
+	cred, err := credential.Build(credential.Config{Tenant: f.opts.TenantID, ClientID: f.opts.ClientID, ClientSecret: testSecret, AuthorityHost: f.srv.AuthorityHost()}, f.srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pbicopy/pbicopy/internal/azure"
+
 	"github.com/pbicopy/pbicopy/sink"
-	"github.com/pbicopy/pbicopy/source"
 )
 
 // SchemaDialect is the JSON Schema draft of JSONSchema: draft-07, the one
@@ -51,9 +52,8 @@ type fieldRule struct {
 	defNote string // the default in words, when it is not
 }
 
-// cloudNames are the values of a cloud field, in the order the
-// documentation gives them; a test checks them against source.Clouds.
-var cloudNames = []string{"public", "usgov", "china"}
+// cloudNames are the values of a cloud field.
+var cloudNames = azure.CloudNames
 
 // envRefPattern matches a string holding a ${NAME} reference.
 const envRefPattern = `\$\{[A-Za-z_][A-Za-z0-9_]*\}`
@@ -74,7 +74,7 @@ var jobRules = map[string]fieldRule{
 	// A job run in several clouds may take its cloud from the environment.
 	"source.powerbi.cloud":              {enum: cloudNames, env: true, def: "public"},
 	"source.powerbi.auth":               {required: true},
-	"source.powerbi.auth.method":        {enum: source.Methods, defNote: "clientSecret when a secret is given, clientCertificate when a certificate is"},
+	"source.powerbi.auth.method":        {enum: azure.Methods, defNote: "clientSecret when a secret is given, clientCertificate when a certificate is"},
 	"source.powerbi.auth.tokenFile":     {defNote: "AZURE_FEDERATED_TOKEN_FILE"},
 	"source.powerbi.auth.authorityHost": {defNote: "AZURE_AUTHORITY_HOST, else the cloud's"},
 
@@ -115,7 +115,7 @@ var jobRules = map[string]fieldRule{
 	"storage.account":                 {defNote: "the connection string's account, else AZURE_STORAGE_ACCOUNT"},
 	"storage.connectionString":        {defNote: "AZURE_STORAGE_CONNECTION_STRING, when no other credential is set"},
 	"storage.auth":                    {defNote: "source.powerbi.auth"},
-	"storage.auth.method":             {enum: source.Methods, defNote: "as for source.powerbi.auth.method"},
+	"storage.auth.method":             {enum: azure.Methods, defNote: "as for source.powerbi.auth.method"},
 	"storage.cloud":                   {enum: cloudNames, env: true, defNote: "source.powerbi.cloud"},
 	"storage.blockSize":               {minimum: ptrTo(int64(0)), maximum: ptrTo(sink.MaxBlockSize), def: sink.DefaultBlockSize},
 	"storage.concurrency":             {minimum: ptrTo(int64(0)), maximum: ptrTo(int64(sink.MaxBlobConcurrency)), def: sink.DefaultBlobConcurrency},

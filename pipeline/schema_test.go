@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/azure"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pbicopy/pbicopy/mapping"
-	"github.com/pbicopy/pbicopy/source"
 )
 
 const schemaFile = "../docs/job.schema.json"
@@ -505,9 +506,9 @@ func TestSchemaEnumsMatchLoader(t *testing.T) {
 	}
 	auth := func(method string) string {
 		switch method {
-		case source.MethodClientSecret:
+		case azure.MethodClientSecret:
 			return "auth: { method: " + method + ", tenant: t, clientId: c, clientSecret: '${S}' }"
-		case source.MethodClientCertificate:
+		case azure.MethodClientCertificate:
 			return "auth: { method: " + method + ", tenant: t, clientId: c, certificate: c.pem }"
 		}
 		return "auth: { method: " + method + " }"
@@ -582,11 +583,11 @@ func TestSchemaEnumsMatchLoader(t *testing.T) {
 }
 
 func TestSchemaCloudsAndMethods(t *testing.T) {
-	if got, want := slices.Sorted(slices.Values(cloudNames)), slices.Sorted(maps.Keys(source.Clouds)); !slices.Equal(got, want) {
-		t.Errorf("the schema's clouds %v are not source.Clouds %v", got, want)
+	if got, want := slices.Sorted(slices.Values(cloudNames)), slices.Sorted(maps.Keys(azure.Clouds)); !slices.Equal(got, want) {
+		t.Errorf("the schema's clouds %v are not azure.Clouds %v", got, want)
 	}
-	if got := jobRules["source.powerbi.auth.method"].enum; !slices.Equal(got, source.Methods) {
-		t.Errorf("the schema's methods %v are not source.Methods %v", got, source.Methods)
+	if got := jobRules["source.powerbi.auth.method"].enum; !slices.Equal(got, azure.Methods) {
+		t.Errorf("the schema's methods %v are not azure.Methods %v", got, azure.Methods)
 	}
 }
 

@@ -3,7 +3,10 @@
 // sink of the job receives the same batches and publishes them atomically.
 package pipeline
 
-import "github.com/pbicopy/pbicopy/sink"
+import (
+	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/sink"
+)
 
 // Job is a job file as written. Field tags are the YAML field names; the
 // loader decodes strictly (unknown fields are errors) and expands ${ENV}
@@ -31,30 +34,16 @@ type SourceSpec struct {
 
 // PowerBISpec is a query against one Power BI dataset.
 type PowerBISpec struct {
-	Workspace        string      `yaml:"workspace" doc:"Workspace (group) id."`
-	Dataset          string      `yaml:"dataset" doc:"Dataset (semantic model) id."`
-	Query            string      `yaml:"query" doc:"DAX query; a Go template over the params, where every value goes through {{ dax .name }}."`
-	Table            string      `yaml:"table" doc:"A DAX table expression to extract page by page, instead of query (needs paging)."`
-	Paging           *PagingSpec `yaml:"paging" doc:"Keyset paging over table, past the service's 100,000-row / 1,000,000-value / 15 MB limits."`
-	Endpoint         string      `yaml:"endpoint" doc:"REST endpoint; default the cloud's (https://api.powerbi.com)."`
-	Cloud            string      `yaml:"cloud" doc:"public (default), usgov or china: sets the Entra ID authority, the Power BI endpoint and scope."`
-	ImpersonatedUser string      `yaml:"impersonatedUser" doc:"UPN to impersonate (row-level security); not usable by service principals on RLS models."`
-	RefreshBefore    bool        `yaml:"refreshBefore" doc:"Refresh the dataset and wait for the refresh to complete before extracting (up to 2 hours); a failed refresh fails the job before any data moves. Needs the Contributor role on the workspace."`
-	Auth             AuthSpec    `yaml:"auth" doc:"Service principal credentials."`
-}
-
-// AuthSpec says how to get Entra ID tokens.
-type AuthSpec struct {
-	Method              string `yaml:"method" doc:"clientSecret (default when a secret is given), clientCertificate, workloadIdentity, managedIdentity, azureCLI or default (DefaultAzureCredential)."`
-	Tenant              string `yaml:"tenant" doc:"Entra ID tenant id (workloadIdentity: default AZURE_TENANT_ID)."`
-	ClientID            string `yaml:"clientId" doc:"App registration (client) id; for managedIdentity, a user-assigned identity's client id (optional)."`
-	ClientSecret        string `yaml:"clientSecret" doc:"Client secret; write ${ENV_VAR}, never the secret itself."`
-	ClientSecretFile    string `yaml:"clientSecretFile" doc:"File holding the client secret (a mounted Kubernetes secret); one trailing newline is ignored."`
-	ClientSecretFrom    string `yaml:"clientSecretFrom" doc:"Key Vault secret holding the client secret: keyvault://<vault>/<secret>[/<version>], read with the ambient credential (DefaultAzureCredential)."`
-	Certificate         string `yaml:"certificate" doc:"clientCertificate: PEM or PFX file with the certificate and its private key."`
-	CertificatePassword string `yaml:"certificatePassword" doc:"Password of the certificate file, if any; write ${ENV_VAR}."`
-	TokenFile           string `yaml:"tokenFile" doc:"workloadIdentity: the federated token file; default AZURE_FEDERATED_TOKEN_FILE."`
-	AuthorityHost       string `yaml:"authorityHost" doc:"Entra ID authority host; default AZURE_AUTHORITY_HOST, else the cloud's."`
+	Workspace        string         `yaml:"workspace" doc:"Workspace (group) id."`
+	Dataset          string         `yaml:"dataset" doc:"Dataset (semantic model) id."`
+	Query            string         `yaml:"query" doc:"DAX query; a Go template over the params, where every value goes through {{ dax .name }}."`
+	Table            string         `yaml:"table" doc:"A DAX table expression to extract page by page, instead of query (needs paging)."`
+	Paging           *PagingSpec    `yaml:"paging" doc:"Keyset paging over table, past the service's 100,000-row / 1,000,000-value / 15 MB limits."`
+	Endpoint         string         `yaml:"endpoint" doc:"REST endpoint; default the cloud's (https://api.powerbi.com)."`
+	Cloud            string         `yaml:"cloud" doc:"public (default), usgov or china: sets the Entra ID authority, the Power BI endpoint and scope."`
+	ImpersonatedUser string         `yaml:"impersonatedUser" doc:"UPN to impersonate (row-level security); not usable by service principals on RLS models."`
+	RefreshBefore    bool           `yaml:"refreshBefore" doc:"Refresh the dataset and wait for the refresh to complete before extracting (up to 2 hours); a failed refresh fails the job before any data moves. Needs the Contributor role on the workspace."`
+	Auth             azure.AuthSpec `yaml:"auth" doc:"Service principal credentials."`
 }
 
 // MappingSpec maps row keys to typed columns.

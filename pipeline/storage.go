@@ -17,25 +17,26 @@ import (
 	"text/template/parse"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/azure"
+
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/pbicopy/pbicopy/sink"
-	"github.com/pbicopy/pbicopy/source"
 )
 
 // StorageSpec is the job's storage block: how the file sinks whose path is
 // a blob (az://<container>/<path> or https://<account>.blob.<suffix>/...)
 // reach Azure Blob Storage.
 type StorageSpec struct {
-	Account          string    `yaml:"account" doc:"Storage account name, for az:// paths; default the connection string's account, else AZURE_STORAGE_ACCOUNT."`
-	Endpoint         string    `yaml:"endpoint" doc:"Blob service URL, for a private endpoint or an emulator (Azurite: http://127.0.0.1:10000/devstoreaccount1); default https://<account>.blob.<cloud's suffix>."`
-	ConnectionString string    `yaml:"connectionString" doc:"Connection string with an AccountKey or a SharedAccessSignature; write ${ENV_VAR}. Default: AZURE_STORAGE_CONNECTION_STRING, when no credential below is set."`
-	SASToken         string    `yaml:"sasToken" doc:"Shared access signature for the container (permissions r, c, w, and d for split outputs); write ${ENV_VAR}."`
-	AccountKey       string    `yaml:"accountKey" doc:"Storage account key; write ${ENV_VAR}."`
-	Auth             *AuthSpec `yaml:"auth" doc:"Entra ID credentials for storage; default the Power BI source's (DefaultAzureCredential for a file source). The identity needs Storage Blob Data Contributor on the container."`
-	Cloud            string    `yaml:"cloud" doc:"public, usgov or china: the Blob endpoint suffix and Entra ID authority for storage; default the Power BI source's cloud."`
-	BlockSize        int64     `yaml:"blockSize" doc:"Bytes per staged block, 65536 to 4194304000; default 8388608 (8 MiB: blobs up to ~390 GiB). Memory per upload is blockSize x (concurrency + 1)."`
-	Concurrency      int       `yaml:"concurrency" doc:"Blocks uploaded at once per blob, 1 to 64; default 4."`
+	Account          string          `yaml:"account" doc:"Storage account name, for az:// paths; default the connection string's account, else AZURE_STORAGE_ACCOUNT."`
+	Endpoint         string          `yaml:"endpoint" doc:"Blob service URL, for a private endpoint or an emulator (Azurite: http://127.0.0.1:10000/devstoreaccount1); default https://<account>.blob.<cloud's suffix>."`
+	ConnectionString string          `yaml:"connectionString" doc:"Connection string with an AccountKey or a SharedAccessSignature; write ${ENV_VAR}. Default: AZURE_STORAGE_CONNECTION_STRING, when no credential below is set."`
+	SASToken         string          `yaml:"sasToken" doc:"Shared access signature for the container (permissions r, c, w, and d for split outputs); write ${ENV_VAR}."`
+	AccountKey       string          `yaml:"accountKey" doc:"Storage account key; write ${ENV_VAR}."`
+	Auth             *azure.AuthSpec `yaml:"auth" doc:"Entra ID credentials for storage; default the Power BI source's (DefaultAzureCredential for a file source). The identity needs Storage Blob Data Contributor on the container."`
+	Cloud            string          `yaml:"cloud" doc:"public, usgov or china: the Blob endpoint suffix and Entra ID authority for storage; default the Power BI source's cloud."`
+	BlockSize        int64           `yaml:"blockSize" doc:"Bytes per staged block, 65536 to 4194304000; default 8388608 (8 MiB: blobs up to ~390 GiB). Memory per upload is blockSize x (concurrency + 1)."`
+	Concurrency      int             `yaml:"concurrency" doc:"Blocks uploaded at once per blob, 1 to 64; default 4."`
 }
 
 // Environment variables read for blob outputs.
@@ -224,11 +225,11 @@ type fileTarget struct {
 	prefix    string // blob name prefix of the folder
 	acct      sink.BlobAccount
 	blobOpts  sink.BlobOptions
-	entra     *AuthSpec // build an Entra ID credential from it at open
-	cloud     string    // of entra
-	entraPath string    // field path of entra, for messages
-	method    string    // how the credential was chosen, for describe
-	planErr   error     // a blob account that cannot be resolved: reported at open
+	entra     *azure.AuthSpec // build an Entra ID credential from it at open
+	cloud     string          // of entra
+	entraPath string          // field path of entra, for messages
+	method    string          // how the credential was chosen, for describe
+	planErr   error           // a blob account that cannot be resolved: reported at open
 }
 
 func (t *fileTarget) String() string { return t.location }
@@ -336,7 +337,7 @@ func (t *fileTarget) resolveAccount(job *Job, st *StorageSpec, op outputPath) er
 	if cloudName == "" && job.Source.PowerBI != nil {
 		cloudName = job.Source.PowerBI.Cloud
 	}
-	cloud, err := source.LookupCloud(cloudName)
+	cloud, err := azure.LookupCloud(cloudName)
 	if err != nil {
 		return fmt.Errorf("storage.cloud: %w", err)
 	}
@@ -409,7 +410,7 @@ func (t *fileTarget) resolveAccount(job *Job, st *StorageSpec, op outputPath) er
 	case job.Source.PowerBI != nil:
 		t.entra, t.cloud, t.entraPath, t.method = &job.Source.PowerBI.Auth, cloud.Name, "source.powerbi.auth", "Entra ID from source.powerbi.auth"
 	default:
-		t.entra, t.cloud, t.entraPath, t.method = &AuthSpec{Method: source.MethodDefault}, cloud.Name, "storage.auth", "Entra ID from the environment (DefaultAzureCredential)"
+		t.entra, t.cloud, t.entraPath, t.method = &azure.AuthSpec{Method: azure.MethodDefault}, cloud.Name, "storage.auth", "Entra ID from the environment (DefaultAzureCredential)"
 	}
 	return nil
 }
@@ -628,7 +629,7 @@ func (d *decoder) validateStorage(j *Job) {
 		}
 	}
 	if st.Cloud != "" {
-		if _, err := source.LookupCloud(st.Cloud); err != nil {
+		if _, err := azure.LookupCloud(st.Cloud); err != nil {
 			d.errorf(line("storage.cloud"), "storage.cloud", "%v", err)
 		}
 	}
@@ -672,14 +673,7 @@ func (d *decoder) validateStorage(j *Job) {
 		d.errorf(line("storage.concurrency"), "storage.concurrency", "%s", strings.TrimPrefix(err.Error(), "concurrency: "))
 	}
 	if st.Auth != nil {
-		required := func(path, value, hint string) bool {
-			if strings.TrimSpace(value) == "" {
-				d.errorf(line(path), path, "required: %s", hint)
-				return false
-			}
-			return true
-		}
-		d.validateAuth(j, *st.Auth, "storage.auth", st.Cloud, required)
+		d.validateAuth(j, *st.Auth, "storage.auth", st.Cloud)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/azure"
+
 	"github.com/pbicopy/pbicopy/sink"
 )
 
@@ -137,7 +139,7 @@ func TestPlanFileSplit(t *testing.T) {
 // job's storage block and the environment.
 func TestResolveAccount(t *testing.T) {
 	const cs = "DefaultEndpointsProtocol=https;AccountName=envacct;AccountKey=a2V5;EndpointSuffix=core.windows.net"
-	pbi := SourceSpec{PowerBI: &PowerBISpec{Cloud: "usgov", Auth: AuthSpec{Tenant: "t", ClientID: "c", ClientSecret: "s"}}}
+	pbi := SourceSpec{PowerBI: &PowerBISpec{Cloud: "usgov", Auth: azure.AuthSpec{Tenant: "t", ClientID: "c", ClientSecret: "s"}}}
 	for _, c := range []struct {
 		name     string
 		env      string
@@ -156,7 +158,7 @@ func TestResolveAccount(t *testing.T) {
 		{name: "url and env conn", env: cs, path: "https://envacct.blob.core.windows.net/lake/x", endpoint: "https://envacct.blob.core.windows.net/", method: "connection string from AZURE_STORAGE_CONNECTION_STRING"},
 		{name: "sas beats env", env: cs, st: &StorageSpec{Account: "acct3", SASToken: "sv=1&sig=x"}, path: "az://lake/x", endpoint: "https://acct3.blob.core.windows.net/", method: "SAS token from storage.sasToken"},
 		{name: "key with endpoint", st: &StorageSpec{Endpoint: "http://127.0.0.1:10000/devstoreaccount1", AccountKey: "a2V5"}, path: "az://lake/x", endpoint: "http://127.0.0.1:10000/devstoreaccount1/", method: "account key from storage.accountKey"},
-		{name: "separate storage auth", st: &StorageSpec{Account: "acct4", Auth: &AuthSpec{Method: "managedIdentity"}}, src: pbi, path: "az://lake/x", endpoint: "https://acct4.blob.core.usgovcloudapi.net/", method: "Entra ID from storage.auth"},
+		{name: "separate storage auth", st: &StorageSpec{Account: "acct4", Auth: &azure.AuthSpec{Method: "managedIdentity"}}, src: pbi, path: "az://lake/x", endpoint: "https://acct4.blob.core.usgovcloudapi.net/", method: "Entra ID from storage.auth"},
 		{name: "file source", st: &StorageSpec{Account: "acct5"}, src: SourceSpec{File: "r.json"}, path: "az://lake/x", endpoint: "https://acct5.blob.core.windows.net/", method: "Entra ID from the environment (DefaultAzureCredential)"},
 		{name: "no account", src: pbi, path: "az://lake/x", err: "no storage account for az://lake/x"},
 		{name: "job conn for another account", st: &StorageSpec{ConnectionString: cs}, path: "https://other.blob.core.windows.net/lake/x", err: "the connection string reaches https://envacct.blob.core.windows.net/, not https://other.blob.core.windows.net/"},

@@ -3,14 +3,15 @@ package pipeline
 import (
 	"fmt"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/azure"
 	"github.com/pbicopy/pbicopy/mapping"
-	"github.com/pbicopy/pbicopy/source"
 )
 
 var jobNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
@@ -23,6 +24,7 @@ func (d *decoder) validate(j *Job) {
 	for _, p := range d.problems {
 		reported[p.Path] = true
 	}
+	d.reported = reported
 	required := func(path, value, hint string) bool {
 		if strings.TrimSpace(value) == "" {
 			if reported[path] { // already reported as undecodable
@@ -92,10 +94,10 @@ func (d *decoder) validate(j *Job) {
 				d.errorf(line(base+".endpoint"), base+".endpoint", "%q is not an https URL, e.g. https://api.powerbi.com", p.Endpoint)
 			}
 		}
-		if _, err := source.LookupCloud(p.Cloud); err != nil {
+		if _, err := azure.LookupCloud(p.Cloud); err != nil {
 			d.errorf(line(base+".cloud"), base+".cloud", "%v", err)
 		}
-		d.validateAuth(j, p.Auth, base+".auth", p.Cloud, required)
+		d.validateAuth(j, p.Auth, base+".auth", p.Cloud)
 	}
 
 	if m := j.Mapping; m != nil {
@@ -180,75 +182,41 @@ func (d *decoder) validate(j *Job) {
 
 // validateAuth checks one auth block: a known method, and the fields that
 // method needs and no others.
-func (d *decoder) validateAuth(j *Job, a AuthSpec, base, cloud string, required func(path, value, hint string) bool) {
+func (d *decoder) validateAuth(j *Job, a azure.AuthSpec, base, cloud string) {
 	line := j.lines.lineOf
-	secrets := 0
-	for _, v := range []string{a.ClientSecret, a.ClientSecretFile, a.ClientSecretFrom} {
-		if v != "" {
-			secrets++
-		}
-	}
-	method := a.Method
-	switch {
-	case method != "" && !slices.Contains(source.Methods, method):
-		d.errorf(line(base+".method"), base+".method", "%q is not a method: use one of %s", method, strings.Join(source.Methods, ", "))
-		return
-	case method == "" && secrets > 0:
-		method = source.MethodClientSecret
-	case method == "" && a.Certificate != "":
-		method = source.MethodClientCertificate
-	case method == "":
-		d.errorf(line(base), base, "required: a credential: clientSecret (or clientSecretFile, clientSecretFrom), certificate, or method: workloadIdentity, managedIdentity, azureCLI or default")
+	if a.Method != "" && !slices.Contains(azure.Methods, a.Method) {
+		d.errorf(line(base+".method"), base+".method", "%q is not a method: use one of %s", a.Method, strings.Join(azure.Methods, ", "))
 		return
 	}
-	unused := func(field, value string) {
-		if value != "" {
-			d.errorf(line(base+"."+field), base+"."+field, "not used by method %s: remove it, or set the method that uses it", method)
-		}
-	}
-	switch method {
-	case source.MethodClientSecret:
-		required(base+".tenant", a.Tenant, "the Entra ID tenant id")
-		required(base+".clientId", a.ClientID, "the app registration (client) id")
-		if secrets == 0 {
-			d.errorf(line(base), base+".clientSecret", "required: clientSecret, clientSecretFile or clientSecretFrom")
-		} else if secrets > 1 {
-			d.errorf(line(base), base, "give only one of clientSecret, clientSecretFile and clientSecretFrom")
-		}
-		unused("certificate", a.Certificate)
-		unused("certificatePassword", a.CertificatePassword)
-		unused("tokenFile", a.TokenFile)
-	case source.MethodClientCertificate:
-		required(base+".tenant", a.Tenant, "the Entra ID tenant id")
-		required(base+".clientId", a.ClientID, "the app registration (client) id")
-		required(base+".certificate", a.Certificate, "a PEM or PFX file with the certificate and its private key")
-		unused("clientSecret", a.ClientSecret)
-		unused("clientSecretFile", a.ClientSecretFile)
-		unused("clientSecretFrom", a.ClientSecretFrom)
-		unused("tokenFile", a.TokenFile)
-	default:
-		for _, f := range [][2]string{{"clientSecret", a.ClientSecret}, {"clientSecretFile", a.ClientSecretFile}, {"clientSecretFrom", a.ClientSecretFrom}, {"certificate", a.Certificate}, {"certificatePassword", a.CertificatePassword}} {
-			unused(f[0], f[1])
-		}
-		if method != source.MethodWorkloadIdentity {
-			unused("tokenFile", a.TokenFile)
-		}
-	}
-	for _, f := range []string{"clientSecret", "certificatePassword"} {
+	d.fieldErrors(j, base, reflect.TypeFor[azure.AuthSpec](), a.Validate(cloud))
+	for _, f := range azure.SecretFields {
 		if d.literal[base+"."+f] {
 			d.warnf(line(base+"."+f), base+"."+f, "the secret is written in the job file: reference an environment variable instead, e.g. ${PBI_CLIENT_SECRET}, and rotate this secret")
 		}
 	}
-	if a.ClientSecretFrom != "" {
-		c, _ := source.LookupCloud(cloud)
-		if _, err := source.ParseSecretRef(a.ClientSecretFrom, c); err != nil {
-			d.errorf(line(base+".clientSecretFrom"), base+".clientSecretFrom", "%v", err)
-		}
+}
+
+// fieldErrors reports the errors of a section's Validate method: an error
+// that starts with the name of one of the section's fields ("tenant: ...")
+// is reported at that field, any other at the section.
+func (d *decoder) fieldErrors(j *Job, base string, t reflect.Type, err error) {
+	if err == nil {
+		return
 	}
-	if a.AuthorityHost != "" {
-		if u, err := url.Parse(a.AuthorityHost); err != nil || u.Host == "" || u.Scheme != "https" {
-			d.errorf(line(base+".authorityHost"), base+".authorityHost", "%q is not an https URL, e.g. https://login.microsoftonline.com/", a.AuthorityHost)
+	errs := []error{err}
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = u.Unwrap()
+	}
+	names, _ := yamlFields(t)
+	for _, e := range errs {
+		path, msg := base, e.Error()
+		if name, rest, ok := strings.Cut(msg, ": "); ok && slices.Contains(names, name) {
+			path, msg = base+"."+name, rest
 		}
+		if d.reported[path] {
+			continue
+		}
+		d.errorf(j.lines.lineOf(path), path, "%s", msg)
 	}
 }
 

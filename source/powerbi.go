@@ -19,6 +19,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/go-json-experiment/json"
+
+	"github.com/pbicopy/pbicopy/internal/azure"
 )
 
 // DefaultEndpoint is the Power BI REST endpoint of the public cloud.
@@ -101,7 +103,7 @@ func NewPowerBI(cfg PowerBIConfig) (*PowerBI, error) {
 	p := &PowerBI{
 		endpoint: u,
 		cred:     &refreshableCredential{cred: cfg.Credential},
-		scope:    cmp.Or(cfg.Scope, PowerBIScope),
+		scope:    cmp.Or(cfg.Scope, azure.PowerBIScope),
 		limiter:  cfg.Limiter,
 		maxBytes: cmp.Or(cfg.ResultBytes, MaxResultBytes),
 		client:   hc,
@@ -330,15 +332,7 @@ func trustedRedirectHost(endpointHost, host string) bool {
 			return true
 		}
 	}
-	return isLoopback(endpointHost) && isLoopback(host)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return azure.IsLoopback(endpointHost) && azure.IsLoopback(host)
 }
 
 func drain(resp *http.Response) {

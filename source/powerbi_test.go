@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	"github.com/pbicopy/pbicopy/internal/azure/credential"
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 )
 
@@ -33,7 +34,7 @@ func startFake(t *testing.T, opts fakepbi.Options) *fakepbi.Server {
 func realClient(t *testing.T, srv *fakepbi.Server) *PowerBI {
 	t.Helper()
 	o := srv.Options()
-	cred, err := NewCredential(AuthConfig{Tenant: o.TenantID, ClientID: o.ClientID, ClientSecret: o.ClientSecret, AuthorityHost: srv.AuthorityHost()}, srv.Client())
+	cred, err := credential.Build(credential.Config{Tenant: o.TenantID, ClientID: o.ClientID, ClientSecret: o.ClientSecret, AuthorityHost: srv.AuthorityHost()}, srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,22 +137,6 @@ func TestRequestCarriesIncludeNullsAndImpersonation(t *testing.T) {
 	}
 	if st.Rows != int64(rows.rows) || st.RequestID != q.RequestID || st.Attempts != 1 {
 		t.Errorf("stats %+v, rows %d, request %s", st, rows.rows, q.RequestID)
-	}
-}
-
-func TestAuthConfig(t *testing.T) {
-	if _, err := NewCredential(AuthConfig{Tenant: "t", Method: MethodClientSecret}, nil); err == nil || !strings.Contains(err.Error(), "missing clientId, clientSecret") {
-		t.Errorf("missing fields: %v", err)
-	}
-	if _, err := NewCredential(AuthConfig{Tenant: "t", ClientID: "c", ClientSecret: "s", AuthorityHost: "http://login.example/"}, nil); err == nil || !strings.Contains(err.Error(), "https") {
-		t.Errorf("http authority: %v", err)
-	}
-	t.Setenv("AZURE_AUTHORITY_HOST", "https://login.example.test/")
-	if got, _ := (AuthConfig{}).authorityHost(); got != "https://login.example.test/" {
-		t.Errorf("AZURE_AUTHORITY_HOST not honoured: %s", got)
-	}
-	if got, _ := (AuthConfig{AuthorityHost: "https://job.example/"}).authorityHost(); got != "https://job.example/" {
-		t.Errorf("the job's authority host must win: %s", got)
 	}
 }
 

@@ -6,8 +6,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pbicopy/pbicopy/internal/azure"
+
 	"github.com/pbicopy/pbicopy/pipeline"
-	"github.com/pbicopy/pbicopy/source"
 )
 
 // defaultSecretEnv is the environment variable the ad-hoc commands read the
@@ -37,7 +38,7 @@ func (s *sourceFlags) register(fs *flag.FlagSet, withJob bool) {
 	fs.StringVar(&s.secretEnv, "client-secret-env", "", "environment variable `NAME` holding the client secret (default "+defaultSecretEnv+")")
 	fs.StringVar(&s.certificate, "certificate", "", "PEM or PFX `FILE` with the app's certificate and key (clientCertificate)")
 	fs.StringVar(&s.certPasswordEnv, "certificate-password-env", "", "environment variable `NAME` holding the certificate's password")
-	fs.StringVar(&s.method, "auth-method", "", "how to get a token: "+strings.Join(source.Methods, ", ")+" (default clientSecret when the secret variable is set)")
+	fs.StringVar(&s.method, "auth-method", "", "how to get a token: "+strings.Join(azure.Methods, ", ")+" (default clientSecret when the secret variable is set)")
 	fs.StringVar(&s.authorityHost, "authority-host", "", "Entra ID authority `URL` (default the cloud's)")
 	fs.StringVar(&s.endpoint, "endpoint", "", "Power BI REST endpoint `URL` (default the cloud's)")
 	fs.StringVar(&s.cloud, "cloud", "", "public (default), usgov or china")
@@ -60,7 +61,7 @@ func (s *sourceFlags) spec() (*pipeline.PowerBISpec, error) {
 	if s.workspace == "" || s.dataset == "" {
 		return nil, usagef("give --workspace and --dataset (or --job FILE)")
 	}
-	a := pipeline.AuthSpec{
+	a := azure.AuthSpec{
 		Method:        s.method,
 		Tenant:        s.tenant,
 		ClientID:      s.clientID,
@@ -69,7 +70,7 @@ func (s *sourceFlags) spec() (*pipeline.PowerBISpec, error) {
 	if a.Tenant == "" {
 		a.Tenant = os.Getenv("AZURE_TENANT_ID")
 	}
-	if a.ClientID == "" && a.Method != source.MethodManagedIdentity {
+	if a.ClientID == "" && a.Method != azure.MethodManagedIdentity {
 		a.ClientID = os.Getenv("AZURE_CLIENT_ID")
 	}
 	secretEnv := s.secretEnv
@@ -92,15 +93,15 @@ func (s *sourceFlags) spec() (*pipeline.PowerBISpec, error) {
 	}
 	switch {
 	case a.Method == "" && s.certificate != "":
-		a.Method = source.MethodClientCertificate
+		a.Method = azure.MethodClientCertificate
 	case a.Method == "" && secret != "":
-		a.Method = source.MethodClientSecret
+		a.Method = azure.MethodClientSecret
 	case a.Method == "" && a.ClientID != "":
 		return nil, usagef("no client secret: set %s (or name another variable with --client-secret-env), give --certificate, or choose --auth-method", secretEnv)
 	case a.Method == "":
-		a.Method = source.MethodDefault
+		a.Method = azure.MethodDefault
 	}
-	if a.Method == source.MethodClientSecret {
+	if a.Method == azure.MethodClientSecret {
 		if secret == "" {
 			return nil, usagef("--auth-method clientSecret: set %s (or name another variable with --client-secret-env)", secretEnv)
 		}

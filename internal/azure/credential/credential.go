@@ -1,6 +1,10 @@
-package source
+// Package credential builds the Entra ID token credentials of a job's auth
+// blocks with azidentity, reading a client secret from its file or from
+// Azure Key Vault first.
+package credential
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,74 +15,67 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/pbicopy/pbicopy/internal/azure"
 )
 
-// Cloud is a Microsoft cloud: its Entra ID authority, Power BI endpoint and
-// scope, Blob Storage and Key Vault domains.
-type Cloud struct {
-	Name          string
-	AuthorityHost string
-	PowerBI       string // REST endpoint
-	PowerBIScope  string
-	BlobSuffix    string // account.blob.<suffix>
-	VaultSuffix   string // vault.<suffix>
-}
-
-// Clouds are the clouds a job's cloud field names.
-var Clouds = map[string]Cloud{
-	"public": {"public", "https://login.microsoftonline.com/", "https://api.powerbi.com",
-		"https://analysis.windows.net/powerbi/api/.default", "core.windows.net", "vault.azure.net"},
-	"usgov": {"usgov", "https://login.microsoftonline.us/", "https://api.powerbigov.us",
-		"https://analysis.usgovcloudapi.net/powerbi/api/.default", "core.usgovcloudapi.net", "vault.usgovcloudapi.net"},
-	"china": {"china", "https://login.chinacloudapi.cn/", "https://api.powerbi.cn",
-		"https://analysis.chinacloudapi.cn/powerbi/api/.default", "core.chinacloudapi.cn", "vault.azure.cn"},
-}
-
-// LookupCloud returns the named cloud; "" is the public cloud.
-func LookupCloud(name string) (Cloud, error) {
-	if name == "" {
-		name = "public"
+// New returns the credential an auth block describes in the named cloud,
+// reading a client secret from its file (clientSecretFile) or from Key
+// Vault (clientSecretFrom, with the ambient identity of the process) first.
+// field names the block in errors (source.powerbi.auth); httpClient, when
+// not nil, carries every request (tests and the demo use it to trust a
+// local fake).
+func New(ctx context.Context, a azure.AuthSpec, cloudName, field string, httpClient *http.Client) (azcore.TokenCredential, error) {
+	c, err := azure.LookupCloud(cloudName)
+	if err != nil {
+		return nil, err
 	}
-	c, ok := Clouds[name]
-	if !ok {
-		return Cloud{}, fmt.Errorf("unknown cloud %q: use public, usgov or china", name)
+	cfg := Config{
+		Method: a.Method, Tenant: a.Tenant, ClientID: a.ClientID, ClientSecret: a.ClientSecret,
+		CertificatePassword: a.CertificatePassword, TokenFile: a.TokenFile, AuthorityHost: a.AuthorityHost, Cloud: c.Name,
 	}
-	return c, nil
+	switch {
+	case a.ClientSecretFile != "":
+		data, err := os.ReadFile(a.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.clientSecretFile: %w", field, err)
+		}
+		cfg.ClientSecret = strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+		if cfg.ClientSecret == "" {
+			return nil, fmt.Errorf("%s.clientSecretFile: %s is empty", field, a.ClientSecretFile)
+		}
+	case a.ClientSecretFrom != "":
+		ref, err := azure.ParseSecretRef(a.ClientSecretFrom, c)
+		if err != nil {
+			return nil, fmt.Errorf("%s.clientSecretFrom: %w", field, err)
+		}
+		// The vault is read with the ambient identity of the process
+		// (environment, workload identity, managed identity, Azure CLI).
+		ambient, err := Build(Config{Method: azure.MethodDefault, AuthorityHost: a.AuthorityHost, Cloud: c.Name}, httpClient)
+		if err != nil {
+			return nil, fmt.Errorf("%s.clientSecretFrom: %w", field, err)
+		}
+		if cfg.ClientSecret, err = GetSecret(ctx, ref, ambient, httpClient); err != nil {
+			return nil, fmt.Errorf("%s.clientSecretFrom: %w", field, err)
+		}
+	}
+	if a.Certificate != "" {
+		if cfg.Certificate, err = os.ReadFile(a.Certificate); err != nil {
+			return nil, fmt.Errorf("%s.certificate: %w", field, err)
+		}
+	}
+	cred, err := Build(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	return cred, nil
 }
 
-// PowerBIScope is the OAuth scope of the Power BI REST API in the public
-// cloud.
-const PowerBIScope = "https://analysis.windows.net/powerbi/api/.default"
-
-// microsoftAuthorities are the Entra ID hosts of the public and sovereign
-// clouds: instance discovery works against them. Any other authority (a
-// private one, or a test fake) is used with instance discovery disabled so
-// that it works offline.
-var microsoftAuthorities = map[string]bool{
-	"login.microsoftonline.com":        true,
-	"login.microsoftonline.us":         true,
-	"login.chinacloudapi.cn":           true,
-	"login.partner.microsoftonline.cn": true,
-}
-
-// Authentication methods.
-const (
-	MethodClientSecret      = "clientSecret"
-	MethodClientCertificate = "clientCertificate"
-	MethodWorkloadIdentity  = "workloadIdentity"
-	MethodManagedIdentity   = "managedIdentity"
-	MethodAzureCLI          = "azureCLI"
-	MethodDefault           = "default"
-)
-
-// Methods lists the authentication methods in the order the documentation
-// gives them.
-var Methods = []string{MethodClientSecret, MethodClientCertificate, MethodWorkloadIdentity, MethodManagedIdentity, MethodAzureCLI, MethodDefault}
-
-// AuthConfig says how to get Entra ID tokens. Secrets in it are never logged.
-type AuthConfig struct {
-	// Method is one of Methods; "" means clientSecret when a secret is
-	// given, else clientCertificate when a certificate is, else default.
+// Config is an auth block with its secrets resolved. Secrets in it are
+// never logged.
+type Config struct {
+	// Method is one of azure.Methods; "" means clientSecret when a secret
+	// is given, else clientCertificate when a certificate is, else default.
 	Method   string
 	Tenant   string
 	ClientID string
@@ -101,38 +98,48 @@ type AuthConfig struct {
 }
 
 // EffectiveMethod is the method cfg resolves to.
-func (a AuthConfig) EffectiveMethod() string {
+func (a Config) EffectiveMethod() string {
 	switch {
 	case a.Method != "":
 		return a.Method
 	case a.ClientSecret != "":
-		return MethodClientSecret
+		return azure.MethodClientSecret
 	case len(a.Certificate) > 0:
-		return MethodClientCertificate
+		return azure.MethodClientCertificate
 	}
-	return MethodDefault
+	return azure.MethodDefault
 }
 
 // authorityHost resolves the authority host as azidentity does: the
 // configured one, else AZURE_AUTHORITY_HOST, else the cloud's.
-func (a AuthConfig) authorityHost() (string, error) {
+func (a Config) authorityHost() (string, error) {
 	if a.AuthorityHost != "" {
 		return a.AuthorityHost, nil
 	}
 	if h := os.Getenv("AZURE_AUTHORITY_HOST"); h != "" {
 		return h, nil
 	}
-	c, err := LookupCloud(a.Cloud)
+	c, err := azure.LookupCloud(a.Cloud)
 	if err != nil {
 		return "", err
 	}
 	return c.AuthorityHost, nil
 }
 
-// NewCredential returns the credential cfg describes. httpClient, when not
-// nil, carries the token requests (tests and the demo use it to trust a
-// local fake).
-func NewCredential(cfg AuthConfig, httpClient *http.Client) (azcore.TokenCredential, error) {
+// microsoftAuthorities are the Entra ID hosts of the public and sovereign
+// clouds: instance discovery works against them. Any other authority (a
+// private one, or a test fake) is used with instance discovery disabled so
+// that it works offline.
+var microsoftAuthorities = map[string]bool{
+	"login.microsoftonline.com":        true,
+	"login.microsoftonline.us":         true,
+	"login.chinacloudapi.cn":           true,
+	"login.partner.microsoftonline.cn": true,
+}
+
+// Build returns the credential cfg describes. httpClient, when not nil,
+// carries the token requests.
+func Build(cfg Config, httpClient *http.Client) (azcore.TokenCredential, error) {
 	host, err := cfg.authorityHost()
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
@@ -161,11 +168,11 @@ func NewCredential(cfg AuthConfig, httpClient *http.Client) (azcore.TokenCredent
 		}
 	}
 	switch method {
-	case MethodClientSecret:
+	case azure.MethodClientSecret:
 		need("tenant", cfg.Tenant)
 		need("clientId", cfg.ClientID)
 		need("clientSecret (or clientSecretFile, clientSecretFrom)", cfg.ClientSecret)
-	case MethodClientCertificate:
+	case azure.MethodClientCertificate:
 		need("tenant", cfg.Tenant)
 		need("clientId", cfg.ClientID)
 		if len(cfg.Certificate) == 0 {
@@ -178,32 +185,32 @@ func NewCredential(cfg AuthConfig, httpClient *http.Client) (azcore.TokenCredent
 
 	var cred azcore.TokenCredential
 	switch method {
-	case MethodClientSecret:
+	case azure.MethodClientSecret:
 		cred, err = azidentity.NewClientSecretCredential(cfg.Tenant, cfg.ClientID, cfg.ClientSecret,
 			&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
-	case MethodClientCertificate:
+	case azure.MethodClientCertificate:
 		certs, key, perr := azidentity.ParseCertificates(cfg.Certificate, []byte(cfg.CertificatePassword))
 		if perr != nil {
 			return nil, fmt.Errorf("auth (clientCertificate): read the certificate: %w", perr)
 		}
 		cred, err = azidentity.NewClientCertificateCredential(cfg.Tenant, cfg.ClientID, certs, key,
 			&azidentity.ClientCertificateCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery, SendCertificateChain: true})
-	case MethodWorkloadIdentity:
+	case azure.MethodWorkloadIdentity:
 		cred, err = azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
 			ClientOptions: co, ClientID: cfg.ClientID, TenantID: cfg.Tenant, TokenFilePath: cfg.TokenFile, DisableInstanceDiscovery: noDiscovery})
-	case MethodManagedIdentity:
+	case azure.MethodManagedIdentity:
 		opts := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: co}
 		if cfg.ClientID != "" {
 			opts.ID = azidentity.ClientID(cfg.ClientID)
 		}
 		cred, err = azidentity.NewManagedIdentityCredential(opts)
-	case MethodAzureCLI:
+	case azure.MethodAzureCLI:
 		cred, err = azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: cfg.Tenant})
-	case MethodDefault:
+	case azure.MethodDefault:
 		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{
 			ClientOptions: co, TenantID: cfg.Tenant, DisableInstanceDiscovery: noDiscovery})
 	default:
-		return nil, fmt.Errorf("auth: unknown method %q: use one of %s", method, strings.Join(Methods, ", "))
+		return nil, fmt.Errorf("auth: unknown method %q: use one of %s", method, strings.Join(azure.Methods, ", "))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("auth (%s): %w", method, err)
