@@ -43,12 +43,7 @@ func (r *Runner) TemplateParams(job *Job) (used, missing []string) {
 		texts = append(texts, pb.Query, pb.Table)
 	}
 	for _, s := range job.Sinks {
-		switch {
-		case s.Parquet != nil:
-			texts = append(texts, s.Parquet.Path)
-		case s.CSV != nil:
-			texts = append(texts, s.CSV.Path)
-		}
+		texts = append(texts, s.Path())
 	}
 	seen := map[string]bool{}
 	for _, text := range texts {
@@ -163,13 +158,17 @@ func (r *Runner) Render(job *Job, placeholders bool) (Rendered, error) {
 		return Rendered{}, err
 	}
 	part := parts[0]
-	sinks, err := renderPaths(job, part.Params)
+	sinks, err := renderPaths(job, part)
 	if err != nil {
 		return Rendered{}, err
 	}
 	out := Rendered{Partition: part.Key, sinks: sinks}
 	for _, s := range sinks {
-		out.Paths = append(out.Paths, s.path)
+		path := ""
+		if s.spec.Path() != "" {
+			path = s.target.Location()
+		}
+		out.Paths = append(out.Paths, path)
 	}
 	if pb := job.Source.PowerBI; pb != nil {
 		text, err := renderSource(pb, part.Params)

@@ -67,28 +67,18 @@ func (r *Runner) CheckOnline(ctx context.Context, job *Job) []Check {
 		r.checkPowerBI(ctx, job, rendered.Query, rerr == nil, add)
 	}
 
+	env := sink.Env{Storage: r.Storage, Mem: r.mem(), Log: r.logger()}
 	for i, s := range job.Sinks {
-		name := fmt.Sprintf("sinks[%d] %s", i, s.Kind())
-		switch {
-		case s.Parquet != nil || s.CSV != nil:
-			if rerr != nil || i >= len(rendered.sinks) || rendered.sinks[i].file == nil {
-				continue
-			}
-			pctx, cancel := context.WithTimeout(ctx, SinkCheckTimeout)
-			msg, err := r.checkFile(pctx, rendered.sinks[i].file)
-			cancel()
-			if err != nil {
-				err = fmt.Errorf("%w: fix sinks[%d].%s.path, or give the identity running pbicopy write access there", err, i, s.Kind())
-			}
-			add(name, err, msg)
-		case s.Postgres != nil:
-			pctx, cancel := context.WithTimeout(ctx, SinkCheckTimeout)
-			desc, err := sink.ProbePostgres(pctx, *s.Postgres)
-			cancel()
-			add(name, err, desc)
-		default:
-			checks = append(checks, Check{Name: name, OK: true, Message: "no online check for this kind of sink"})
+		if rerr != nil || i >= len(rendered.sinks) {
+			continue
 		}
+		pctx, cancel := context.WithTimeout(ctx, SinkCheckTimeout)
+		msg, err := rendered.sinks[i].target.Probe(pctx, env)
+		cancel()
+		if err != nil && s.Path() != "" {
+			err = fmt.Errorf("%w: fix sinks[%d].%s.path, or give the identity running pbicopy write access there", err, i, s.Kind())
+		}
+		add(fmt.Sprintf("sinks[%d] %s", i, s.Kind()), err, msg)
 	}
 	return checks
 }

@@ -57,17 +57,12 @@ func (r *Runner) Plan(job *Job) (*RunPlan, error) {
 			return nil, err
 		}
 		pp := PlannedPartition{Key: p.Key, Done: st.isDone(p.Key, fp)}
-		sinks, err := renderPaths(job, p.Params)
+		sinks, err := renderPaths(job, p)
 		if err != nil {
 			return nil, err
 		}
 		for _, s := range sinks {
-			switch {
-			case s.spec.Postgres != nil:
-				pp.Outputs = append(pp.Outputs, "postgres "+s.spec.Postgres.Table+" ("+cmpOr(s.spec.Postgres.Mode, "append")+")")
-			default:
-				pp.Outputs = append(pp.Outputs, s.file.describe())
-			}
+			pp.Outputs = append(pp.Outputs, s.target.Describe())
 		}
 		switch {
 		case pb == nil:

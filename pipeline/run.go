@@ -3,7 +3,6 @@ package pipeline
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -56,6 +55,9 @@ type Runner struct {
 	// ResultBytes is the service's per-query data limit; 0 means the real
 	// 15 MB. Tests set it to match a fake with a smaller limit.
 	ResultBytes int64
+	// Storage reaches Azure Blob Storage for blob outputs and state files;
+	// nil reaches local paths only.
+	Storage sink.Storage
 	// Progress, when not nil, is told of rows, bytes and pages as they
 	// pass, for a progress display. It is called from several goroutines
 	// when partitions run concurrently and must be quick.
@@ -402,9 +404,8 @@ type partPlan struct {
 }
 
 type plannedSink struct {
-	spec SinkSpec
-	path string      // rendered: absolute path or blob URL, no secret (file sinks)
-	file *fileTarget // where and how a file sink publishes (storage.go)
+	spec   sink.Spec
+	target *sink.Target
 }
 
 func (r *Runner) planJob(job *Job) (*jobPlan, error) {
@@ -463,26 +464,33 @@ func (r *Runner) planJob(job *Job) (*jobPlan, error) {
 	return jp, nil
 }
 
-// renderPaths renders the sinks' output paths for one partition.
-func renderPaths(job *Job, params map[string]any) ([]plannedSink, error) {
+// resolver places the file outputs of job.
+func resolver(job *Job) sink.Resolver {
+	r := sink.Resolver{Job: job.Name, Storage: job.Storage}
+	if pb := job.Source.PowerBI; pb != nil {
+		r.Auth, r.Cloud = &pb.Auth, pb.Cloud
+	}
+	return r
+}
+
+// renderPaths places the sinks of one partition: their output paths
+// rendered, their targets resolved.
+func renderPaths(job *Job, part Partition) ([]plannedSink, error) {
 	var out []plannedSink
+	res := resolver(job)
 	for i, s := range job.Sinks {
-		ps := plannedSink{spec: s}
-		var tmpl string
-		switch {
-		case s.Parquet != nil:
-			tmpl = s.Parquet.Path
-		case s.CSV != nil:
-			tmpl = s.CSV.Path
-		}
-		if tmpl != "" {
-			ft, err := planFile(job, s, tmpl, params)
-			if err != nil {
+		var path string
+		if tmpl := s.Path(); tmpl != "" {
+			var err error
+			if path, err = renderOutput(tmpl, part.Params); err != nil {
 				return nil, fmt.Errorf("sinks[%d].%s.path: %w", i, s.Kind(), err)
 			}
-			ps.path, ps.file = ft.location, ft
 		}
-		out = append(out, ps)
+		t, err := s.Target(res, path, part.Range)
+		if err != nil {
+			return nil, fmt.Errorf("sinks[%d].%s.path: %w", i, s.Kind(), err)
+		}
+		out = append(out, plannedSink{spec: s, target: t})
 	}
 	return out, nil
 }
@@ -508,7 +516,7 @@ func renderSource(pb *PowerBISpec, params map[string]any) (string, error) {
 func (r *Runner) planPartition(jp *jobPlan, part Partition) (*partPlan, error) {
 	pp := &partPlan{jobPlan: jp, part: part}
 	var err error
-	if pp.sinks, err = renderPaths(jp.job, part.Params); err != nil {
+	if pp.sinks, err = renderPaths(jp.job, part); err != nil {
 		return nil, err
 	}
 	if jp.readFile != "" {
@@ -641,8 +649,9 @@ func (f *fanout) close() error {
 
 func (r *Runner) openSinks(ctx context.Context, p *partPlan, schema *arrow.Schema) ([]sink.Sink, error) {
 	var opened []sink.Sink
+	env := sink.Env{Storage: r.Storage, Mem: r.mem(), Log: r.logger().With("job", p.job.Name)}
 	for i, ps := range p.sinks {
-		s, err := r.openSink(ctx, ps, schema, p.part)
+		s, err := ps.target.Open(ctx, schema, env)
 		if err != nil {
 			for _, o := range opened {
 				_ = o.Abort(context.WithoutCancel(ctx))
@@ -652,20 +661,6 @@ func (r *Runner) openSinks(ctx context.Context, p *partPlan, schema *arrow.Schem
 		opened = append(opened, s)
 	}
 	return opened, nil
-}
-
-func (r *Runner) openSink(ctx context.Context, ps plannedSink, schema *arrow.Schema, part Partition) (sink.Sink, error) {
-	switch s := ps.spec; {
-	case s.Postgres != nil:
-		opts := *s.Postgres
-		if opts.Mode == "replacePartition" && part.Key != "" {
-			opts.Partition = part.Range
-		}
-		return sink.NewPostgres(ctx, schema, opts)
-	case s.Parquet != nil, s.CSV != nil:
-		return r.openFile(ctx, ps.file, schema)
-	}
-	return nil, errors.New("no sink kind set")
 }
 
 // attempt runs the source once into freshly opened sinks, and commits them
@@ -752,7 +747,7 @@ func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResu
 	for i, s := range sinks {
 		sr, err := s.Commit(parent)
 		if err != nil {
-			res.Sinks = append(res.Sinks, SinkResult{Result: sink.Result{Kind: p.sinks[i].spec.Kind(), Location: p.sinks[i].path}, Status: Failed, Error: err.Error()})
+			res.Sinks = append(res.Sinks, SinkResult{Result: sink.Result{Kind: p.sinks[i].spec.Kind(), Location: p.sinks[i].target.Location()}, Status: Failed, Error: err.Error()})
 			for _, rest := range sinks[i+1:] {
 				_ = rest.Abort(context.WithoutCancel(parent))
 			}
@@ -782,18 +777,19 @@ func checkPartitionOutputs(job *Job, parts []Partition) ([]string, error) {
 			return nil, err
 		}
 		fps[i] = fp
-		sinks, err := renderPaths(job, p.Params)
+		sinks, err := renderPaths(job, p)
 		if err != nil {
 			return nil, err
 		}
 		for _, s := range sinks {
-			if s.path == "" {
+			if s.spec.Path() == "" {
 				continue
 			}
-			if prev, dup := seen[s.path]; dup {
-				return nil, fmt.Errorf("partitions %s and %s would both write %s: make the path name every partition, e.g. with {{ .%s }}", prev, p.Key, s.path, job.Partition.Param)
+			loc := s.target.Location()
+			if prev, dup := seen[loc]; dup {
+				return nil, fmt.Errorf("partitions %s and %s would both write %s: make the path name every partition, e.g. with {{ .%s }}", prev, p.Key, loc, job.Partition.Param)
 			}
-			seen[s.path] = p.Key
+			seen[loc] = p.Key
 		}
 	}
 	return fps, nil

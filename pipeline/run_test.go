@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/internal/azure/credential"
+	"github.com/pbicopy/pbicopy/sink/azureblob"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
@@ -97,6 +98,7 @@ func (f *fixture) runner(mem memory.Allocator) *Runner {
 		Mem:        mem,
 		BatchRows:  100, // several batches even for small tables
 		RetryDelay: 10 * time.Millisecond,
+		Storage:    azureblob.Storage{HTTPClient: f.srv.Client()},
 	}
 }
 

@@ -58,7 +58,7 @@ func TestTemplateParamsAndRender(t *testing.T) {
 		Name:   "j",
 		Params: map[string]ParamSpec{"day": {Type: ParamDate}, "region": {Type: ParamString, Default: "North"}},
 		Source: SourceSpec{PowerBI: &PowerBISpec{Query: `EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }} && Sales[Region] = {{ dax .region }})`}},
-		Sinks:  []SinkSpec{{CSV: &sink.CSVOptions{Path: "out/{{ .region }}/{{ .day }}.csv"}}, {Postgres: &sink.PostgresOptions{Table: "t"}}},
+		Sinks:  []sink.Spec{{CSV: &sink.CSVOptions{Path: "out/{{ .region }}/{{ .day }}.csv"}}, {Postgres: &sink.PostgresOptions{Table: "t"}}},
 	}
 	r := &Runner{}
 	used, missing := r.TemplateParams(job)

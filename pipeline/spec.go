@@ -15,11 +15,11 @@ type Job struct {
 	Name      string               `yaml:"name" doc:"Job name: [a-z0-9][a-z0-9-]*, used in logs, paths and state."`
 	Source    SourceSpec           `yaml:"source" doc:"Where the rows come from: powerbi or file."`
 	Mapping   *MappingSpec         `yaml:"mapping" doc:"Column mapping; omitted, columns are inferred from the data."`
-	Sinks     []SinkSpec           `yaml:"sinks" doc:"Where the rows go; every sink receives every row."`
+	Sinks     []sink.Spec          `yaml:"sinks" doc:"Where the rows go; every sink receives every row."`
 	Params    map[string]ParamSpec `yaml:"params" doc:"Typed template parameters for the query and output paths, by name."`
 	Partition *PartitionSpec       `yaml:"partition" doc:"Run one partition per step of a parameter (backfills with --from/--to)."`
 	State     *StateSpec           `yaml:"state" doc:"Where completed partitions are recorded for --resume."`
-	Storage   *StorageSpec         `yaml:"storage" doc:"How file sinks with a blob path (az://<container>/<path>) reach Azure Blob Storage: account, credential, upload tuning."`
+	Storage   *sink.StorageSpec    `yaml:"storage" doc:"How file sinks with a blob path (az://<container>/<path>) reach Azure Blob Storage: account, credential, upload tuning."`
 
 	// File is the path the job was loaded from ("" for an embedded job).
 	File  string `yaml:"-"`
@@ -57,26 +57,6 @@ type ColumnSpec struct {
 	From string `yaml:"from" doc:"Row key as Power BI sends it: Table[Column] or [Name]."`
 	To   string `yaml:"to" doc:"Output column name."`
 	Type string `yaml:"type" doc:"string, int64, float64, decimal(P,S), bool, date or timestamp."`
-}
-
-// SinkSpec holds exactly one sink.
-type SinkSpec struct {
-	Parquet  *sink.ParquetOptions  `yaml:"parquet" doc:"Write a Parquet file."`
-	CSV      *sink.CSVOptions      `yaml:"csv" doc:"Write a CSV file."`
-	Postgres *sink.PostgresOptions `yaml:"postgres" doc:"Load a PostgreSQL table."`
-}
-
-// Kind names the sink held by s.
-func (s SinkSpec) Kind() string {
-	switch {
-	case s.Parquet != nil:
-		return "parquet"
-	case s.CSV != nil:
-		return "csv"
-	case s.Postgres != nil:
-		return "postgres"
-	}
-	return ""
 }
 
 // ParamSpec declares a template parameter.

@@ -66,13 +66,7 @@ func StatePath(job *Job) (string, error) {
 		return job.State.Path, nil
 	}
 	for _, s := range job.Sinks {
-		var p string
-		switch {
-		case s.Parquet != nil:
-			p = s.Parquet.Path
-		case s.CSV != nil:
-			p = s.CSV.Path
-		}
+		p := s.Path()
 		if p == "" {
 			continue
 		}
@@ -88,27 +82,12 @@ func StatePath(job *Job) (string, error) {
 	return "", fmt.Errorf("job %s: no file sink to keep the partition state beside: set state.path (a local path or az://container/path)", job.Name)
 }
 
-// stateTarget resolves a state path like an output path, with the job's
-// storage settings and credentials.
-func (r *Runner) stateTarget(ctx context.Context, job *Job, statePath string) (sink.Folder, string, error) {
-	spec := SinkSpec{CSV: &sink.CSVOptions{Path: statePath}}
-	t, err := planFile(job, spec, statePath, nil)
-	if err != nil {
-		return nil, "", fmt.Errorf("state path %s: %w", statePath, err)
-	}
-	f, err := r.folder(ctx, t)
-	if err != nil {
-		return nil, "", fmt.Errorf("state path %s: %w", statePath, err)
-	}
-	return f, t.name, nil
-}
-
 func (r *Runner) openState(ctx context.Context, job *Job, shard Shard, resume bool) (*stateFile, error) {
 	base, err := StatePath(job)
 	if err != nil {
 		return nil, err
 	}
-	folder, name, err := r.stateTarget(ctx, job, base)
+	folder, name, err := resolver(job).StateFolder(ctx, r.Storage, base)
 	if err != nil {
 		return nil, err
 	}
@@ -232,16 +211,12 @@ func fingerprint(job *Job, p Partition) (string, error) {
 	} else {
 		fmt.Fprintf(h, "file %s\x00", job.Source.File)
 	}
-	sinks, err := renderPaths(job, p.Params)
+	sinks, err := renderPaths(job, p)
 	if err != nil {
 		return "", err
 	}
 	for _, s := range sinks {
-		if s.spec.Postgres != nil {
-			fmt.Fprintf(h, "postgres %s %s\x00", s.spec.Postgres.Table, s.spec.Postgres.Mode)
-		} else {
-			fmt.Fprintf(h, "%s %s\x00", s.spec.Kind(), s.path)
-		}
+		fmt.Fprintf(h, "sink %s\x00", s.target.Identity())
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16]), nil
 }

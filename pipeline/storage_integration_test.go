@@ -24,6 +24,7 @@ import (
 	"github.com/pbicopy/pbicopy/internal/sinktest"
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/sink"
+	"github.com/pbicopy/pbicopy/sink/azureblob"
 )
 
 // writeDemoResponse saves the fake's answer to EVALUATE Sales and returns
@@ -53,8 +54,8 @@ func newBlobFixture(t *testing.T, opts fakepbi.Options) *blobFixture {
 	t.Helper()
 	az := sinktest.StartAzurite(t)
 	cc := sinktest.NewContainer(t, az)
-	t.Setenv(envConnectionString, az.ConnectionString)
-	t.Setenv(envAccount, "")
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", az.ConnectionString)
+	t.Setenv("AZURE_STORAGE_ACCOUNT", "")
 	f := newFixture(t, opts)
 	f.env["CONTAINER"] = sinktest.ContainerName(cc)
 	return &blobFixture{fixture: f, az: az, cc: cc}
@@ -127,7 +128,7 @@ func TestBlobRunIntegration(t *testing.T) {
 		}
 		info, _ := sinktest.ReadBlob(t, f.cc, name)
 		sum := sha256.Sum256(info.Data)
-		if info.Metadata[sink.MetaSHA256] != hex.EncodeToString(sum[:]) || info.Metadata[sink.MetaRows] != fmt.Sprint(tb.Rows) || info.Metadata[sink.MetaJob] != "blob-job" {
+		if info.Metadata[azureblob.MetaSHA256] != hex.EncodeToString(sum[:]) || info.Metadata[azureblob.MetaRows] != fmt.Sprint(tb.Rows) || info.Metadata[azureblob.MetaJob] != "blob-job" {
 			t.Errorf("%s: metadata %v", name, info.Metadata)
 		}
 		sr := res.Sinks[i]
@@ -186,7 +187,7 @@ func TestBlobRunSplitIntegration(t *testing.T) {
 				t.Fatalf("no part %s", name)
 			}
 			sum := sha256.Sum256(pi.Data)
-			if p.SHA256 != hex.EncodeToString(sum[:]) || p.Bytes != int64(len(pi.Data)) || pi.Metadata[sink.MetaRows] != fmt.Sprint(p.Rows) {
+			if p.SHA256 != hex.EncodeToString(sum[:]) || p.Bytes != int64(len(pi.Data)) || pi.Metadata[azureblob.MetaRows] != fmt.Sprint(p.Rows) {
 				t.Errorf("part %s: manifest %+v, blob %d bytes, metadata %v", p.Path, p, len(pi.Data), pi.Metadata)
 			}
 			got = append(got, f.readBack(t, name, cols)...)
@@ -251,7 +252,7 @@ func TestBlobRunCancelledIntegration(t *testing.T) {
 // dry-run plan.
 func TestBlobSecretsNeverShownIntegration(t *testing.T) {
 	f := newBlobFixture(t, fakepbi.Options{})
-	t.Setenv(envConnectionString, "") // the job's credential alone
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", "") // the job's credential alone
 	cname := f.env["CONTAINER"]
 	cred, err := blob.NewSharedKeyCredential(sinktest.AzuriteAccount, sinktest.AzuriteKey)
 	if err != nil {
@@ -305,7 +306,7 @@ func TestBlobSecretsNeverShownIntegration(t *testing.T) {
 			}
 			var outputs []string
 			for _, ps := range mustPlanSinks(t, job) {
-				outputs = append(outputs, ps.path, ps.file.describe(), fmt.Sprint(ps.file))
+				outputs = append(outputs, ps.target.Location(), ps.target.Describe(), fmt.Sprint(ps.target))
 			}
 			shown := map[string]string{
 				"logs": f.logs.String(), "summary": string(summary), "plan": fmt.Sprintf("%+v", plan),
@@ -337,7 +338,7 @@ func TestBlobSecretsNeverShownIntegration(t *testing.T) {
 // mustPlanSinks renders the sinks of job as a run would.
 func mustPlanSinks(t *testing.T, job *Job) []plannedSink {
 	t.Helper()
-	sinks, err := renderPaths(job, nil)
+	sinks, err := renderPaths(job, Partition{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +361,7 @@ func TestCheckFileIntegration(t *testing.T) {
 	} {
 		job := f.job(t, "EVALUATE Sales", "", "", c.sinks)
 		ps := mustPlanSinks(t, job)
-		msg, err := f.runner(nil).checkFile(context.Background(), ps[0].file)
+		msg, err := ps[0].target.Probe(context.Background(), sink.Env{Storage: azureblob.Storage{}})
 		if err != nil {
 			msg = "error: " + err.Error()
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pbicopy/pbicopy/internal/azure"
 	"github.com/pbicopy/pbicopy/mapping"
+	"github.com/pbicopy/pbicopy/sink"
 )
 
 var jobNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
@@ -140,33 +141,14 @@ func (d *decoder) validate(j *Job) {
 	paths := map[string]string{}
 	for i, s := range j.Sinks {
 		p := fmt.Sprintf("sinks[%d]", i)
-		n := 0
-		for _, set := range []bool{s.Parquet != nil, s.CSV != nil, s.Postgres != nil} {
-			if set {
-				n++
-			}
+		if err := s.Validate(); err != nil {
+			d.fieldErrors(j, p, reflect.TypeFor[sink.Spec](), err)
 		}
-		if n != 1 {
-			d.errorf(line(p), p, "each sink holds exactly one of parquet, csv or postgres")
+		if _, file := s.Output(); !file || s.Kind() == "" {
 			continue
 		}
 		kp := p + "." + s.Kind()
-		var err error
-		var path string
-		switch {
-		case s.Parquet != nil:
-			err, path = s.Parquet.Validate(), s.Parquet.Path
-		case s.CSV != nil:
-			err, path = s.CSV.Validate(), s.CSV.Path
-		case s.Postgres != nil:
-			err = s.Postgres.Validate()
-		}
-		if err != nil {
-			d.errorf(line(kp), kp, "%v", err)
-		}
-		if s.Postgres != nil {
-			continue
-		}
+		path := s.Path()
 		if required(kp+".path", path, "the output file, e.g. out/sales.parquet") {
 			if _, err := parseTemplate("path", path); err != nil {
 				d.errorf(line(kp+".path"), kp+".path", "%v", err)
@@ -261,18 +243,16 @@ func (d *decoder) validateParams(j *Job) {
 	}
 	for i, s := range j.Sinks {
 		kp := fmt.Sprintf("sinks[%d].%s", i, s.Kind())
-		var path string
-		switch {
-		case s.Parquet != nil:
-			path = s.Parquet.Path
-		case s.CSV != nil:
-			path = s.CSV.Path
-		case s.Postgres != nil && s.Postgres.Mode == "replace":
-			d.errorf(line(kp+".mode"), kp+".mode", "replace would make every partition replace the whole table: use replacePartition (with partitionColumn), merge or append")
-		case s.Postgres != nil && (s.Postgres.Mode == "append" || s.Postgres.Mode == ""):
-			d.warnf(line(kp), kp+".mode", "append is not idempotent: re-running a partition, or resuming after a commit that failed in another sink, appends its rows again; prefer replacePartition (with partitionColumn) or merge")
+		problem, warning := s.Partitioned()
+		if problem != nil {
+			field, msg, _ := strings.Cut(problem.Error(), ": ")
+			d.errorf(line(kp+"."+field), kp+"."+field, "%s", msg)
 		}
-		if path != "" && !strings.Contains(path, "."+pt.Param) {
+		if warning != nil {
+			field, msg, _ := strings.Cut(warning.Error(), ": ")
+			d.warnf(line(kp), kp+"."+field, "%s", msg)
+		}
+		if path := s.Path(); path != "" && !strings.Contains(path, "."+pt.Param) {
 			d.errorf(line(kp+".path"), kp+".path", "every partition would write the same file: put {{ .%s }} in the path", pt.Param)
 		}
 	}

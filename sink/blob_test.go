@@ -3,47 +3,11 @@ package sink
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-func TestParseConnectionString(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want connString
-		err  string
-	}{
-		{in: "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net",
-			want: connString{endpoint: "https://acct.blob.core.windows.net", account: "acct", key: "a2V5"}},
-		{in: "AccountName=acct;AccountKey=a2V5==;EndpointSuffix=core.chinacloudapi.cn;",
-			want: connString{endpoint: "https://acct.blob.core.chinacloudapi.cn", account: "acct", key: "a2V5=="}},
-		{in: "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sv=2024&sig=abc%2B",
-			want: connString{endpoint: "http://127.0.0.1:10000/devstoreaccount1", sas: "sv=2024&sig=abc%2B"}},
-		{in: "UseDevelopmentStorage=true",
-			want: connString{endpoint: "http://127.0.0.1:10000/devstoreaccount1", account: "devstoreaccount1", key: azuriteKey}},
-		{in: "AccountKey=c2VjcmV0LWtleQ==", err: "names no account"},
-		{in: "AccountName=acct", err: "holds no credential"},
-		{in: "AccountName=acct;c2VjcmV0LWtleQ", err: "Name=value"},
-	} {
-		got, err := parseConnectionString(c.in)
-		if c.err != "" {
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Errorf("%q: error %v, want %q", c.in, err, c.err)
-			}
-			if err != nil && strings.Contains(err.Error(), "c2VjcmV0LWtleQ") {
-				t.Errorf("%q: the error quotes the key: %v", c.in, err)
-			}
-			continue
-		}
-		if err != nil || got != c.want {
-			t.Errorf("%q: %+v, %v; want %+v", c.in, got, err, c.want)
-		}
-	}
-}
 
 func TestBlobAccountEndpoint(t *testing.T) {
 	for _, c := range []struct {
@@ -100,44 +64,6 @@ func TestBlobOptionsValidate(t *testing.T) {
 	}
 	if err := (BlobOptions{BlockSize: MaxBlockSize + 1}).Validate(); err == nil {
 		t.Error("a block over 4000 MiB accepted")
-	}
-}
-
-// TestBlobRedaction checks that the secrets of an account, in any of their
-// encodings, and any SAS signature, are masked in errors.
-func TestBlobRedaction(t *testing.T) {
-	const key = "a2V5LWZvci10ZXN0cw+/a2V5=="
-	const sig = "c2lnbmF0dXJl+/sig="
-	acct := BlobAccount{
-		SASToken:         "?sv=2024-01-01&sp=rcw&sig=" + url.QueryEscape(sig),
-		AccountKey:       key,
-		ConnectionString: "AccountName=acct;AccountKey=" + key,
-	}
-	c := &BlobContainer{secrets: acct.secrets()}
-	for _, text := range []string{
-		"PUT https://acct.blob.core.windows.net/c/b?comp=block&sig=" + url.QueryEscape(sig) + ": dial tcp: refused",
-		"the signature " + sig + " did not match",
-		"key " + key + " and " + url.QueryEscape(key),
-		"another SAS: https://x/y?sv=1&sig=OTHERSIGNATURE&se=2",
-	} {
-		err := c.redactErr(errors.New(text))
-		for _, secret := range []string{sig, url.QueryEscape(sig), key, url.QueryEscape(key), "OTHERSIGNATURE"} {
-			if strings.Contains(err.Error(), secret) {
-				t.Errorf("%q: the secret %q is shown: %v", text, secret, err)
-			}
-		}
-		if !strings.Contains(err.Error(), "[REDACTED]") {
-			t.Errorf("%q: nothing masked: %v", text, err)
-		}
-	}
-	inner := context.Canceled
-	err := c.redactErr(fmt.Errorf("with %s: %w", key, inner))
-	if !errors.Is(err, context.Canceled) {
-		t.Error("redaction lost the wrapped error")
-	}
-	ue := &url.Error{Op: "Put", URL: "https://acct.blob.core.windows.net/c/b?sv=1&sig=abc", Err: errors.New("EOF")}
-	if got := describeAzure(ue).Error(); got != `Put https://acct.blob.core.windows.net/c/b: EOF` {
-		t.Errorf("url error: %s", got)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
@@ -31,7 +32,7 @@ var fileFormats = []fileFormat{
 		open: func(dst Destination, schema *arrow.Schema, mem memory.Allocator) (Sink, error) {
 			return NewParquet(dst, schema, ParquetOptions{}, mem)
 		},
-		read: readParquet,
+		read: sinktest.ReadParquet,
 	},
 	{
 		name: "csv",
@@ -40,54 +41,9 @@ var fileFormats = []fileFormat{
 			return NewCSV(dst, schema, CSVOptions{})
 		},
 		read: func(t *testing.T, path string, schema *arrow.Schema, _ memory.Allocator) [][]any {
-			t.Helper()
-			recs, err := sinktest.ReadCSV(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows, err := sinktest.CSVRows(recs, schema)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return rows
+			return sinktest.ReadCSVFile(t, path, schema)
 		},
 	},
-}
-
-// readParquet reads path with arrow-go and with xitongsys, checks they agree
-// and that the Arrow schema read back is the one written, and returns the rows.
-func readParquet(t *testing.T, path string, schema *arrow.Schema, mem memory.Allocator) [][]any {
-	t.Helper()
-	got, rows, err := sinktest.ReadParquetArrow(path, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !sameColumns(got, schema) {
-		t.Errorf("schema read back by pqarrow:\n%s\nwant:\n%s", got, schema)
-	}
-	xrows, err := sinktest.ReadParquetXitongsys(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := sinktest.DiffRows(rows, xrows); d != "" {
-		t.Errorf("xitongsys disagrees with pqarrow: %s", d)
-	}
-	return rows
-}
-
-// sameColumns reports whether a and b have the same field names, types and
-// nullability, whatever their metadata.
-func sameColumns(a, b *arrow.Schema) bool {
-	if a.NumFields() != b.NumFields() {
-		return false
-	}
-	for i := range a.NumFields() {
-		fa, fb := a.Field(i), b.Field(i)
-		if fa.Name != fb.Name || fa.Nullable != fb.Nullable || !arrow.TypeEqual(fa.Type, fb.Type) {
-			return false
-		}
-	}
-	return true
 }
 
 // TestFileSinkContract runs the same checks against every file sink.
@@ -119,7 +75,7 @@ func commitFile(t *testing.T, ff fileFormat, path string, mem memory.Allocator, 
 		t.Fatal(err)
 	}
 	if len(rows) > 0 {
-		writeBatches(t, s, mem, schema, rows, sizes...)
+		sinktest.WriteBatches(t, s, mem, schema, rows, sizes...)
 	}
 	res, err := s.Commit(context.Background())
 	if err != nil {
@@ -129,12 +85,12 @@ func commitFile(t *testing.T, ff fileFormat, path string, mem memory.Allocator, 
 }
 
 func testRoundTrip(t *testing.T, ff fileFormat) {
-	mem := checkedAlloc(t)
+	mem := sinktest.CheckedAlloc(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sub", "out."+ff.name)
 	writeFile(t, path, "previous content")
-	rows := allTypesRows()
-	res := commitFile(t, ff, path, mem, allTypes, rows, 1, 3, 2, 4)
+	rows := sinktest.AllTypesRows()
+	res := commitFile(t, ff, path, mem, sinktest.AllTypes, rows, 1, 3, 2, 4)
 
 	content := readFile(t, path)
 	sum := sha256.Sum256([]byte(content))
@@ -142,7 +98,7 @@ func testRoundTrip(t *testing.T, ff fileFormat) {
 	if res.Kind != ff.kind || res.Location != path || res.Rows != want.Rows || res.Bytes != want.Bytes || len(res.Files) != 1 || res.Files[0] != want {
 		t.Errorf("result %+v, want kind %s and file %+v", res, ff.kind, want)
 	}
-	if d := sinktest.DiffRows(rows, ff.read(t, path, allTypes, mem)); d != "" {
+	if d := sinktest.DiffRows(rows, ff.read(t, path, sinktest.AllTypes, mem)); d != "" {
 		t.Error(d)
 	}
 	if names := tempFiles(t, filepath.Dir(path), "out."+ff.name); len(names) > 0 {
@@ -151,32 +107,32 @@ func testRoundTrip(t *testing.T, ff fileFormat) {
 }
 
 func testManyBatches(t *testing.T, ff fileFormat) {
-	mem := checkedAlloc(t)
+	mem := sinktest.CheckedAlloc(t)
 	path := filepath.Join(t.TempDir(), "out."+ff.name)
-	rows := manyRows(30_000)
-	res := commitFile(t, ff, path, mem, allTypes, rows, 4096, 1, 5000, 999)
+	rows := sinktest.ManyRows(30_000)
+	res := commitFile(t, ff, path, mem, sinktest.AllTypes, rows, 4096, 1, 5000, 999)
 	if res.Rows != int64(len(rows)) {
 		t.Errorf("result says %d rows, want %d", res.Rows, len(rows))
 	}
-	if d := sinktest.DiffRows(rows, ff.read(t, path, allTypes, mem)); d != "" {
+	if d := sinktest.DiffRows(rows, ff.read(t, path, sinktest.AllTypes, mem)); d != "" {
 		t.Error(d)
 	}
 }
 
 func testEmpty(t *testing.T, ff fileFormat) {
 	for _, withBatch := range []bool{false, true} {
-		mem := checkedAlloc(t)
+		mem := sinktest.CheckedAlloc(t)
 		path := filepath.Join(t.TempDir(), "empty."+ff.name)
 		dst, err := OpenLocal(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := ff.open(dst, allTypes, mem)
+		s, err := ff.open(dst, sinktest.AllTypes, mem)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if withBatch {
-			rec := sinktest.MustBatch(t, mem, allTypes, nil)
+			rec := sinktest.MustBatch(t, mem, sinktest.AllTypes, nil)
 			err := s.Write(context.Background(), rec)
 			rec.Release()
 			if err != nil {
@@ -190,7 +146,7 @@ func testEmpty(t *testing.T, ff fileFormat) {
 		if res.Rows != 0 || res.Bytes == 0 {
 			t.Errorf("result %+v, want 0 rows in a non-empty file", res)
 		}
-		if rows := ff.read(t, path, allTypes, mem); len(rows) != 0 {
+		if rows := ff.read(t, path, sinktest.AllTypes, mem); len(rows) != 0 {
 			t.Errorf("read %d rows, want none", len(rows))
 		}
 	}
@@ -198,7 +154,7 @@ func testEmpty(t *testing.T, ff fileFormat) {
 
 func testAbortKeepsPrevious(t *testing.T, ff fileFormat) {
 	for _, nrows := range []int{0, 5, 20_000} {
-		mem := checkedAlloc(t)
+		mem := sinktest.CheckedAlloc(t)
 		dir := t.TempDir()
 		path := filepath.Join(dir, "out."+ff.name)
 		writeFile(t, path, "previous content")
@@ -206,12 +162,12 @@ func testAbortKeepsPrevious(t *testing.T, ff fileFormat) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := ff.open(dst, allTypes, mem)
+		s, err := ff.open(dst, sinktest.AllTypes, mem)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if nrows > 0 {
-			writeBatches(t, s, mem, allTypes, manyRows(nrows), 4096)
+			sinktest.WriteBatches(t, s, mem, sinktest.AllTypes, sinktest.ManyRows(nrows), 4096)
 		}
 		if !hasTemp(tempFiles(t, dir)) {
 			t.Error("no temporary file while writing")
@@ -236,7 +192,7 @@ func testAbortKeepsPrevious(t *testing.T, ff fileFormat) {
 
 func testFailedWriteThenAbort(t *testing.T, ff fileFormat) {
 	for _, limit := range []int64{0, 100, 300_000} {
-		mem := checkedAlloc(t)
+		mem := sinktest.CheckedAlloc(t)
 		dir := t.TempDir()
 		path := filepath.Join(dir, "out."+ff.name)
 		writeFile(t, path, "previous content")
@@ -245,7 +201,7 @@ func testFailedWriteThenAbort(t *testing.T, ff fileFormat) {
 			t.Fatal(err)
 		}
 		dst := &failingDest{Destination: local, limit: limit}
-		s, err := ff.open(dst, allTypes, mem)
+		s, err := ff.open(dst, sinktest.AllTypes, mem)
 		if err != nil {
 			// The encoder may write its start before any batch.
 			if !errors.Is(err, errInjected) {
@@ -256,9 +212,9 @@ func testFailedWriteThenAbort(t *testing.T, ff fileFormat) {
 			}
 		} else {
 			var werr error
-			rows := manyRows(20_000)
+			rows := sinktest.ManyRows(20_000)
 			for i := 0; i < len(rows) && werr == nil; i += 1000 {
-				rec := sinktest.MustBatch(t, mem, allTypes, rows[i:i+1000])
+				rec := sinktest.MustBatch(t, mem, sinktest.AllTypes, rows[i:i+1000])
 				werr = s.Write(context.Background(), rec)
 				rec.Release()
 			}
@@ -284,7 +240,7 @@ func testFailedWriteThenAbort(t *testing.T, ff fileFormat) {
 }
 
 func testCanceledCommit(t *testing.T, ff fileFormat) {
-	mem := checkedAlloc(t)
+	mem := sinktest.CheckedAlloc(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out."+ff.name)
 	writeFile(t, path, "previous content")
@@ -292,11 +248,11 @@ func testCanceledCommit(t *testing.T, ff fileFormat) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := ff.open(dst, allTypes, mem)
+	s, err := ff.open(dst, sinktest.AllTypes, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeBatches(t, s, mem, allTypes, allTypesRows(), 5)
+	sinktest.WriteBatches(t, s, mem, sinktest.AllTypes, sinktest.AllTypesRows(), 5)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.Commit(ctx); !errors.Is(err, context.Canceled) {
@@ -314,17 +270,17 @@ func testCanceledCommit(t *testing.T, ff fileFormat) {
 }
 
 func testAfterCommit(t *testing.T, ff fileFormat) {
-	mem := checkedAlloc(t)
+	mem := sinktest.CheckedAlloc(t)
 	path := filepath.Join(t.TempDir(), "out."+ff.name)
 	dst, err := OpenLocal(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := ff.open(dst, allTypes, mem)
+	s, err := ff.open(dst, sinktest.AllTypes, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeBatches(t, s, mem, allTypes, allTypesRows(), 100)
+	sinktest.WriteBatches(t, s, mem, sinktest.AllTypes, sinktest.AllTypesRows(), 100)
 	if _, err := s.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +288,7 @@ func testAfterCommit(t *testing.T, ff fileFormat) {
 	if err := s.Abort(context.Background()); err != nil {
 		t.Errorf("Abort after Commit: %v", err)
 	}
-	rec := sinktest.MustBatch(t, mem, allTypes, allTypesRows())
+	rec := sinktest.MustBatch(t, mem, sinktest.AllTypes, sinktest.AllTypesRows())
 	defer rec.Release()
 	if err := s.Write(context.Background(), rec); err == nil {
 		t.Error("Write after Commit succeeded")
@@ -346,12 +302,12 @@ func testAfterCommit(t *testing.T, ff fileFormat) {
 }
 
 func testSchemaMismatch(t *testing.T, ff fileFormat) {
-	mem := checkedAlloc(t)
+	mem := sinktest.CheckedAlloc(t)
 	dst, err := OpenLocal(filepath.Join(t.TempDir(), "out."+ff.name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := ff.open(dst, allTypes, mem)
+	s, err := ff.open(dst, sinktest.AllTypes, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +321,7 @@ func testSchemaMismatch(t *testing.T, ff fileFormat) {
 }
 
 func testUnsupportedType(t *testing.T, ff fileFormat) {
-	mem := checkedAlloc(t)
+	mem := sinktest.CheckedAlloc(t)
 	for _, typ := range []arrow.DataType{
 		arrow.PrimitiveTypes.Int32,
 		&arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"},
@@ -394,7 +350,7 @@ func TestOneColumnNull(t *testing.T) {
 	rows := [][]any{{"a"}, {nil}, {""}, {nil}}
 	for _, ff := range fileFormats {
 		t.Run(ff.name, func(t *testing.T) {
-			mem := checkedAlloc(t)
+			mem := sinktest.CheckedAlloc(t)
 			path := filepath.Join(t.TempDir(), "one."+ff.name)
 			commitFile(t, ff, path, mem, schema, rows, 10)
 			if d := sinktest.DiffRows(rows, ff.read(t, path, schema, mem)); d != "" {
@@ -409,9 +365,9 @@ func TestOneColumnNull(t *testing.T) {
 func TestPublishedMode(t *testing.T) {
 	for _, ff := range fileFormats {
 		t.Run(ff.name, func(t *testing.T) {
-			mem := checkedAlloc(t)
+			mem := sinktest.CheckedAlloc(t)
 			path := filepath.Join(t.TempDir(), "out."+ff.name)
-			commitFile(t, ff, path, mem, allTypes, allTypesRows(), 4)
+			commitFile(t, ff, path, mem, sinktest.AllTypes, sinktest.AllTypesRows(), 4)
 			fi, err := os.Stat(path)
 			if err != nil {
 				t.Fatal(err)

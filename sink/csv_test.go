@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
+
 	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
@@ -59,7 +60,7 @@ y,10,100,-1.0000,false,2024-02-01,2024-02-01T01:00:00.1,trailing
 // returns the file's content.
 func writeCSV(t *testing.T, schema *arrow.Schema, rows [][]any, opts CSVOptions) string {
 	t.Helper()
-	mem := checkedAlloc(t)
+	mem := sinktest.CheckedAlloc(t)
 	path := filepath.Join(t.TempDir(), "out.csv")
 	dst, err := OpenLocal(path)
 	if err != nil {
@@ -70,7 +71,7 @@ func writeCSV(t *testing.T, schema *arrow.Schema, rows [][]any, opts CSVOptions)
 		t.Fatal(err)
 	}
 	if len(rows) > 0 {
-		writeBatches(t, s, mem, schema, rows, 3)
+		sinktest.WriteBatches(t, s, mem, schema, rows, 3)
 	}
 	if _, err := s.Commit(context.Background()); err != nil {
 		t.Fatal(err)
@@ -262,7 +263,7 @@ func TestAppendDateTimestamp(t *testing.T) {
 
 // TestCSVWriteAllocations checks that encoding allocates nothing per value.
 func TestCSVWriteAllocations(t *testing.T) {
-	mem := checkedAlloc(t)
+	mem := sinktest.CheckedAlloc(t)
 	rec := benchBatches(mem, 4096, 1)[0]
 	defer rec.Release()
 	s, err := NewCSV(discardDest{}, rec.Schema(), CSVOptions{})

@@ -40,14 +40,14 @@ type Destination interface {
 	Abort(ctx context.Context) error
 }
 
-// finisher is a Destination that can complete its work before Commit: a
+// Finisher is a Destination that can complete its work before Commit: a
 // local file is flushed, synced and closed; a blob has every block staged.
-// After finish only the publishing step is left for Commit, and the
+// After Finish only the publishing step is left for Commit, and the
 // destination holds no buffer and no file descriptor, so a split output can
 // keep many finished parts until it publishes them together. A failed
-// finish is sticky, like a failed Write.
-type finisher interface {
-	finish(ctx context.Context) error
+// Finish is sticky, like a failed Write.
+type Finisher interface {
+	Finish(ctx context.Context) error
 }
 
 // localBufferSize is the write buffer of a local file: large enough that the
@@ -70,7 +70,7 @@ type localFile struct {
 }
 
 var _ Destination = (*localFile)(nil)
-var _ finisher = (*localFile)(nil)
+var _ Finisher = (*localFile)(nil)
 
 // OpenLocal returns a Destination that publishes a file at path, replacing
 // any file there. Relative paths are taken from the current working
@@ -171,8 +171,8 @@ func (f *localFile) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// finish flushes, syncs and closes the temporary file.
-func (f *localFile) finish(ctx context.Context) error {
+// Finish flushes, syncs and closes the temporary file.
+func (f *localFile) Finish(ctx context.Context) error {
 	if f.err != nil {
 		return f.err
 	}
@@ -224,7 +224,7 @@ func (f *localFile) Commit(ctx context.Context, rows int64) (File, error) {
 // publish finishes the temporary file and moves it to the target. It leaves
 // the temporary file for the caller to remove on error.
 func (f *localFile) publish(ctx context.Context) error {
-	if err := f.finish(ctx); err != nil {
+	if err := f.Finish(ctx); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

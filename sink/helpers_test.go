@@ -1,110 +1,12 @@
 package sink
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
-
-// checkedAlloc returns an allocator that fails t if anything allocated from
-// it is still held when the test ends.
-func checkedAlloc(t *testing.T) *memory.CheckedAllocator {
-	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	t.Cleanup(func() { mem.AssertSize(t, 0) })
-	return mem
-}
-
-// allTypes is a schema with every column type, two decimals among them.
-var allTypes = arrow.NewSchema([]arrow.Field{
-	sinktest.Field("s", arrow.BinaryTypes.String),
-	sinktest.Field("i", arrow.PrimitiveTypes.Int64),
-	sinktest.Field("f", arrow.PrimitiveTypes.Float64),
-	sinktest.Field("d38", sinktest.Decimal(38, 10)),
-	sinktest.Field("d19", sinktest.Decimal(19, 4)),
-	sinktest.Field("b", arrow.FixedWidthTypes.Boolean),
-	sinktest.Field("dt", arrow.FixedWidthTypes.Date32),
-	sinktest.Field("ts", sinktest.Timestamp),
-}, nil)
-
-// allTypesRows exercises every type at its edges, with nulls in every
-// column, in the normalised form of package sinktest.
-func allTypesRows() [][]any {
-	negZero := math.Copysign(0, -1)
-	return [][]any{
-		{"plain", int64(42), 12.5, "12.3400000000", "12.3400", true, "2024-02-29", "2024-03-31T23:59:59.997"},
-		{nil, nil, nil, nil, nil, nil, nil, nil},
-		{"", int64(0), 0.0, "0.0000000000", "0.0000", false, "1970-01-01", "1970-01-01T00:00:00"},
-		{"x", int64(math.MaxInt64), 0.1, "9999999999999999999999999999.9999999999", "999999999999999.9999", true, "9999-12-31", "9999-12-31T23:59:59.999999"},
-		{"y", int64(math.MinInt64), negZero, "-9999999999999999999999999999.9999999999", "-999999999999999.9999", false, "0001-01-01", "0001-01-01T00:00:00"},
-		{"é 日本 😀", int64(-1), 1e308, "-0.0000000001", "-0.0001", nil, "1900-01-01", "1900-01-01T00:00:00"},
-		{`say "hi", then go`, nil, 5e-324, "123456789012345678.0123456789", "-922337203685477.5808", true, nil, "2024-02-29T12:34:56.123456"},
-		{"line1\nline2\r\nline3\rend", int64(7), math.Inf(1), "1.0000000000", "922337203685477.5807", false, "2000-01-01", "1969-12-31T23:59:59.999999"},
-		{" padded ", int64(8), math.Inf(-1), nil, "0.0001", true, "1969-12-31", nil},
-		{",", int64(9), math.NaN(), "-123.4560000000", "100.0000", nil, "2024-12-31", "2024-01-01T00:00:00.000001"},
-		{`"`, int64(10), -1234567.89, "0.5000000000", "-1.5000", true, "1600-03-01", "1600-02-29T23:00:00.5"},
-		{"tail,", int64(11), 1e21, "7.0000000000", "7.0000", false, "2100-03-01", "2100-02-28T01:02:03.04"},
-		{"\u00a0nbsp", int64(12), 1e-7, "-7.0000000000", "-7.0000", true, "1999-12-31", "1999-12-31T23:59:59"},
-	}
-}
-
-// writeBatches builds batches of schema from rows, in chunks of the given
-// sizes (the last one repeated), some of them slices of a larger batch so
-// that their arrays start at an offset, and writes them to s.
-func writeBatches(t *testing.T, s Sink, mem memory.Allocator, schema *arrow.Schema, rows [][]any, sizes ...int) {
-	t.Helper()
-	ctx := context.Background()
-	for i, k := 0, 0; i < len(rows); k++ {
-		n := sizes[min(k, len(sizes)-1)]
-		n = min(n, len(rows)-i)
-		var rec arrow.RecordBatch
-		if k%2 == 1 && i > 0 {
-			// A slice with a non-zero offset into a batch that starts one row early.
-			whole := sinktest.MustBatch(t, mem, schema, rows[i-1:i+n])
-			rec = whole.NewSlice(1, int64(n+1))
-			whole.Release()
-		} else {
-			rec = sinktest.MustBatch(t, mem, schema, rows[i:i+n])
-		}
-		err := s.Write(ctx, rec)
-		rec.Release()
-		if err != nil {
-			t.Fatalf("write rows %d to %d: %v", i, i+n, err)
-		}
-		i += n
-	}
-}
-
-// manyRows returns n rows of allTypes with varied, mostly non-null values.
-func manyRows(n int) [][]any {
-	rows := make([][]any, n)
-	for i := range rows {
-		var s any = fmt.Sprintf("customer %d", i%5000)
-		if i%97 == 0 {
-			s = nil
-		}
-		rows[i] = []any{
-			s,
-			int64(i) * 7919,
-			float64(i) / 3,
-			fmt.Sprintf("%d.%010d", i*31, i%10000000000),
-			fmt.Sprintf("-%d.%04d", i+1, i%10000),
-			i%3 == 0,
-			sinktest.DateString(int64(i % 40000)),
-			sinktest.TimestampString(int64(i) * 1_000_003_007),
-		}
-	}
-	return rows
-}
 
 // tempFiles lists the files in dir other than the named ones.
 func tempFiles(t *testing.T, dir string, except ...string) []string {

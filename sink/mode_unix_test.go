@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
 // currentUmask reads the process umask. Reading it means setting it; tests
@@ -24,13 +26,13 @@ func TestPublishedModeUmask(t *testing.T) {
 	for _, umask := range []int{0o022, 0o027, 0o077, 0o002} {
 		old := syscall.Umask(umask)
 		for _, ff := range fileFormats {
-			mem := checkedAlloc(t)
+			mem := sinktest.CheckedAlloc(t)
 			path := filepath.Join(t.TempDir(), "out."+ff.name)
 			writeFile(t, path, "previous")
 			if err := os.Chmod(path, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			commitFile(t, ff, path, mem, allTypes, allTypesRows(), 4)
+			commitFile(t, ff, path, mem, sinktest.AllTypes, sinktest.AllTypesRows(), 4)
 			fi, err := os.Stat(path)
 			if err != nil {
 				t.Fatal(err)

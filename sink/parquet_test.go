@@ -8,10 +8,11 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
+
 	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
-// writeParquet writes rows of allTypes to a new Parquet file with opts, in
+// writeParquet writes rows of sinktest.AllTypes to a new Parquet file with opts, in
 // batches of batchRows, and returns its path.
 func writeParquet(t *testing.T, mem memory.Allocator, opts ParquetOptions, rows [][]any, batchRows int) string {
 	t.Helper()
@@ -26,11 +27,11 @@ func writeParquetPages(t *testing.T, mem memory.Allocator, opts ParquetOptions, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newParquet(dst, allTypes, opts, mem, pageSize)
+	s, err := newParquet(dst, sinktest.AllTypes, opts, mem, pageSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeBatches(t, s, mem, allTypes, rows, batchRows)
+	sinktest.WriteBatches(t, s, mem, sinktest.AllTypes, rows, batchRows)
 	if _, err := s.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +42,8 @@ func writeParquetPages(t *testing.T, mem memory.Allocator, opts ParquetOptions, 
 // stored (decoded by xitongsys, not arrow-go, which derives a converted type
 // on read and would hide the legacy TIMESTAMP_MICROS one).
 func TestParquetFooter(t *testing.T) {
-	mem := checkedAlloc(t)
-	path := writeParquet(t, mem, ParquetOptions{}, allTypesRows(), 3)
+	mem := sinktest.CheckedAlloc(t)
+	path := writeParquet(t, mem, ParquetOptions{}, sinktest.AllTypesRows(), 3)
 	ft, err := sinktest.ReadFooter(path)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func TestParquetFooter(t *testing.T) {
 	if ft.CreatedBy != "pbicopy" {
 		t.Errorf("created_by %q", ft.CreatedBy)
 	}
-	if ft.NumRows != int64(len(allTypesRows())) {
+	if ft.NumRows != int64(len(sinktest.AllTypesRows())) {
 		t.Errorf("num_rows %d", ft.NumRows)
 	}
 	want := []sinktest.ColumnFooter{
@@ -85,8 +86,8 @@ func TestParquetFooter(t *testing.T) {
 // TestParquetRowGroups checks that row groups are cut by size, between
 // batches, and that no empty row group ends the file.
 func TestParquetRowGroups(t *testing.T) {
-	mem := checkedAlloc(t)
-	rows := manyRows(50_000)
+	mem := sinktest.CheckedAlloc(t)
+	rows := sinktest.ManyRows(50_000)
 	// Small pages: the size counts the pages flushed into the row group.
 	path := writeParquetPages(t, mem, ParquetOptions{RowGroupBytes: 100 << 10}, rows, 2000, 16<<10)
 	ft, err := sinktest.ReadFooter(path)
@@ -106,7 +107,7 @@ func TestParquetRowGroups(t *testing.T) {
 	if sum != int64(len(rows)) {
 		t.Errorf("row groups hold %d rows, want %d", sum, len(rows))
 	}
-	if d := sinktest.DiffRows(rows, readParquet(t, path, allTypes, mem)); d != "" {
+	if d := sinktest.DiffRows(rows, sinktest.ReadParquet(t, path, sinktest.AllTypes, mem)); d != "" {
 		t.Error(d)
 	}
 
@@ -127,8 +128,8 @@ func TestParquetCompression(t *testing.T) {
 		{"", "SNAPPY"}, {"snappy", "SNAPPY"}, {"zstd", "ZSTD"}, {"gzip", "GZIP"}, {"none", "UNCOMPRESSED"},
 	} {
 		t.Run(tc.codec+"/"+tc.option, func(t *testing.T) {
-			mem := checkedAlloc(t)
-			rows := manyRows(5000)
+			mem := sinktest.CheckedAlloc(t)
+			rows := sinktest.ManyRows(5000)
 			path := writeParquet(t, mem, ParquetOptions{Compression: tc.option}, rows, 1000)
 			ft, err := sinktest.ReadFooter(path)
 			if err != nil {
@@ -141,7 +142,7 @@ func TestParquetCompression(t *testing.T) {
 					}
 				}
 			}
-			if d := sinktest.DiffRows(rows, readParquet(t, path, allTypes, mem)); d != "" {
+			if d := sinktest.DiffRows(rows, sinktest.ReadParquet(t, path, sinktest.AllTypes, mem)); d != "" {
 				t.Error(d)
 			}
 		})
@@ -154,7 +155,7 @@ func TestParquetBadOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dst.Abort(context.Background())
-	if _, err := NewParquet(dst, allTypes, ParquetOptions{Compression: "lz4"}, nil); err == nil {
+	if _, err := NewParquet(dst, sinktest.AllTypes, ParquetOptions{Compression: "lz4"}, nil); err == nil {
 		t.Error("codec lz4 accepted")
 	}
 }

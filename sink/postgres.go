@@ -338,3 +338,24 @@ func pgFields(schema *arrow.Schema) ([]pgField, error) {
 	}
 	return fields, nil
 }
+
+// database names the server and database the DSN reaches, without the
+// user or password: host:port/database, or "" if the DSN does not parse.
+func (o PostgresOptions) database() string {
+	cfg, err := pgx.ParseConfig(o.DSN)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+}
+
+// partitioned refuses replace for a partitioned job and warns of append.
+func (o *PostgresOptions) partitioned() (problem, warning error) {
+	switch o.mode() {
+	case pgReplace:
+		return errors.New("mode: replace would make every partition replace the whole table: use replacePartition (with partitionColumn), merge or append"), nil
+	case pgAppend:
+		return nil, errors.New("mode: append is not idempotent: re-running a partition, or resuming after a commit that failed in another sink, appends its rows again; prefer replacePartition (with partitionColumn) or merge")
+	}
+	return nil, nil
+}

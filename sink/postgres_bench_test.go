@@ -14,6 +14,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jackc/pgx/v5"
+
 	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
@@ -70,24 +71,24 @@ func BenchmarkPostgresSink(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	db.exec(pgCreateTableSQL(db.table("bench_pbicopy"), fields, nil))
-	db.exec(pgCreateTableSQL(db.table("bench_psql"), fields, nil))
-	cfg, err := pgx.ParseConfig(pgtDSN())
+	db.Exec(pgCreateTableSQL(db.Table("bench_pbicopy"), fields, nil))
+	db.Exec(pgCreateTableSQL(db.Table("bench_psql"), fields, nil))
+	cfg, err := pgx.ParseConfig(sinktest.PGDSN())
 	if err != nil {
 		b.Fatal(err)
 	}
 	psqlArgs := []string{"-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)), "-U", cfg.User, "-d", cfg.Database,
-		"-c", fmt.Sprintf(`\copy %s from '%s' csv header`, db.table("bench_psql"), csvPath)}
+		"-c", fmt.Sprintf(`\copy %s from '%s' csv header`, db.Table("bench_psql"), csvPath)}
 	psqlEnv := os.Environ()
 	if cfg.Password != "" {
 		psqlEnv = append(psqlEnv, "PGPASSWORD="+cfg.Password)
 	}
 	// Each load starts from an empty table and a fresh checkpoint.
 	reset := func(table string) {
-		db.exec("truncate " + db.table(table))
-		db.exec("checkpoint")
+		db.Exec("truncate " + db.Table(table))
+		db.Exec("checkpoint")
 	}
-	opts := db.opts("bench_pbicopy", pgAppend)
+	opts := pgtOpts(db, "bench_pbicopy", pgAppend)
 
 	pgtResetPeakRSS()
 	var ours, theirs time.Duration
@@ -123,15 +124,15 @@ func BenchmarkPostgresSink(b *testing.B) {
 			b.Fatalf("psql: %v: %s", err, out)
 		}
 		theirs += time.Since(start)
-		if n := db.count("bench_psql"); n != total {
+		if n := db.Count("bench_psql"); n != total {
 			b.Fatalf("psql loaded %d rows, want %d", n, total)
 		}
 		b.StartTimer()
 	}
 	b.StopTimer()
 	var differ int64
-	if err := db.conn.QueryRow(context.Background(), fmt.Sprintf("select count(*) from ((select * from %[1]s except all select * from %[2]s) union all (select * from %[2]s except all select * from %[1]s)) d",
-		db.table("bench_pbicopy"), db.table("bench_psql"))).Scan(&differ); err != nil || differ != 0 {
+	if err := db.Conn.QueryRow(context.Background(), fmt.Sprintf("select count(*) from ((select * from %[1]s except all select * from %[2]s) union all (select * from %[2]s except all select * from %[1]s)) d",
+		db.Table("bench_pbicopy"), db.Table("bench_psql"))).Scan(&differ); err != nil || differ != 0 {
 		b.Errorf("the two loads differ in %d rows (%v)", differ, err)
 	}
 	b.ReportMetric(float64(total)*float64(b.N)/ours.Seconds(), "rows/s")

@@ -2,138 +2,21 @@ package sink
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/jackc/pgx/v5"
+
 	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
-// pgtDSNEnv overrides the server the PostgreSQL integration tests use.
-const pgtDSNEnv = "PBICOPY_TEST_PG_DSN"
+func pgtOpen(t testing.TB) *sinktest.PG { return sinktest.OpenPG(t) }
 
-func pgtDSN() string {
-	if dsn := os.Getenv(pgtDSNEnv); dsn != "" {
-		return dsn
-	}
-	return "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=5"
-}
-
-// pgtDB is a test's own schema on the test server, dropped when the test
-// ends.
-type pgtDB struct {
-	t      testing.TB
-	conn   *pgx.Conn
-	schema string
-	app    string // application_name of the test's sinks
-}
-
-func pgtOpen(t testing.TB) *pgtDB {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, pgtDSN())
-	if err != nil {
-		sinktest.SkipOrFail(t, "no PostgreSQL server at %q (set %s to use another): %s", pgRedact(pgtDSN(), pgtDSN()), pgtDSNEnv, pgRedact(err.Error(), pgtDSN()))
-	}
-	suffix := fmt.Sprintf("%08x", rand.Uint32())
-	db := &pgtDB{t: t, conn: conn, schema: "pbicopy_test_" + suffix, app: "pbicopy_test_" + suffix}
-	db.exec("create schema " + pgx.Identifier{db.schema}.Sanitize())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(ctx, "drop schema "+pgx.Identifier{db.schema}.Sanitize()+" cascade"); err != nil {
-			t.Errorf("drop test schema: %v", err)
-		}
-		conn.Close(ctx)
-	})
-	return db
-}
-
-// dsn is the DSN the test's sinks use: the test server, tagged with the
-// test's application_name so that the test can find their sessions.
-func (db *pgtDB) dsn() string {
-	return pgtDSN() + " application_name=" + db.app
-}
-
-// table is the table option for name in the test's schema.
-func (db *pgtDB) table(name string) string {
-	return pgx.Identifier{db.schema, name}.Sanitize()
-}
-
-func (db *pgtDB) opts(table, mode string) PostgresOptions {
-	return PostgresOptions{DSN: db.dsn(), Table: db.table(table), Mode: mode}
-}
-
-func (db *pgtDB) exec(sql string, args ...any) {
-	db.t.Helper()
-	if _, err := db.conn.Exec(context.Background(), sql, args...); err != nil {
-		db.t.Fatalf("%s: %v", sql, err)
-	}
-}
-
-// checksum is the row count of a table and a digest of its rows, in an
-// order that does not depend on how they were stored.
-func (db *pgtDB) checksum(table string) string {
-	db.t.Helper()
-	var n int64
-	var sum string
-	err := db.conn.QueryRow(context.Background(),
-		"select count(*), coalesce(md5(string_agg(t::text, ',' order by t::text)), '') from "+db.table(table)+" t").Scan(&n, &sum)
-	if err != nil {
-		db.t.Fatalf("checksum of %s: %v", table, err)
-	}
-	return fmt.Sprintf("%d rows, md5 %s", n, sum)
-}
-
-func (db *pgtDB) count(table string) int64 {
-	db.t.Helper()
-	var n int64
-	if err := db.conn.QueryRow(context.Background(), "select count(*) from "+db.table(table)).Scan(&n); err != nil {
-		db.t.Fatalf("count %s: %v", table, err)
-	}
-	return n
-}
-
-// rows reads a table back in the normalised form of package sinktest,
-// ordered by orderBy.
-func (db *pgtDB) rows(table string, schema *arrow.Schema, orderBy string) [][]any {
-	db.t.Helper()
-	sel := make([]string, schema.NumFields())
-	for i, f := range schema.Fields() {
-		q := pgx.Identifier{f.Name}.Sanitize()
-		switch f.Type.ID() {
-		case arrow.DECIMAL128, arrow.DATE32:
-			sel[i] = q + "::text"
-		case arrow.TIMESTAMP:
-			sel[i] = "replace(" + q + "::text, ' ', 'T')"
-		default:
-			sel[i] = q
-		}
-	}
-	rows, err := db.conn.Query(context.Background(), "select "+strings.Join(sel, ", ")+" from "+db.table(table)+" order by "+pgx.Identifier{orderBy}.Sanitize())
-	if err != nil {
-		db.t.Fatalf("read %s: %v", table, err)
-	}
-	defer rows.Close()
-	var out [][]any
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			db.t.Fatalf("read %s: %v", table, err)
-		}
-		out = append(out, vals)
-	}
-	if err := rows.Err(); err != nil {
-		db.t.Fatalf("read %s: %v", table, err)
-	}
-	return out
+// pgtOpts are the options of a sink loading table of the test's schema.
+func pgtOpts(db *sinktest.PG, table, mode string) PostgresOptions {
+	return PostgresOptions{DSN: db.DSN(), Table: db.Table(table), Mode: mode}
 }
 
 // pgtAlloc is a checked allocator that fails t if a batch is still held

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/jackc/pgx/v5"
+
 	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
@@ -62,19 +63,19 @@ func pgtWant(rows [][]any) [][]any {
 func TestPostgresAppendIntegration(t *testing.T) {
 	db := pgtOpen(t)
 	mem := pgtAlloc(t)
-	opts := db.opts("vals", "append")
+	opts := pgtOpts(db, "vals", "append")
 	rows := pgtRows()
 
 	res := pgtMustLoad(t, mem, opts, pgtSchema, rows, 2, 3)
-	want := Result{Kind: "postgres", Location: db.schema + ".vals", Rows: int64(len(rows))}
+	want := Result{Kind: "postgres", Location: db.Schema + ".vals", Rows: int64(len(rows))}
 	if res.Kind != want.Kind || res.Location != want.Location || res.Rows != want.Rows || res.Bytes != 0 || res.Files != nil {
 		t.Errorf("Result = %+v, want %+v", res, want)
 	}
-	if d := sinktest.DiffRows(pgtWant(rows), db.rows("vals", pgtSchema, "id")); d != "" {
+	if d := sinktest.DiffRows(pgtWant(rows), db.Rows("vals", pgtSchema, "id")); d != "" {
 		t.Fatalf("read back: %s", d)
 	}
 	var types []string
-	r, err := db.conn.Query(context.Background(), "select format_type(atttypid, atttypmod) || case when attnotnull then ' not null' else '' end from pg_attribute where attrelid = $1::regclass and attnum > 0 order by attnum", db.table("vals"))
+	r, err := db.Conn.Query(context.Background(), "select format_type(atttypid, atttypmod) || case when attnotnull then ' not null' else '' end from pg_attribute where attrelid = $1::regclass and attnum > 0 order by attnum", db.Table("vals"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,14 +90,14 @@ func TestPostgresAppendIntegration(t *testing.T) {
 
 	// A second run appends; an empty run changes nothing.
 	pgtMustLoad(t, mem, opts, pgtSchema, rows, 100)
-	if n := db.count("vals"); n != int64(2*len(rows)) {
+	if n := db.Count("vals"); n != int64(2*len(rows)) {
 		t.Errorf("after two appends: %d rows, want %d", n, 2*len(rows))
 	}
-	before := db.checksum("vals")
+	before := db.Checksum("vals")
 	if res := pgtMustLoad(t, mem, opts, pgtSchema, nil); res.Rows != 0 {
 		t.Errorf("empty load: Rows = %d", res.Rows)
 	}
-	if after := db.checksum("vals"); after != before {
+	if after := db.Checksum("vals"); after != before {
 		t.Errorf("an empty append changed the table: %s, was %s", after, before)
 	}
 }
@@ -104,12 +105,12 @@ func TestPostgresAppendIntegration(t *testing.T) {
 func TestPostgresUnqualifiedTableIntegration(t *testing.T) {
 	db := pgtOpen(t)
 	mem := pgtAlloc(t)
-	opts := PostgresOptions{DSN: db.dsn() + " search_path=" + db.schema, Table: "plain"}
+	opts := PostgresOptions{DSN: db.DSN() + " search_path=" + db.Schema, Table: "plain"}
 	res := pgtMustLoad(t, mem, opts, pgtSchema, pgtRows()[:2])
-	if res.Location != db.schema+".plain" {
+	if res.Location != db.Schema+".plain" {
 		t.Errorf("Location = %q, want the schema-qualified name", res.Location)
 	}
-	if n := db.count("plain"); n != 2 {
+	if n := db.Count("plain"); n != 2 {
 		t.Errorf("%d rows, want 2", n)
 	}
 }
@@ -117,13 +118,13 @@ func TestPostgresUnqualifiedTableIntegration(t *testing.T) {
 func TestPostgresReplaceIntegration(t *testing.T) {
 	db := pgtOpen(t)
 	mem := pgtAlloc(t)
-	opts := db.opts("rep", "replace")
+	opts := pgtOpts(db, "rep", "replace")
 	rows := pgtRows()
 	pgtMustLoad(t, mem, opts, pgtSchema, rows[:3])
 	// Things replace must keep: an index, a grant, a dependent view.
-	db.exec("create index rep_n on " + db.table("rep") + " (n)")
-	db.exec("grant select on " + db.table("rep") + " to public")
-	db.exec("create view " + db.table("rep_view") + " as select id, s from " + db.table("rep"))
+	db.Exec("create index rep_n on " + db.Table("rep") + " (n)")
+	db.Exec("grant select on " + db.Table("rep") + " to public")
+	db.Exec("create view " + db.Table("rep_view") + " as select id, s from " + db.Table("rep"))
 
 	var sums []string
 	for run := range 3 {
@@ -131,21 +132,21 @@ func TestPostgresReplaceIntegration(t *testing.T) {
 		if res.Rows != int64(len(rows)-2) {
 			t.Errorf("run %d: Rows = %d, want %d", run, res.Rows, len(rows)-2)
 		}
-		sums = append(sums, db.checksum("rep"))
+		sums = append(sums, db.Checksum("rep"))
 	}
 	if sums[0] != sums[1] || sums[1] != sums[2] {
 		t.Errorf("three replace runs left different tables: %q", sums)
 	}
-	if d := sinktest.DiffRows(pgtWant(rows[2:]), db.rows("rep", pgtSchema, "id")); d != "" {
+	if d := sinktest.DiffRows(pgtWant(rows[2:]), db.Rows("rep", pgtSchema, "id")); d != "" {
 		t.Errorf("read back: %s", d)
 	}
 	var kept bool
-	err := db.conn.QueryRow(context.Background(), `select exists (select 1 from pg_indexes where schemaname = $1 and indexname = 'rep_n')
-		and has_table_privilege('public', $2, 'select')`, db.schema, db.table("rep")).Scan(&kept)
+	err := db.Conn.QueryRow(context.Background(), `select exists (select 1 from pg_indexes where schemaname = $1 and indexname = 'rep_n')
+		and has_table_privilege('public', $2, 'select')`, db.Schema, db.Table("rep")).Scan(&kept)
 	if err != nil || !kept {
 		t.Errorf("replace lost the index or the grant (%v)", err)
 	}
-	if n := db.count("rep_view"); n != int64(len(rows)-2) {
+	if n := db.Count("rep_view"); n != int64(len(rows)-2) {
 		t.Errorf("the dependent view shows %d rows, want %d", n, len(rows)-2)
 	}
 }
@@ -166,10 +167,10 @@ func TestPostgresReplaceReadersIntegration(t *testing.T) {
 		}
 		return r
 	}
-	opts := db.opts("live", "replace")
+	opts := pgtOpts(db, "live", "replace")
 	pgtMustLoad(t, mem, opts, schema, rowsOf(1000, 0))
 
-	reader, err := pgx.Connect(ctx, pgtDSN())
+	reader, err := pgx.Connect(ctx, sinktest.PGDSN())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestPostgresReplaceReadersIntegration(t *testing.T) {
 	bad := make(chan seen, 1)
 	done := make(chan error, 1)
 	go func() {
-		conn, err := pgx.Connect(ctx, pgtDSN())
+		conn, err := pgx.Connect(ctx, sinktest.PGDSN())
 		if err != nil {
 			done <- err
 			return
@@ -208,7 +209,7 @@ func TestPostgresReplaceReadersIntegration(t *testing.T) {
 			default:
 			}
 			var s seen
-			if err := conn.QueryRow(ctx, "select count(*), coalesce(sum(id), 0) from "+db.table("live")).Scan(&s.n, &s.sum); err != nil {
+			if err := conn.QueryRow(ctx, "select count(*), coalesce(sum(id), 0) from "+db.Table("live")).Scan(&s.n, &s.sum); err != nil {
 				done <- err
 				return
 			}
@@ -258,13 +259,13 @@ func TestPostgresReplaceReadersIntegration(t *testing.T) {
 		t.Errorf("readers completed only %d queries during the load: were they blocked?", n)
 	}
 	var n int64
-	if err := old.QueryRow(ctx, "select count(*) from "+db.table("live")).Scan(&n); err != nil {
+	if err := old.QueryRow(ctx, "select count(*) from "+db.Table("live")).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != oldState.n {
 		t.Errorf("a repeatable-read reader with a snapshot from before the commit sees %d rows, want the old %d", n, oldState.n)
 	}
-	if n := db.count("live"); n != newState.n {
+	if n := db.Count("live"); n != newState.n {
 		t.Errorf("after the commit: %d rows, want %d", n, newState.n)
 	}
 }
@@ -272,7 +273,7 @@ func TestPostgresReplaceReadersIntegration(t *testing.T) {
 func TestPostgresMergeIntegration(t *testing.T) {
 	db := pgtOpen(t)
 	mem := pgtAlloc(t)
-	opts := db.opts("m", "merge")
+	opts := pgtOpts(db, "m", "merge")
 	opts.Key = []string{"id"}
 	rows := pgtRows()
 	first := rows[:5]
@@ -281,7 +282,7 @@ func TestPostgresMergeIntegration(t *testing.T) {
 		t.Errorf("first merge: Rows = %d, want 5", res.Rows)
 	}
 	var pk string
-	if err := db.conn.QueryRow(context.Background(), "select pg_get_constraintdef(oid) from pg_constraint where conrelid = $1::regclass and contype = 'p'", db.table("m")).Scan(&pk); err != nil || pk != "PRIMARY KEY (id)" {
+	if err := db.Conn.QueryRow(context.Background(), "select pg_get_constraintdef(oid) from pg_constraint where conrelid = $1::regclass and contype = 'p'", db.Table("m")).Scan(&pk); err != nil || pk != "PRIMARY KEY (id)" {
 		t.Errorf("created table's primary key = %q (%v), want PRIMARY KEY (id)", pk, err)
 	}
 
@@ -294,13 +295,13 @@ func TestPostgresMergeIntegration(t *testing.T) {
 		if res.Rows != int64(len(second)) {
 			t.Errorf("run %d: Rows = %d, want %d (inserted + updated)", run, res.Rows, len(second))
 		}
-		sums = append(sums, db.checksum("m"))
+		sums = append(sums, db.Checksum("m"))
 	}
 	if sums[0] != sums[1] || sums[1] != sums[2] {
 		t.Errorf("three merge runs left different tables: %q", sums)
 	}
 	want := append(pgtWant(rows[:3]), second...)
-	if d := sinktest.DiffRows(want, db.rows("m", pgtSchema, "id")); d != "" {
+	if d := sinktest.DiffRows(want, db.Rows("m", pgtSchema, "id")); d != "" {
 		t.Errorf("read back: %s", d)
 	}
 }
@@ -314,17 +315,17 @@ func TestPostgresMergeCompositeKeyIntegration(t *testing.T) {
 		sinktest.Field("qty", arrow.PrimitiveTypes.Int64),
 	}, nil)
 	// An existing table with a unique index on the key in another order.
-	db.exec("create table " + db.table("c") + " (shop text, day date, qty bigint, note text default 'n')")
-	db.exec("create unique index on " + db.table("c") + " (shop, day)")
-	db.exec("insert into " + db.table("c") + " values ('a', '2024-01-01', 1, 'kept')")
-	opts := db.opts("c", "merge")
+	db.Exec("create table " + db.Table("c") + " (shop text, day date, qty bigint, note text default 'n')")
+	db.Exec("create unique index on " + db.Table("c") + " (shop, day)")
+	db.Exec("insert into " + db.Table("c") + " values ('a', '2024-01-01', 1, 'kept')")
+	opts := pgtOpts(db, "c", "merge")
 	opts.Key = []string{"day", "shop"}
 	res := pgtMustLoad(t, mem, opts, schema, [][]any{{"2024-01-01", "a", 10}, {"2024-01-01", "b", 20}})
 	if res.Rows != 2 {
 		t.Errorf("Rows = %d, want 2", res.Rows)
 	}
 	var got string
-	if err := db.conn.QueryRow(context.Background(), "select string_agg(format('%s/%s/%s/%s', shop, day, qty, note), ' ' order by shop) from "+db.table("c")).Scan(&got); err != nil {
+	if err := db.Conn.QueryRow(context.Background(), "select string_agg(format('%s/%s/%s/%s', shop, day, qty, note), ' ' order by shop) from "+db.Table("c")).Scan(&got); err != nil {
 		t.Fatal(err)
 	}
 	if want := "a/2024-01-01/10/kept b/2024-01-01/20/n"; got != want {
@@ -335,30 +336,30 @@ func TestPostgresMergeCompositeKeyIntegration(t *testing.T) {
 func TestPostgresMergeRejectsIntegration(t *testing.T) {
 	db := pgtOpen(t)
 	mem := pgtAlloc(t)
-	opts := db.opts("m", "merge")
+	opts := pgtOpts(db, "m", "merge")
 	opts.Key = []string{"id"}
 	rows := pgtRows()
 	pgtMustLoad(t, mem, opts, pgtSchema, rows[:3])
-	before := db.checksum("m")
+	before := db.Checksum("m")
 
 	t.Run("duplicate key", func(t *testing.T) {
 		dup := append(pgtWant(rows[3:6]), pgtWant(rows[4:5])...)
 		_, err := pgtLoad(t, mem, opts, pgtSchema, dup, 2)
-		pgtWantError(t, err, "merge into "+db.schema+".m", "key (id) is not unique in the load", "(5) appears 2 times")
+		pgtWantError(t, err, "merge into "+db.Schema+".m", "key (id) is not unique in the load", "(5) appears 2 times")
 	})
 	t.Run("null key", func(t *testing.T) {
 		nullKey := pgtWant(rows[3:5])
 		nullKey[1][0] = nil
 		_, err := pgtLoad(t, mem, opts, pgtSchema, nullKey)
-		pgtWantError(t, err, "merge into "+db.schema+".m", "1 loaded rows have a null in the key (id)")
+		pgtWantError(t, err, "merge into "+db.Schema+".m", "1 loaded rows have a null in the key (id)")
 	})
 	t.Run("no unique index", func(t *testing.T) {
-		db.exec("create table " + db.table("nokey") + " as select * from " + db.table("m"))
-		o := db.opts("nokey", "merge")
+		db.Exec("create table " + db.Table("nokey") + " as select * from " + db.Table("m"))
+		o := pgtOpts(db, "nokey", "merge")
 		o.Key = []string{"id"}
 		_, err := pgtLoad(t, mem, o, pgtSchema, rows[3:])
-		pgtWantError(t, err, db.schema+".nokey", "merge needs a unique index on exactly (id)",
-			fmt.Sprintf(`CREATE UNIQUE INDEX ON "%s"."nokey" ("id")`, db.schema))
+		pgtWantError(t, err, db.Schema+".nokey", "merge needs a unique index on exactly (id)",
+			fmt.Sprintf(`CREATE UNIQUE INDEX ON "%s"."nokey" ("id")`, db.Schema))
 	})
 	t.Run("key not mapped", func(t *testing.T) {
 		o := opts
@@ -366,7 +367,7 @@ func TestPostgresMergeRejectsIntegration(t *testing.T) {
 		_, err := pgtLoad(t, mem, o, pgtSchema, rows[3:])
 		pgtWantError(t, err, `key column "nope" is not among the mapped columns`)
 	})
-	if after := db.checksum("m"); after != before {
+	if after := db.Checksum("m"); after != before {
 		t.Errorf("a rejected merge changed the table: %s, was %s", after, before)
 	}
 }
@@ -378,10 +379,10 @@ func TestPostgresReplacePartitionIntegration(t *testing.T) {
 		sinktest.Field("day", arrow.FixedWidthTypes.Date32),
 		sinktest.Field("v", arrow.BinaryTypes.String),
 	}, nil)
-	pgtMustLoad(t, mem, db.opts("part", "append"), schema, [][]any{
+	pgtMustLoad(t, mem, pgtOpts(db, "part", "append"), schema, [][]any{
 		{"2024-01-01", "old1"}, {"2024-01-02", "old2a"}, {"2024-01-02", "old2b"}, {"2024-01-03", "old3"}, {nil, "oldnull"},
 	})
-	opts := db.opts("part", "replacePartition")
+	opts := pgtOpts(db, "part", "replacePartition")
 	opts.PartitionColumn = "day"
 	load := [][]any{{"2024-01-02", "new2"}, {"2024-01-04", "new4"}, {nil, "newnull"}}
 	for run := range 3 {
@@ -391,7 +392,7 @@ func TestPostgresReplacePartitionIntegration(t *testing.T) {
 		}
 	}
 	want := [][]any{{"2024-01-01", "old1"}, {"2024-01-02", "new2"}, {"2024-01-03", "old3"}, {"2024-01-04", "new4"}, {nil, "newnull"}}
-	if d := sinktest.DiffRows(want, db.rows("part", schema, "day")); d != "" {
+	if d := sinktest.DiffRows(want, db.Rows("part", schema, "day")); d != "" {
 		t.Errorf("read back: %s", d)
 	}
 }
@@ -460,7 +461,7 @@ func TestPostgresFailureLeavesTableUnchangedIntegration(t *testing.T) {
 			// The sessions of earlier subtests may not have ended yet:
 			// killing them too is harmless.
 			var killed int
-			if err := db.conn.QueryRow(ctx, "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = $1", db.app).Scan(&killed); err != nil || killed < 1 {
+			if err := db.Conn.QueryRow(ctx, "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = $1", db.App).Scan(&killed); err != nil || killed < 1 {
 				t.Fatalf("killed %d sessions (%v), want the sink's", killed, err)
 			}
 			if err := pgtWrite(t, ctx, s, mem, pgtSchema, load[8:], 4); err != nil {
@@ -481,21 +482,21 @@ func TestPostgresFailureLeavesTableUnchangedIntegration(t *testing.T) {
 		for _, f := range failures {
 			t.Run(mode+"/"+f.name, func(t *testing.T) {
 				table := "t_" + mode
-				opts := db.opts(table, mode)
+				opts := pgtOpts(db, table, mode)
 				switch mode {
 				case pgMerge:
 					opts.Key = []string{"id"}
 				case pgReplacePartition:
 					opts.PartitionColumn = "ok"
 				}
-				if db.count0(table) < 0 {
+				if pgtCount0(db, table) < 0 {
 					pgtMustLoad(t, mem, opts, pgtSchema, rows)
-					db.exec("alter table " + db.table(table) + " add constraint no_minus_42 check (n is distinct from -42)")
+					db.Exec("alter table " + db.Table(table) + " add constraint no_minus_42 check (n is distinct from -42)")
 				}
 				if f.name == "postSQL fails" {
 					opts.PostSQL = "select 1/0"
 				}
-				before := db.checksum(table)
+				before := db.Checksum(table)
 				s, err := NewPostgres(ctx, pgtSchema, opts)
 				if err != nil {
 					t.Fatal(err)
@@ -505,7 +506,7 @@ func TestPostgresFailureLeavesTableUnchangedIntegration(t *testing.T) {
 					t.Errorf("Abort: %v", aerr)
 				}
 				pgtWantError(t, err, f.want)
-				if after := db.checksum(table); after != before {
+				if after := db.Checksum(table); after != before {
 					t.Errorf("the failed run changed the table: %s, was %s", after, before)
 				}
 			})
@@ -513,23 +514,19 @@ func TestPostgresFailureLeavesTableUnchangedIntegration(t *testing.T) {
 	}
 }
 
-// count0 is the row count of table, or -1 if it does not exist.
-func (db *pgtDB) count0(table string) int64 {
-	var exists bool
-	if err := db.conn.QueryRow(context.Background(), "select to_regclass($1) is not null", db.table(table)).Scan(&exists); err != nil {
-		db.t.Fatal(err)
-	}
-	if !exists {
+// pgtCount0 is the row count of table, or -1 if it does not exist.
+func pgtCount0(db *sinktest.PG, table string) int64 {
+	if !db.Exists(table) {
 		return -1
 	}
-	return db.count(table)
+	return db.Count(table)
 }
 
 func TestPostgresHostileIdentifiersIntegration(t *testing.T) {
 	db := pgtOpen(t)
 	mem := pgtAlloc(t)
 	const hostile = `x"; DROP TABLE y; --`
-	db.exec("create table " + db.table("y") + " (v int)")
+	db.Exec("create table " + db.Table("y") + " (v int)")
 	schema := arrow.NewSchema([]arrow.Field{
 		sinktest.Field(`a"; DROP TABLE y; --`, arrow.PrimitiveTypes.Int64),
 		sinktest.Field("Mixed Case", arrow.BinaryTypes.String),
@@ -539,39 +536,39 @@ func TestPostgresHostileIdentifiersIntegration(t *testing.T) {
 	}, nil)
 	rows := [][]any{{1, "a", true, "1.50", "2024-02-29"}, {2, nil, false, "-2.25", nil}}
 	for _, mode := range []string{pgAppend, pgReplace, pgMerge, pgReplacePartition} {
-		opts := db.opts(hostile, mode)
+		opts := pgtOpts(db, hostile, mode)
 		switch mode {
 		case pgMerge:
 			opts.Key = []string{`a"; DROP TABLE y; --`}
-			db.exec("create unique index on " + db.table(hostile) + ` ("a""; DROP TABLE y; --")`)
+			db.Exec("create unique index on " + db.Table(hostile) + ` ("a""; DROP TABLE y; --")`)
 		case pgReplacePartition:
 			opts.PartitionColumn = "Mixed Case"
 		}
 		if mode == pgAppend {
-			opts.Table = fmt.Sprintf(`%s."x""; DROP TABLE y; --"`, db.schema) // as a job file would write it
+			opts.Table = fmt.Sprintf(`%s."x""; DROP TABLE y; --"`, db.Schema) // as a job file would write it
 		}
 		pgtMustLoad(t, mem, opts, schema, rows)
-		if d := sinktest.DiffRows(pgtWant(rows), db.rows(hostile, schema, `a"; DROP TABLE y; --`)); d != "" {
+		if d := sinktest.DiffRows(pgtWant(rows), db.Rows(hostile, schema, `a"; DROP TABLE y; --`)); d != "" {
 			t.Errorf("%s: read back: %s", mode, d)
 		}
 	}
-	if db.count0("y") != 0 {
+	if pgtCount0(db, "y") != 0 {
 		t.Error("table y is gone: an identifier was spliced into SQL")
 	}
-	_, err := pgtLoad(t, mem, db.opts(hostile, pgAppend), arrow.NewSchema([]arrow.Field{sinktest.Field(`b"; DROP TABLE y; --`, arrow.PrimitiveTypes.Int64)}, nil), [][]any{{1}})
+	_, err := pgtLoad(t, mem, pgtOpts(db, hostile, pgAppend), arrow.NewSchema([]arrow.Field{sinktest.Field(`b"; DROP TABLE y; --`, arrow.PrimitiveTypes.Int64)}, nil), [][]any{{1}})
 	pgtWantError(t, err, `"x""; DROP TABLE y; --"`, `column "b\"; DROP TABLE y; --" is missing`)
 }
 
 func TestPostgresTypeMismatchIntegration(t *testing.T) {
 	db := pgtOpen(t)
 	mem := pgtAlloc(t)
-	db.exec("create table " + db.table("old") + ` (id integer, s varchar(20), n bigint, p numeric(10,2), f double precision,
+	db.Exec("create table " + db.Table("old") + ` (id integer, s varchar(20), n bigint, p numeric(10,2), f double precision,
 		ok boolean, d date, ts timestamptz, z text not null, extra text)`)
-	db.exec("insert into " + db.table("old") + " (id, z) values (1, 'z')")
-	before := db.checksum("old")
-	_, err := pgtLoad(t, mem, db.opts("old", "append"), pgtSchema, pgtRows())
+	db.Exec("insert into " + db.Table("old") + " (id, z) values (1, 'z')")
+	before := db.Checksum("old")
+	_, err := pgtLoad(t, mem, pgtOpts(db, "old", "append"), pgtSchema, pgtRows())
 	pgtWantError(t, err,
-		"check table "+db.schema+".old: the table does not match the mapping",
+		"check table "+db.Schema+".old: the table does not match the mapping",
 		`column "id": expected bigint, found integer`,
 		`column "p": expected numeric(19,4) (or a numeric with at least as many digits before and after the point), found numeric(10,2)`,
 		`column "b" is missing (expected numeric(38,10); set schemaEvolution: addColumns to add it)`,
@@ -582,49 +579,49 @@ func TestPostgresTypeMismatchIntegration(t *testing.T) {
 			t.Errorf("the report blames the compatible column %s: %v", ok, err)
 		}
 	}
-	if after := db.checksum("old"); after != before {
+	if after := db.Checksum("old"); after != before {
 		t.Errorf("the rejected load changed the table: %s, was %s", after, before)
 	}
 
 	t.Run("addColumns", func(t *testing.T) {
-		db.exec("create table " + db.table("grow") + " (id bigint, s text, legacy int)")
-		db.exec("insert into " + db.table("grow") + " values (0, 'before', 7)")
-		opts := db.opts("grow", "append")
+		db.Exec("create table " + db.Table("grow") + " (id bigint, s text, legacy int)")
+		db.Exec("insert into " + db.Table("grow") + " values (0, 'before', 7)")
+		opts := pgtOpts(db, "grow", "append")
 		opts.SchemaEvolution = pgAddColumns
 		rows := pgtRows()
 		pgtMustLoad(t, mem, opts, pgtSchema, rows)
-		got := db.rows("grow", pgtSchema, "id")
+		got := db.Rows("grow", pgtSchema, "id")
 		want := append([][]any{{int64(0), "before", nil, nil, nil, nil, nil, nil, nil}}, pgtWant(rows)...)
 		if d := sinktest.DiffRows(want, got); d != "" {
 			t.Errorf("read back: %s", d)
 		}
 	})
 	t.Run("addColumns rolled back with a failed load", func(t *testing.T) {
-		db.exec("create table " + db.table("grow2") + " (id bigint)")
-		opts := db.opts("grow2", "append")
+		db.Exec("create table " + db.Table("grow2") + " (id bigint)")
+		opts := pgtOpts(db, "grow2", "append")
 		opts.SchemaEvolution = pgAddColumns
 		opts.PostSQL = "select 1/0"
 		_, err := pgtLoad(t, mem, opts, pgtSchema, pgtRows())
 		pgtWantError(t, err, "division by zero")
 		var cols int
-		if err := db.conn.QueryRow(context.Background(), "select count(*) from pg_attribute where attrelid = $1::regclass and attnum > 0", db.table("grow2")).Scan(&cols); err != nil || cols != 1 {
+		if err := db.Conn.QueryRow(context.Background(), "select count(*) from pg_attribute where attrelid = $1::regclass and attnum > 0", db.Table("grow2")).Scan(&cols); err != nil || cols != 1 {
 			t.Errorf("table has %d columns (%v), want the 1 it had", cols, err)
 		}
 	})
 	t.Run("missing table", func(t *testing.T) {
 		no := false
-		opts := db.opts("absent", "append")
+		opts := pgtOpts(db, "absent", "append")
 		opts.CreateTable = &no
 		_, err := pgtLoad(t, mem, opts, pgtSchema, pgtRows())
-		pgtWantError(t, err, db.schema+".absent", "the table does not exist and createTable is false")
-		opts = PostgresOptions{DSN: db.dsn(), Table: db.schema + "_nope.t"}
+		pgtWantError(t, err, db.Schema+".absent", "the table does not exist and createTable is false")
+		opts = PostgresOptions{DSN: db.DSN(), Table: db.Schema + "_nope.t"}
 		_, err = pgtLoad(t, mem, opts, pgtSchema, pgtRows())
-		pgtWantError(t, err, "schema "+db.schema+"_nope does not exist")
+		pgtWantError(t, err, "schema "+db.Schema+"_nope does not exist")
 	})
 	t.Run("view", func(t *testing.T) {
-		db.exec("create view " + db.table("v") + " as select 1 as id")
-		_, err := pgtLoad(t, mem, db.opts("v", "append"), pgtSchema, pgtRows())
-		pgtWantError(t, err, db.schema+".v: it is a view, not a table")
+		db.Exec("create view " + db.Table("v") + " as select 1 as id")
+		_, err := pgtLoad(t, mem, pgtOpts(db, "v", "append"), pgtSchema, pgtRows())
+		pgtWantError(t, err, db.Schema+".v: it is a view, not a table")
 	})
 }
 
@@ -637,7 +634,7 @@ func TestPostgresConcurrentRunsSerialiseIntegration(t *testing.T) {
 	mem := pgtAlloc(t)
 	ctx := context.Background()
 	schema := arrow.NewSchema([]arrow.Field{sinktest.Field("id", arrow.PrimitiveTypes.Int64), sinktest.Field("run", arrow.BinaryTypes.String)}, nil)
-	opts := db.opts("shared", "replace")
+	opts := pgtOpts(db, "shared", "replace")
 	rowsOf := func(run string) [][]any {
 		var r [][]any
 		for i := range 100 {
@@ -668,7 +665,7 @@ func TestPostgresConcurrentRunsSerialiseIntegration(t *testing.T) {
 	}()
 	pgtWaitFor(t, "the second run to wait on the advisory lock", func() bool {
 		var waiting int
-		err := db.conn.QueryRow(ctx, "select count(*) from pg_stat_activity where application_name = $1 and wait_event_type = 'Lock' and wait_event = 'advisory'", db.app).Scan(&waiting)
+		err := db.Conn.QueryRow(ctx, "select count(*) from pg_stat_activity where application_name = $1 and wait_event_type = 'Lock' and wait_event = 'advisory'", db.App).Scan(&waiting)
 		return err == nil && waiting == 1
 	})
 	// A goes on loading while B waits.
@@ -698,7 +695,7 @@ func TestPostgresConcurrentRunsSerialiseIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 	var runs string
-	if err := db.conn.QueryRow(ctx, "select string_agg(distinct run, ',') || ':' || count(*) from "+db.table("shared")).Scan(&runs); err != nil {
+	if err := db.Conn.QueryRow(ctx, "select string_agg(distinct run, ',') || ':' || count(*) from "+db.Table("shared")).Scan(&runs); err != nil {
 		t.Fatal(err)
 	}
 	if runs != "B:100" {
@@ -712,17 +709,17 @@ func TestPostgresStripNulIntegration(t *testing.T) {
 	schema := arrow.NewSchema([]arrow.Field{sinktest.Field("id", arrow.PrimitiveTypes.Int64), sinktest.Field("s", arrow.BinaryTypes.String)}, nil)
 	rows := [][]any{{1, "clean"}, {2, nil}, {3, ""}, {4, "a\x00b"}, {5, "\x00\x00"}, {6, "x\x00"}}
 
-	_, err := pgtLoad(t, mem, db.opts("nul", "append"), schema, rows, 2)
-	pgtWantError(t, err, "write to "+db.schema+".nul", `row 4, column "s": the string holds a NUL character`, "stripNul: true")
-	if db.count0("nul") != -1 {
+	_, err := pgtLoad(t, mem, pgtOpts(db, "nul", "append"), schema, rows, 2)
+	pgtWantError(t, err, "write to "+db.Schema+".nul", `row 4, column "s": the string holds a NUL character`, "stripNul: true")
+	if pgtCount0(db, "nul") != -1 {
 		t.Error("the failed load left a table behind")
 	}
 
-	opts := db.opts("nul", "append")
+	opts := pgtOpts(db, "nul", "append")
 	opts.StripNul = true
 	pgtMustLoad(t, mem, opts, schema, rows, 2)
 	want := [][]any{{int64(1), "clean"}, {int64(2), nil}, {int64(3), ""}, {int64(4), "ab"}, {int64(5), ""}, {int64(6), "x"}}
-	if d := sinktest.DiffRows(want, db.rows("nul", schema, "id")); d != "" {
+	if d := sinktest.DiffRows(want, db.Rows("nul", schema, "id")); d != "" {
 		t.Errorf("read back: %s", d)
 	}
 }
@@ -732,24 +729,24 @@ func TestPostgresPrePostSQLIntegration(t *testing.T) {
 	mem := pgtAlloc(t)
 	ctx := context.Background()
 	schema := arrow.NewSchema([]arrow.Field{sinktest.Field("id", arrow.PrimitiveTypes.Int64)}, nil)
-	opts := db.opts("pp", "append")
-	log := db.table("log")
+	opts := pgtOpts(db, "pp", "append")
+	log := db.Table("log")
 	// preSQL may create the table itself (here with a default column).
-	opts.PreSQL = "create table if not exists " + log + " (what text, n bigint); create table if not exists " + db.table("pp") + " (id bigint, at text default 'x'); set local work_mem = '8MB'"
-	opts.PostSQL = "insert into " + log + " select current_setting('work_mem'), count(*) from " + db.table("pp") + "; analyze " + db.table("pp")
+	opts.PreSQL = "create table if not exists " + log + " (what text, n bigint); create table if not exists " + db.Table("pp") + " (id bigint, at text default 'x'); set local work_mem = '8MB'"
+	opts.PostSQL = "insert into " + log + " select current_setting('work_mem'), count(*) from " + db.Table("pp") + "; analyze " + db.Table("pp")
 	pgtMustLoad(t, mem, opts, schema, [][]any{{1}, {2}})
 	var got string
-	if err := db.conn.QueryRow(ctx, "select what || ':' || n from "+log).Scan(&got); err != nil || got != "8MB:2" {
+	if err := db.Conn.QueryRow(ctx, "select what || ':' || n from "+log).Scan(&got); err != nil || got != "8MB:2" {
 		t.Errorf("log = %q (%v), want 8MB:2: postSQL ran in the load's transaction after the rows", got, err)
 	}
 
 	opts.PostSQL = "commit"
 	_, err := pgtLoad(t, mem, opts, schema, [][]any{{3}})
-	pgtWantError(t, err, "postSQL for "+db.schema+".pp: the statements ended the load's transaction")
+	pgtWantError(t, err, "postSQL for "+db.Schema+".pp: the statements ended the load's transaction")
 	opts.PostSQL = ""
 	opts.PreSQL = "rollback"
 	_, err = pgtLoad(t, mem, opts, schema, [][]any{{3}})
-	pgtWantError(t, err, "preSQL for "+db.schema+".pp: the statements ended the load's transaction")
+	pgtWantError(t, err, "preSQL for "+db.Schema+".pp: the statements ended the load's transaction")
 }
 
 // TestPostgresWriteAfterFailureIntegration: once the COPY has failed, Write
@@ -759,8 +756,8 @@ func TestPostgresWriteAfterFailureIntegration(t *testing.T) {
 	mem := pgtAlloc(t)
 	ctx := context.Background()
 	schema := arrow.NewSchema([]arrow.Field{sinktest.Field("id", arrow.PrimitiveTypes.Int64)}, nil)
-	db.exec("create table " + db.table("w") + " (id bigint check (id < 5000))")
-	s, err := NewPostgres(ctx, schema, db.opts("w", "append"))
+	db.Exec("create table " + db.Table("w") + " (id bigint check (id < 5000))")
+	s, err := NewPostgres(ctx, schema, pgtOpts(db, "w", "append"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -779,7 +776,7 @@ func TestPostgresWriteAfterFailureIntegration(t *testing.T) {
 	for b := 0; b < 200 && werr == nil; b++ {
 		werr = batch(b)
 	}
-	pgtWantError(t, werr, "copy into "+db.schema+".w", "check constraint")
+	pgtWantError(t, werr, "copy into "+db.Schema+".w", "check constraint")
 	if err := batch(0); err == nil {
 		t.Error("Write after a failure succeeded")
 	}
@@ -792,7 +789,7 @@ func TestPostgresWriteAfterFailureIntegration(t *testing.T) {
 	if err := s.Abort(ctx); err != nil {
 		t.Errorf("second Abort: %v", err)
 	}
-	if n := db.count("w"); n != 0 {
+	if n := db.Count("w"); n != 0 {
 		t.Errorf("%d rows in the table, want 0", n)
 	}
 }
@@ -805,18 +802,18 @@ func TestPostgresSetupRetryIntegration(t *testing.T) {
 	mem := pgtAlloc(t)
 	ctx := context.Background()
 	schema := arrow.NewSchema([]arrow.Field{sinktest.Field("id", arrow.PrimitiveTypes.Int64)}, nil)
-	seq := db.table("attempts")
-	db.exec("create sequence " + seq)
+	seq := db.Table("attempts")
+	db.Exec("create sequence " + seq)
 	fast := pgBackoff{attempts: 3, first: 10 * time.Millisecond, max: 10 * time.Millisecond}
 	attempts := func() int64 {
 		var n int64
-		if err := db.conn.QueryRow(ctx, "select last_value from "+seq).Scan(&n); err != nil {
+		if err := db.Conn.QueryRow(ctx, "select last_value from "+seq).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
 
-	opts := db.opts("r", "append")
+	opts := pgtOpts(db, "r", "append")
 	// Sequences ignore rollbacks, so the second attempt gets 2.
 	opts.PreSQL = fmt.Sprintf(`do $$ begin if nextval('%s') = 1 then raise exception 'try again' using errcode = 'serialization_failure'; end if; end $$`, seq)
 	s, err := newPostgres(ctx, schema, opts, fast)
@@ -835,7 +832,7 @@ func TestPostgresSetupRetryIntegration(t *testing.T) {
 
 	opts.PreSQL = fmt.Sprintf("select nextval('%s') / 0", seq)
 	_, err = newPostgres(ctx, schema, opts, fast)
-	pgtWantError(t, err, "preSQL for "+db.schema+".r", "division by zero")
+	pgtWantError(t, err, "preSQL for "+db.Schema+".r", "division by zero")
 	if n := attempts(); n != 3 {
 		t.Errorf("a permanent error was retried: %d attempts in all, want 3", n)
 	}
@@ -871,7 +868,7 @@ func TestPostgresOutOfRangeIntegration(t *testing.T) {
 			b.Field(1).(*array.TimestampBuilder).AppendValues([]arrow.Timestamp{0, c.ts}, nil)
 			rec := b.NewRecordBatch()
 			defer rec.Release()
-			s, err := NewPostgres(ctx, schema, db.opts("range", pgAppend))
+			s, err := NewPostgres(ctx, schema, pgtOpts(db, "range", pgAppend))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -882,10 +879,10 @@ func TestPostgresOutOfRangeIntegration(t *testing.T) {
 			if aerr := s.Abort(ctx); aerr != nil {
 				t.Errorf("Abort: %v", aerr)
 			}
-			pgtWantError(t, err, append([]string{"copy into " + db.schema + ".range"}, c.want...)...)
+			pgtWantError(t, err, append([]string{"copy into " + db.Schema + ".range"}, c.want...)...)
 		})
 	}
-	if n := db.count0("range"); n != -1 {
+	if n := pgtCount0(db, "range"); n != -1 {
 		t.Errorf("the failed loads left a table with %d rows", n)
 	}
 }

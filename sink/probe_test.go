@@ -55,16 +55,16 @@ func TestProbePostgresIntegration(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	role := fmt.Sprintf("pbicopy_probe_%08x", rand.Uint32())
-	db.exec("create role " + role + " nologin")
+	db.Exec("create role " + role + " nologin")
 	t.Cleanup(func() {
-		_, _ = db.conn.Exec(context.Background(), "drop owned by "+role)
-		_, _ = db.conn.Exec(context.Background(), "drop role "+role)
+		_, _ = db.Conn.Exec(context.Background(), "drop owned by "+role)
+		_, _ = db.Conn.Exec(context.Background(), "drop role "+role)
 	})
-	db.exec("create table " + db.table("t") + " (id bigint primary key)")
+	db.Exec("create table " + db.Table("t") + " (id bigint primary key)")
 	// The test's superuser connects, then acts as the role.
-	asRole := db.dsn() + " options='-c role=" + role + "'"
+	asRole := db.DSN() + " options='-c role=" + role + "'"
 	opts := func(table, mode string) PostgresOptions {
-		o := PostgresOptions{DSN: asRole, Table: db.table(table), Mode: mode}
+		o := PostgresOptions{DSN: asRole, Table: db.Table(table), Mode: mode}
 		switch mode {
 		case pgMerge:
 			o.Key = []string{"id"}
@@ -73,7 +73,7 @@ func TestProbePostgresIntegration(t *testing.T) {
 		}
 		return o
 	}
-	schema := pgx.Identifier{db.schema}.Sanitize()
+	schema := pgx.Identifier{db.Schema}.Sanitize()
 
 	check := func(name string, o PostgresOptions, want string) {
 		t.Helper()
@@ -86,21 +86,21 @@ func TestProbePostgresIntegration(t *testing.T) {
 			t.Errorf("%s: %s\nwant it to contain %q", name, got, want)
 		}
 	}
-	check("no usage", opts("t", "append"), "cannot use schema "+db.schema+": GRANT USAGE ON SCHEMA "+schema+" TO "+pgx.Identifier{role}.Sanitize())
-	db.exec("grant usage on schema " + schema + " to " + role)
-	check("no insert", opts("t", "append"), "lacks INSERT on table "+db.schema+".t (mode append needs INSERT): GRANT INSERT ON "+db.table("t")+" TO "+pgx.Identifier{role}.Sanitize())
-	db.exec("grant insert on " + db.table("t") + " to " + role)
-	check("append", opts("t", "append"), "table "+db.schema+".t exists; role "+role+" has INSERT")
+	check("no usage", opts("t", "append"), "cannot use schema "+db.Schema+": GRANT USAGE ON SCHEMA "+schema+" TO "+pgx.Identifier{role}.Sanitize())
+	db.Exec("grant usage on schema " + schema + " to " + role)
+	check("no insert", opts("t", "append"), "lacks INSERT on table "+db.Schema+".t (mode append needs INSERT): GRANT INSERT ON "+db.Table("t")+" TO "+pgx.Identifier{role}.Sanitize())
+	db.Exec("grant insert on " + db.Table("t") + " to " + role)
+	check("append", opts("t", "append"), "table "+db.Schema+".t exists; role "+role+" has INSERT")
 	check("replace", opts("t", "replace"), "lacks DELETE")
 	check("merge", opts("t", "merge"), "lacks UPDATE")
-	db.exec("grant delete, update on " + db.table("t") + " to " + role)
+	db.Exec("grant delete, update on " + db.Table("t") + " to " + role)
 	check("replace granted", opts("t", "replace"), "has INSERT, DELETE")
 	check("missing, no create", opts("new", "append"), "does not exist and role "+role+" cannot create it: GRANT CREATE ON SCHEMA")
 	no := false
 	o := opts("new", "append")
 	o.CreateTable = &no
 	check("missing, createTable false", o, "createTable is false")
-	db.exec("grant create on schema " + schema + " to " + role)
+	db.Exec("grant create on schema " + schema + " to " + role)
 	check("will be created", opts("new", "append"), "will be created")
 	check("no schema", PostgresOptions{DSN: asRole, Table: "no_such_schema_x.t"}, "schema no_such_schema_x does not exist")
 	check("bad password", PostgresOptions{DSN: "host=127.0.0.1 port=1 user=x password=s3cr3t-pw connect_timeout=2", Table: "a.b"}, "connect:")
@@ -108,7 +108,7 @@ func TestProbePostgresIntegration(t *testing.T) {
 		t.Errorf("the password shows, or no error: %v", err)
 	}
 	var n int
-	if err := db.conn.QueryRow(ctx, "select count(*) from pg_tables where schemaname = $1", db.schema).Scan(&n); err != nil || n != 1 {
+	if err := db.Conn.QueryRow(ctx, "select count(*) from pg_tables where schemaname = $1", db.Schema).Scan(&n); err != nil || n != 1 {
 		t.Errorf("the probe changed the schema: %d tables, %v", n, err)
 	}
 }

@@ -431,7 +431,7 @@ func (s *splitSink) Abort(ctx context.Context) error {
 }
 
 // heldDest stands between a part's encoder and its destination: the
-// encoder's Commit only finishes the destination (see finisher), and
+// encoder's Commit only finishes the destination (see Finisher), and
 // records the row count; the split sink publishes it later.
 type heldDest struct {
 	Destination
@@ -439,8 +439,8 @@ type heldDest struct {
 }
 
 func (h *heldDest) Commit(ctx context.Context, rows int64) (File, error) {
-	if f, ok := h.Destination.(finisher); ok {
-		if err := f.finish(ctx); err != nil {
+	if f, ok := h.Destination.(Finisher); ok {
+		if err := f.Finish(ctx); err != nil {
 			return File{}, errors.Join(err, h.Destination.Abort(ctx))
 		}
 	}

@@ -54,9 +54,9 @@ func splitConfig(ff fileFormat, folder Folder, mem memory.Allocator, out OutputO
 		Encoder: func(dst Destination) (Sink, error) {
 			if ff.name == "parquet" {
 				// As the pipeline does: the options carry the limit.
-				return NewParquet(dst, allTypes, ParquetOptions{MaxBytesPerFile: out.MaxBytes}, mem)
+				return NewParquet(dst, sinktest.AllTypes, ParquetOptions{MaxBytesPerFile: out.MaxBytes}, mem)
 			}
-			return ff.open(dst, allTypes, mem)
+			return ff.open(dst, sinktest.AllTypes, mem)
 		},
 		Format: ff.kind,
 		Job:    "split-job",
@@ -115,7 +115,7 @@ func checkSplit(t *testing.T, ff fileFormat, read readerOf, mem memory.Allocator
 		if p.SHA256 != hex.EncodeToString(sum[:]) || p.Bytes != int64(len(pdata)) {
 			t.Errorf("part %s: manifest says %d bytes, sha256 %s; the file has %d, %x", p.Path, p.Bytes, p.SHA256, len(pdata), sum)
 		}
-		prows := ff.read(t, path, allTypes, mem)
+		prows := ff.read(t, path, sinktest.AllTypes, mem)
 		if int64(len(prows)) != p.Rows {
 			t.Errorf("part %s: manifest says %d rows, the file has %d", p.Path, p.Rows, len(prows))
 		}
@@ -145,7 +145,7 @@ func writeSplit(t *testing.T, cfg SplitConfig, mem memory.Allocator, rows [][]an
 		t.Fatal(err)
 	}
 	if len(rows) > 0 {
-		writeBatches(t, s, mem, allTypes, rows, sizes...)
+		sinktest.WriteBatches(t, s, mem, sinktest.AllTypes, rows, sizes...)
 	}
 	res, err := s.Commit(context.Background())
 	if err != nil {
@@ -157,14 +157,14 @@ func writeSplit(t *testing.T, cfg SplitConfig, mem memory.Allocator, rows [][]an
 func TestSplitLocal(t *testing.T) {
 	for _, ff := range fileFormats {
 		t.Run(ff.name, func(t *testing.T) {
-			mem := checkedAlloc(t)
+			mem := sinktest.CheckedAlloc(t)
 			dir := t.TempDir()
 			folder, err := LocalFolder(filepath.Join(dir, "sales"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			read := localReader(dir)
-			rows := manyRows(2500)
+			rows := sinktest.ManyRows(2500)
 
 			// By rows: batches are sliced at the limit.
 			res := writeSplit(t, splitConfig(ff, folder, mem, OutputOptions{Overwrite: true, MaxRows: 1000}), mem, rows, 300, 777)
@@ -186,7 +186,7 @@ func TestSplitLocal(t *testing.T) {
 			mdata, _ = json.Marshal(prev)
 			writeFile(t, filepath.Join(dir, "sales", ManifestName), string(mdata))
 			writeFile(t, filepath.Join(dir, "outside."+ff.name), "x")
-			rows = manyRows(1500)
+			rows = sinktest.ManyRows(1500)
 			res = writeSplit(t, splitConfig(ff, folder, mem, OutputOptions{Overwrite: true, MaxRows: 1000}), mem, rows, 4096)
 			checkSplit(t, ff, read, mem, &res, rows, 2)
 			if _, _, ok := read(t, "sales/part-00002."+ff.name); ok {
@@ -203,7 +203,7 @@ func TestSplitLocal(t *testing.T) {
 
 			// By bytes: every part but the last reaches the limit, and
 			// exceeds it by less than a batch and a footer.
-			rows = manyRows(60_000)
+			rows = sinktest.ManyRows(60_000)
 			const limit = 500_000
 			res = writeSplit(t, splitConfig(ff, folder, mem, OutputOptions{Overwrite: true, MaxBytes: limit}), mem, rows, 500)
 			m = checkSplit(t, ff, read, mem, &res, rows, len(res.Files))
@@ -227,11 +227,11 @@ func TestSplitLocal(t *testing.T) {
 // cut, and aborts another: the previous output stays as it was.
 func TestSplitFailureKeepsPrevious(t *testing.T) {
 	ff := fileFormats[0]
-	mem := checkedAlloc(t)
+	mem := sinktest.CheckedAlloc(t)
 	dir := t.TempDir()
 	folder, _ := LocalFolder(filepath.Join(dir, "sales"))
 	read := localReader(dir)
-	rows := manyRows(2000)
+	rows := sinktest.ManyRows(2000)
 	writeSplit(t, splitConfig(ff, folder, mem, OutputOptions{Overwrite: true, MaxRows: 1000}), mem, rows, 500)
 	snapshot := func() map[string]string {
 		files := map[string]string{}
@@ -258,7 +258,7 @@ func TestSplitFailureKeepsPrevious(t *testing.T) {
 		ctx := context.Background()
 		var werr error
 		for i := 0; i < 1500 && werr == nil; i += 250 {
-			rec := sinktest.MustBatch(t, mem, allTypes, manyRows(250))
+			rec := sinktest.MustBatch(t, mem, sinktest.AllTypes, sinktest.ManyRows(250))
 			werr = s.Write(ctx, rec)
 			rec.Release()
 		}
@@ -325,11 +325,11 @@ func (f failingFolder) Open(ctx context.Context, name string, overwrite bool) (D
 
 func TestSplitOverwriteFalse(t *testing.T) {
 	ff := fileFormats[1]
-	mem := checkedAlloc(t)
+	mem := sinktest.CheckedAlloc(t)
 	dir := t.TempDir()
 	folder, _ := LocalFolder(filepath.Join(dir, "sales"))
 	cfg := splitConfig(ff, folder, mem, OutputOptions{MaxRows: 100})
-	writeSplit(t, cfg, mem, manyRows(150), 50)
+	writeSplit(t, cfg, mem, sinktest.ManyRows(150), 50)
 	if _, err := NewSplit(context.Background(), cfg); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), ManifestName) {
 		t.Errorf("second create-only split output: %v", err)
 	}
@@ -353,54 +353,5 @@ func TestSplitConfigErrors(t *testing.T) {
 	cfg = splitConfig(ff, folder, memory.DefaultAllocator, OutputOptions{Overwrite: true})
 	if _, err := NewSplit(context.Background(), cfg); err == nil {
 		t.Error("split output without a limit accepted")
-	}
-}
-
-// TestSplitBlobIntegration writes a split output to Azurite, re-runs it
-// with fewer parts, and checks the manifest against the parts each time.
-func TestSplitBlobIntegration(t *testing.T) {
-	bc, cc, _ := testBlobs(t, BlobOptions{})
-	for _, ff := range fileFormats {
-		t.Run(ff.name, func(t *testing.T) {
-			mem := checkedAlloc(t)
-			folder := bc.Folder("out/" + ff.name + "/sales/")
-			read := func(t *testing.T, name string) (string, []byte, bool) {
-				full := "out/" + ff.name + "/" + name
-				info, ok := sinktest.ReadBlob(t, cc, full)
-				if !ok {
-					return "", nil, false
-				}
-				p := filepath.Join(t.TempDir(), filepath.Base(name))
-				if err := os.WriteFile(p, info.Data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				if name != "sales/"+ManifestName && info.Metadata[MetaRows] == "" {
-					t.Errorf("%s has no row count in its metadata", full)
-				}
-				return p, info.Data, true
-			}
-			rows := manyRows(3500)
-			res := writeSplit(t, splitConfig(ff, folder, mem, OutputOptions{Overwrite: true, MaxRows: 1000}), mem, rows, 640)
-			checkSplit(t, ff, read, mem, &res, rows, 4)
-			if !strings.HasPrefix(res.Location, "http://127.0.0.1:") || !strings.HasSuffix(res.Location, "/out/"+ff.name+"/sales/"+ManifestName) {
-				t.Errorf("location %s", res.Location)
-			}
-			rows = manyRows(1200)
-			res = writeSplit(t, splitConfig(ff, folder, mem, OutputOptions{Overwrite: true, MaxRows: 1000}), mem, rows, 640)
-			checkSplit(t, ff, read, mem, &res, rows, 2)
-			var left []string
-			for _, n := range sinktest.ListBlobs(t, cc) {
-				if strings.HasPrefix(n, "out/"+ff.name+"/") {
-					left = append(left, strings.TrimPrefix(n, "out/"+ff.name+"/"))
-				}
-			}
-			want := []string{"sales/" + ManifestName, "sales/part-00000." + ff.name, "sales/part-00001." + ff.name}
-			if strings.Join(left, ",") != strings.Join(want, ",") {
-				t.Errorf("blobs %q, want %q", left, want)
-			}
-			if len(res.Warnings) > 0 {
-				t.Errorf("warnings %q", res.Warnings)
-			}
-		})
 	}
 }

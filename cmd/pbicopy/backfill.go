@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/sink/azureblob"
 	"github.com/pbicopy/pbicopy/source"
 )
 
@@ -61,7 +62,7 @@ func (a *app) cmdPlan(args []string) error {
 	if len(paths) == 0 {
 		return usagef("plan needs at least one job file or folder")
 	}
-	r := &pipeline.Runner{Params: c.params}
+	r := &pipeline.Runner{Params: c.params, Storage: azureblob.Storage{HTTPClient: a.httpClient}}
 	if err := c.backfill.apply(r); err != nil {
 		return err
 	}

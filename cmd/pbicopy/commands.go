@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/sink/azureblob"
 )
 
 // errJobsFailed reports that at least one job failed at run time (exit 1);
@@ -134,7 +135,7 @@ func (a *app) cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return writeSummaryOf(c.summary, "run", started, err)
 	}
-	runner := &pipeline.Runner{Logger: rep.log, Params: c.params, HTTPClient: a.httpClient, Progress: rep.progress()}
+	runner := &pipeline.Runner{Logger: rep.log, Params: c.params, HTTPClient: a.httpClient, Storage: azureblob.Storage{HTTPClient: a.httpClient}, Progress: rep.progress()}
 	if err := c.backfill.apply(runner); err != nil {
 		return err
 	}

@@ -74,13 +74,9 @@ func (a *app) cmdDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	for i := range job.Sinks {
-		s := &job.Sinks[i]
-		switch {
-		case s.Parquet != nil:
-			s.Parquet.Path = filepath.Join(*out, filepath.Base(s.Parquet.Path))
-		case s.CSV != nil:
-			s.CSV.Path = filepath.Join(*out, filepath.Base(s.CSV.Path))
+	for _, s := range job.Sinks {
+		if p := s.Path(); p != "" {
+			s.SetPath(filepath.Join(*out, filepath.Base(p)))
 		}
 	}
 	fmt.Fprintf(stdout, "fake Power BI listening on %s; running %s (job %s)\n", srv.URL(), jobs.DemoFile, job.Name)

@@ -108,9 +108,9 @@ func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *repor
 	job := &pipeline.Job{Name: "query", Source: pipeline.SourceSpec{PowerBI: &src}}
 	switch format {
 	case "csv":
-		job.Sinks = []pipeline.SinkSpec{{CSV: &sink.CSVOptions{Path: pipeline.EscapeTemplate(path)}}}
+		job.Sinks = []sink.Spec{{CSV: &sink.CSVOptions{Path: pipeline.EscapeTemplate(path)}}}
 	case "parquet":
-		job.Sinks = []pipeline.SinkSpec{{Parquet: &sink.ParquetOptions{Path: pipeline.EscapeTemplate(path), Compression: "zstd"}}}
+		job.Sinks = []sink.Spec{{Parquet: &sink.ParquetOptions{Path: pipeline.EscapeTemplate(path), Compression: "zstd"}}}
 	}
 	res := runner.Run(ctx, job)
 	rep.close()

@@ -213,26 +213,13 @@ func jobSummaryOf(r *pipeline.JobResult, job *pipeline.Job) jobSummary {
 	if job != nil {
 		// The sinks the job did not reach published nothing.
 		for _, spec := range job.Sinks[min(len(r.Sinks), len(job.Sinks)):] {
-			js.Sinks = append(js.Sinks, sinkSummary{Kind: spec.Kind(), Location: specLocation(spec), Status: sinkAborted})
+			js.Sinks = append(js.Sinks, sinkSummary{Kind: spec.Kind(), Location: spec.Location(), Status: sinkAborted})
 		}
 	}
 	for _, p := range r.Partitions {
 		js.Partitions = append(js.Partitions, partitionSummary{Key: p.Key, Status: string(p.Status), Error: p.Error, RowsRead: p.Rows, Pages: p.Pages, DurationSeconds: seconds(p.Duration)})
 	}
 	return js
-}
-
-// specLocation is where a sink writes, as its job file says it.
-func specLocation(s pipeline.SinkSpec) string {
-	switch {
-	case s.Parquet != nil:
-		return s.Parquet.Path
-	case s.CSV != nil:
-		return s.CSV.Path
-	case s.Postgres != nil:
-		return s.Postgres.Table
-	}
-	return ""
 }
 
 // writeSummary writes the summary as JSON, replacing path atomically.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/sink/azureblob"
 )
 
 // errChecksFailed reports that an online check failed (exit 1); the
@@ -32,7 +33,7 @@ func (a *app) cmdValidate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	runner := &pipeline.Runner{Params: c.params, HTTPClient: a.httpClient}
+	runner := &pipeline.Runner{Params: c.params, HTTPClient: a.httpClient, Storage: azureblob.Storage{HTTPClient: a.httpClient}}
 	// Templates rendered with --param, the defaults, and placeholders for
 	// values given only at run time.
 	var problems []pipeline.Problem

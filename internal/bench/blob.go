@@ -19,6 +19,7 @@ import (
 	"github.com/pbicopy/pbicopy/internal/sinktest"
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink"
+	"github.com/pbicopy/pbicopy/sink/azureblob"
 )
 
 // blobCompare measures the Parquet output uploaded to Azure Blob Storage
@@ -149,7 +150,7 @@ func stream(to string) error {
 		cname, name, _ := strings.Cut(rest, "/")
 		bs, _ := strconv.ParseInt(os.Getenv("PBICOPY_BENCH_BLOCKSIZE"), 10, 64)
 		conc, _ := strconv.Atoi(os.Getenv("PBICOPY_BENCH_CONCURRENCY"))
-		c, err := sink.OpenBlobContainer(sink.BlobAccount{ConnectionString: os.Getenv("AZURE_STORAGE_CONNECTION_STRING")}, cname, sink.BlobOptions{BlockSize: bs, Concurrency: conc, Job: "bench"})
+		c, err := azureblob.OpenContainer(sink.BlobAccount{ConnectionString: os.Getenv("AZURE_STORAGE_CONNECTION_STRING")}, cname, sink.BlobOptions{BlockSize: bs, Concurrency: conc, Job: "bench"}, nil, nil)
 		if err != nil {
 			return err
 		}

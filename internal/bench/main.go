@@ -26,6 +26,7 @@ import (
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/sink/azureblob"
 )
 
 const childEnv = "PBICOPY_BENCH_CHILD"
@@ -227,7 +228,7 @@ func child(jobPath string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	r := &pipeline.Runner{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	r := &pipeline.Runner{Storage: azureblob.Storage{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	res := r.Run(context.Background(), jobs[0])
 	if res.Err() != nil {
 		fmt.Fprintln(os.Stderr, res.Err())

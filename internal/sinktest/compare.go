@@ -1,8 +1,14 @@
 package sinktest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
 )
 
 // DiffRows describes the first difference between two sets of rows in the
@@ -37,4 +43,34 @@ func sameValue(a, b any) bool {
 		return ok && math.Float64bits(x) == math.Float64bits(y)
 	}
 	return a == b
+}
+
+// RecordRows returns the rows of a record batch in the normalised form.
+func RecordRows(rec arrow.RecordBatch) ([][]any, error) {
+	rows := make([][]any, rec.NumRows())
+	for r := range rows {
+		rows[r] = make([]any, rec.NumCols())
+		for c, col := range rec.Columns() {
+			v, err := arrowValue(col, r)
+			if err != nil {
+				return nil, fmt.Errorf("column %q: %w", rec.ColumnName(c), err)
+			}
+			rows[r][c] = v
+		}
+	}
+	return rows, nil
+}
+
+// SortRows sorts rows by their printed form, for outputs such as tables
+// that keep no order.
+func SortRows(rows [][]any) [][]any {
+	out := slices.Clone(rows)
+	slices.SortStableFunc(out, func(a, b []any) int { return strings.Compare(fmt.Sprint(a...), fmt.Sprint(b...)) })
+	return out
+}
+
+// SHA256 is the hex SHA-256 of data.
+func SHA256(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }

@@ -1,4 +1,4 @@
-package sink
+package azureblob
 
 import (
 	"bytes"
@@ -6,9 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,22 +20,23 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/pbicopy/pbicopy/internal/sinktest"
+	"github.com/pbicopy/pbicopy/sink"
 )
 
-// testBlobs returns a BlobContainer over a fresh container of the shared
+// testBlobs returns a Container over a fresh container of the shared
 // Azurite, with small blocks so that small outputs span many of them, and
 // a client for checking what it published.
-func testBlobs(t *testing.T, opts BlobOptions) (*BlobContainer, *container.Client, *sinktest.Azurite) {
+func testBlobs(t *testing.T, opts sink.BlobOptions) (*Container, *container.Client, *sinktest.Azurite) {
 	t.Helper()
 	az := sinktest.StartAzurite(t)
 	cc := sinktest.NewContainer(t, az)
 	if opts.BlockSize == 0 {
-		opts.BlockSize = MinBlockSize
+		opts.BlockSize = sink.MinBlockSize
 	}
 	if opts.Job == "" {
 		opts.Job = "test-job"
 	}
-	bc, err := OpenBlobContainer(BlobAccount{ConnectionString: az.ConnectionString}, sinktest.ContainerName(cc), opts)
+	bc, err := OpenContainer(sink.BlobAccount{ConnectionString: az.ConnectionString}, sinktest.ContainerName(cc), opts, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func randomBytes(n int) []byte {
 
 // writeInPieces writes data to dst in pieces of varied sizes, some larger
 // than a block.
-func writeInPieces(t *testing.T, dst Destination, data []byte) {
+func writeInPieces(t *testing.T, dst sink.Destination, data []byte) {
 	t.Helper()
 	sizes := []int{1, 7, 1000, 65536, 3, 200_000, 65535, 4096}
 	for i, k := 0, 0; i < len(data); k++ {
@@ -67,10 +68,10 @@ func writeInPieces(t *testing.T, dst Destination, data []byte) {
 }
 
 func TestBlobDestinationIntegration(t *testing.T) {
-	bc, cc, _ := testBlobs(t, BlobOptions{Concurrency: 3})
+	bc, cc, _ := testBlobs(t, sink.BlobOptions{Concurrency: 3})
 	ctx := context.Background()
 	sinktest.PutBlob(t, cc, "dir/out.parquet", []byte("previous"))
-	for _, size := range []int{0, 1, int(MinBlockSize) - 1, int(MinBlockSize), 40*int(MinBlockSize) + 123} {
+	for _, size := range []int{0, 1, int(sink.MinBlockSize) - 1, int(sink.MinBlockSize), 40*int(sink.MinBlockSize) + 123} {
 		data := randomBytes(size)
 		dst, err := bc.Open(ctx, "dir/out.parquet", true)
 		if err != nil {
@@ -82,7 +83,7 @@ func TestBlobDestinationIntegration(t *testing.T) {
 			t.Fatalf("%d bytes: %v", size, err)
 		}
 		sum := sha256.Sum256(data)
-		want := File{Location: bc.Location("dir/out.parquet"), Rows: 1234, Bytes: int64(size), SHA256: hex.EncodeToString(sum[:])}
+		want := sink.File{Location: bc.Location("dir/out.parquet"), Rows: 1234, Bytes: int64(size), SHA256: hex.EncodeToString(sum[:])}
 		if f != want {
 			t.Errorf("%d bytes: Commit returned %+v, want %+v", size, f, want)
 		}
@@ -102,7 +103,7 @@ func TestBlobDestinationIntegration(t *testing.T) {
 		if info.ContentType != "application/vnd.apache.parquet" {
 			t.Errorf("content type %q", info.ContentType)
 		}
-		if wantBlocks := (size + int(MinBlockSize) - 1) / int(MinBlockSize); len(info.Blocks) != wantBlocks {
+		if wantBlocks := (size + int(sink.MinBlockSize) - 1) / int(sink.MinBlockSize); len(info.Blocks) != wantBlocks {
 			t.Errorf("%d bytes: %d blocks committed, want %d", size, len(info.Blocks), wantBlocks)
 		}
 		bf := dst.(*blobFile)
@@ -124,7 +125,7 @@ func TestBlobDestinationIntegration(t *testing.T) {
 // TestBlobCRC64Integration checks that the service verifies the CRC64 sent
 // with each block, and so that the CRC64 our uploads send is right.
 func TestBlobCRC64Integration(t *testing.T) {
-	bc, cc, _ := testBlobs(t, BlobOptions{})
+	bc, cc, _ := testBlobs(t, sink.BlobOptions{})
 	data := randomBytes(1000)
 	bb := cc.NewBlockBlobClient("crc")
 	_, err := bb.StageBlock(context.Background(), "YmxvY2s=", streaming.NopCloser(bytes.NewReader(data)), &blockblob.StageBlockOptions{
@@ -144,12 +145,12 @@ func TestBlobCRC64Integration(t *testing.T) {
 }
 
 func TestBlobOverwriteFalseIntegration(t *testing.T) {
-	bc, cc, _ := testBlobs(t, BlobOptions{})
+	bc, cc, _ := testBlobs(t, sink.BlobOptions{})
 	ctx := context.Background()
 
 	sinktest.PutBlob(t, cc, "exists.csv", []byte("previous"))
 	_, err := bc.Open(ctx, "exists.csv", false)
-	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), bc.Location("exists.csv")) || !strings.Contains(err.Error(), "overwrite") {
+	if !errors.Is(err, sink.ErrExists) || !strings.Contains(err.Error(), bc.Location("exists.csv")) || !strings.Contains(err.Error(), "overwrite") {
 		t.Errorf("Open over an existing blob: %v", err)
 	}
 
@@ -158,11 +159,11 @@ func TestBlobOverwriteFalseIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeInPieces(t, dst, randomBytes(3*int(MinBlockSize)))
+	writeInPieces(t, dst, randomBytes(3*int(sink.MinBlockSize)))
 	sinktest.PutBlob(t, cc, "race.csv", []byte("theirs"))
 	_, err = dst.Commit(ctx, 3)
 	t.Logf("commit: %v", err)
-	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "another writer") {
+	if !errors.Is(err, sink.ErrExists) || !strings.Contains(err.Error(), "another writer") {
 		t.Errorf("Commit over a blob created meanwhile: %v", err)
 	}
 	if info, _ := sinktest.ReadBlob(t, cc, "race.csv"); string(info.Data) != "theirs" {
@@ -187,8 +188,8 @@ func TestBlobOverwriteFalseIntegration(t *testing.T) {
 // previous blob keeps its content and its committed block list, and no blob
 // appears where there was none.
 func TestBlobAbortIntegration(t *testing.T) {
-	bc, cc, _ := testBlobs(t, BlobOptions{Concurrency: 2})
-	previous := randomBytes(5*int(MinBlockSize) + 17)
+	bc, cc, _ := testBlobs(t, sink.BlobOptions{Concurrency: 2})
+	previous := randomBytes(5*int(sink.MinBlockSize) + 17)
 	for _, how := range []string{"abort", "cancel", "cancel commit"} {
 		t.Run(how, func(t *testing.T) {
 			// An existing blob, written by an earlier run of ours.
@@ -208,7 +209,7 @@ func TestBlobAbortIntegration(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				writeInPieces(t, dst, randomBytes(20*int(MinBlockSize)))
+				writeInPieces(t, dst, randomBytes(20*int(sink.MinBlockSize)))
 				// Some blocks reached the service: the upload is midway.
 				deadline := time.Now().Add(10 * time.Second)
 				for sinktest.UncommittedBlocks(t, cc, name) == 0 && time.Now().Before(deadline) {
@@ -227,7 +228,7 @@ func TestBlobAbortIntegration(t *testing.T) {
 					}
 				case "cancel":
 					cancel()
-					_, werr := dst.Write(randomBytes(2 * int(MinBlockSize)))
+					_, werr := dst.Write(randomBytes(2 * int(sink.MinBlockSize)))
 					_, cerr := dst.Commit(context.Background(), 1)
 					if !errors.Is(cerr, context.Canceled) {
 						t.Errorf("Commit after the cancellation: %v (Write: %v)", cerr, werr)
@@ -261,19 +262,19 @@ func TestBlobAbortIntegration(t *testing.T) {
 // the failure reaches Write or Commit, with a hint, and nothing is
 // published.
 func TestBlobUploadFailureIntegration(t *testing.T) {
-	bc, cc, _ := testBlobs(t, BlobOptions{})
+	bc, cc, _ := testBlobs(t, sink.BlobOptions{})
 	ctx := context.Background()
 	dst, err := bc.Open(ctx, "x.parquet", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeInPieces(t, dst, randomBytes(2*int(MinBlockSize)))
+	writeInPieces(t, dst, randomBytes(2*int(sink.MinBlockSize)))
 	if _, err := cc.Delete(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	var werr error
 	for i := 0; i < 50 && werr == nil; i++ {
-		_, werr = dst.Write(randomBytes(int(MinBlockSize)))
+		_, werr = dst.Write(randomBytes(int(sink.MinBlockSize)))
 	}
 	_, cerr := dst.Commit(ctx, 1)
 	if cerr == nil {
@@ -312,18 +313,18 @@ func TestBlobCredentialsIntegration(t *testing.T) {
 	badKey := "S0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZS0VZ"
 	for _, c := range []struct {
 		name    string
-		acct    BlobAccount
+		acct    sink.BlobAccount
 		ok      bool
 		secrets []string
 	}{
-		{"sas", BlobAccount{ServiceURL: az.Endpoint, SASToken: "?" + token}, true, []string{sig}},
-		{"account key", BlobAccount{ServiceURL: az.Endpoint, AccountName: sinktest.AzuriteAccount, AccountKey: sinktest.AzuriteKey}, true, nil},
-		{"bad sas", BlobAccount{ServiceURL: az.Endpoint, SASToken: badToken}, false, []string{badSig, urlEscape(badSig), sig}},
-		{"bad key", BlobAccount{ServiceURL: az.Endpoint, AccountName: sinktest.AzuriteAccount, AccountKey: badKey}, false, []string{badKey}},
-		{"bad key in connection string", BlobAccount{ConnectionString: strings.Replace(az.ConnectionString, sinktest.AzuriteKey, badKey, 1)}, false, []string{badKey}},
+		{"sas", sink.BlobAccount{ServiceURL: az.Endpoint, SASToken: "?" + token}, true, []string{sig}},
+		{"account key", sink.BlobAccount{ServiceURL: az.Endpoint, AccountName: sinktest.AzuriteAccount, AccountKey: sinktest.AzuriteKey}, true, nil},
+		{"bad sas", sink.BlobAccount{ServiceURL: az.Endpoint, SASToken: badToken}, false, []string{badSig, urlEscape(badSig), sig}},
+		{"bad key", sink.BlobAccount{ServiceURL: az.Endpoint, AccountName: sinktest.AzuriteAccount, AccountKey: badKey}, false, []string{badKey}},
+		{"bad key in connection string", sink.BlobAccount{ConnectionString: strings.Replace(az.ConnectionString, sinktest.AzuriteKey, badKey, 1)}, false, []string{badKey}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			bc, err := OpenBlobContainer(c.acct, name, BlobOptions{BlockSize: MinBlockSize})
+			bc, err := OpenContainer(c.acct, name, sink.BlobOptions{BlockSize: sink.MinBlockSize}, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -334,7 +335,7 @@ func TestBlobCredentialsIntegration(t *testing.T) {
 			}
 			dst, err := bc.Open(context.Background(), blobName, true)
 			if err == nil {
-				writeInPieces(t, dst, randomBytes(3*int(MinBlockSize)))
+				writeInPieces(t, dst, randomBytes(3*int(sink.MinBlockSize)))
 				_, err = dst.Commit(context.Background(), 3)
 			}
 			if err != nil {
@@ -344,7 +345,7 @@ func TestBlobCredentialsIntegration(t *testing.T) {
 				if len(errs) > 0 {
 					t.Fatal(errs)
 				}
-				if info, ok := sinktest.ReadBlob(t, cc, blobName); !ok || len(info.Data) != 3*int(MinBlockSize) {
+				if info, ok := sinktest.ReadBlob(t, cc, blobName); !ok || len(info.Data) != 3*int(sink.MinBlockSize) {
 					t.Error("nothing published")
 				}
 				return
@@ -367,45 +368,42 @@ func TestBlobCredentialsIntegration(t *testing.T) {
 	}
 }
 
-// TestFileSinksOnBlobIntegration runs the encoders over blob destinations
-// and reads the blobs back value for value.
-func TestFileSinksOnBlobIntegration(t *testing.T) {
-	bc, cc, _ := testBlobs(t, BlobOptions{})
-	for _, ff := range fileFormats {
-		t.Run(ff.name, func(t *testing.T) {
-			mem := checkedAlloc(t)
-			name := "data/out." + ff.name
-			dst, err := bc.Open(context.Background(), name, true)
-			if err != nil {
-				t.Fatal(err)
+func urlEscape(s string) string { return url.QueryEscape(s) }
+
+// TestBlobRedaction checks that the secrets of an account, in any of their
+// encodings, and any SAS signature, are masked in errors.
+func TestBlobRedaction(t *testing.T) {
+	const key = "a2V5LWZvci10ZXN0cw+/a2V5=="
+	const sig = "c2lnbmF0dXJl+/sig="
+	acct := sink.BlobAccount{
+		SASToken:         "?sv=2024-01-01&sp=rcw&sig=" + url.QueryEscape(sig),
+		AccountKey:       key,
+		ConnectionString: "AccountName=acct;AccountKey=" + key,
+	}
+	c := &Container{secrets: secrets(acct)}
+	for _, text := range []string{
+		"PUT https://acct.blob.core.windows.net/c/b?comp=block&sig=" + url.QueryEscape(sig) + ": dial tcp: refused",
+		"the signature " + sig + " did not match",
+		"key " + key + " and " + url.QueryEscape(key),
+		"another SAS: https://x/y?sv=1&sig=OTHERSIGNATURE&se=2",
+	} {
+		err := c.redactErr(errors.New(text))
+		for _, secret := range []string{sig, url.QueryEscape(sig), key, url.QueryEscape(key), "OTHERSIGNATURE"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("%q: the secret %q is shown: %v", text, secret, err)
 			}
-			s, err := ff.open(dst, allTypes, mem)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows := manyRows(20_000)
-			writeBatches(t, s, mem, allTypes, rows, 4096, 1, 999)
-			res, err := s.Commit(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := sinktest.DownloadToFile(t, cc, name)
-			if d := sinktest.DiffRows(rows, ff.read(t, path, allTypes, mem)); d != "" {
-				t.Error(d)
-			}
-			info, _ := sinktest.ReadBlob(t, cc, name)
-			sum := sha256.Sum256(info.Data)
-			if res.Rows != int64(len(rows)) || res.Bytes != int64(len(info.Data)) || res.Files[0].SHA256 != hex.EncodeToString(sum[:]) || res.Location != bc.Location(name) {
-				t.Errorf("result %+v", res)
-			}
-			if info.Metadata[MetaRows] != "20000" || info.Metadata[MetaSHA256] != res.Files[0].SHA256 {
-				t.Errorf("metadata %v", info.Metadata)
-			}
-			if filepath.Ext(path) != "."+ff.name {
-				t.Errorf("downloaded to %s", path)
-			}
-		})
+		}
+		if !strings.Contains(err.Error(), "[REDACTED]") {
+			t.Errorf("%q: nothing masked: %v", text, err)
+		}
+	}
+	inner := context.Canceled
+	err := c.redactErr(fmt.Errorf("with %s: %w", key, inner))
+	if !errors.Is(err, context.Canceled) {
+		t.Error("redaction lost the wrapped error")
+	}
+	ue := &url.Error{Op: "Put", URL: "https://acct.blob.core.windows.net/c/b?sv=1&sig=abc", Err: errors.New("EOF")}
+	if got := describeAzure(ue).Error(); got != `Put https://acct.blob.core.windows.net/c/b: EOF` {
+		t.Errorf("url error: %s", got)
 	}
 }
-
-func urlEscape(s string) string { return url.QueryEscape(s) }
