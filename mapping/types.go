@@ -133,3 +133,43 @@ func Schema(cols []Column) *arrow.Schema {
 	}
 	return arrow.NewSchema(fields, nil)
 }
+
+// Unmapped says what to do with a row key that no column maps.
+type Unmapped uint8
+
+const (
+	// UnmappedError fails the run on the first unmapped key: a new column in
+	// the model is news the data engineer must see.
+	UnmappedError Unmapped = iota
+	// UnmappedIgnore drops unmapped keys.
+	UnmappedIgnore
+)
+
+// DefaultBatchRows is the number of rows per record batch: large enough to
+// amortise per-batch costs, small enough that a few batches in flight stay
+// within a few megabytes.
+const DefaultBatchRows = 16384
+
+// TypeName names an Arrow type as a job file names a column type (int64,
+// decimal(19,4), timestamp, ...), or as Arrow does when no column type
+// carries it.
+func TypeName(t arrow.DataType) string {
+	switch t.ID() {
+	case arrow.STRING:
+		return "string"
+	case arrow.INT64:
+		return "int64"
+	case arrow.FLOAT64:
+		return "float64"
+	case arrow.DECIMAL128:
+		d := t.(*arrow.Decimal128Type)
+		return fmt.Sprintf("decimal(%d,%d)", d.Precision, d.Scale)
+	case arrow.BOOL:
+		return "bool"
+	case arrow.DATE32:
+		return "date"
+	case arrow.TIMESTAMP:
+		return "timestamp"
+	}
+	return t.String()
+}

@@ -1,38 +1,10 @@
 package pipeline
 
 import (
-	"cmp"
-	"context"
-	"errors"
-	"fmt"
 	"slices"
 	"text/template/parse"
 	"time"
-
-	"github.com/pbicopy/pbicopy/internal/azure"
-
-	"github.com/apache/arrow-go/v18/arrow"
-
-	"github.com/pbicopy/pbicopy/mapping"
-	"github.com/pbicopy/pbicopy/source"
 )
-
-// PowerBIClient returns a Power BI client for a source block, with the
-// credential a job's run would build: the block's endpoint, or its cloud's.
-func (r *Runner) PowerBIClient(ctx context.Context, pb *PowerBISpec) (*source.PowerBI, error) {
-	cloud, err := azure.LookupCloud(pb.Cloud)
-	if err != nil {
-		return nil, fmt.Errorf("source.powerbi.cloud: %w", err)
-	}
-	cred, err := r.credential(ctx, pb.Auth, pb.Cloud, "source.powerbi.auth")
-	if err != nil {
-		return nil, err
-	}
-	return source.NewPowerBI(source.PowerBIConfig{
-		Endpoint: cmp.Or(pb.Endpoint, cloud.PowerBI), Scope: cloud.PowerBIScope, Credential: cred,
-		HTTPClient: r.HTTPClient, Logger: r.logger(), RetryDelay: r.RetryDelay,
-	})
-}
 
 // TemplateParams lists the template values a job's query (or table) and
 // output paths use ({{ .name }}), sorted, and those of them that neither
@@ -119,7 +91,8 @@ type Rendered struct {
 	// Partition is the partition's key, "" for a job without partitions.
 	Partition string
 
-	sinks []plannedSink
+	source string // the rendered query template (the table of a paged job)
+	sinks  []plannedSink
 }
 
 // Render renders a job's query (or table) and output paths with r.Params
@@ -175,88 +148,13 @@ func (r *Runner) Render(job *Job, placeholders bool) (Rendered, error) {
 		if err != nil {
 			return Rendered{}, err
 		}
+		out.source = text
 		if pb.Table != "" {
 			text = "EVALUATE " + text
 		}
 		out.Query = text
 	}
 	return out, nil
-}
-
-// errSampleFull stops a query once the sample has its rows.
-var errSampleFull = errors.New("pipeline: sample complete")
-
-// limitRows passes at most n rows to recv, then stops the response.
-type limitRows struct {
-	recv source.RowReceiver
-	n    int64
-	rows int64
-}
-
-func (l *limitRows) Field(key, value []byte) error { return l.recv.Field(key, value) }
-
-func (l *limitRows) EndRow() error {
-	if err := l.recv.EndRow(); err != nil {
-		return err
-	}
-	if l.rows++; l.rows >= l.n {
-		return errSampleFull
-	}
-	return nil
-}
-
-// Sample runs dax, rewritten by SampleQuery to return at most n rows, and
-// passes at most n rows to recv (whatever the query's shape, and even when
-// TOPN returns tied rows beyond n). It returns the query as sent, and the
-// rows passed on.
-func Sample(ctx context.Context, client *source.PowerBI, q source.Query, n int, recv source.RowReceiver) (string, source.QueryStats, error) {
-	q.DAX, _ = SampleQuery(q.DAX, n)
-	lr := &limitRows{recv: recv, n: int64(n)}
-	qs, err := client.ExecuteQuery(ctx, q, lr)
-	if errors.Is(err, errSampleFull) {
-		err = nil
-	}
-	qs.Rows = lr.rows
-	return q.DAX, qs, err
-}
-
-// InferSample samples at most n rows of a query and infers their columns
-// as a job without a mapping would, with the notes to review.
-func (r *Runner) InferSample(ctx context.Context, pb *PowerBISpec, dax string, n int) ([]mapping.InferredColumn, source.QueryStats, error) {
-	client, err := r.PowerBIClient(ctx, pb)
-	if err != nil {
-		return nil, source.QueryStats{}, err
-	}
-	s := mapping.NewSampler()
-	_, qs, err := Sample(ctx, client, source.Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}, n, s)
-	if err != nil {
-		return nil, qs, err
-	}
-	cols, err := s.Columns()
-	return cols, qs, err
-}
-
-// QueryBatches runs dax and streams its result, typed by inference, as
-// Arrow record batches: onSchema is told the columns before the first
-// batch; emit takes over each batch (it must Release it).
-func (r *Runner) QueryBatches(ctx context.Context, pb *PowerBISpec, dax string, onSchema mapping.SchemaFunc, emit func(arrow.RecordBatch) error) (source.QueryStats, error) {
-	client, err := r.PowerBIClient(ctx, pb)
-	if err != nil {
-		return source.QueryStats{}, err
-	}
-	const job = "query"
-	in := mapping.NewInferrer(r.mem(), r.BatchRows, onSchema, func(rec arrow.RecordBatch) error {
-		r.progress(ProgressEvent{Kind: ProgressRows, Job: job, Rows: rec.NumRows()})
-		return emit(rec)
-	})
-	defer in.Release()
-	r.progress(ProgressEvent{Kind: ProgressJobStart, Job: job})
-	ctx = r.progressContext(ctx, job)
-	qs, err := client.ExecuteQuery(ctx, source.Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}, in)
-	if err != nil {
-		return qs, err
-	}
-	return qs, in.Finish()
 }
 
 // EscapeTemplate quotes text so that a query or path template renders it

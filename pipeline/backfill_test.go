@@ -13,7 +13,6 @@ import (
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/internal/sinktest"
-	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // pagedJob is a job paging through the fake's Sales table.
@@ -41,7 +40,7 @@ func TestPagedExtractIsCompleteAndOrdered(t *testing.T) {
 	job := f.pagedJob(t, fakepbi.BenchMapping, "auto")
 	r := f.runner(nil)
 	r.BatchRows = 0
-	r.Rate = -1
+	connector(r).Rate = -1
 	res := r.Run(context.Background(), job)
 	if res.Err() != nil {
 		t.Fatalf("run: %v", res.Err())
@@ -74,7 +73,7 @@ func TestPageCutAtByteLimitIsRefetchedSmaller(t *testing.T) {
 	f := newFixture(t, fakepbi.Options{MaxBytes: 40_000})
 	job := f.pagedJob(t, salesMapping, "400")
 	r := f.runner(nil)
-	r.ResultBytes, r.Rate = 40_000, -1
+	connector(r).ResultBytes, connector(r).Rate = 40_000, -1
 	res := r.Run(context.Background(), job)
 	if res.Err() != nil {
 		t.Fatalf("run: %v", res.Err())
@@ -136,7 +135,8 @@ func TestBackfillConcurrentUnderOneRateLimit(t *testing.T) {
 	f := newFixture(t, fakepbi.Options{RateLimit: 120, RatePer: 3 * time.Second, Latency: 20 * time.Millisecond})
 	job := f.backfillJob(t, "")
 	r := f.runner(nil)
-	r.From, r.To, r.Concurrency, r.Rate = "2024-01-01", "2024-01-30", 4, 120*20
+	r.From, r.To, r.Concurrency = "2024-01-01", "2024-01-30", 4
+	connector(r).Rate = 120 * 20
 	res := r.Run(context.Background(), job)
 	if res.Err() != nil {
 		t.Fatalf("run: %v", res.Err())
@@ -203,7 +203,8 @@ func outputs(t *testing.T, dir string) map[string][][]any {
 func TestShardsTogetherEqualOneRun(t *testing.T) {
 	whole := newFixture(t, fakepbi.Options{})
 	r := whole.runner(nil)
-	r.From, r.To, r.Rate = "2024-02-01", "2024-02-10", -1
+	r.From, r.To = "2024-02-01", "2024-02-10"
+	connector(r).Rate = -1
 	if res := r.Run(context.Background(), whole.backfillJob(t, "")); res.Err() != nil {
 		t.Fatal(res.Err())
 	}
@@ -211,7 +212,8 @@ func TestShardsTogetherEqualOneRun(t *testing.T) {
 	var keys []string
 	for i := range 2 {
 		r := sharded.runner(nil)
-		r.From, r.To, r.Rate, r.Shard = "2024-02-01", "2024-02-10", -1, Shard{I: i, N: 2}
+		r.From, r.To, r.Shard = "2024-02-01", "2024-02-10", Shard{I: i, N: 2}
+		connector(r).Rate = -1
 		res := r.Run(context.Background(), sharded.backfillJob(t, ""))
 		if res.Err() != nil {
 			t.Fatal(res.Err())
@@ -239,7 +241,8 @@ func TestResumeSkipsDonePartitions(t *testing.T) {
 	f := newFixture(t, fakepbi.Options{})
 	job := f.backfillJob(t, "")
 	r := f.runner(nil)
-	r.From, r.To, r.Rate = "2024-03-01", "2024-03-05", -1
+	r.From, r.To = "2024-03-01", "2024-03-05"
+	connector(r).Rate = -1
 	if res := r.Run(context.Background(), job); res.Err() != nil {
 		t.Fatal(res.Err())
 	}
@@ -321,30 +324,14 @@ func TestPartitionsAndParams(t *testing.T) {
 	}
 }
 
-func TestKeyLiterals(t *testing.T) {
-	for raw, want := range map[string]string{
-		`12345`:                     `12345`,
-		`"O'Brien ""x"""`:           `"O'Brien ""x"""`,
-		`"2024-03-01T00:00:00"`:     `DATETIME(2024, 3, 1, 0, 0, 0)`,
-		`"2024-03-01T10:20:30.125"`: `(DATETIME(2024, 3, 1, 10, 20, 30) + 0.125 / 86400)`,
-	} {
-		got, err := keyLiteral([]byte(raw), mapping.Type{})
-		if raw == `"O'Brien ""x"""` {
-			got, err = keyLiteral([]byte(`"O'Brien \"x\""`), mapping.Type{Kind: mapping.String})
-		}
-		if err != nil || got != want {
-			t.Errorf("keyLiteral(%s) = %s, %v; want %s", raw, got, err, want)
-		}
-	}
-}
-
 func TestResumeDoesNotSkipOtherParameters(t *testing.T) {
 	f := newFixture(t, fakepbi.Options{})
 	job := f.backfillJob(t, "")
 	job.Params["region"] = ParamSpec{Type: ParamString}
 	job.Source.PowerBI.Query = "EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }} && Sales[Region] = {{ dax .region }})"
 	r := f.runner(nil)
-	r.From, r.To, r.Rate, r.Params = "2024-03-01", "2024-03-02", -1, map[string]string{"region": "North"}
+	r.From, r.To, r.Params = "2024-03-01", "2024-03-02", map[string]string{"region": "North"}
+	connector(r).Rate = -1
 	if res := r.Run(context.Background(), job); res.Err() != nil {
 		t.Fatal(res.Err())
 	}
@@ -365,7 +352,8 @@ func TestPartitionsWritingOneFileAreRefused(t *testing.T) {
 	job := f.backfillJob(t, "")
 	job.Sinks[0].Parquet.Path = filepath.Join(f.dir, `{{ .day.Format "2006-01" }}`, "sales.parquet")
 	r := f.runner(nil)
-	r.From, r.To, r.Rate = "2024-03-01", "2024-03-02", -1
+	r.From, r.To = "2024-03-01", "2024-03-02"
+	connector(r).Rate = -1
 	res := r.Run(context.Background(), job)
 	if res.Err() == nil || !strings.Contains(res.Err().Error(), "would both write") {
 		t.Fatalf("err = %v", res.Err())

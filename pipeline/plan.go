@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"strconv"
 )
 
 // RunPlan is what a run of a job would do, worked out without calling any
@@ -72,17 +71,7 @@ func (r *Runner) Plan(job *Job) (*RunPlan, error) {
 			if err != nil {
 				return nil, err
 			}
-			pp.FirstQuery = text
-			if pb.Paging != nil {
-				n := autoPageRows(columns)
-				if columns == 0 {
-					n = firstPageRows
-				}
-				if v, err := strconv.Atoi(pb.Paging.PageRows); err == nil {
-					n = v
-				}
-				pp.FirstQuery = FirstPageQuery(n, text, pb.Paging.Key)
-			}
+			pp.FirstQuery = pb.FirstQuery(text, columns)
 		}
 		if pp.Done {
 			rp.Skipped++

@@ -50,13 +50,19 @@ func (r *Runner) progress(e ProgressEvent) {
 	}
 }
 
-// progressContext returns ctx with a byte progress hook that reports the
-// response bytes of job's queries, when there is a Progress function.
+// progressContext returns ctx under which sources report their response
+// bytes and pages as progress events of job, when there is a Progress
+// function.
 func (r *Runner) progressContext(ctx context.Context, job string) context.Context {
 	if r.Progress == nil {
 		return ctx
 	}
-	return source.WithByteProgress(ctx, func(n int64) {
-		r.Progress(ProgressEvent{Kind: ProgressBytes, Job: job, Bytes: n})
+	return source.WithProgress(ctx, func(bytes int64, pages int) {
+		if bytes > 0 {
+			r.Progress(ProgressEvent{Kind: ProgressBytes, Job: job, Bytes: bytes})
+		}
+		if pages > 0 {
+			r.Progress(ProgressEvent{Kind: ProgressPage, Job: job, Pages: pages})
+		}
 	})
 }

@@ -1,18 +1,14 @@
 package pipeline
 
 import (
-	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/pbicopy/pbicopy/internal/azure"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -22,12 +18,16 @@ import (
 	"github.com/pbicopy/pbicopy/source"
 )
 
-// Runner runs jobs. The zero value is usable.
+// Runner runs jobs. Sources must be set; every other field may be left
+// zero.
 type Runner struct {
 	Logger *slog.Logger
-	// HTTPClient carries Power BI and Entra ID requests; nil means the
-	// default. The demo and tests use it to trust the fake's certificate.
-	HTTPClient *http.Client
+	// Sources opens the sources of the jobs: one *powerbi.Connector per
+	// process, so that every request shares one rate limit.
+	Sources source.Opener
+	// Storage reaches Azure Blob Storage for blob outputs and state files;
+	// nil reaches local paths only.
+	Storage sink.Storage
 	// Mem allocates Arrow buffers; nil means the Go allocator.
 	Mem memory.Allocator
 	// BatchRows is the number of rows per batch; 0 means mapping.DefaultBatchRows.
@@ -38,46 +38,22 @@ type Runner struct {
 	From, To string
 	// Concurrency is the number of partitions in flight; 0 means 1.
 	Concurrency int
-	// Rate is the request rate limit, per minute, shared by every page and
-	// partition of the runner's jobs; 0 means source.DefaultRate, < 0 none.
-	Rate float64
 	// Resume skips the partitions the state file records as done.
 	Resume bool
 	// Shard runs only a deterministic share of the partitions.
 	Shard Shard
 	// Now resolves relative dates; nil means time.Now.
 	Now func() time.Time
-	// Attempts is how many times an unpaged query is run when its response
-	// breaks off mid-stream; 0 means 3.
-	Attempts int
-	// RetryDelay is the Power BI client's first back-off; 0 means its default.
-	RetryDelay time.Duration
-	// ResultBytes is the service's per-query data limit; 0 means the real
-	// 15 MB. Tests set it to match a fake with a smaller limit.
-	ResultBytes int64
-	// Storage reaches Azure Blob Storage for blob outputs and state files;
-	// nil reaches local paths only.
-	Storage sink.Storage
 	// Progress, when not nil, is told of rows, bytes and pages as they
 	// pass, for a progress display. It is called from several goroutines
 	// when partitions run concurrently and must be quick.
 	Progress func(ProgressEvent)
-
-	limiterOnce sync.Once
-	limiter     *source.Limiter
 }
 
-// Limiter is the runner's shared request limiter.
-func (r *Runner) Limiter() *source.Limiter {
-	r.limiterOnce.Do(func() {
-		rate := r.Rate
-		if rate == 0 {
-			rate = source.DefaultRate
-		}
-		r.limiter = source.NewLimiter(rate)
-	})
-	return r.limiter
-}
+// cutAttempts is how many times an unpaged partition is run when its
+// response breaks off mid-stream (a paged one continues after its last
+// complete row instead).
+const cutAttempts = 3
 
 func (r *Runner) now() time.Time {
 	if r.Now != nil {
@@ -221,6 +197,9 @@ func (r *Runner) partitions(job *Job) ([]Partition, error) {
 }
 
 func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Logger) error {
+	if r.Sources == nil {
+		return errors.New("pipeline: the runner has no Sources")
+	}
 	parts, err := r.partitions(job)
 	if err != nil {
 		return err
@@ -229,7 +208,7 @@ func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	if err := r.refreshBefore(ctx, job, log); err != nil {
+	if err := r.Sources.Prepare(ctx, job.Source, job.Name); err != nil {
 		return err
 	}
 	var st *stateFile
@@ -352,18 +331,14 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part Partition, 
 	start := time.Now()
 	pr := &PartitionResult{Key: part.Key}
 	err := func() error {
-		pp, err := r.planPartition(jp, part)
+		pp, err := r.planPartition(ctx, jp, part, log)
 		if err != nil {
 			return err
-		}
-		attempts := r.Attempts
-		if attempts <= 0 {
-			attempts = 3
 		}
 		for attempt := 1; ; attempt++ {
 			pr.Sinks, pr.Notes, pr.Columns = nil, nil, nil
 			err = r.attempt(ctx, pp, pr, log)
-			if err == nil || !source.Retryable(err) || attempt == attempts || ctx.Err() != nil {
+			if err == nil || !source.Retryable(err) || attempt == cutAttempts || ctx.Err() != nil {
 				return err
 			}
 			log.Warn("the response broke off; running the query again (nothing was published)", "attempt", attempt, "error", err)
@@ -385,21 +360,18 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part Partition, 
 	return pr
 }
 
-// jobPlan is what every partition of a job shares: the mapping and the
-// Power BI client.
+// jobPlan is what every partition of a job shares: its mapping.
 type jobPlan struct {
-	job      *Job
-	columns  []mapping.Column // nil: infer
-	unmap    mapping.Unmapped
-	query    func(ctx context.Context, dax string, recv source.RowReceiver) (source.QueryStats, error)
-	readFile string
+	job     *Job
+	columns []mapping.Column // nil: infer
+	unmap   mapping.Unmapped
 }
 
 // partPlan is one partition with its templates rendered.
 type partPlan struct {
 	*jobPlan
 	part  Partition
-	read  func(ctx context.Context, recv source.RowReceiver, pr *PartitionResult) (source.QueryStats, error)
+	src   source.Source
 	sinks []plannedSink
 }
 
@@ -420,45 +392,6 @@ func (r *Runner) planJob(job *Job) (*jobPlan, error) {
 		}
 		if m.Unmapped == "ignore" {
 			jp.unmap = mapping.UnmappedIgnore
-		}
-	}
-	switch src := job.Source; {
-	case src.File != "":
-		path, err := filepath.Abs(src.File)
-		if err != nil {
-			return nil, err
-		}
-		jp.readFile = path
-	case src.PowerBI != nil:
-		pb := src.PowerBI
-		cloud, err := azure.LookupCloud(pb.Cloud)
-		if err != nil {
-			return nil, fmt.Errorf("source.powerbi.cloud: %w", err)
-		}
-		var mu sync.Mutex
-		var client *source.PowerBI
-		getClient := func(ctx context.Context) (*source.PowerBI, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			if client != nil {
-				return client, nil
-			}
-			cred, err := r.credential(ctx, pb.Auth, pb.Cloud, "source.powerbi.auth")
-			if err != nil {
-				return nil, err
-			}
-			client, err = source.NewPowerBI(source.PowerBIConfig{
-				Endpoint: cmp.Or(pb.Endpoint, cloud.PowerBI), Scope: cloud.PowerBIScope, Credential: cred,
-				HTTPClient: r.HTTPClient, Logger: r.logger(), RetryDelay: r.RetryDelay, Limiter: r.Limiter(), ResultBytes: r.ResultBytes,
-			})
-			return client, err
-		}
-		jp.query = func(ctx context.Context, dax string, recv source.RowReceiver) (source.QueryStats, error) {
-			c, err := getClient(ctx)
-			if err != nil {
-				return source.QueryStats{}, err
-			}
-			return c.ExecuteQuery(ctx, source.Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}, recv)
 		}
 	}
 	return jp, nil
@@ -497,7 +430,7 @@ func renderPaths(job *Job, part Partition) ([]plannedSink, error) {
 
 // renderSource renders the query (or, for a paged job, the table
 // expression) of one partition.
-func renderSource(pb *PowerBISpec, params map[string]any) (string, error) {
+func renderSource(pb *source.PowerBISpec, params map[string]any) (string, error) {
 	field, text := "query", pb.Query
 	if pb.Table != "" {
 		field, text = "table", pb.Table
@@ -513,60 +446,22 @@ func renderSource(pb *PowerBISpec, params map[string]any) (string, error) {
 	return strings.TrimSpace(out), nil
 }
 
-func (r *Runner) planPartition(jp *jobPlan, part Partition) (*partPlan, error) {
+func (r *Runner) planPartition(ctx context.Context, jp *jobPlan, part Partition, log *slog.Logger) (*partPlan, error) {
 	pp := &partPlan{jobPlan: jp, part: part}
 	var err error
 	if pp.sinks, err = renderPaths(jp.job, part); err != nil {
 		return nil, err
 	}
-	if jp.readFile != "" {
-		pp.read = func(ctx context.Context, recv source.RowReceiver, _ *PartitionResult) (source.QueryStats, error) {
-			ds, err := source.ReadFile(ctx, jp.readFile, recv)
-			return source.QueryStats{DecodeStats: ds}, err
+	req := source.Request{Job: jp.job.Name, Spec: jp.job.Source, Columns: jp.columns, Unmapped: jp.unmap, BatchRows: r.BatchRows, Mem: r.mem(), Log: log}
+	if pb := jp.job.Source.PowerBI; pb != nil {
+		if req.Query, err = renderSource(pb, part.Params); err != nil {
+			return nil, err
 		}
-		return pp, nil
 	}
-	pb := jp.job.Source.PowerBI
-	text, err := renderSource(pb, part.Params)
-	if err != nil {
+	if pp.src, err = r.Sources.Open(ctx, req); err != nil {
 		return nil, err
 	}
-	if pb.Paging == nil {
-		pp.read = func(ctx context.Context, recv source.RowReceiver, pr *PartitionResult) (source.QueryStats, error) {
-			qs, err := jp.query(ctx, text, recv)
-			pr.Pages++
-			r.progress(ProgressEvent{Kind: ProgressPage, Job: jp.job.Name, Pages: 1})
-			pr.Retries += max(qs.Attempts-1, 0)
-			return qs, err
-		}
-		return pp, nil
-	}
-	pg := &pager{table: text, key: pb.Paging.Key, exec: jp.query, log: r.logger().With("job", jp.job.Name, "partition", part.Key), columns: len(jp.columns),
-		progress: func(int, int64) { r.progress(ProgressEvent{Kind: ProgressPage, Job: jp.job.Name, Pages: 1}) }}
-	for _, c := range jp.columns {
-		if c.From == pb.Paging.Key {
-			pg.keyType = c.Type
-		}
-	}
-	if rows := pb.Paging.PageRows; rows == "" || rows == "auto" {
-		pg.auto = true
-	} else if pg.n, err = strconv.Atoi(rows); err != nil {
-		return nil, fmt.Errorf("source.powerbi.paging.pageRows: %w", err)
-	}
-	pp.read = func(ctx context.Context, recv source.RowReceiver, pr *PartitionResult) (source.QueryStats, error) {
-		st, err := pg.run(ctx, recv)
-		pr.Pages += st.Pages
-		pr.Truncated += st.Truncated
-		pr.Retries += st.Retries
-		return st.QueryStats, err
-	}
 	return pp, nil
-}
-
-// receiver is what the source feeds: a Builder, or an Inferrer.
-type receiver interface {
-	source.RowReceiver
-	Release()
 }
 
 // fanout hands every batch to every sink, each on its own goroutine, through
@@ -669,52 +564,15 @@ func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResu
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 
-	var fo *fanout
-	var sinks []sink.Sink
-	open := func(cols []mapping.Column) error {
-		s, err := r.openSinks(ctx, p, mapping.Schema(cols))
-		if err != nil {
-			return err
-		}
-		sinks = s
-		fo = newFanout(ctx, cancel, sinks)
-		res.Columns = nil
-		for _, c := range cols {
-			res.Columns = append(res.Columns, c.To+" "+c.Type.String())
-		}
-		return nil
-	}
+	recv := &attemptReceiver{r: r, p: p, res: res, cancel: cancel}
 	ctx = r.progressContext(ctx, p.job.Name)
-	emit := func(rec arrow.RecordBatch) error {
-		r.progress(ProgressEvent{Kind: ProgressRows, Job: p.job.Name, Rows: rec.NumRows()})
-		return fo.emit(ctx, rec)
-	}
-
-	var recv receiver
-	var finish func() error
-	if p.columns != nil {
-		if err := open(p.columns); err != nil {
-			return err
-		}
-		b := mapping.NewBuilder(r.mem(), p.columns, p.unmap, r.BatchRows, emit)
-		recv, finish = b, b.Flush
-	} else {
-		in := mapping.NewInferrer(r.mem(), r.BatchRows, func(cols []mapping.Column, notes []string) error {
-			for _, n := range notes {
-				log.Warn("inferred mapping: " + n)
-			}
-			res.Notes = append(res.Notes, notes...)
-			return open(cols)
-		}, emit)
-		recv, finish = in, in.Finish
-	}
-	defer recv.Release()
+	recv.ctx = ctx
 
 	abort := func() {
-		if fo != nil {
-			_ = fo.close()
+		if recv.fo != nil {
+			_ = recv.fo.close()
 		}
-		for _, s := range sinks {
+		for _, s := range recv.sinks {
 			if aerr := s.Abort(context.WithoutCancel(parent)); aerr != nil {
 				log.Warn("abort sink", "error", aerr)
 			}
@@ -722,19 +580,23 @@ func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResu
 	}
 
 	res.Attempts++
-	qs, err := p.read(ctx, recv, res)
-	res.Rows, res.Bytes = qs.Rows, qs.Bytes
-	res.Requests += qs.Attempts
-	res.Throttle += qs.Throttled
-	res.Waited += qs.Waited
-	if err == nil {
-		err = finish()
-	}
+	st, err := p.src.Read(ctx, recv)
+	res.Rows, res.Bytes = st.Rows, st.Bytes
+	res.Requests += st.Requests
+	res.Throttle += st.Throttled
+	res.Waited += st.Waited
+	res.Pages += st.Pages
+	res.Truncated += st.Truncated
+	res.Retries += st.Retries
+	fo := recv.fo
 	if fo != nil {
 		if ferr := fo.failure(); ferr != nil {
 			// A sink failed first; the source only saw the cancellation.
 			err = ferr
 		}
+	}
+	if err == nil && fo == nil {
+		err = errors.New("the source announced no schema")
 	}
 	if err != nil {
 		abort()
@@ -744,6 +606,7 @@ func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResu
 		abort()
 		return err
 	}
+	sinks := recv.sinks
 	for i, s := range sinks {
 		sr, err := s.Commit(parent)
 		if err != nil {
@@ -757,6 +620,45 @@ func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResu
 		log.Info("published", "sink", sr.Kind, "location", sr.Location, "rows", sr.Rows, "bytes", sr.Bytes)
 	}
 	return nil
+}
+
+// attemptReceiver takes what the source of one attempt reads: the schema
+// opens the sinks, and every batch goes to all of them.
+type attemptReceiver struct {
+	r      *Runner
+	p      *partPlan
+	res    *PartitionResult
+	ctx    context.Context
+	cancel context.CancelFunc
+	sinks  []sink.Sink
+	fo     *fanout
+}
+
+func (a *attemptReceiver) Schema(schema *arrow.Schema, notes []string) error {
+	if a.fo != nil {
+		return errors.New("the source announced its schema twice")
+	}
+	s, err := a.r.openSinks(a.ctx, a.p, schema)
+	if err != nil {
+		return err
+	}
+	a.sinks = s
+	a.fo = newFanout(a.ctx, a.cancel, s)
+	a.res.Columns = nil
+	for _, f := range schema.Fields() {
+		a.res.Columns = append(a.res.Columns, f.Name+" "+mapping.TypeName(f.Type))
+	}
+	a.res.Notes = append(a.res.Notes, notes...)
+	return nil
+}
+
+func (a *attemptReceiver) Batch(rec arrow.RecordBatch) error {
+	if a.fo == nil {
+		rec.Release()
+		return errors.New("the source sent a batch before its schema")
+	}
+	a.r.progress(ProgressEvent{Kind: ProgressRows, Job: a.p.job.Name, Rows: rec.NumRows()})
+	return a.fo.emit(a.ctx, rec)
 }
 
 // DefaultMemoryLimit is the soft memory limit (debug.SetMemoryLimit) the

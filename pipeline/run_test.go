@@ -14,15 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pbicopy/pbicopy/internal/azure/credential"
 	"github.com/pbicopy/pbicopy/sink/azureblob"
+	"github.com/pbicopy/pbicopy/source/powerbi"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/internal/sinktest"
 	"github.com/pbicopy/pbicopy/mapping"
-	"github.com/pbicopy/pbicopy/source"
 )
 
 const testSecret = "pbicopy-test-secret-9f8e7d"
@@ -93,12 +92,11 @@ sinks:
 
 func (f *fixture) runner(mem memory.Allocator) *Runner {
 	return &Runner{
-		Logger:     slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		HTTPClient: f.srv.Client(),
-		Mem:        mem,
-		BatchRows:  100, // several batches even for small tables
-		RetryDelay: 10 * time.Millisecond,
-		Storage:    azureblob.Storage{HTTPClient: f.srv.Client()},
+		Logger:    slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Sources:   &powerbi.Connector{HTTPClient: f.srv.Client(), RetryDelay: 10 * time.Millisecond},
+		Mem:       mem,
+		BatchRows: 100, // several batches even for small tables
+		Storage:   azureblob.Storage{HTTPClient: f.srv.Client()},
 	}
 }
 
@@ -445,7 +443,7 @@ func TestRunFileSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := (&Runner{}).Run(context.Background(), job)
+	res := (&Runner{Sources: &powerbi.Connector{}}).Run(context.Background(), job)
 	if res.Err() != nil {
 		t.Fatal(res.Err())
 	}
@@ -454,32 +452,5 @@ func TestRunFileSource(t *testing.T) {
 	checkOutputs(t, f, cols, expectedRows(t, table(t, tables, "Sales"), cols))
 }
 
-func TestExpiredTokenIsRenewedOnce(t *testing.T) {
-	f := newFixture(t, fakepbi.Options{})
-	cred, err := credential.Build(credential.Config{Tenant: f.opts.TenantID, ClientID: f.opts.ClientID, ClientSecret: testSecret, AuthorityHost: f.srv.AuthorityHost()}, f.srv.Client())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb, err := source.NewPowerBI(source.PowerBIConfig{Endpoint: f.srv.URL(), Credential: cred, HTTPClient: f.srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := source.Query{Workspace: f.opts.WorkspaceID, Dataset: f.opts.DatasetID, DAX: "EVALUATE Sales"}
-	count := func() *countRows { return &countRows{} }
-	if _, err := pb.ExecuteQuery(context.Background(), q, count()); err != nil {
-		t.Fatal(err)
-	}
-	f.srv.ExpireTokens()
-	c := count()
-	if _, err := pb.ExecuteQuery(context.Background(), q, c); err != nil {
-		t.Fatalf("after the token expired: %v", err)
-	}
-	if f.srv.TokenRequests() != 2 || c.rows == 0 {
-		t.Errorf("token requests = %d, rows = %d; want 2 tokens and the rows", f.srv.TokenRequests(), c.rows)
-	}
-}
-
-type countRows struct{ rows int }
-
-func (c *countRows) Field(_, _ []byte) error { return nil }
-func (c *countRows) EndRow() error           { c.rows++; return nil }
+// connector is the Power BI connector of a runner made by the fixture.
+func connector(r *Runner) *powerbi.Connector { return r.Sources.(*powerbi.Connector) }

@@ -9,6 +9,7 @@ import (
 	"text/template/parse"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/azure"
 	"github.com/pbicopy/pbicopy/sink"
 )
 
@@ -167,6 +168,7 @@ func (d *decoder) validateStorage(j *Job) {
 		}
 	}
 	if st.Auth != nil {
-		d.validateAuth(j, *st.Auth, "storage.auth", st.Cloud)
+		d.fieldErrors(j, "storage.auth", reflect.TypeFor[azure.AuthSpec](), st.Auth.Validate(st.Cloud))
+		d.validateAuth(j, *st.Auth, "storage.auth")
 	}
 }

@@ -426,7 +426,8 @@ func TestBackfillStateOnBlobIntegration(t *testing.T) {
 	top := "params: { day: { type: date } }\npartition: { param: day, step: 1d }"
 	job := f.job(t, query, salesMapping, top, `  - parquet: { path: "az://${CONTAINER}/sales/day={{ .day }}/sales.parquet" }`+"\n")
 	r := f.runner(nil)
-	r.From, r.To, r.Rate = "2024-05-01", "2024-05-03", -1
+	r.From, r.To = "2024-05-01", "2024-05-03"
+	connector(r).Rate = -1
 	if res := r.Run(context.Background(), job); res.Err() != nil {
 		t.Fatal(res.Err())
 	}

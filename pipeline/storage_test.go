@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/sink"
+	"github.com/pbicopy/pbicopy/source/powerbi"
 )
 
 // TestRenderOutputEscapes renders path templates with values that try to
@@ -88,7 +89,7 @@ func TestValidateStorage(t *testing.T) {
 		{"manifests collide", base + "sinks:\n  - parquet: { path: 'az://lake/s/a-{{ .part }}.parquet', maxRowsPerFile: 10 }\n  - csv: { path: 'az://lake/s/b-{{ .part }}.csv', maxRowsPerFile: 10 }\n",
 			[]string{"j.yaml:5: sinks[1].csv.path: sinks[0].parquet writes its parts' _manifest.json in the same folder"}},
 		{"negative limits", base + "sinks:\n  - csv: { path: 'x-{{ .part }}.csv', maxRowsPerFile: -1, maxBytesPerFile: 10 }\n",
-			[]string{"j.yaml:4: sinks[0].csv: maxRowsPerFile: -1 is negative", "maxBytesPerFile: 10 is out of range"}},
+			[]string{"j.yaml:4: sinks[0].csv.maxRowsPerFile: -1 is negative", "sinks[0].csv.maxBytesPerFile: 10 is out of range"}},
 		{"storage auth", base + "storage:\n  account: lake1\n  auth: { method: nope }\nsinks: [ { csv: { path: az://lake/x.csv } } ]\n",
 			[]string{"j.yaml:5: storage.auth.method: \"nope\" is not a method"}},
 	} {
@@ -127,7 +128,7 @@ func TestLocalSplitRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := (&Runner{BatchRows: 128}).Run(context.Background(), job)
+	res := (&Runner{Sources: &powerbi.Connector{}, BatchRows: 128}).Run(context.Background(), job)
 	if res.Err() != nil {
 		t.Fatal(res.Err())
 	}

@@ -2,17 +2,16 @@ package pipeline
 
 import (
 	"fmt"
-	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/sink"
+	"github.com/pbicopy/pbicopy/source"
 )
 
 var jobNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
@@ -41,26 +40,9 @@ func (d *decoder) validate(j *Job) {
 		d.errorf(line("name"), "name", "%q is not a valid job name: use lowercase letters, digits and -, starting with a letter or digit, at most 63 characters", j.Name)
 	}
 
-	src := j.Source
-	switch {
-	case src.PowerBI != nil && src.File != "":
-		d.errorf(line("source"), "source", "give either powerbi or file, not both")
-	case src.PowerBI == nil && src.File == "":
-		d.errorf(line("source"), "source", "required: powerbi (a query) or file (a saved response)")
-	case src.PowerBI != nil:
-		p, base := src.PowerBI, "source.powerbi"
-		required(base+".workspace", p.Workspace, "the workspace (group) id")
-		required(base+".dataset", p.Dataset, "the dataset id")
-		switch {
-		case p.Query != "" && p.Table != "":
-			d.errorf(line(base+".table"), base+".table", "give either query or table (with paging), not both")
-		case p.Table != "" && p.Paging == nil:
-			d.errorf(line(base+".table"), base+".paging", "required with table: paging: { key: Table[Key] }")
-		case p.Paging != nil && p.Table == "":
-			d.errorf(line(base+".paging"), base+".table", "required with paging: the DAX table expression to page through, e.g. Sales")
-		case p.Table == "":
-			required(base+".query", p.Query, "a DAX query, e.g. EVALUATE Sales (or table and paging)")
-		}
+	d.fieldErrors(j, "source", reflect.TypeFor[source.Spec](), j.Source.Validate())
+	if p := j.Source.PowerBI; p != nil && j.Source.File == "" {
+		base := "source.powerbi"
 		for _, f := range []struct{ name, text string }{{"query", p.Query}, {"table", p.Table}} {
 			if f.text == "" {
 				continue
@@ -73,32 +55,16 @@ func (d *decoder) validate(j *Job) {
 				d.errorf(line(base+"."+f.name), base+"."+f.name, "%v", err)
 			}
 		}
-		if pg := p.Paging; pg != nil {
-			pb := base + ".paging"
-			if required(pb+".key", pg.Key, "the unique key column, e.g. Sales[OrderID]") && j.Mapping != nil {
-				found := false
-				for _, c := range j.Mapping.Columns {
-					found = found || c.From == pg.Key
-				}
-				if !found {
-					d.errorf(line(pb+".key"), pb+".key", "%q is not the from of any mapped column: map the key so every row's key can be read", pg.Key)
-				}
+		if pg := p.Paging; pg != nil && pg.Key != "" && j.Mapping != nil {
+			found := false
+			for _, c := range j.Mapping.Columns {
+				found = found || c.From == pg.Key
 			}
-			if pg.PageRows != "" && pg.PageRows != "auto" {
-				if n, err := strconv.Atoi(pg.PageRows); err != nil || n < 1 || n > maxPageRows {
-					d.errorf(line(pb+".pageRows"), pb+".pageRows", "%q: write auto or a number from 1 to %d", pg.PageRows, maxPageRows)
-				}
+			if !found {
+				d.errorf(line(base+".paging.key"), base+".paging.key", "%q is not the from of any mapped column: map the key so every row's key can be read", pg.Key)
 			}
 		}
-		if p.Endpoint != "" {
-			if u, err := url.Parse(p.Endpoint); err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
-				d.errorf(line(base+".endpoint"), base+".endpoint", "%q is not an https URL, e.g. https://api.powerbi.com", p.Endpoint)
-			}
-		}
-		if _, err := azure.LookupCloud(p.Cloud); err != nil {
-			d.errorf(line(base+".cloud"), base+".cloud", "%v", err)
-		}
-		d.validateAuth(j, p.Auth, base+".auth", p.Cloud)
+		d.validateAuth(j, p.Auth, base+".auth")
 	}
 
 	if m := j.Mapping; m != nil {
@@ -162,15 +128,14 @@ func (d *decoder) validate(j *Job) {
 	d.validateStorage(j)
 }
 
-// validateAuth checks one auth block: a known method, and the fields that
-// method needs and no others.
-func (d *decoder) validateAuth(j *Job, a azure.AuthSpec, base, cloud string) {
+// validateAuth checks what the rules of an auth block (azure.AuthSpec's
+// Validate, reported with the block that holds it) do not: a known method,
+// and no secret written in the file.
+func (d *decoder) validateAuth(j *Job, a azure.AuthSpec, base string) {
 	line := j.lines.lineOf
 	if a.Method != "" && !slices.Contains(azure.Methods, a.Method) {
 		d.errorf(line(base+".method"), base+".method", "%q is not a method: use one of %s", a.Method, strings.Join(azure.Methods, ", "))
-		return
 	}
-	d.fieldErrors(j, base, reflect.TypeFor[azure.AuthSpec](), a.Validate(cloud))
 	for _, f := range azure.SecretFields {
 		if d.literal[base+"."+f] {
 			d.warnf(line(base+"."+f), base+"."+f, "the secret is written in the job file: reference an environment variable instead, e.g. ${PBI_CLIENT_SECRET}, and rotate this secret")
@@ -178,22 +143,43 @@ func (d *decoder) validateAuth(j *Job, a azure.AuthSpec, base, cloud string) {
 	}
 }
 
-// fieldErrors reports the errors of a section's Validate method: an error
-// that starts with the name of one of the section's fields ("tenant: ...")
-// is reported at that field, any other at the section.
+// flatten lists the errors joined in err, at any depth.
+func flatten(err error) []error {
+	u, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range u.Unwrap() {
+		out = append(out, flatten(e)...)
+	}
+	return out
+}
+
+// fieldErrors reports the errors of a section's Validate method, each at
+// the field it starts with: "tenant: required" from the auth block at base
+// is reported at base.tenant, "powerbi: dataset: required" from the source
+// block at source.powerbi.dataset. An error that names no field of the
+// section is reported at the section.
 func (d *decoder) fieldErrors(j *Job, base string, t reflect.Type, err error) {
 	if err == nil {
 		return
 	}
-	errs := []error{err}
-	if u, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = u.Unwrap()
-	}
-	names, _ := yamlFields(t)
-	for _, e := range errs {
+	for _, e := range flatten(err) {
 		path, msg := base, e.Error()
-		if name, rest, ok := strings.Cut(msg, ": "); ok && slices.Contains(names, name) {
-			path, msg = base+"."+name, rest
+		for ft := t; ; {
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			name, rest, ok := strings.Cut(msg, ": ")
+			if !ok || ft.Kind() != reflect.Struct {
+				break
+			}
+			names, index := yamlFields(ft)
+			if !slices.Contains(names, name) {
+				break
+			}
+			path, msg, ft = path+"."+name, rest, ft.Field(index[name]).Type
 		}
 		if d.reported[path] {
 			continue

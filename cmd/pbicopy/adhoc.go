@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/source"
 
 	"github.com/pbicopy/pbicopy/pipeline"
 )
@@ -57,7 +58,7 @@ func (s *sourceFlags) adhocFlagsGiven() bool {
 
 // spec builds the source block the flags describe, reading the secret from
 // the environment.
-func (s *sourceFlags) spec() (*pipeline.PowerBISpec, error) {
+func (s *sourceFlags) spec() (*source.PowerBISpec, error) {
 	if s.workspace == "" || s.dataset == "" {
 		return nil, usagef("give --workspace and --dataset (or --job FILE)")
 	}
@@ -107,7 +108,7 @@ func (s *sourceFlags) spec() (*pipeline.PowerBISpec, error) {
 		}
 		a.ClientSecret = secret
 	}
-	return &pipeline.PowerBISpec{
+	return &source.PowerBISpec{
 		Workspace: s.workspace, Dataset: s.dataset, Endpoint: s.endpoint, Cloud: s.cloud,
 		ImpersonatedUser: s.impersonate, Auth: a,
 	}, nil
@@ -130,7 +131,7 @@ func (a *app) jobSource(path string) (*pipeline.Job, error) {
 
 // source resolves the Power BI source of an ad-hoc command: the job's, or
 // the flags'.
-func (s *sourceFlags) source(a *app) (*pipeline.PowerBISpec, *pipeline.Job, error) {
+func (s *sourceFlags) source(a *app) (*source.PowerBISpec, *pipeline.Job, error) {
 	if s.job != "" {
 		if s.adhocFlagsGiven() {
 			return nil, nil, usagef("--job takes the dataset and credentials from the job file: leave out the other dataset and credential flags")

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/pipeline"
-	"github.com/pbicopy/pbicopy/sink/azureblob"
-	"github.com/pbicopy/pbicopy/source"
+	"github.com/pbicopy/pbicopy/source/powerbi"
 )
 
 // backfillFlags are the flags of partitioned runs, shared by run and plan.
@@ -26,7 +25,7 @@ func (b *backfillFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.from, "from", "", "first value of the partition parameter (a date or an integer)")
 	fs.StringVar(&b.to, "to", "", "last value of the partition parameter, inclusive")
 	fs.IntVar(&b.concurrency, "concurrency", 1, "partitions in flight at once")
-	fs.Float64Var(&b.rate, "rate", source.DefaultRate, "executeQueries requests per minute, shared by every page and partition (split it between shards of one principal)")
+	fs.Float64Var(&b.rate, "rate", powerbi.DefaultRate, "executeQueries requests per minute, shared by every page and partition (split it between shards of one principal)")
 	fs.BoolVar(&b.resume, "resume", false, "skip partitions the state file records as done")
 	fs.StringVar(&b.shard, "shard", "", "run only share `i/n` of the partitions (Kubernetes Indexed Job: $JOB_COMPLETION_INDEX/<completions>)")
 }
@@ -38,7 +37,7 @@ func (b *backfillFlags) apply(r *pipeline.Runner) error {
 	if b.rate <= 0 {
 		return usagef("--rate %g: use a positive number of requests per minute", b.rate)
 	}
-	r.From, r.To, r.Concurrency, r.Rate, r.Resume = b.from, b.to, b.concurrency, b.rate, b.resume
+	r.From, r.To, r.Concurrency, r.Resume = b.from, b.to, b.concurrency, b.resume
 	if b.shard != "" {
 		s, err := pipeline.ParseShard(b.shard)
 		if err != nil {
@@ -62,7 +61,7 @@ func (a *app) cmdPlan(args []string) error {
 	if len(paths) == 0 {
 		return usagef("plan needs at least one job file or folder")
 	}
-	r := &pipeline.Runner{Params: c.params, Storage: azureblob.Storage{HTTPClient: a.httpClient}}
+	r := &pipeline.Runner{Params: c.params, Storage: a.storage()}
 	if err := c.backfill.apply(r); err != nil {
 		return err
 	}
@@ -80,12 +79,12 @@ func (a *app) cmdPlan(args []string) error {
 		if err != nil {
 			return fmt.Errorf("job %s: %w", j.Name, err)
 		}
-		printPlan(stdout, p, r)
+		printPlan(stdout, p, r, c.backfill.rate)
 	}
 	return nil
 }
 
-func printPlan(w io.Writer, p *pipeline.RunPlan, r *pipeline.Runner) {
+func printPlan(w io.Writer, p *pipeline.RunPlan, r *pipeline.Runner, rate float64) {
 	fmt.Fprintf(w, "job %s: %d partition(s)", p.Job, len(p.Partitions))
 	if p.Skipped > 0 {
 		fmt.Fprintf(w, ", %d already done (--resume)", p.Skipped)
@@ -107,8 +106,8 @@ func printPlan(w io.Writer, p *pipeline.RunPlan, r *pipeline.Runner) {
 		}
 	}
 	tw.Flush()
-	d := time.Duration(float64(p.MinRequests) / r.Rate * float64(time.Minute))
-	fmt.Fprintf(w, "at least %d request(s) at %g/min with %d in flight: at least %s", p.MinRequests, r.Rate, max(1, r.Concurrency), d.Round(time.Second))
+	d := time.Duration(float64(p.MinRequests) / rate * float64(time.Minute))
+	fmt.Fprintf(w, "at least %d request(s) at %g/min with %d in flight: at least %s", p.MinRequests, rate, max(1, r.Concurrency), d.Round(time.Second))
 	if p.Paged {
 		fmt.Fprint(w, " plus one request per further page")
 	}

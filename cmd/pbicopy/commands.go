@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/pipeline"
-	"github.com/pbicopy/pbicopy/sink/azureblob"
 )
 
 // errJobsFailed reports that at least one job failed at run time (exit 1);
@@ -135,7 +134,7 @@ func (a *app) cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return writeSummaryOf(c.summary, "run", started, err)
 	}
-	runner := &pipeline.Runner{Logger: rep.log, Params: c.params, HTTPClient: a.httpClient, Storage: azureblob.Storage{HTTPClient: a.httpClient}, Progress: rep.progress()}
+	runner := &pipeline.Runner{Logger: rep.log, Params: c.params, Sources: a.connector(rep, c.backfill.rate), Storage: a.storage(), Progress: rep.progress()}
 	if err := c.backfill.apply(runner); err != nil {
 		return err
 	}

@@ -80,7 +80,8 @@ func (a *app) cmdDemo(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Fprintf(stdout, "fake Power BI listening on %s; running %s (job %s)\n", srv.URL(), jobs.DemoFile, job.Name)
-	runner := &pipeline.Runner{Logger: rep.log, HTTPClient: srv.Client(), Progress: rep.progress()}
+	a.httpClient = srv.Client()
+	runner := &pipeline.Runner{Logger: rep.log, Sources: a.connector(rep, 0), Storage: a.storage(), Progress: rep.progress()}
 	if err := runJobs(ctx, runner, []*pipeline.Job{job}, "", "", stdout, rep); err != nil {
 		return err
 	}

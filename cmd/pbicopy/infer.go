@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/source"
+	"github.com/pbicopy/pbicopy/source/powerbi"
 )
 
 // defaultSample is the number of rows infer samples.
@@ -35,9 +36,9 @@ func (a *app) cmdInfer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rep.close()
-	runner := &pipeline.Runner{Logger: rep.log, Params: c.params, HTTPClient: a.httpClient, Progress: rep.progress()}
+	runner := &pipeline.Runner{Logger: rep.log, Params: c.params}
 
-	var pb *pipeline.PowerBISpec
+	var pb *source.PowerBISpec
 	var dax string
 	switch {
 	case len(pos) == 1 && *query == "":
@@ -61,19 +62,19 @@ func (a *app) cmdInfer(ctx context.Context, args []string) error {
 	default:
 		return usagef("infer needs a job file, or --query 'EVALUATE ...' with --workspace and --dataset")
 	}
-	cols, qs, err := runner.InferSample(ctx, pb, dax, *sample)
+	cols, qs, err := a.connector(rep, 0).InferSample(ctx, pb, dax, *sample)
 	rep.close()
 	if err != nil {
 		return err
 	}
-	sampled, _ := pipeline.SampleQuery(dax, *sample)
+	sampled, _ := source.SampleQuery(dax, *sample)
 	printMapping(a.stdout, cols, int(qs.Rows), sampled)
 	return nil
 }
 
 // printMapping writes a mapping block ready to paste into a job file, with
 // a comment on every column the data engineer should look at.
-func printMapping(w io.Writer, cols []mapping.InferredColumn, rows int, query string) {
+func printMapping(w io.Writer, cols []powerbi.InferredColumn, rows int, query string) {
 	fmt.Fprintf(w, "# Inferred by pbicopy infer from %d sampled row(s) of:\n", rows)
 	for _, l := range strings.Split(strings.TrimSpace(query), "\n") {
 		fmt.Fprintf(w, "#   %s\n", strings.TrimRight(l, " \t\r"))

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/sink/azureblob"
+	"github.com/pbicopy/pbicopy/source/powerbi"
 )
 
 // progressInterval is the time between two redraws of the progress line:
@@ -244,3 +246,19 @@ func (r *reporter) close() {
 		r.bar.close()
 	}
 }
+
+// connector returns the process's Power BI connector, logging to the
+// reporter and telling the progress line of refreshes. rate is the
+// request limit per minute (0: the service's).
+func (a *app) connector(rep *reporter, rate float64) *powerbi.Connector {
+	c := &powerbi.Connector{HTTPClient: a.httpClient, Logger: rep.log, Rate: rate, RetryDelay: a.pollInterval}
+	if p := rep.progress(); p != nil {
+		c.OnRefresh = func(job, status string, elapsed time.Duration) {
+			p(pipeline.ProgressEvent{Kind: pipeline.ProgressRefresh, Job: job, Status: status, Elapsed: elapsed})
+		}
+	}
+	return c
+}
+
+// storage reaches Azure Blob Storage for the commands' blob outputs.
+func (a *app) storage() azureblob.Storage { return azureblob.Storage{HTTPClient: a.httpClient} }

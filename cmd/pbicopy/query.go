@@ -21,6 +21,8 @@ import (
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink"
+	"github.com/pbicopy/pbicopy/source"
+	"github.com/pbicopy/pbicopy/source/powerbi"
 )
 
 // maxCellWidth is the widest a value is shown in the terminal table.
@@ -69,14 +71,15 @@ func (a *app) cmdQuery(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rep.close()
-	runner := &pipeline.Runner{Logger: rep.log, HTTPClient: a.httpClient, Progress: rep.progress()}
+	conn := a.connector(rep, 0)
+	runner := &pipeline.Runner{Logger: rep.log, Sources: conn, Storage: a.storage(), Progress: rep.progress()}
 
 	switch *format {
 	case "table":
 		t := &tableOut{max: *maxRows}
-		_, err := runner.QueryBatches(ctx, pb, dax, t.schema, t.batch)
+		err := queryBatches(ctx, conn, rep, pb, dax, t)
 		rep.close()
-		if errors.Is(err, mapping.ErrNoRowsToInfer) {
+		if errors.Is(err, powerbi.ErrNoRowsToInfer) {
 			fmt.Fprintln(a.stdout, "(0 rows)")
 			return nil
 		}
@@ -86,14 +89,46 @@ func (a *app) cmdQuery(ctx context.Context, args []string) error {
 		t.print(a.stdout)
 		return nil
 	case "json":
-		return a.queryJSON(ctx, runner, rep, pb, dax, *out)
+		return a.queryJSON(ctx, conn, rep, pb, dax, *out)
 	}
 	return a.queryFile(ctx, runner, rep, pb, dax, *format, *out)
 }
 
+// queryBatches runs dax and streams its result, typed by inference, into
+// r: its schema first, then its batches.
+func queryBatches(ctx context.Context, conn *powerbi.Connector, rep *reporter, pb *source.PowerBISpec, dax string, r source.Receiver) error {
+	const job = "query"
+	src, err := conn.Open(ctx, source.Request{Job: job, Spec: source.Spec{PowerBI: pb}, Query: dax, Log: rep.log})
+	if err != nil {
+		return err
+	}
+	progress := rep.progress()
+	if progress != nil {
+		progress(pipeline.ProgressEvent{Kind: pipeline.ProgressJobStart, Job: job})
+		ctx = source.WithProgress(ctx, func(bytes int64, _ int) {
+			progress(pipeline.ProgressEvent{Kind: pipeline.ProgressBytes, Job: job, Bytes: bytes})
+		})
+		r = receiverFuncs{r.Schema, func(rec arrow.RecordBatch) error {
+			progress(pipeline.ProgressEvent{Kind: pipeline.ProgressRows, Job: job, Rows: rec.NumRows()})
+			return r.Batch(rec)
+		}}
+	}
+	_, err = src.Read(ctx, r)
+	return err
+}
+
+// receiverFuncs is a source.Receiver made of two functions.
+type receiverFuncs struct {
+	schema func(*arrow.Schema, []string) error
+	batch  func(arrow.RecordBatch) error
+}
+
+func (f receiverFuncs) Schema(s *arrow.Schema, notes []string) error { return f.schema(s, notes) }
+func (f receiverFuncs) Batch(rec arrow.RecordBatch) error            { return f.batch(rec) }
+
 // queryFile writes the result through the job sinks (csv or parquet), to
 // out, or for CSV without -o to stdout.
-func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *reporter, pb *pipeline.PowerBISpec, dax, format, out string) error {
+func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *reporter, pb *source.PowerBISpec, dax, format, out string) error {
 	path := out
 	if path == "" {
 		dir, err := os.MkdirTemp("", "pbicopy-query-*")
@@ -105,7 +140,7 @@ func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *repor
 	}
 	src := *pb
 	src.Query, src.Table, src.Paging, src.RefreshBefore = pipeline.EscapeTemplate(dax), "", nil, false
-	job := &pipeline.Job{Name: "query", Source: pipeline.SourceSpec{PowerBI: &src}}
+	job := &pipeline.Job{Name: "query", Source: source.Spec{PowerBI: &src}}
 	switch format {
 	case "csv":
 		job.Sinks = []sink.Spec{{CSV: &sink.CSVOptions{Path: pipeline.EscapeTemplate(path)}}}
@@ -136,7 +171,7 @@ func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *repor
 
 // queryJSON writes one JSON object per row, with typed values, to out or
 // stdout. A file is written beside out and renamed over it at the end.
-func (a *app) queryJSON(ctx context.Context, runner *pipeline.Runner, rep *reporter, pb *pipeline.PowerBISpec, dax, out string) error {
+func (a *app) queryJSON(ctx context.Context, conn *powerbi.Connector, rep *reporter, pb *source.PowerBISpec, dax, out string) error {
 	var dst io.Writer = a.stdout
 	var tmp *os.File
 	if out != "" {
@@ -153,9 +188,9 @@ func (a *app) queryJSON(ctx context.Context, runner *pipeline.Runner, rep *repor
 	bw := bufio.NewWriterSize(dst, 64<<10)
 	var names [][]byte
 	rows := int64(0)
-	onSchema := func(cols []mapping.Column, _ []string) error {
-		for _, c := range cols {
-			k, err := jsontext.AppendQuote(nil, c.To)
+	onSchema := func(schema *arrow.Schema, _ []string) error {
+		for _, f := range schema.Fields() {
+			k, err := jsontext.AppendQuote(nil, f.Name)
 			if err != nil {
 				return err
 			}
@@ -184,9 +219,9 @@ func (a *app) queryJSON(ctx context.Context, runner *pipeline.Runner, rep *repor
 		}
 		return nil
 	}
-	_, err := runner.QueryBatches(ctx, pb, dax, onSchema, emit)
+	err := queryBatches(ctx, conn, rep, pb, dax, receiverFuncs{onSchema, emit})
 	rep.close()
-	if errors.Is(err, mapping.ErrNoRowsToInfer) {
+	if errors.Is(err, powerbi.ErrNoRowsToInfer) {
 		err = nil // no rows, no lines
 	}
 	if err == nil {
@@ -257,23 +292,23 @@ func cellText(col arrow.Array, i int) string {
 // others.
 type tableOut struct {
 	max     int
-	cols    []mapping.Column
+	cols    []arrow.Field
 	rows    [][]string
 	nulls   [][]bool
 	total   int64
 	numeric []bool
 }
 
-func (t *tableOut) schema(cols []mapping.Column, _ []string) error {
-	t.cols = cols
-	for _, c := range cols {
-		k := c.Type.Kind
-		t.numeric = append(t.numeric, k == mapping.Int64 || k == mapping.Float64 || k == mapping.Decimal)
+func (t *tableOut) Schema(schema *arrow.Schema, _ []string) error {
+	t.cols = schema.Fields()
+	for _, f := range t.cols {
+		id := f.Type.ID()
+		t.numeric = append(t.numeric, id == arrow.INT64 || id == arrow.FLOAT64 || id == arrow.DECIMAL128)
 	}
 	return nil
 }
 
-func (t *tableOut) batch(rec arrow.RecordBatch) error {
+func (t *tableOut) Batch(rec arrow.RecordBatch) error {
 	defer rec.Release()
 	for i := range int(rec.NumRows()) {
 		t.total++
@@ -323,7 +358,7 @@ func (t *tableOut) print(w io.Writer) {
 	types := make([]string, n)
 	width := make([]int, n)
 	for j, c := range t.cols {
-		header[j], types[j] = displayCell(c.To), c.Type.String()
+		header[j], types[j] = displayCell(c.Name), mapping.TypeName(c.Type)
 		width[j] = max(displayWidth(header[j]), displayWidth(types[j]))
 	}
 	cells := make([][]string, len(t.rows))

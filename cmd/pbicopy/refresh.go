@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/pipeline"
-	"github.com/pbicopy/pbicopy/source"
+	"github.com/pbicopy/pbicopy/source/powerbi"
 )
 
 // tablesFlag collects repeated --table Table[/Partition] flags.
-type tablesFlag []source.RefreshObject
+type tablesFlag []powerbi.RefreshObject
 
 func (t *tablesFlag) String() string { return "" }
 
@@ -21,7 +21,7 @@ func (t *tablesFlag) Set(s string) error {
 	if strings.TrimSpace(table) == "" {
 		return fmt.Errorf("--table %q: write Table or Table/Partition", s)
 	}
-	*t = append(*t, source.RefreshObject{Table: table, Partition: part})
+	*t = append(*t, powerbi.RefreshObject{Table: table, Partition: part})
 	return nil
 }
 
@@ -39,7 +39,7 @@ func (a *app) cmdRefresh(ctx context.Context, args []string) error {
 	sf.register(fs, true)
 	wait := fs.Bool("wait", false, "wait for the refresh to end")
 	timeout := fs.Duration("timeout", 2*time.Hour, "with --wait: how long to wait")
-	var opts source.RefreshOptions
+	var opts powerbi.RefreshOptions
 	fs.StringVar(&opts.Type, "type", "", "enhanced refresh: full, clearValues, calculate, dataOnly, automatic or defragment")
 	fs.StringVar(&opts.CommitMode, "commit-mode", "", "enhanced refresh: transactional or partialBatch")
 	fs.IntVar(&opts.MaxParallelism, "max-parallelism", 0, "enhanced refresh: parallel processing threads")
@@ -64,12 +64,17 @@ func (a *app) cmdRefresh(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rep.close()
-	runner := &pipeline.Runner{Logger: rep.log, HTTPClient: a.httpClient, Progress: rep.progress(), RetryDelay: a.pollInterval}
-	if runner.Progress != nil {
-		runner.Progress(pipeline.ProgressEvent{Kind: pipeline.ProgressJobStart, Job: "refresh " + pb.Dataset})
+	job := "refresh " + pb.Dataset
+	progress := rep.progress()
+	var onPoll func(string, time.Duration)
+	if progress != nil {
+		progress(pipeline.ProgressEvent{Kind: pipeline.ProgressJobStart, Job: job})
+		onPoll = func(status string, elapsed time.Duration) {
+			progress(pipeline.ProgressEvent{Kind: pipeline.ProgressRefresh, Job: job, Status: status, Elapsed: elapsed})
+		}
 	}
 	start := time.Now()
-	ref, st, err := runner.RefreshAndWait(ctx, pb, opts, *wait, *timeout, "")
+	ref, st, err := a.connector(rep, 0).RefreshAndWait(ctx, pb, opts, *wait, *timeout, "", onPoll)
 	rep.close()
 	kind := "standard"
 	if opts.Enhanced() {

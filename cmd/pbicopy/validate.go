@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/pbicopy/pbicopy/pipeline"
-	"github.com/pbicopy/pbicopy/sink/azureblob"
+	"github.com/pbicopy/pbicopy/source/powerbi"
 )
 
 // errChecksFailed reports that an online check failed (exit 1); the
@@ -33,7 +33,7 @@ func (a *app) cmdValidate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	runner := &pipeline.Runner{Params: c.params, HTTPClient: a.httpClient, Storage: azureblob.Storage{HTTPClient: a.httpClient}}
+	runner := &pipeline.Runner{Params: c.params, Storage: a.storage()}
 	// Templates rendered with --param, the defaults, and placeholders for
 	// values given only at run time.
 	var problems []pipeline.Problem
@@ -68,6 +68,7 @@ func (a *app) cmdValidate(ctx context.Context, args []string) error {
 		return err
 	}
 	runner.Logger = log
+	runner.Sources = &powerbi.Connector{HTTPClient: a.httpClient, Logger: log, RetryDelay: a.pollInterval}
 	failed := 0
 	for _, j := range jobs {
 		fmt.Fprintf(stdout, "%s (job %s):\n", j.File, j.Name)

@@ -27,6 +27,7 @@ import (
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink/azureblob"
+	"github.com/pbicopy/pbicopy/source/powerbi"
 )
 
 const childEnv = "PBICOPY_BENCH_CHILD"
@@ -228,7 +229,7 @@ func child(jobPath string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	r := &pipeline.Runner{Storage: azureblob.Storage{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	r := &pipeline.Runner{Sources: &powerbi.Connector{}, Storage: azureblob.Storage{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	res := r.Run(context.Background(), jobs[0])
 	if res.Err() != nil {
 		fmt.Fprintln(os.Stderr, res.Err())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/source/powerbi"
 )
 
 // paged measures a keyset-paged extract against the fake Power BI over
@@ -46,11 +47,12 @@ source:
 			srv.Close()
 			return err
 		}
-		r := &pipeline.Runner{HTTPClient: srv.Client(), Rate: rate,
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+		conn := &powerbi.Connector{HTTPClient: srv.Client(), Rate: rate, Logger: log}
 		if !limited {
-			r.Rate = -1
+			conn.Rate = -1
 		}
+		r := &pipeline.Runner{Sources: conn, Logger: log}
 		start := time.Now()
 		res := r.Run(context.Background(), job)
 		wall := time.Since(start)

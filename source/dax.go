@@ -1,6 +1,7 @@
-package pipeline
+package source
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -154,4 +155,55 @@ func stripDAXComments(s string) string {
 		last = t.end
 	}
 	return b.String()
+}
+
+// The service's limits per query, and the margin auto page sizes keep
+// below them.
+const (
+	MaxPageRows   = 100_000
+	maxPageValues = 1_000_000
+	pageMargin    = 0.9
+	// FirstPageRows is the first page of an inferred mapping, whose column
+	// count is unknown until a row arrives.
+	FirstPageRows = 10_000
+)
+
+// AutoPageRows is the page size that keeps rows x columns under the
+// service's value limit, with margin.
+func AutoPageRows(columns int) int {
+	n := MaxPageRows
+	if columns > 0 {
+		n = min(n, maxPageValues/columns)
+	}
+	return max(1, int(float64(n)*pageMargin))
+}
+
+// FirstPageQuery and NextPageQuery are the page queries, in exactly this
+// shape so that they stay predictable and reviewable.
+func FirstPageQuery(n int, table, key string) string {
+	table = endComment(table)
+	return fmt.Sprintf("EVALUATE TOPN(%d, %s, %s, ASC) ORDER BY %s ASC", n, table, key, key)
+}
+
+// NextPageQuery is the query of every page after the first.
+func NextPageQuery(n int, table, key, lastKey string) string {
+	table = endComment(table)
+	return fmt.Sprintf("EVALUATE TOPN(%d, FILTER(%s, %s > %s), %s, ASC) ORDER BY %s ASC", n, table, key, lastKey, key, key)
+}
+
+// endComment ends a table expression whose last line holds a // or --
+// comment with a line break, so the comment cannot swallow the rest of the
+// page query.
+func endComment(table string) string {
+	last := table[strings.LastIndexByte(table, '\n')+1:]
+	if strings.Contains(last, "//") || strings.Contains(last, "--") {
+		return table + "\n"
+	}
+	return table
+}
+
+// DAXString writes s as a DAX string literal: quoted, with every " doubled,
+// so that no value can change the shape of a query.
+func DAXString(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }

@@ -1,4 +1,4 @@
-package mapping
+package powerbi
 
 import (
 	"bytes"
@@ -10,41 +10,27 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pbicopy/pbicopy/mapping"
 )
-
-// Unmapped says what to do with a row key that no column maps.
-type Unmapped uint8
-
-const (
-	// UnmappedError fails the run on the first unmapped key: a new column in
-	// the model is news the data engineer must see.
-	UnmappedError Unmapped = iota
-	// UnmappedIgnore drops unmapped keys.
-	UnmappedIgnore
-)
-
-// DefaultBatchRows is the number of rows per record batch: large enough to
-// amortise per-batch costs, small enough that a few batches in flight stay
-// within a few megabytes.
-const DefaultBatchRows = 16384
 
 // EmitFunc receives each full batch. It takes over the caller's reference:
 // it must Release rec (or hand it on to someone who does).
 type EmitFunc func(rec arrow.RecordBatch) error
 
 // Builder turns decoded rows into typed Arrow record batches. It implements
-// source.RowReceiver: rows go in field by field, batches of BatchRows rows
+// rowReceiver: rows go in field by field, batches of BatchRows rows
 // come out through the emit function, and Flush emits the last partial batch.
 //
 // A key absent from a row is null. A key given twice in one row, an unmapped
-// key (with UnmappedError) and a value that does not fit its column's type
+// key (with mapping.UnmappedError) and a value that does not fit its column's type
 // fail with the row number, the column and the value. After such an error
 // Field, EndRow and Flush return it again and emit nothing: the row in
 // progress is incomplete. Release the builder.
 type Builder struct {
-	cols      []Column
-	index     map[string]int // key (unquoted, as in Column.From) -> column
-	unmapped  Unmapped
+	cols      []mapping.Column
+	index     map[string]int // key (unquoted, as in mapping.Column.From) -> column
+	unmapped  mapping.Unmapped
 	batchRows int
 	emit      EmitFunc
 
@@ -61,10 +47,10 @@ type Builder struct {
 	err     error // the first error from Field, returned by every later call
 }
 
-// NewBuilder returns a Builder for cols. batchRows <= 0 means DefaultBatchRows.
-func NewBuilder(mem memory.Allocator, cols []Column, unmapped Unmapped, batchRows int, emit EmitFunc) *Builder {
+// NewBuilder returns a Builder for cols. batchRows <= 0 means mapping.DefaultBatchRows.
+func NewBuilder(mem memory.Allocator, cols []mapping.Column, unmapped mapping.Unmapped, batchRows int, emit EmitFunc) *Builder {
 	if batchRows <= 0 {
-		batchRows = DefaultBatchRows
+		batchRows = mapping.DefaultBatchRows
 	}
 	b := &Builder{
 		cols:      cols,
@@ -72,7 +58,7 @@ func NewBuilder(mem memory.Allocator, cols []Column, unmapped Unmapped, batchRow
 		unmapped:  unmapped,
 		batchRows: batchRows,
 		emit:      emit,
-		rb:        array.NewRecordBuilder(mem, Schema(cols)),
+		rb:        array.NewRecordBuilder(mem, mapping.Schema(cols)),
 		seen:      make([]uint64, len(cols)),
 		row:       1,
 	}
@@ -91,14 +77,14 @@ func (b *Builder) Schema() *arrow.Schema { return b.rb.Schema() }
 // Rows is the number of complete rows received so far.
 func (b *Builder) Rows() int64 { return int64(b.row - 1) }
 
-// Field receives one key and its raw JSON value; see source.RowReceiver.
+// Field receives one key and its raw JSON value; see rowReceiver.
 func (b *Builder) Field(key, value []byte) error {
 	if b.err != nil {
 		return b.err
 	}
 	i, ok := b.lookup(key)
 	if !ok {
-		if b.unmapped == UnmappedIgnore {
+		if b.unmapped == mapping.UnmappedIgnore {
 			return nil
 		}
 		return b.fail(fmt.Errorf("row %d: key %s is not mapped to any column: add it to mapping.columns, or set mapping.unmapped: ignore", b.row, key))
@@ -152,7 +138,7 @@ func (b *Builder) fail(err error) error {
 	return err
 }
 
-// EndRow closes the current row; see source.RowReceiver.
+// EndRow closes the current row; see rowReceiver.
 func (b *Builder) EndRow() error {
 	if b.err != nil {
 		return b.err
@@ -200,7 +186,7 @@ type ValueError struct {
 	Row    int64 // 1-based row number in the result
 	Column string
 	From   string
-	Type   Type
+	Type   mapping.Type
 	Value  string // the raw JSON value, shortened for display
 	Reason string
 }
@@ -227,10 +213,10 @@ func kindMismatch(raw []byte, want string) error {
 
 // appender returns the function that appends one non-null raw value to
 // column i.
-func (b *Builder) appender(i int, t Type) func([]byte) error {
+func (b *Builder) appender(i int, t mapping.Type) func([]byte) error {
 	fb := b.rb.Field(i)
 	switch t.Kind {
-	case String:
+	case mapping.String:
 		sb := fb.(*array.StringBuilder)
 		return func(raw []byte) error {
 			switch {
@@ -248,7 +234,7 @@ func (b *Builder) appender(i int, t Type) func([]byte) error {
 			}
 			return nil
 		}
-	case Int64:
+	case mapping.Int64:
 		ib := fb.(*array.Int64Builder)
 		return func(raw []byte) error {
 			if !isNumber(raw) {
@@ -261,7 +247,7 @@ func (b *Builder) appender(i int, t Type) func([]byte) error {
 			ib.Append(v)
 			return nil
 		}
-	case Float64:
+	case mapping.Float64:
 		f := fb.(*array.Float64Builder)
 		return func(raw []byte) error {
 			if !isNumber(raw) {
@@ -274,7 +260,7 @@ func (b *Builder) appender(i int, t Type) func([]byte) error {
 			f.Append(v)
 			return nil
 		}
-	case Decimal:
+	case mapping.Decimal:
 		db := fb.(*array.Decimal128Builder)
 		return func(raw []byte) error {
 			if !isNumber(raw) {
@@ -287,7 +273,7 @@ func (b *Builder) appender(i int, t Type) func([]byte) error {
 			db.Append(v)
 			return nil
 		}
-	case Bool:
+	case mapping.Bool:
 		bb := fb.(*array.BooleanBuilder)
 		return func(raw []byte) error {
 			v, err := parseBool(raw)
@@ -297,7 +283,7 @@ func (b *Builder) appender(i int, t Type) func([]byte) error {
 			bb.Append(v)
 			return nil
 		}
-	case Date:
+	case mapping.Date:
 		db := fb.(*array.Date32Builder)
 		return func(raw []byte) error {
 			c, err := b.civilValue(raw, "a date string")
@@ -310,7 +296,7 @@ func (b *Builder) appender(i int, t Type) func([]byte) error {
 			db.Append(arrow.Date32(c.days))
 			return nil
 		}
-	case Timestamp:
+	case mapping.Timestamp:
 		tb := fb.(*array.TimestampBuilder)
 		return func(raw []byte) error {
 			c, err := b.civilValue(raw, "a date-time string")

@@ -1,4 +1,4 @@
-package pipeline
+package powerbi
 
 import (
 	"bytes"
@@ -17,53 +17,9 @@ import (
 	"github.com/pbicopy/pbicopy/source"
 )
 
-// The service's limits per query, and the margin auto page sizes keep
-// below them.
-const (
-	maxPageRows   = 100_000
-	maxPageValues = 1_000_000
-	pageMargin    = 0.9
-	// firstPageRows is the first page of an inferred mapping, whose column
-	// count is unknown until a row arrives.
-	firstPageRows = 10_000
-	// maxPageCuts is how many times in a row a page may break off before
-	// the partition fails.
-	maxPageCuts = 3
-)
-
-// autoPageRows is the page size that keeps rows x columns under the
-// service's value limit, with margin.
-func autoPageRows(columns int) int {
-	n := maxPageRows
-	if columns > 0 {
-		n = min(n, maxPageValues/columns)
-	}
-	return max(1, int(float64(n)*pageMargin))
-}
-
-// FirstPageQuery and NextPageQuery are the page queries, in exactly this
-// shape so that they stay predictable and reviewable.
-func FirstPageQuery(n int, table, key string) string {
-	table = endComment(table)
-	return fmt.Sprintf("EVALUATE TOPN(%d, %s, %s, ASC) ORDER BY %s ASC", n, table, key, key)
-}
-
-// NextPageQuery is the query of every page after the first.
-func NextPageQuery(n int, table, key, lastKey string) string {
-	table = endComment(table)
-	return fmt.Sprintf("EVALUATE TOPN(%d, FILTER(%s, %s > %s), %s, ASC) ORDER BY %s ASC", n, table, key, lastKey, key, key)
-}
-
-// endComment ends a table expression whose last line holds a // or --
-// comment with a line break, so the comment cannot swallow the rest of the
-// page query.
-func endComment(table string) string {
-	last := table[strings.LastIndexByte(table, '\n')+1:]
-	if strings.Contains(last, "//") || strings.Contains(last, "--") {
-		return table + "\n"
-	}
-	return table
-}
+// maxPageCuts is how many times in a row a page may break off before the
+// partition fails.
+const maxPageCuts = 3
 
 // pager extracts a table page by page on a unique key.
 type pager struct {
@@ -72,14 +28,14 @@ type pager struct {
 	n          int          // page size; 0: auto
 	auto       bool
 	columns    int // mapped columns, 0 when inferred
-	exec       func(ctx context.Context, dax string, recv source.RowReceiver) (source.QueryStats, error)
+	exec       func(ctx context.Context, dax string, recv rowReceiver) (QueryStats, error)
 	log        *slog.Logger
 	progress   func(pages int, rows int64)
 }
 
 // pageStats is what a paged extract did.
 type pageStats struct {
-	source.QueryStats
+	QueryStats
 	Pages      int
 	Truncated  int // pages cut by a service limit and continued smaller
 	Cuts       int // pages whose body broke off and were continued
@@ -88,21 +44,21 @@ type pageStats struct {
 }
 
 // run fetches every page into recv.
-func (p *pager) run(ctx context.Context, recv source.RowReceiver) (pageStats, error) {
+func (p *pager) run(ctx context.Context, recv rowReceiver) (pageStats, error) {
 	pr := &pageReceiver{next: recv, key: quoteKey(p.key), keyName: p.key, keyType: p.keyType}
 	var st pageStats
 	n := p.n
 	if p.auto {
-		n = autoPageRows(p.columns)
+		n = source.AutoPageRows(p.columns)
 		if p.columns == 0 {
-			n = firstPageRows
+			n = source.FirstPageRows
 		}
 	}
 	cuts := 0
 	for {
-		dax := FirstPageQuery(n, p.table, p.key)
+		dax := source.FirstPageQuery(n, p.table, p.key)
 		if pr.last != nil {
-			dax = NextPageQuery(n, p.table, p.key, pr.lastLiteral)
+			dax = source.NextPageQuery(n, p.table, p.key, pr.lastLiteral)
 		}
 		before := pr.rows
 		qs, err := p.exec(ctx, dax, pr)
@@ -118,8 +74,8 @@ func (p *pager) run(ctx context.Context, recv source.RowReceiver) (pageStats, er
 		if p.progress != nil {
 			p.progress(st.Pages, pr.rows)
 		}
-		var se *source.ServiceError
-		var le *source.LimitError
+		var se *ServiceError
+		var le *LimitError
 		switch {
 		case err == nil:
 			cuts = 0
@@ -154,7 +110,7 @@ func (p *pager) run(ctx context.Context, recv source.RowReceiver) (pageStats, er
 		if p.auto && pr.width > 0 && st.Truncated == 0 {
 			// Size the next pages by the columns the rows really carry
 			// (unless a cut has shown the pages must be smaller).
-			n = autoPageRows(pr.width)
+			n = source.AutoPageRows(pr.width)
 		}
 	}
 	st.FinalPageN = n
@@ -165,7 +121,7 @@ func (p *pager) run(ctx context.Context, recv source.RowReceiver) (pageStats, er
 // until it is complete, checks that the key strictly increases, and
 // remembers the last key for the next page's filter.
 type pageReceiver struct {
-	next    source.RowReceiver
+	next    rowReceiver
 	key     []byte // the key as a raw JSON string
 	keyName string
 	keyType mapping.Type
@@ -308,7 +264,7 @@ func keyLiteral(raw []byte, t mapping.Type) (string, error) {
 		return "", err
 	}
 	if t.Kind == mapping.String {
-		return DAXLiteral(s)
+		return source.DAXString(s), nil
 	}
 	if ts, ok := parseISODateTime(s); ok {
 		lit := fmt.Sprintf("DATETIME(%d, %d, %d, %d, %d, %d)", ts.Year(), int(ts.Month()), ts.Day(), ts.Hour(), ts.Minute(), ts.Second())
@@ -318,7 +274,7 @@ func keyLiteral(raw []byte, t mapping.Type) (string, error) {
 		}
 		return lit, nil
 	}
-	return DAXLiteral(s)
+	return source.DAXString(s), nil
 }
 
 func parseISODateTime(s string) (time.Time, bool) {

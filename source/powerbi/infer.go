@@ -1,4 +1,4 @@
-package mapping
+package powerbi
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // Inference sample sizes: the schema is decided once every key has had
@@ -27,9 +29,9 @@ var ErrNoRowsToInfer = errors.New("the query returned no rows, so no columns can
 // SchemaFunc is told the columns once inference has decided them, before
 // the first batch is emitted. notes describe choices the user should review
 // (renamed collisions, columns that were always null).
-type SchemaFunc func(cols []Column, notes []string) error
+type SchemaFunc func(cols []mapping.Column, notes []string) error
 
-// Inferrer is a source.RowReceiver for jobs without a mapping: it samples the
+// Inferrer is a rowReceiver for jobs without a mapping: it samples the
 // first rows, infers column names and types from them, then builds batches
 // exactly as a Builder for those columns would, every row included.
 type Inferrer struct {
@@ -72,7 +74,7 @@ func NewInferrer(mem memory.Allocator, batchRows int, onSchema SchemaFunc, emit 
 		minRows: InferMinRows, maxRows: InferMaxRows, keyIdx: map[string]int{}}
 }
 
-// Field receives one key and its raw JSON value; see source.RowReceiver.
+// Field receives one key and its raw JSON value; see rowReceiver.
 func (in *Inferrer) Field(key, value []byte) error {
 	if in.b != nil {
 		return in.b.Field(key, value)
@@ -98,7 +100,7 @@ func (in *Inferrer) Field(key, value []byte) error {
 	return nil
 }
 
-// EndRow closes the current row; see source.RowReceiver.
+// EndRow closes the current row; see rowReceiver.
 func (in *Inferrer) EndRow() error {
 	if in.b != nil {
 		return in.b.EndRow()
@@ -140,7 +142,7 @@ func (in *Inferrer) Release() {
 }
 
 // Columns returns the inferred columns, or nil before the schema is decided.
-func (in *Inferrer) Columns() []Column {
+func (in *Inferrer) Columns() []mapping.Column {
 	if in.b == nil {
 		return nil
 	}
@@ -157,7 +159,7 @@ func (in *Inferrer) decide() error {
 			return err
 		}
 	}
-	in.b = NewBuilder(in.mem, cols, UnmappedError, in.batchRows, in.emit)
+	in.b = NewBuilder(in.mem, cols, mapping.UnmappedError, in.batchRows, in.emit)
 	start := 0
 	for _, end := range in.ends {
 		for _, f := range in.fields[start:end] {
@@ -176,7 +178,7 @@ func (in *Inferrer) decide() error {
 
 // infer derives the columns from the keys and values sampled so far, with
 // notes on the choices the user should review.
-func (in *Inferrer) infer() ([]Column, []string, error) {
+func (in *Inferrer) infer() ([]mapping.Column, []string, error) {
 	keys := make([]string, len(in.rawKeys))
 	for i, rk := range in.rawKeys {
 		k, err := jsontext.AppendUnquote(nil, rk)
@@ -185,11 +187,11 @@ func (in *Inferrer) infer() ([]Column, []string, error) {
 		}
 		keys[i] = string(k)
 	}
-	names, notes := TargetNames(keys)
-	cols := make([]Column, len(keys))
+	names, notes := mapping.TargetNames(keys)
+	cols := make([]mapping.Column, len(keys))
 	for i, k := range keys {
 		t, note := in.stats[i].infer(len(in.ends))
-		cols[i] = Column{From: k, To: names[i], Type: t}
+		cols[i] = mapping.Column{From: k, To: names[i], Type: t}
 		if note != "" {
 			notes = append(notes, fmt.Sprintf("key %s: %s", k, note))
 		}
@@ -242,32 +244,32 @@ func (st *valueStats) observe(raw []byte) {
 }
 
 // infer picks the narrowest type that holds every sampled value.
-func (st *valueStats) infer(rows int) (Type, string) {
+func (st *valueStats) infer(rows int) (mapping.Type, string) {
 	numbers := st.ints + st.bigInts + st.fracs + st.exps
 	strs := st.dates + st.dateTimes + st.otherStrs
 	switch {
 	case st.nonNull == 0:
-		return Type{Kind: String}, fmt.Sprintf("null in all %d sampled rows, inferred as string: declare its type in mapping.columns", rows)
+		return mapping.Type{Kind: mapping.String}, fmt.Sprintf("null in all %d sampled rows, inferred as string: declare its type in mapping.columns", rows)
 	case numbers == st.nonNull:
 		switch {
 		case st.exps > 0 || st.fracs > 0 && (st.maxFrac > 4 || st.maxIntDigits > 15):
-			return Type{Kind: Float64}, ""
+			return mapping.Type{Kind: mapping.Float64}, ""
 		case st.fracs > 0:
-			return Type{Kind: Decimal, Precision: 19, Scale: 4}, ""
-		case st.bigInts > 0 && st.maxIntDigits <= MaxDecimalPrecision:
-			return Type{Kind: Decimal, Precision: MaxDecimalPrecision, Scale: 0}, ""
+			return mapping.Type{Kind: mapping.Decimal, Precision: 19, Scale: 4}, ""
+		case st.bigInts > 0 && st.maxIntDigits <= mapping.MaxDecimalPrecision:
+			return mapping.Type{Kind: mapping.Decimal, Precision: mapping.MaxDecimalPrecision, Scale: 0}, ""
 		case st.bigInts > 0:
-			return Type{Kind: Float64}, ""
+			return mapping.Type{Kind: mapping.Float64}, ""
 		}
-		return Type{Kind: Int64}, ""
+		return mapping.Type{Kind: mapping.Int64}, ""
 	case st.bools == st.nonNull:
-		return Type{Kind: Bool}, ""
+		return mapping.Type{Kind: mapping.Bool}, ""
 	case strs == st.nonNull && st.dates == st.nonNull:
-		return Type{Kind: Date}, ""
+		return mapping.Type{Kind: mapping.Date}, ""
 	case strs == st.nonNull && st.otherStrs == 0:
-		return Type{Kind: Timestamp}, ""
+		return mapping.Type{Kind: mapping.Timestamp}, ""
 	case strs != st.nonNull:
-		return Type{Kind: String}, "mixes numbers, booleans and strings: inferred as string"
+		return mapping.Type{Kind: mapping.String}, "mixes numbers, booleans and strings: inferred as string"
 	}
-	return Type{Kind: String}, ""
+	return mapping.Type{Kind: mapping.String}, ""
 }

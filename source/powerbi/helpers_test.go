@@ -1,4 +1,4 @@
-package mapping
+package powerbi
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // checkedMem returns an allocator that fails the test if any byte is still
@@ -146,9 +148,9 @@ func showValue(v any) string {
 	return fmt.Sprint(v)
 }
 
-func mustType(t testing.TB, s string) Type {
+func mustType(t testing.TB, s string) mapping.Type {
 	t.Helper()
-	typ, err := ParseType(s)
+	typ, err := mapping.ParseType(s)
 	if err != nil {
 		t.Fatal(err)
 	}

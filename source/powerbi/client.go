@@ -1,4 +1,4 @@
-package source
+package powerbi
 
 import (
 	"bytes"
@@ -26,8 +26,8 @@ import (
 // DefaultEndpoint is the Power BI REST endpoint of the public cloud.
 const DefaultEndpoint = "https://api.powerbi.com"
 
-// PowerBIConfig configures a Power BI client.
-type PowerBIConfig struct {
+// Config configures a Power BI client.
+type Config struct {
 	Endpoint   string // default DefaultEndpoint
 	Credential azcore.TokenCredential
 	// Scope is the OAuth scope; default PowerBIScope (the public cloud's).
@@ -65,9 +65,9 @@ type QueryStats struct {
 	Waited    time.Duration // time spent waiting before retries
 }
 
-// PowerBI is a client of the executeQueries REST API. It is safe for
+// Client is a client of the executeQueries REST API. It is safe for
 // concurrent use.
-type PowerBI struct {
+type Client struct {
 	endpoint *url.URL
 	cred     *refreshableCredential
 	scope    string
@@ -81,8 +81,8 @@ type PowerBI struct {
 	pl runtime.Pipeline
 }
 
-// NewPowerBI returns a client for cfg.
-func NewPowerBI(cfg PowerBIConfig) (*PowerBI, error) {
+// NewClient returns a client for cfg.
+func NewClient(cfg Config) (*Client, error) {
 	ep := cfg.Endpoint
 	if ep == "" {
 		ep = DefaultEndpoint
@@ -100,7 +100,7 @@ func NewPowerBI(cfg PowerBIConfig) (*PowerBI, error) {
 		hc = &c
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	p := &PowerBI{
+	p := &Client{
 		endpoint: u,
 		cred:     &refreshableCredential{cred: cfg.Credential},
 		scope:    cmp.Or(cfg.Scope, azure.PowerBIScope),
@@ -128,7 +128,7 @@ func NewPowerBI(cfg PowerBIConfig) (*PowerBI, error) {
 	return p, nil
 }
 
-func (p *PowerBI) newPipeline() runtime.Pipeline {
+func (p *Client) newPipeline() runtime.Pipeline {
 	bearer := runtime.NewBearerTokenPolicy(p.cred, []string{p.scope}, &policy.BearerTokenOptions{
 		InsecureAllowCredentialWithHTTP: p.endpoint.Scheme == "http",
 	})
@@ -146,14 +146,14 @@ func (p *PowerBI) newPipeline() runtime.Pipeline {
 	})
 }
 
-func (p *PowerBI) pipeline() runtime.Pipeline {
+func (p *Client) pipeline() runtime.Pipeline {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.pl
 }
 
 // renewToken makes the next request use a freshly issued token.
-func (p *PowerBI) renewToken() {
+func (p *Client) renewToken() {
 	p.cred.forceRefresh()
 	p.mu.Lock()
 	p.pl = p.newPipeline()
@@ -215,7 +215,7 @@ const maxRedirects = 5
 // truncated result among them) and an *APIError for any other HTTP status.
 // Throttling (429) and transient server errors are retried with back-off,
 // honouring Retry-After; a 403 TokenExpired is retried once with a new token.
-func (p *PowerBI) ExecuteQuery(ctx context.Context, q Query, recv RowReceiver) (QueryStats, error) {
+func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (QueryStats, error) {
 	body, err := json.Marshal(executeQueriesRequest{
 		Queries:            []queryText{{Query: q.DAX}},
 		SerializerSettings: serializerSettings{IncludeNulls: true},
@@ -226,7 +226,7 @@ func (p *PowerBI) ExecuteQuery(ctx context.Context, q Query, recv RowReceiver) (
 	}
 	target := p.endpoint.JoinPath("v1.0", "myorg", "groups", url.PathEscape(q.Workspace), "datasets", url.PathEscape(q.Dataset), "executeQueries")
 	st := &attemptStats{}
-	ctx = context.WithValue(ctx, attemptKey{}, st)
+	ctx = context.WithValue(context.WithValue(ctx, attemptKey{}, st), queryKey{}, true)
 	renewed := false
 	redirects := 0
 	for {
@@ -275,11 +275,11 @@ func (p *PowerBI) ExecuteQuery(ctx context.Context, q Query, recv RowReceiver) (
 	}
 }
 
-func (p *PowerBI) stats(st *attemptStats, ds DecodeStats) QueryStats {
+func (p *Client) stats(st *attemptStats, ds DecodeStats) QueryStats {
 	return QueryStats{DecodeStats: ds, RequestID: st.requestID, Attempts: st.attempts, Throttled: st.throttled, Waited: st.waited}
 }
 
-func (p *PowerBI) post(ctx context.Context, target string, body []byte) (*http.Response, error) {
+func (p *Client) post(ctx context.Context, target string, body []byte) (*http.Response, error) {
 	req, err := runtime.NewRequest(ctx, http.MethodPost, target)
 	if err != nil {
 		return nil, err
@@ -303,7 +303,7 @@ func streamingNopCloser(r *bytes.Reader) io.ReadSeekCloser {
 // scheme) on the endpoint's host, a Power BI host, or loopback when the
 // endpoint is itself on loopback. The bearer token goes with the request, so
 // it must never follow a redirect anywhere else.
-func (p *PowerBI) redirectTarget(from *url.URL, resp *http.Response) (*url.URL, error) {
+func (p *Client) redirectTarget(from *url.URL, resp *http.Response) (*url.URL, error) {
 	loc, err := resp.Location()
 	if err != nil {
 		return nil, fmt.Errorf("executeQueries: redirect %d without a usable Location: %w", resp.StatusCode, err)
@@ -374,6 +374,9 @@ func (e *StreamError) Error() string {
 
 func (e *StreamError) Unwrap() error { return e.Err }
 
+// Retryable reports that running the query again may succeed.
+func (e *StreamError) Retryable() bool { return true }
+
 // isStreamCut reports whether the body itself broke off (never an error of
 // the receiver, whose values could hold any text).
 func isStreamCut(err error) bool {
@@ -384,14 +387,6 @@ func isStreamCut(err error) bool {
 	var ne net.Error
 	return errors.Is(be, io.ErrUnexpectedEOF) || errors.As(be, &ne) ||
 		strings.Contains(be.Error(), "connection reset") || strings.Contains(be.Error(), "INTERNAL_ERROR")
-}
-
-// Retryable reports whether running a whole query again may succeed: the
-// body broke off mid-stream. Errors the service answered (HTTP errors that
-// azcore did not retry, errors in the body) are not.
-func Retryable(err error) bool {
-	var se *StreamError
-	return errors.As(err, &se)
 }
 
 // refreshableCredential wraps a credential so that the next token can be
@@ -418,4 +413,11 @@ func (r *refreshableCredential) GetToken(ctx context.Context, opts policy.TokenR
 		opts.Claims = fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
 	}
 	return r.cred.GetToken(ctx, opts)
+}
+
+// Token gets an access token for the API, proving that the credential
+// works.
+func (p *Client) Token(ctx context.Context) error {
+	_, err := p.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{p.scope}})
+	return err
 }

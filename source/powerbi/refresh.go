@@ -1,4 +1,4 @@
-package source
+package powerbi
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/go-json-experiment/json"
+
+	"github.com/pbicopy/pbicopy/source"
 )
 
 // RefreshOptions are the options of a dataset refresh. The zero value asks
@@ -159,7 +161,7 @@ func refreshHint(e *APIError) string {
 	return ""
 }
 
-func (p *PowerBI) refreshesURL(workspace, dataset string) *url.URL {
+func (p *Client) refreshesURL(workspace, dataset string) *url.URL {
 	return p.endpoint.JoinPath("v1.0", "myorg", "groups", url.PathEscape(workspace), "datasets", url.PathEscape(dataset), "refreshes")
 }
 
@@ -168,7 +170,7 @@ func (p *PowerBI) refreshesURL(workspace, dataset string) *url.URL {
 // found in the refresh history, comparing it with the history read just
 // before the request. A refresh already running is a
 // *RefreshInProgressError.
-func (p *PowerBI) StartRefresh(ctx context.Context, workspace, dataset string, opts RefreshOptions) (*Refresh, error) {
+func (p *Client) StartRefresh(ctx context.Context, workspace, dataset string, opts RefreshOptions) (*Refresh, error) {
 	body, err := opts.body()
 	if err != nil {
 		return nil, err
@@ -221,7 +223,7 @@ func (p *PowerBI) StartRefresh(ctx context.Context, workspace, dataset string, o
 
 // findNewRefresh reads the top of the refresh history until a refresh other
 // than previous shows.
-func (p *PowerBI) findNewRefresh(ctx context.Context, workspace, dataset, previous string) (*Refresh, error) {
+func (p *Client) findNewRefresh(ctx context.Context, workspace, dataset, previous string) (*Refresh, error) {
 	delay := 500 * time.Millisecond
 	for i := 0; ; i++ {
 		st, ok, err := p.LatestRefresh(ctx, workspace, dataset)
@@ -243,7 +245,7 @@ func (p *PowerBI) findNewRefresh(ctx context.Context, workspace, dataset, previo
 
 // LatestRefresh returns the newest entry of the dataset's refresh history
 // (GET .../refreshes?$top=1); ok is false when the history is empty.
-func (p *PowerBI) LatestRefresh(ctx context.Context, workspace, dataset string) (RefreshState, bool, error) {
+func (p *Client) LatestRefresh(ctx context.Context, workspace, dataset string) (RefreshState, bool, error) {
 	list, err := p.refreshHistory(ctx, workspace, dataset, 1)
 	if err != nil || len(list) == 0 {
 		return RefreshState{}, false, err
@@ -251,7 +253,7 @@ func (p *PowerBI) LatestRefresh(ctx context.Context, workspace, dataset string) 
 	return list[0], true, nil
 }
 
-func (p *PowerBI) refreshHistory(ctx context.Context, workspace, dataset string, top int) ([]RefreshState, error) {
+func (p *Client) refreshHistory(ctx context.Context, workspace, dataset string, top int) ([]RefreshState, error) {
 	u := p.refreshesURL(workspace, dataset)
 	u.RawQuery = "$top=" + strconv.Itoa(top)
 	resp, err := p.call(ctx, http.MethodGet, u, nil)
@@ -278,7 +280,7 @@ func (p *PowerBI) refreshHistory(ctx context.Context, workspace, dataset string,
 
 // RefreshStatus reads one refresh (GET .../refreshes/{id}). retryAfter is
 // the service's Retry-After, 0 when it sent none.
-func (p *PowerBI) RefreshStatus(ctx context.Context, workspace, dataset, id string) (st RefreshState, retryAfter time.Duration, err error) {
+func (p *Client) RefreshStatus(ctx context.Context, workspace, dataset, id string) (st RefreshState, retryAfter time.Duration, err error) {
 	resp, err := p.call(ctx, http.MethodGet, p.refreshesURL(workspace, dataset).JoinPath(url.PathEscape(id)), nil)
 	if err != nil {
 		return RefreshState{}, 0, err
@@ -319,7 +321,7 @@ type WaitOptions struct {
 // other than completed, or ctx's error (the refresh goes on in the
 // service). It reads GET .../refreshes/{id}; if the service does not know
 // the id there (a standard refresh), it reads the refresh history instead.
-func (p *PowerBI) WaitRefresh(ctx context.Context, workspace, dataset, id string, opts WaitOptions) (RefreshState, error) {
+func (p *Client) WaitRefresh(ctx context.Context, workspace, dataset, id string, opts WaitOptions) (RefreshState, error) {
 	interval := opts.Interval
 	if interval <= 0 {
 		interval = 5 * time.Second
@@ -374,7 +376,7 @@ func (p *PowerBI) WaitRefresh(ctx context.Context, workspace, dataset, id string
 	}
 }
 
-func (p *PowerBI) historyEntry(ctx context.Context, workspace, dataset, id string) (RefreshState, error) {
+func (p *Client) historyEntry(ctx context.Context, workspace, dataset, id string) (RefreshState, error) {
 	list, err := p.refreshHistory(ctx, workspace, dataset, 20)
 	if err != nil {
 		return RefreshState{}, err
@@ -514,7 +516,7 @@ func refreshConflictText(s string) bool {
 // Retry-After, bearer token), following redirects to Power BI hosts and
 // renewing an expired token once. An answer of 400 or more is returned as an
 // *APIError; any other answer is the caller's to read and close.
-func (p *PowerBI) call(ctx context.Context, method string, target *url.URL, body []byte) (*http.Response, error) {
+func (p *Client) call(ctx context.Context, method string, target *url.URL, body []byte) (*http.Response, error) {
 	op := "refresh"
 	renewed := false
 	for redirects := 0; ; {
@@ -556,4 +558,97 @@ func (p *PowerBI) call(ctx context.Context, method string, target *url.URL, body
 		}
 		return nil, apiErr
 	}
+}
+
+// RefreshTimeout bounds the wait for a refresh a job asks for
+// (source.powerbi.refreshBefore).
+const RefreshTimeout = 2 * time.Hour
+
+// RefreshTimeoutError is a refresh that was still running when the wait for
+// it ended. The refresh goes on in the service.
+type RefreshTimeoutError struct {
+	State   RefreshState
+	Timeout time.Duration
+}
+
+func (e *RefreshTimeoutError) Error() string {
+	status := e.State.ExtendedStatus
+	if status == "" {
+		status = e.State.Status
+	}
+	if status == "" {
+		status = "running"
+	}
+	return fmt.Sprintf("dataset refresh %s did not end within %s (last status %s); it goes on in the service: check it there, or wait longer", e.State.ID, e.Timeout, status)
+}
+
+// RefreshAndWait starts a refresh of the source's dataset and, with wait,
+// reads its status until it ends or timeout passes. It returns the last
+// state read; the error is a *RefreshFailedError when the refresh did not
+// complete, a *RefreshTimeoutError when it was still running at the
+// timeout, and a *RefreshInProgressError when another refresh was running
+// already. Every state read goes to onPoll, when not nil.
+func (c *Connector) RefreshAndWait(ctx context.Context, pb *source.PowerBISpec, opts RefreshOptions, wait bool, timeout time.Duration, job string, onPoll func(status string, elapsed time.Duration)) (*Refresh, RefreshState, error) {
+	client, err := c.Client(ctx, pb)
+	if err != nil {
+		return nil, RefreshState{}, err
+	}
+	log := c.logger()
+	if job != "" {
+		log = log.With("job", job)
+	}
+	ref, err := client.StartRefresh(ctx, pb.Workspace, pb.Dataset, opts)
+	if err != nil {
+		return nil, RefreshState{}, err
+	}
+	log.Info("dataset refresh started", "refreshId", ref.ID, "enhanced", ref.Enhanced, "requestId", ref.RequestID)
+	if !wait {
+		return ref, RefreshState{ID: ref.ID, Outcome: RefreshRunning}, nil
+	}
+	start := time.Now()
+	wctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	st, err := client.WaitRefresh(wctx, pb.Workspace, pb.Dataset, ref.ID, WaitOptions{
+		Interval: c.RetryDelay,
+		OnPoll: func(st RefreshState) {
+			if onPoll != nil {
+				onPoll(cmpOr(st.ExtendedStatus, st.Status), time.Since(start))
+			}
+		},
+	})
+	if st.ID == "" {
+		st.ID = ref.ID
+	}
+	switch {
+	case err == nil:
+		log.Info("dataset refresh completed", "refreshId", ref.ID, "duration", time.Since(start).Round(time.Second).String())
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		err = &RefreshTimeoutError{State: st, Timeout: timeout}
+	}
+	return ref, st, err
+}
+
+// Prepare refreshes the job's dataset and waits for the refresh to
+// complete, when the job asks for it (source.powerbi.refreshBefore). A
+// refresh that fails or does not end within RefreshTimeout fails the job
+// before any data moves.
+func (c *Connector) Prepare(ctx context.Context, spec source.Spec, job string) error {
+	pb := spec.PowerBI
+	if pb == nil || !pb.RefreshBefore {
+		return nil
+	}
+	c.logger().Info("refreshing the dataset before extracting (source.powerbi.refreshBefore)", "job", job)
+	onPoll := func(status string, elapsed time.Duration) {
+		if c.OnRefresh != nil {
+			c.OnRefresh(job, status, elapsed)
+		}
+	}
+	if _, _, err := c.RefreshAndWait(ctx, pb, RefreshOptions{}, true, RefreshTimeout, job, onPoll); err != nil {
+		return fmt.Errorf("refreshBefore: %w; nothing was extracted", err)
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package source
+package powerbi
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 // ReadFile streams a saved executeQueries response (for example one saved
 // from Postman) into recv, exactly as a live response would be decoded.
-func ReadFile(ctx context.Context, path string, recv RowReceiver) (DecodeStats, error) {
+func ReadFile(ctx context.Context, path string, recv rowReceiver) (DecodeStats, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return DecodeStats{}, fmt.Errorf("source file: %w", err)

@@ -1,4 +1,4 @@
-package source
+package powerbi
 
 import (
 	"context"
@@ -79,11 +79,19 @@ func (l *Limiter) Waited() time.Duration {
 	return l.waited
 }
 
+// queryKey marks the context of a query request: only queries draw from the
+// limiter (the service's limit of 120 a minute is on executeQueries; the
+// refresh calls have limits of their own).
+type queryKey struct{}
+
 // limiterPolicy waits for the limiter before every attempt, retries
 // included, and slows it down on a 429.
 type limiterPolicy struct{ l *Limiter }
 
 func (p limiterPolicy) Do(req *policy.Request) (*http.Response, error) {
+	if req.Raw().Context().Value(queryKey{}) == nil {
+		return req.Next() // not a query: the limit is on queries
+	}
 	if err := p.l.Wait(req.Raw().Context()); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package source
+package powerbi
 
 import (
 	"context"
@@ -180,7 +180,7 @@ func TestRefreshStatusFallsBackToHistory(t *testing.T) {
 	})
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
-	pb, err := NewPowerBI(PowerBIConfig{Endpoint: ts.URL, Credential: staticToken("t"), RetryDelay: time.Millisecond, MaxRetries: 1})
+	pb, err := NewClient(Config{Endpoint: ts.URL, Credential: staticToken("t"), RetryDelay: time.Millisecond, MaxRetries: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package source
+package powerbi
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func startFake(t *testing.T, opts fakepbi.Options) *fakepbi.Server {
 	return srv
 }
 
-func realClient(t *testing.T, srv *fakepbi.Server) *PowerBI {
+func realClient(t *testing.T, srv *fakepbi.Server) *Client {
 	t.Helper()
 	o := srv.Options()
 	cred, err := credential.Build(credential.Config{Tenant: o.TenantID, ClientID: o.ClientID, ClientSecret: o.ClientSecret, AuthorityHost: srv.AuthorityHost()}, srv.Client())
@@ -41,9 +41,9 @@ func realClient(t *testing.T, srv *fakepbi.Server) *PowerBI {
 	return newClient(t, srv, cred)
 }
 
-func newClient(t *testing.T, srv *fakepbi.Server, cred azcore.TokenCredential) *PowerBI {
+func newClient(t *testing.T, srv *fakepbi.Server, cred azcore.TokenCredential) *Client {
 	t.Helper()
-	pb, err := NewPowerBI(PowerBIConfig{Endpoint: srv.URL(), Credential: cred, HTTPClient: srv.Client(), RetryDelay: 10 * time.Millisecond, MaxRetries: 2})
+	pb, err := NewClient(Config{Endpoint: srv.URL(), Credential: cred, HTTPClient: srv.Client(), RetryDelay: 10 * time.Millisecond, MaxRetries: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestAPIErrorsNameTheCause(t *testing.T) {
 	good := Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Sales"}
 	cases := []struct {
 		name   string
-		client *PowerBI
+		client *Client
 		q      Query
 		status int
 		want   []string
@@ -165,5 +165,24 @@ func TestLimiterSpacesRequests(t *testing.T) {
 		if err := l.Wait(ctx); err == nil {
 			t.Error("Wait ignored a cancelled context")
 		}
+	}
+}
+
+func TestExpiredTokenIsRenewedOnce(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{Tables: fakepbi.DemoModel()})
+	pb := realClient(t, srv)
+	o := srv.Options()
+	q := Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Sales"}
+	count := func() *nopRows { return &nopRows{} }
+	if _, err := pb.ExecuteQuery(context.Background(), q, count()); err != nil {
+		t.Fatal(err)
+	}
+	srv.ExpireTokens()
+	c := count()
+	if _, err := pb.ExecuteQuery(context.Background(), q, c); err != nil {
+		t.Fatalf("after the token expired: %v", err)
+	}
+	if srv.TokenRequests() != 2 || c.rows == 0 {
+		t.Errorf("token requests = %d, rows = %d; want 2 tokens and the rows", srv.TokenRequests(), c.rows)
 	}
 }

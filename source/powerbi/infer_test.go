@@ -1,4 +1,4 @@
-package mapping
+package powerbi
 
 import (
 	"errors"
@@ -9,11 +9,13 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // inferRun is the outcome of an Inferrer over some rows.
 type inferRun struct {
-	cols        []Column
+	cols        []mapping.Column
 	notes       []string
 	schemaCalls int
 	out         *collector
@@ -34,7 +36,7 @@ func runInferrer(t *testing.T, minRows, maxRows, batchRows int, rows ...[]kv) *i
 		}
 		return r.out.emit(rec)
 	}
-	onSchema := func(cols []Column, notes []string) error {
+	onSchema := func(cols []mapping.Column, notes []string) error {
 		r.schemaCalls++
 		r.cols, r.notes = cols, notes
 		if len(r.out.recs) > 0 {
@@ -117,7 +119,7 @@ func TestInferTypes(t *testing.T) {
 			if len(r.cols) != 1 {
 				t.Fatalf("columns %v, want one", r.cols)
 			}
-			want := Column{From: "[V]", To: "v", Type: mustType(t, tt.want)}
+			want := mapping.Column{From: "[V]", To: "v", Type: mustType(t, tt.want)}
 			if r.cols[0] != want {
 				t.Fatalf("column %+v, want %+v", r.cols[0], want)
 			}
@@ -160,11 +162,11 @@ func TestInferrerReplay(t *testing.T) {
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
-			wantCols := []Column{
-				{From: "Sales[OrderID]", To: "order_id", Type: Type{Kind: Int64}},
-				{From: "Sales[Date]", To: "sales_date", Type: Type{Kind: Date}},
-				{From: "Calendar[Date]", To: "calendar_date", Type: Type{Kind: Date}},
-				{From: "[Total Sales]", To: "total_sales", Type: Type{Kind: Decimal, Precision: 19, Scale: 4}},
+			wantCols := []mapping.Column{
+				{From: "Sales[OrderID]", To: "order_id", Type: mapping.Type{Kind: mapping.Int64}},
+				{From: "Sales[Date]", To: "sales_date", Type: mapping.Type{Kind: mapping.Date}},
+				{From: "Calendar[Date]", To: "calendar_date", Type: mapping.Type{Kind: mapping.Date}},
+				{From: "[Total Sales]", To: "total_sales", Type: mapping.Type{Kind: mapping.Decimal, Precision: 19, Scale: 4}},
 			}
 			if !slices.Equal(r.cols, wantCols) {
 				t.Fatalf("columns\n got %+v\nwant %+v", r.cols, wantCols)
@@ -229,9 +231,9 @@ func TestInferrerLateValues(t *testing.T) {
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
-			want := []Column{
-				{From: "[ID]", To: "id", Type: Type{Kind: Int64}},
-				{From: "[Late]", To: "late", Type: Type{Kind: Decimal, Precision: 19, Scale: 4}},
+			want := []mapping.Column{
+				{From: "[ID]", To: "id", Type: mapping.Type{Kind: mapping.Int64}},
+				{From: "[Late]", To: "late", Type: mapping.Type{Kind: mapping.Decimal, Precision: 19, Scale: 4}},
 			}
 			if !slices.Equal(r.cols, want) {
 				t.Fatalf("columns %+v, want %+v", r.cols, want)
@@ -284,7 +286,7 @@ func TestInferrerNullThroughSample(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	if got := r.cols[1]; got != (Column{From: "Sales[Comment]", To: "comment", Type: Type{Kind: String}}) {
+	if got := r.cols[1]; got != (mapping.Column{From: "Sales[Comment]", To: "comment", Type: mapping.Type{Kind: mapping.String}}) {
 		t.Fatalf("column %+v", got)
 	}
 	wantNote := "key Sales[Comment]: null in all 50000 sampled rows, inferred as string: declare its type in mapping.columns"
@@ -315,7 +317,7 @@ func TestInferrerSchemaError(t *testing.T) {
 	mem := checkedMem(t)
 	out := newCollector(t)
 	refuse := errors.New("refused")
-	in := NewInferrer(mem, 0, func([]Column, []string) error { return refuse }, out.emit)
+	in := NewInferrer(mem, 0, func([]mapping.Column, []string) error { return refuse }, out.emit)
 	defer in.Release()
 	if in.Columns() != nil {
 		t.Fatal("Columns() before the decision is not nil")
@@ -336,7 +338,7 @@ func TestInferrerSchemaError(t *testing.T) {
 func TestInferrerValueErrorAfterSample(t *testing.T) {
 	r := runInferrer(t, 3, 3, 0, oneKeyRows(`1`, `2`, `3`, `4`, `4.5`)...)
 	var ve *ValueError
-	if !errors.As(r.err, &ve) || ve.Row != 5 || ve.Column != "v" || ve.Type != (Type{Kind: Int64}) {
+	if !errors.As(r.err, &ve) || ve.Row != 5 || ve.Column != "v" || ve.Type != (mapping.Type{Kind: mapping.Int64}) {
 		t.Fatalf("error %v, want a ValueError on row 5 of int64 column v", r.err)
 	}
 }
@@ -352,10 +354,10 @@ func TestInferrerKeys(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	want := []Column{
-		{From: "Sales[OrderID]", To: "order_id", Type: Type{Kind: Int64}},
-		{From: "[Größe]", To: "größe", Type: Type{Kind: String}},
-		{From: "[Extra]", To: "extra", Type: Type{Kind: Bool}},
+	want := []mapping.Column{
+		{From: "Sales[OrderID]", To: "order_id", Type: mapping.Type{Kind: mapping.Int64}},
+		{From: "[Größe]", To: "größe", Type: mapping.Type{Kind: mapping.String}},
+		{From: "[Extra]", To: "extra", Type: mapping.Type{Kind: mapping.Bool}},
 	}
 	if !slices.Equal(r.cols, want) {
 		t.Fatalf("columns %+v, want %+v", r.cols, want)
@@ -446,7 +448,7 @@ func TestInferrerDecisionPoint(t *testing.T) {
 			out := newCollector(t)
 			decidedAt := 0
 			row := 0
-			in := NewInferrer(mem, 0, func([]Column, []string) error {
+			in := NewInferrer(mem, 0, func([]mapping.Column, []string) error {
 				decidedAt = row
 				return nil
 			}, out.emit)

@@ -1,26 +1,28 @@
-package mapping
+package powerbi
 
 import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // benchColumns and benchRow are the 10-column row of the project's
 // throughput benchmark: int64, date, timestamp, 2 strings, int64, 2
 // decimals, float64, bool.
-var benchColumns = []Column{
-	{From: "Sales[OrderID]", To: "order_id", Type: Type{Kind: Int64}},
-	{From: "Sales[OrderDate]", To: "order_date", Type: Type{Kind: Date}},
-	{From: "Sales[ShippedAt]", To: "shipped_at", Type: Type{Kind: Timestamp}},
-	{From: "Customer[Name]", To: "name", Type: Type{Kind: String}},
-	{From: "Product[Category]", To: "category", Type: Type{Kind: String}},
-	{From: "Sales[Quantity]", To: "quantity", Type: Type{Kind: Int64}},
-	{From: "Sales[Unit Price]", To: "unit_price", Type: Type{Kind: Decimal, Precision: 19, Scale: 4}},
-	{From: "[Total Sales]", To: "total_sales", Type: Type{Kind: Decimal, Precision: 19, Scale: 4}},
-	{From: "Sales[Discount]", To: "discount", Type: Type{Kind: Float64}},
-	{From: "Sales[Returned]", To: "returned", Type: Type{Kind: Bool}},
+var benchColumns = []mapping.Column{
+	{From: "Sales[OrderID]", To: "order_id", Type: mapping.Type{Kind: mapping.Int64}},
+	{From: "Sales[OrderDate]", To: "order_date", Type: mapping.Type{Kind: mapping.Date}},
+	{From: "Sales[ShippedAt]", To: "shipped_at", Type: mapping.Type{Kind: mapping.Timestamp}},
+	{From: "Customer[Name]", To: "name", Type: mapping.Type{Kind: mapping.String}},
+	{From: "Product[Category]", To: "category", Type: mapping.Type{Kind: mapping.String}},
+	{From: "Sales[Quantity]", To: "quantity", Type: mapping.Type{Kind: mapping.Int64}},
+	{From: "Sales[Unit Price]", To: "unit_price", Type: mapping.Type{Kind: mapping.Decimal, Precision: 19, Scale: 4}},
+	{From: "[Total Sales]", To: "total_sales", Type: mapping.Type{Kind: mapping.Decimal, Precision: 19, Scale: 4}},
+	{From: "Sales[Discount]", To: "discount", Type: mapping.Type{Kind: mapping.Float64}},
+	{From: "Sales[Returned]", To: "returned", Type: mapping.Type{Kind: mapping.Bool}},
 }
 
 func benchRow(escapedName, escapedKey bool) [][2][]byte {
@@ -60,7 +62,7 @@ func BenchmarkBuilder(b *testing.B) {
 	}{{"plain", false, false}, {"escaped-string", true, false}, {"escaped-key", false, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			row := benchRow(bc.escapedValue, bc.escapedKey)
-			bld := NewBuilder(memory.NewGoAllocator(), benchColumns, UnmappedError, 0, func(rec arrow.RecordBatch) error {
+			bld := NewBuilder(memory.NewGoAllocator(), benchColumns, mapping.UnmappedError, 0, func(rec arrow.RecordBatch) error {
 				rec.Release()
 				return nil
 			})
@@ -76,7 +78,7 @@ func BenchmarkBuilder(b *testing.B) {
 				}
 			}
 			// Warm up: one full batch so buffers and scratch space have grown.
-			for range DefaultBatchRows {
+			for range mapping.DefaultBatchRows {
 				addRow()
 			}
 			b.ReportAllocs()
@@ -97,12 +99,12 @@ func BenchmarkBuilder(b *testing.B) {
 func TestBuilderAllocsPerRow(t *testing.T) {
 	for _, escaped := range []bool{false, true} {
 		row := benchRow(escaped, escaped)
-		bld := NewBuilder(memory.NewGoAllocator(), benchColumns, UnmappedError, 0, func(rec arrow.RecordBatch) error {
+		bld := NewBuilder(memory.NewGoAllocator(), benchColumns, mapping.UnmappedError, 0, func(rec arrow.RecordBatch) error {
 			rec.Release()
 			return nil
 		})
 		batch := func() {
-			for range DefaultBatchRows {
+			for range mapping.DefaultBatchRows {
 				for _, f := range row {
 					if err := bld.Field(f[0], f[1]); err != nil {
 						t.Fatal(err)
@@ -116,9 +118,9 @@ func TestBuilderAllocsPerRow(t *testing.T) {
 		batch() // warm up
 		perBatch := testing.AllocsPerRun(3, batch)
 		bld.Release()
-		t.Logf("escaped=%v: %.0f allocations per batch of %d rows", escaped, perBatch, DefaultBatchRows)
-		if perBatch > DefaultBatchRows/64 {
-			t.Errorf("escaped=%v: %.0f allocations per batch of %d rows, want at most one per 64 rows", escaped, perBatch, DefaultBatchRows)
+		t.Logf("escaped=%v: %.0f allocations per batch of %d rows", escaped, perBatch, mapping.DefaultBatchRows)
+		if perBatch > mapping.DefaultBatchRows/64 {
+			t.Errorf("escaped=%v: %.0f allocations per batch of %d rows, want at most one per 64 rows", escaped, perBatch, mapping.DefaultBatchRows)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package mapping
+package powerbi
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 var fuzzTypes = []string{
@@ -45,7 +47,7 @@ func FuzzBuilderValues(f *testing.F) {
 	})
 }
 
-func checkFuzzValue(t *testing.T, typ Type, value []byte) {
+func checkFuzzValue(t *testing.T, typ mapping.Type, value []byte) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	var recs []arrow.RecordBatch
@@ -54,7 +56,7 @@ func checkFuzzValue(t *testing.T, typ Type, value []byte) {
 			r.Release()
 		}
 	}()
-	b := NewBuilder(mem, []Column{{From: "[V]", To: "v", Type: typ}}, UnmappedError, 0, func(r arrow.RecordBatch) error {
+	b := NewBuilder(mem, []mapping.Column{{From: "[V]", To: "v", Type: typ}}, mapping.UnmappedError, 0, func(r arrow.RecordBatch) error {
 		recs = append(recs, r)
 		return nil
 	})
@@ -96,7 +98,7 @@ func checkFuzzValue(t *testing.T, typ Type, value []byte) {
 		return // the decoder never sends it; no panic and a value is all we ask
 	}
 	switch typ.Kind {
-	case String:
+	case mapping.String:
 		want := string(value)
 		if value[0] == '"' {
 			u, err := jsontext.AppendUnquote(nil, value)
@@ -108,21 +110,21 @@ func checkFuzzValue(t *testing.T, typ Type, value []byte) {
 		if got := col.(*array.String).Value(0); got != want {
 			t.Fatalf("%s %q = %q, want %q", typ, value, got, want)
 		}
-	case Int64:
+	case mapping.Int64:
 		got := col.(*array.Int64).Value(0)
 		if want, fits, known := exactValue(typ, value); known && (!fits || want.Cmp(big.NewInt(got)) != 0) {
 			t.Fatalf("%s %q accepted as %d, want %v (fits: %v)", typ, value, got, want, fits)
 		}
-	case Decimal:
+	case mapping.Decimal:
 		got := col.(*array.Decimal128).Value(0).BigInt()
 		if want, fits, known := exactValue(typ, value); known && (!fits || want.Cmp(got) != 0) {
 			t.Fatalf("%s %q accepted as unscaled %s, want %v (fits: %v)", typ, value, got, want, fits)
 		}
-	case Float64:
+	case mapping.Float64:
 		if got := col.(*array.Float64).Value(0); math.IsInf(got, 0) || math.IsNaN(got) {
 			t.Fatalf("%s %q accepted as %v", typ, value, got)
 		}
-	case Date:
+	case mapping.Date:
 		u, _ := jsontext.AppendUnquote(nil, value)
 		got := col.(*array.Date32).Value(0).ToTime().Format(time.DateOnly)
 		if !strings.HasPrefix(string(u), got) {
@@ -135,8 +137,8 @@ func checkFuzzValue(t *testing.T, typ Type, value []byte) {
 // or decimal column, with math/big: the integer (unscaled for a decimal) and
 // whether the column must accept it. known is false for other types,
 // non-numbers and numbers whose exponent would make math/big slow.
-func exactValue(typ Type, value []byte) (v *big.Int, fits, known bool) {
-	if (typ.Kind != Int64 && typ.Kind != Decimal) || !isNumber(value) {
+func exactValue(typ mapping.Type, value []byte) (v *big.Int, fits, known bool) {
+	if (typ.Kind != mapping.Int64 && typ.Kind != mapping.Decimal) || !isNumber(value) {
 		return nil, false, false
 	}
 	if i := bytes.IndexAny(value, "eE"); i >= 0 && len(bytes.TrimLeft(value[i+1:], "+-0")) > 3 {
@@ -146,7 +148,7 @@ func exactValue(typ Type, value []byte) (v *big.Int, fits, known bool) {
 	if !ok {
 		return nil, false, false
 	}
-	if typ.Kind == Int64 {
+	if typ.Kind == mapping.Int64 {
 		// By design an exponent is refused even when the value is whole.
 		fits := !bytes.ContainsAny(value, "eE") && r.IsInt() && r.Num().IsInt64()
 		return r.Num(), fits, true

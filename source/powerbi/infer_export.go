@@ -1,16 +1,18 @@
-package mapping
+package powerbi
 
 import (
 	"bytes"
 	"fmt"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // InferredColumn is a column inference chose from a sample, with what the
 // data engineer should review about it.
 type InferredColumn struct {
-	Column
+	mapping.Column
 	// NonNull is the number of sampled rows where the key had a value.
 	NonNull int
 	// Renamed is set when the column's name is not the plain snake_case of
@@ -21,7 +23,7 @@ type InferredColumn struct {
 	Note string
 }
 
-// Sampler is a source.RowReceiver that observes rows the way an Inferrer
+// Sampler is a rowReceiver that observes rows the way an Inferrer
 // samples them, without keeping them or building batches, so that a sample
 // can be turned into a mapping (pbicopy infer). Columns applies the same
 // rules as an Inferrer: the same names, types and notes.
@@ -35,7 +37,7 @@ type Sampler struct {
 // NewSampler returns an empty Sampler.
 func NewSampler() *Sampler { return &Sampler{keyIdx: map[string]int{}} }
 
-// Field observes one key and its raw JSON value; see source.RowReceiver.
+// Field observes one key and its raw JSON value; see rowReceiver.
 func (s *Sampler) Field(key, value []byte) error {
 	k, ok := s.keyIdx[string(key)]
 	if !ok {
@@ -50,7 +52,7 @@ func (s *Sampler) Field(key, value []byte) error {
 	return nil
 }
 
-// EndRow counts a row; see source.RowReceiver.
+// EndRow counts a row; see rowReceiver.
 func (s *Sampler) EndRow() error {
 	s.rows++
 	return nil
@@ -73,15 +75,15 @@ func (s *Sampler) Columns() ([]InferredColumn, error) {
 		}
 		keys[i] = string(k)
 	}
-	names, _ := TargetNames(keys)
+	names, _ := mapping.TargetNames(keys)
 	cols := make([]InferredColumn, len(keys))
 	for i, k := range keys {
 		t, note := s.stats[i].infer(s.rows)
-		_, col := SplitKey(k)
+		_, col := mapping.SplitKey(k)
 		cols[i] = InferredColumn{
-			Column:  Column{From: k, To: names[i], Type: t},
+			Column:  mapping.Column{From: k, To: names[i], Type: t},
 			NonNull: s.stats[i].nonNull,
-			Renamed: names[i] != SnakeCase(col),
+			Renamed: names[i] != mapping.SnakeCase(col),
 			Note:    note,
 		}
 	}

@@ -1,4 +1,4 @@
-package source
+package powerbi
 
 import (
 	"bufio"
@@ -109,7 +109,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // (for example the truncation notice "More than 100000 rows in a query
 // result") is returned as a *ServiceError, so the caller publishes nothing.
 // An error from recv is returned unwrapped.
-func Decode(r io.Reader, recv RowReceiver) (DecodeStats, error) {
+func Decode(r io.Reader, recv rowReceiver) (DecodeStats, error) {
 	cr := &countingReader{r: r}
 	d := &decoder{
 		dec:  jsontext.NewDecoder(bomSkipper(cr), jsontext.AllowDuplicateNames(true)),
@@ -139,7 +139,7 @@ func Decode(r io.Reader, recv RowReceiver) (DecodeStats, error) {
 
 type decoder struct {
 	dec    *jsontext.Decoder
-	recv   RowReceiver
+	recv   rowReceiver
 	rows   int64
 	tables int
 

@@ -1,4 +1,4 @@
-package mapping
+package powerbi
 
 import (
 	"errors"
@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // valueCase is one raw JSON value sent to a one-column builder of type typ:
@@ -34,7 +36,7 @@ func runValueCases(t *testing.T, cases []valueCase) {
 			mem := checkedMem(t)
 			out := newCollector(t)
 			typ := mustType(t, tc.typ)
-			b := NewBuilder(mem, []Column{{From: "T[V]", To: "v", Type: typ}}, UnmappedError, 0, out.emit)
+			b := NewBuilder(mem, []mapping.Column{{From: "T[V]", To: "v", Type: typ}}, mapping.UnmappedError, 0, out.emit)
 			defer b.Release()
 
 			err := b.Field([]byte(`"T[V]"`), []byte(tc.raw))
@@ -75,13 +77,13 @@ func TestBuilderNullAndAbsent(t *testing.T) {
 	types := []string{"string", "int64", "float64", "decimal(19,4)", "bool", "date", "timestamp"}
 	mem := checkedMem(t)
 	out := newCollector(t)
-	var cols []Column
+	var cols []mapping.Column
 	var nulls []kv
 	for i, ts := range types {
-		cols = append(cols, Column{From: "T[" + ts + "]", To: "c" + strconv.Itoa(i), Type: mustType(t, ts)})
+		cols = append(cols, mapping.Column{From: "T[" + ts + "]", To: "c" + strconv.Itoa(i), Type: mustType(t, ts)})
 		nulls = append(nulls, kv{`"T[` + ts + `]"`, `null`})
 	}
-	b := NewBuilder(mem, cols, UnmappedError, 0, out.emit)
+	b := NewBuilder(mem, cols, mapping.UnmappedError, 0, out.emit)
 	defer b.Release()
 	typical := []kv{
 		{`"T[string]"`, `"x"`}, {`"T[int64]"`, `7`}, {`"T[float64]"`, `0.5`}, {`"T[decimal(19,4)]"`, `1.25`},
@@ -160,7 +162,7 @@ func TestBuilderString(t *testing.T) {
 func TestBuilderHugeString(t *testing.T) {
 	mem := checkedMem(t)
 	out := newCollector(t)
-	b := NewBuilder(mem, []Column{{From: "T[S]", To: "s", Type: Type{Kind: String}}}, UnmappedError, 2, out.emit)
+	b := NewBuilder(mem, []mapping.Column{{From: "T[S]", To: "s", Type: mapping.Type{Kind: mapping.String}}}, mapping.UnmappedError, 2, out.emit)
 	defer b.Release()
 	plain := strings.Repeat("abcdefghij", 100_000)  // 1 MB
 	escaped := strings.Repeat(`x\n\u00e9`, 200_000) // 1.6 MB raw
@@ -321,7 +323,7 @@ func TestBuilderDecimal(t *testing.T) {
 func TestBuilderDecimalUnscaled(t *testing.T) {
 	mem := checkedMem(t)
 	out := newCollector(t)
-	b := NewBuilder(mem, []Column{{From: "T[D]", To: "d", Type: mustType(t, "decimal(19,4)")}}, UnmappedError, 0, out.emit)
+	b := NewBuilder(mem, []mapping.Column{{From: "T[D]", To: "d", Type: mustType(t, "decimal(19,4)")}}, mapping.UnmappedError, 0, out.emit)
 	defer b.Release()
 	if err := feed(b, []kv{{`"T[D]"`, `12.5`}}, []kv{{`"T[D]"`, `-0.0001`}}); err != nil {
 		t.Fatal(err)
@@ -432,11 +434,11 @@ func TestBuilderTimestamp(t *testing.T) {
 func TestBuilderTimestampMicros(t *testing.T) {
 	mem := checkedMem(t)
 	out := newCollector(t)
-	cols := []Column{
-		{From: "T[TS]", To: "ts", Type: Type{Kind: Timestamp}},
-		{From: "T[D]", To: "d", Type: Type{Kind: Date}},
+	cols := []mapping.Column{
+		{From: "T[TS]", To: "ts", Type: mapping.Type{Kind: mapping.Timestamp}},
+		{From: "T[D]", To: "d", Type: mapping.Type{Kind: mapping.Date}},
 	}
-	b := NewBuilder(mem, cols, UnmappedError, 0, out.emit)
+	b := NewBuilder(mem, cols, mapping.UnmappedError, 0, out.emit)
 	defer b.Release()
 	rows := [][]kv{
 		{{`"T[TS]"`, `"2024-03-31T23:59:59.997"`}, {`"T[D]"`, `"2024-02-29"`}},
@@ -474,8 +476,8 @@ func TestBuilderTimestampMicros(t *testing.T) {
 }
 
 func TestBuilderBatches(t *testing.T) {
-	cols := []Column{
-		{From: "Sales[OrderID]", To: "order_id", Type: Type{Kind: Int64}},
+	cols := []mapping.Column{
+		{From: "Sales[OrderID]", To: "order_id", Type: mapping.Type{Kind: mapping.Int64}},
 		{From: "[Total]", To: "total", Type: mustType(t, "decimal(19,4)")},
 	}
 	row := func(i int) []kv {
@@ -499,9 +501,9 @@ func TestBuilderBatches(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := checkedMem(t)
 			out := newCollector(t)
-			b := NewBuilder(mem, cols, UnmappedError, tt.batchRows, out.emit)
+			b := NewBuilder(mem, cols, mapping.UnmappedError, tt.batchRows, out.emit)
 			defer b.Release()
-			if !b.Schema().Equal(Schema(cols)) {
+			if !b.Schema().Equal(mapping.Schema(cols)) {
 				t.Fatalf("Schema() = %s", b.Schema())
 			}
 			for i := 1; i <= tt.rows; i++ {
@@ -522,7 +524,7 @@ func TestBuilderBatches(t *testing.T) {
 			var sizes []int64
 			for _, r := range out.recs {
 				sizes = append(sizes, r.NumRows())
-				if !r.Schema().Equal(Schema(cols)) {
+				if !r.Schema().Equal(mapping.Schema(cols)) {
 					t.Fatalf("batch schema %s", r.Schema())
 				}
 			}
@@ -547,7 +549,7 @@ func TestBuilderEmitError(t *testing.T) {
 	mem := checkedMem(t)
 	out := newCollector(t)
 	out.err = errors.New("sink full")
-	b := NewBuilder(mem, []Column{{From: "[X]", To: "x", Type: Type{Kind: Int64}}}, UnmappedError, 2, out.emit)
+	b := NewBuilder(mem, []mapping.Column{{From: "[X]", To: "x", Type: mapping.Type{Kind: mapping.Int64}}}, mapping.UnmappedError, 2, out.emit)
 	defer b.Release()
 	if err := feed(b, []kv{{`"[X]"`, `1`}}); err != nil {
 		t.Fatal(err)
@@ -564,7 +566,7 @@ func TestBuilderEmitError(t *testing.T) {
 }
 
 func TestBuilderUnmapped(t *testing.T) {
-	cols := []Column{{From: "Sales[OrderID]", To: "order_id", Type: Type{Kind: Int64}}}
+	cols := []mapping.Column{{From: "Sales[OrderID]", To: "order_id", Type: mapping.Type{Kind: mapping.Int64}}}
 	rows := [][]kv{
 		{{`"Sales[OrderID]"`, `1`}},
 		{{`"Sales[OrderID]"`, `2`}, {`"Sales[New Column]"`, `"surprise"`}},
@@ -574,7 +576,7 @@ func TestBuilderUnmapped(t *testing.T) {
 	t.Run("error", func(t *testing.T) {
 		mem := checkedMem(t)
 		out := newCollector(t)
-		b := NewBuilder(mem, cols, UnmappedError, 0, out.emit)
+		b := NewBuilder(mem, cols, mapping.UnmappedError, 0, out.emit)
 		defer b.Release()
 		err := feed(b, rows...)
 		if err == nil {
@@ -594,7 +596,7 @@ func TestBuilderUnmapped(t *testing.T) {
 	t.Run("ignore", func(t *testing.T) {
 		mem := checkedMem(t)
 		out := newCollector(t)
-		b := NewBuilder(mem, cols, UnmappedIgnore, 0, out.emit)
+		b := NewBuilder(mem, cols, mapping.UnmappedIgnore, 0, out.emit)
 		defer b.Release()
 		if err := feed(b, rows...); err != nil {
 			t.Fatal(err)
@@ -613,11 +615,11 @@ func TestBuilderUnmapped(t *testing.T) {
 }
 
 func TestBuilderKeys(t *testing.T) {
-	cols := []Column{
-		{From: "Sales[OrderID]", To: "order_id", Type: Type{Kind: Int64}},
-		{From: "Umsatz[Größe]", To: "groesse", Type: Type{Kind: String}},
-		{From: "[Say \"hi\"]", To: "hi", Type: Type{Kind: String}},
-		{From: "[Tab\tKey]", To: "tab", Type: Type{Kind: String}},
+	cols := []mapping.Column{
+		{From: "Sales[OrderID]", To: "order_id", Type: mapping.Type{Kind: mapping.Int64}},
+		{From: "Umsatz[Größe]", To: "groesse", Type: mapping.Type{Kind: mapping.String}},
+		{From: "[Say \"hi\"]", To: "hi", Type: mapping.Type{Kind: mapping.String}},
+		{From: "[Tab\tKey]", To: "tab", Type: mapping.Type{Kind: mapping.String}},
 	}
 	tests := []struct {
 		name    string
@@ -645,7 +647,7 @@ func TestBuilderKeys(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := checkedMem(t)
 			out := newCollector(t)
-			b := NewBuilder(mem, cols, UnmappedError, 0, out.emit)
+			b := NewBuilder(mem, cols, mapping.UnmappedError, 0, out.emit)
 			defer b.Release()
 			err := feed(b, tt.row)
 			if tt.wantErr != "" {
@@ -675,13 +677,13 @@ func TestBuilderKeys(t *testing.T) {
 }
 
 func TestValueErrorMessage(t *testing.T) {
-	cols := []Column{
-		{From: "Sales[OrderID]", To: "order_id", Type: Type{Kind: Int64}},
+	cols := []mapping.Column{
+		{From: "Sales[OrderID]", To: "order_id", Type: mapping.Type{Kind: mapping.Int64}},
 		{From: "[Total]", To: "total", Type: mustType(t, "decimal(19,4)")},
 	}
 	mem := checkedMem(t)
 	out := newCollector(t)
-	b := NewBuilder(mem, cols, UnmappedError, 3, out.emit)
+	b := NewBuilder(mem, cols, mapping.UnmappedError, 3, out.emit)
 	defer b.Release()
 	good := []kv{{`"Sales[OrderID]"`, `1`}, {`"[Total]"`, `1.5`}}
 	bad := []kv{{`"Sales[OrderID]"`, `1`}, {`"[Total]"`, `12.34567`}}
@@ -716,7 +718,7 @@ func TestValueErrorLongValue(t *testing.T) {
 	long := `"` + strings.Repeat("é", 500_000) + `"` // 1 MB of two-byte runes
 	mem := checkedMem(t)
 	out := newCollector(t)
-	b := NewBuilder(mem, []Column{{From: "T[N]", To: "n", Type: Type{Kind: Int64}}}, UnmappedError, 0, out.emit)
+	b := NewBuilder(mem, []mapping.Column{{From: "T[N]", To: "n", Type: mapping.Type{Kind: mapping.Int64}}}, mapping.UnmappedError, 0, out.emit)
 	defer b.Release()
 	err := b.Field([]byte(`"T[N]"`), []byte(long))
 	var ve *ValueError
@@ -758,7 +760,7 @@ func TestDisplayValue(t *testing.T) {
 func TestBuilderEmptyValue(t *testing.T) {
 	for _, ts := range []string{"string", "int64", "float64", "decimal(19,4)", "bool", "date", "timestamp"} {
 		mem := checkedMem(t)
-		b := NewBuilder(mem, []Column{{From: "[X]", To: "x", Type: mustType(t, ts)}}, UnmappedError, 0, newCollector(t).emit)
+		b := NewBuilder(mem, []mapping.Column{{From: "[X]", To: "x", Type: mustType(t, ts)}}, mapping.UnmappedError, 0, newCollector(t).emit)
 		var ve *ValueError
 		if err := b.Field([]byte(`"[X]"`), nil); !errors.As(err, &ve) {
 			t.Errorf("%s: empty value gave %v, want a ValueError", ts, err)
@@ -770,7 +772,7 @@ func TestBuilderEmptyValue(t *testing.T) {
 func TestBuilderRowsAcrossBatches(t *testing.T) {
 	mem := checkedMem(t)
 	out := newCollector(t)
-	b := NewBuilder(mem, []Column{{From: "[X]", To: "x", Type: Type{Kind: Bool}}}, UnmappedError, 2, out.emit)
+	b := NewBuilder(mem, []mapping.Column{{From: "[X]", To: "x", Type: mapping.Type{Kind: mapping.Bool}}}, mapping.UnmappedError, 2, out.emit)
 	defer b.Release()
 	var rows [][]kv
 	for range 5 {

@@ -1,4 +1,4 @@
-package source
+package powerbi
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// recorder is a RowReceiver that keeps every field as text.
+// recorder is a rowReceiver that keeps every field as text.
 type recorder struct {
 	rows [][][2]string
 	cur  [][2]string

@@ -1,4 +1,4 @@
-package mapping
+package powerbi
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // The converters in this file take one raw JSON value (a string with its
@@ -166,7 +168,7 @@ func parseDecimal(raw []byte, precision, scale int32) (decimal128.Num, error) {
 	// non-zero value has more than 38 digits before the point, or needs more
 	// trailing zeros than it has digits; zero stays zero. Clamping bounds the
 	// work below and keeps shift from overflowing.
-	exp = min(max(exp, -(n+MaxDecimalPrecision+1)), len(frac)+MaxDecimalPrecision+1)
+	exp = min(max(exp, -(n+mapping.MaxDecimalPrecision+1)), len(frac)+mapping.MaxDecimalPrecision+1)
 	// The value is digits(intPart frac) * 10^(exp - len(frac)); we want it
 	// scaled by 10^scale, so shift = scale + exp - len(frac).
 	shift := int(scale) + exp - len(frac)
@@ -202,7 +204,7 @@ func parseDecimal(raw []byte, precision, scale int32) (decimal128.Num, error) {
 		}
 		// big < 10^37 keeps big*10+d below 10^38: checking after the
 		// multiplication would miss an int128 overflow that wraps around.
-		if !big.FitsInPrecision(MaxDecimalPrecision - 1) {
+		if !big.FitsInPrecision(mapping.MaxDecimalPrecision - 1) {
 			return decimal128.Num{}, fmt.Errorf("does not fit decimal(%d,%d)", precision, scale)
 		}
 		big = big.Mul(ten).Add(decimal128.FromU64(d))
@@ -224,7 +226,7 @@ func parseDecimal(raw []byte, precision, scale int32) (decimal128.Num, error) {
 		v = decimal128.FromU64(u)
 	}
 	for ; shift > 0; shift-- {
-		if !v.FitsInPrecision(MaxDecimalPrecision - 1) { // as above: no wrap-around
+		if !v.FitsInPrecision(mapping.MaxDecimalPrecision - 1) { // as above: no wrap-around
 			return decimal128.Num{}, fmt.Errorf("does not fit decimal(%d,%d)", precision, scale)
 		}
 		v = v.Mul(ten)

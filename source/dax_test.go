@@ -1,9 +1,7 @@
-package pipeline
+package source
 
 import (
 	"testing"
-
-	"github.com/pbicopy/pbicopy/sink"
 )
 
 func TestSampleQuery(t *testing.T) {
@@ -37,47 +35,5 @@ func TestSampleQuery(t *testing.T) {
 		if got != c.want || ok != c.ok {
 			t.Errorf("SampleQuery(%q)\n got %q, %v\nwant %q, %v", c.in, got, ok, c.want, c.ok)
 		}
-	}
-}
-
-func TestEscapeTemplate(t *testing.T) {
-	for _, s := range []string{"EVALUATE Sales", `EVALUATE FILTER(T, T[x] = "{{ .a }}")`, "{{{", "a}}b", "{{"} {
-		tm, err := parseTemplate("q", EscapeTemplate(s))
-		if err != nil {
-			t.Fatalf("%q: %v", s, err)
-		}
-		got, err := render(tm, nil)
-		if err != nil || got != s {
-			t.Errorf("%q renders as %q, %v", s, got, err)
-		}
-	}
-}
-
-func TestTemplateParamsAndRender(t *testing.T) {
-	job := &Job{
-		Name:   "j",
-		Params: map[string]ParamSpec{"day": {Type: ParamDate}, "region": {Type: ParamString, Default: "North"}},
-		Source: SourceSpec{PowerBI: &PowerBISpec{Query: `EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }} && Sales[Region] = {{ dax .region }})`}},
-		Sinks:  []sink.Spec{{CSV: &sink.CSVOptions{Path: "out/{{ .region }}/{{ .day }}.csv"}}, {Postgres: &sink.PostgresOptions{Table: "t"}}},
-	}
-	r := &Runner{}
-	used, missing := r.TemplateParams(job)
-	if len(used) != 2 || used[0] != "day" || used[1] != "region" || len(missing) != 1 || missing[0] != "day" {
-		t.Errorf("used %v, missing %v", used, missing)
-	}
-	if _, err := r.Render(job, false); err == nil {
-		t.Error("rendered without a value for day")
-	}
-	out, err := r.Render(job, true)
-	if err != nil || out.Query != `EVALUATE FILTER(Sales, Sales[OrderDate] = DATE(2000, 1, 1) && Sales[Region] = "North")` {
-		t.Errorf("placeholders: %+v %v", out, err)
-	}
-	r.Params = map[string]string{"day": "2024-03-01", "region": "South"}
-	out, err = r.Render(job, false)
-	if err != nil || out.Query != `EVALUATE FILTER(Sales, Sales[OrderDate] = DATE(2024, 3, 1) && Sales[Region] = "South")` || len(out.Paths) != 2 || out.Paths[1] != "" {
-		t.Fatalf("%+v %v", out, err)
-	}
-	if want := "/out/South/2024-03-01.csv"; len(out.Paths[0]) < len(want) || out.Paths[0][len(out.Paths[0])-len(want):] != want || out.Paths[0][0] != '/' {
-		t.Errorf("path %q", out.Paths[0])
 	}
 }

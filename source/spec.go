@@ -1,0 +1,149 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/pbicopy/pbicopy/internal/azure"
+)
+
+// Spec is the source block of a job file: exactly one of its fields is set.
+type Spec struct {
+	PowerBI *PowerBISpec `yaml:"powerbi" doc:"Query a Power BI semantic model through the executeQueries REST API."`
+	File    string       `yaml:"file" doc:"Replay a saved executeQueries response (JSON) instead of calling Power BI."`
+}
+
+// PowerBISpec is a query against one Power BI dataset.
+type PowerBISpec struct {
+	Workspace        string         `yaml:"workspace" doc:"Workspace (group) id."`
+	Dataset          string         `yaml:"dataset" doc:"Dataset (semantic model) id."`
+	Query            string         `yaml:"query" doc:"DAX query; a Go template over the params, where every value goes through {{ dax .name }}."`
+	Table            string         `yaml:"table" doc:"A DAX table expression to extract page by page, instead of query (needs paging)."`
+	Paging           *PagingSpec    `yaml:"paging" doc:"Keyset paging over table, past the service's 100,000-row / 1,000,000-value / 15 MB limits."`
+	Endpoint         string         `yaml:"endpoint" doc:"REST endpoint; default the cloud's (https://api.powerbi.com)."`
+	Cloud            string         `yaml:"cloud" doc:"public (default), usgov or china: sets the Entra ID authority, the Power BI endpoint and scope."`
+	ImpersonatedUser string         `yaml:"impersonatedUser" doc:"UPN to impersonate (row-level security); not usable by service principals on RLS models."`
+	RefreshBefore    bool           `yaml:"refreshBefore" doc:"Refresh the dataset and wait for the refresh to complete before extracting (up to 2 hours); a failed refresh fails the job before any data moves. Needs the Contributor role on the workspace."`
+	Auth             azure.AuthSpec `yaml:"auth" doc:"Service principal credentials."`
+}
+
+// PagingSpec is keyset paging on a unique, ordered key.
+type PagingSpec struct {
+	Key      string `yaml:"key" doc:"The unique key column, as a DAX column reference such as Sales[OrderID]; rows come back ordered by it."`
+	PageRows string `yaml:"pageRows" doc:"Rows per page: auto (default: as many as fit the service's limits, with margin) or a number."`
+}
+
+// Validate checks that s holds one source and that its fields agree (its
+// query's template is checked apart). Each error starts with the path of
+// the field it is about, relative to the block ("powerbi: dataset: ...").
+func (s Spec) Validate() error {
+	switch {
+	case s.PowerBI != nil && s.File != "":
+		return errors.New("give either powerbi or file, not both")
+	case s.PowerBI == nil && s.File == "":
+		return errors.New("required: powerbi (a query) or file (a saved response)")
+	case s.PowerBI != nil:
+		return prefixed("powerbi", s.PowerBI.Validate())
+	}
+	return nil
+}
+
+// Validate checks the fields of a Power BI source; see Spec.Validate.
+func (p *PowerBISpec) Validate() error {
+	var errs []error
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	required := func(field, value, hint string) {
+		if strings.TrimSpace(value) == "" {
+			fail(field, "required: %s", hint)
+		}
+	}
+	required("workspace", p.Workspace, "the workspace (group) id")
+	required("dataset", p.Dataset, "the dataset id")
+	switch {
+	case p.Query != "" && p.Table != "":
+		fail("table", "give either query or table (with paging), not both")
+	case p.Table != "" && p.Paging == nil:
+		fail("paging", "required with table: paging: { key: Table[Key] }")
+	case p.Paging != nil && p.Table == "":
+		fail("table", "required with paging: the DAX table expression to page through, e.g. Sales")
+	case p.Table == "":
+		required("query", p.Query, "a DAX query, e.g. EVALUATE Sales (or table and paging)")
+	}
+	if pg := p.Paging; pg != nil {
+		required("paging: key", pg.Key, "the unique key column, e.g. Sales[OrderID]")
+		if pg.PageRows != "" && pg.PageRows != "auto" {
+			if n, err := strconv.Atoi(pg.PageRows); err != nil || n < 1 || n > MaxPageRows {
+				fail("paging: pageRows", "%q: write auto or a number from 1 to %d", pg.PageRows, MaxPageRows)
+			}
+		}
+	}
+	if p.Endpoint != "" {
+		if u, err := url.Parse(p.Endpoint); err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
+			fail("endpoint", "%q is not an https URL, e.g. https://api.powerbi.com", p.Endpoint)
+		}
+	}
+	if _, err := azure.LookupCloud(p.Cloud); err != nil {
+		fail("cloud", "%v", err)
+	}
+	if err := p.Auth.Validate(p.Cloud); err != nil {
+		errs = append(errs, prefixed("auth", err))
+	}
+	return errors.Join(errs...)
+}
+
+// prefixed puts "name: " before each of the errors joined in err.
+func prefixed(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	var walk func(error)
+	walk = func(e error) {
+		if u, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		out = append(out, fmt.Errorf("%s: %w", name, e))
+	}
+	walk(err)
+	return errors.Join(out...)
+}
+
+// Template names the field that holds the query template of p (query, or
+// table for a paged source) and its text.
+func (p *PowerBISpec) Template() (field, text string) {
+	if p.Table != "" {
+		return "table", p.Table
+	}
+	return "query", p.Query
+}
+
+// PageRows is the page size of a paged source whose mapping declares
+// columns columns (0 when inferred): the pageRows it gives, else the
+// largest that fits the service's limits.
+func (pg *PagingSpec) firstPageRows(columns int) int {
+	if n, err := strconv.Atoi(pg.PageRows); err == nil {
+		return n
+	}
+	if columns == 0 {
+		return FirstPageRows
+	}
+	return AutoPageRows(columns)
+}
+
+// FirstQuery is the first query a partition sends, its template rendered as
+// rendered: the query itself, or the first page's query of a paged source
+// whose mapping declares columns columns (0 when inferred).
+func (p *PowerBISpec) FirstQuery(rendered string, columns int) string {
+	if p.Paging == nil {
+		return rendered
+	}
+	return FirstPageQuery(p.Paging.firstPageRows(columns), rendered, p.Paging.Key)
+}
