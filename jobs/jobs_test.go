@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/jobs"
-	"github.com/pbicopy/pbicopy/pipeline"
 )
 
 // anyEnv gives every ${NAME} a value, so the examples validate without
@@ -25,7 +25,7 @@ func TestEveryJobFileIsValid(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
-			loaded, warnings, err := pipeline.Loader{LookupEnv: anyEnv}.LoadPaths([]string{f})
+			loaded, warnings, err := jobfile.Loader{LookupEnv: anyEnv}.LoadPaths([]string{f})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +40,7 @@ func TestEveryJobFileIsValid(t *testing.T) {
 }
 
 func TestEmbeddedDemoIsTheFile(t *testing.T) {
-	job, _, err := pipeline.Loader{LookupEnv: anyEnv}.Load(jobs.DemoFile, jobs.Demo)
+	job, _, err := jobfile.Loader{LookupEnv: anyEnv}.Load(jobs.DemoFile, jobs.Demo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,23 +20,24 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
+	"github.com/pbicopy/pbicopy/jobfile"
 )
 
 // authJob is a job whose auth block is given as YAML flow mapping text.
-func (f *fixture) authJob(t *testing.T, auth string) *Job {
+func (f *fixture) authJob(t *testing.T, auth string) *jobfile.Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: auth-job
 %ssinks:
   - csv: { path: %q }
 `, fakeSource(queryLine("EVALUATE Sales"), auth), filepath.Join(f.dir, "out.csv"))
-	job, _, err := Loader{LookupEnv: f.lookup}.Load("auth.yaml", []byte(text))
+	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load("auth.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return job
 }
 
-func (f *fixture) mustRun(t *testing.T, job *Job) {
+func (f *fixture) mustRun(t *testing.T, job *jobfile.Job) {
 	t.Helper()
 	res := f.runner(nil).Run(context.Background(), job)
 	if res.Err() != nil {

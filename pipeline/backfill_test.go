@@ -13,10 +13,11 @@ import (
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/internal/sinktest"
+	"github.com/pbicopy/pbicopy/jobfile"
 )
 
 // pagedJob is a job paging through the fake's Sales table.
-func (f *fixture) pagedJob(t *testing.T, mappingYAML, pageRows string) *Job {
+func (f *fixture) pagedJob(t *testing.T, mappingYAML, pageRows string) *jobfile.Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: paged
 %s%s
@@ -24,7 +25,7 @@ sinks:
   - parquet: { path: %q }
   - csv: { path: %q }
 `, fakeSource("    table: Sales\n    paging: { key: \"Sales[OrderID]\", pageRows: "+pageRows+" }\n", fakeAuth), mappingYAML, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"))
-	job, _, err := Loader{LookupEnv: f.lookup}.Load("paged.yaml", []byte(text))
+	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load("paged.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestPagingCatchesDuplicateKeys(t *testing.T) {
 }
 
 // backfillJob is a daily-partitioned job over the demo Sales table.
-func (f *fixture) backfillJob(t *testing.T, extraSink string) *Job {
+func (f *fixture) backfillJob(t *testing.T, extraSink string) *jobfile.Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: backfill
 params:
@@ -123,7 +124,7 @@ sinks:
   - parquet: { path: %q }
   - csv: { path: %q }
 %s`, fakeSource(queryLine("EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }}) ORDER BY Sales[OrderID]"), fakeAuth), salesMapping, filepath.Join(f.dir, "day={{ .day }}", "sales.parquet"), filepath.Join(f.dir, "day={{ .day }}", "sales.csv"), extraSink)
-	job, _, err := Loader{LookupEnv: f.lookup}.Load("backfill.yaml", []byte(text))
+	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load("backfill.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,39 +282,12 @@ func TestResumeSkipsDonePartitions(t *testing.T) {
 	}
 }
 
-func TestPartitionsAndParams(t *testing.T) {
-	job := &Job{Name: "j", Params: map[string]ParamSpec{"day": {Type: "date", Default: "yesterday"}, "n": {Type: "int", Default: "7"}},
-		Partition: &PartitionSpec{Param: "day", Step: "1mo"}}
-	now := time.Date(2024, 3, 15, 10, 0, 0, 0, time.UTC)
-	parts, err := job.Partitions(nil, "2024-01-31", "2024-04-30", now)
+func TestShardSelectsItsShare(t *testing.T) {
+	job := &jobfile.Job{Name: "j", Params: map[string]jobfile.ParamSpec{"day": {Type: "date"}},
+		Partition: &jobfile.PartitionSpec{Param: "day", Step: "1mo"}}
+	parts, err := job.Partitions(nil, "2024-01-31", "2024-04-30", time.Now())
 	if err != nil {
 		t.Fatal(err)
-	}
-	var keys []string
-	for _, p := range parts {
-		keys = append(keys, p.Key)
-	}
-	if strings.Join(keys, ",") != "2024-01-31,2024-02-29,2024-03-31,2024-04-30" {
-		t.Errorf("monthly partitions: %v", keys)
-	}
-	one, err := job.Partitions(nil, "", "", now)
-	if err != nil || len(one) != 1 || one[0].Key != "2024-03-14" || one[0].Params["n"] != int64(7) {
-		t.Fatalf("default partition: %+v %v", one, err)
-	}
-	if lit, _ := DAXLiteral(one[0].Params["day"]); lit != "DATE(2024, 3, 14)" {
-		t.Errorf("dax of a date: %s", lit)
-	}
-	if _, err := job.Partitions(map[string]string{"nope": "1"}, "", "", now); err == nil {
-		t.Error("an undeclared --param was accepted")
-	}
-	if _, err := job.Partitions(nil, "2024-05-01", "2024-04-01", now); err == nil {
-		t.Error("--from after --to was accepted")
-	}
-	for in, want := range map[string]string{"today": "2024-03-15", "today-7d": "2024-03-08", "today+1d": "2024-03-16", "yesterday-1mo": "2024-02-14"} {
-		v, err := parseParam(ParamDate, in, now)
-		if err != nil || v.(Date).String() != want {
-			t.Errorf("%s = %v, %v; want %s", in, v, err, want)
-		}
 	}
 	s, err := ParseShard("1/3")
 	if err != nil || len(s.Select(parts)) != 1 || s.Select(parts)[0].Key != "2024-02-29" {
@@ -327,7 +301,7 @@ func TestPartitionsAndParams(t *testing.T) {
 func TestResumeDoesNotSkipOtherParameters(t *testing.T) {
 	f := newFixture(t, fakepbi.Options{})
 	job := f.backfillJob(t, "")
-	job.Params["region"] = ParamSpec{Type: ParamString}
+	job.Params["region"] = jobfile.ParamSpec{Type: jobfile.ParamString}
 	job.Source.PowerBI.Query = "EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }} && Sales[Region] = {{ dax .region }})"
 	r := f.runner(nil)
 	r.From, r.To, r.Params = "2024-03-01", "2024-03-02", map[string]string{"region": "North"}

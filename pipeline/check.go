@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/sink"
 	"github.com/pbicopy/pbicopy/source"
 )
@@ -23,7 +24,7 @@ const SinkCheckTimeout = 30 * time.Second
 // then rolls back; for a blob, the container is reached with the
 // credential and a block staged, never committed). The templates are rendered with r.Params and the
 // declared defaults. Checks that depend on a failed one are left out.
-func (r *Runner) CheckOnline(ctx context.Context, job *Job) []Check {
+func (r *Runner) CheckOnline(ctx context.Context, job *jobfile.Job) []Check {
 	var checks []Check
 	add := func(name string, err error, okMsg string) bool {
 		c := Check{Name: name, OK: err == nil, Message: okMsg}
@@ -33,7 +34,7 @@ func (r *Runner) CheckOnline(ctx context.Context, job *Job) []Check {
 		checks = append(checks, c)
 		return err == nil
 	}
-	rendered, rerr := r.Render(job, false)
+	rendered, rerr := job.Render(r.Params, false)
 	if rerr != nil {
 		add("params", rerr, "")
 	}
@@ -43,17 +44,17 @@ func (r *Runner) CheckOnline(ctx context.Context, job *Job) []Check {
 		req.Columns, req.Unmapped = jp.columns, jp.unmap
 	}
 	if rerr == nil {
-		req.Query = rendered.source
+		req.Query = rendered.Source
 	}
 	checks = append(checks, r.Sources.Check(ctx, req)...)
 
 	env := sink.Env{Storage: r.Storage, Mem: r.mem(), Log: r.logger()}
 	for i, s := range job.Sinks {
-		if rerr != nil || i >= len(rendered.sinks) {
+		if rerr != nil || i >= len(rendered.Targets) {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, SinkCheckTimeout)
-		msg, err := rendered.sinks[i].target.Probe(pctx, env)
+		msg, err := rendered.Targets[i].Probe(pctx, env)
 		cancel()
 		if err != nil && s.Path() != "" {
 			err = fmt.Errorf("%w: fix sinks[%d].%s.path, or give the identity running pbicopy write access there", err, i, s.Kind())

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+
+	"github.com/pbicopy/pbicopy/jobfile"
 )
 
 // RunPlan is what a run of a job would do, worked out without calling any
@@ -26,7 +28,7 @@ type PlannedPartition struct {
 
 // Plan works out the partitions, queries and outputs of a run of job with
 // the runner's parameters, range, shard and resume settings.
-func (r *Runner) Plan(job *Job) (*RunPlan, error) {
+func (r *Runner) Plan(job *jobfile.Job) (*RunPlan, error) {
 	parts, err := job.Partitions(r.Params, r.From, r.To, r.now())
 	if err != nil {
 		return nil, err
@@ -67,7 +69,7 @@ func (r *Runner) Plan(job *Job) (*RunPlan, error) {
 		case pb == nil:
 			pp.FirstQuery = "replay " + job.Source.File
 		default:
-			text, err := renderSource(pb, p.Params)
+			text, err := job.RenderSource(p.Params)
 			if err != nil {
 				return nil, err
 			}

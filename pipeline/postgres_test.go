@@ -14,6 +14,7 @@ import (
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/internal/sinktest"
+	"github.com/pbicopy/pbicopy/jobfile"
 )
 
 func testPGDSN() string {
@@ -43,7 +44,7 @@ func pgSchema(t *testing.T) (*pgx.Conn, string) {
 }
 
 // pgJob is a job from the fake Power BI into one PostgreSQL table.
-func (f *fixture) pgJob(t *testing.T, query, sinkYAML string) *Job {
+func (f *fixture) pgJob(t *testing.T, query, sinkYAML string) *jobfile.Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: pg-job
 %s%s
@@ -51,7 +52,7 @@ sinks:
   - postgres: %s
 `, fakeSource(queryLine(query), fakeAuth), salesMapping, sinkYAML)
 	f.env["PG_DSN"] = testPGDSN()
-	job, _, err := Loader{LookupEnv: f.lookup}.Load("pg.yaml", []byte(text))
+	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load("pg.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ sinks:
   - csv: { path: %q }
   - postgres: { dsn: "${PG_DSN}", table: %s, mode: replace }
 `, fakeSource(queryLine("EVALUATE Sales"), fakeAuth), salesMapping, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"), tableName), "\t", "  ", -1)
-	job, _, err := Loader{LookupEnv: f.lookup}.Load("all.yaml", []byte(text))
+	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load("all.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}

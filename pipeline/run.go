@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/sink"
 	"github.com/pbicopy/pbicopy/source"
@@ -155,7 +156,7 @@ func (r *Runner) mem() memory.Allocator {
 // Run runs one job: every partition of it (one, unless the job is
 // partitioned and a range was given), each publishing nothing unless its
 // source ended cleanly, and then committing every sink in order.
-func (r *Runner) Run(ctx context.Context, job *Job) *JobResult {
+func (r *Runner) Run(ctx context.Context, job *jobfile.Job) *JobResult {
 	start := time.Now()
 	res := &JobResult{Job: job.Name, File: job.File}
 	log := r.logger().With("job", job.Name)
@@ -177,12 +178,12 @@ func (r *Runner) Run(ctx context.Context, job *Job) *JobResult {
 // CheckArgs checks the runner's parameters, range, shard and resume
 // settings against job, without running anything: the commands call it for
 // every job before running any, so that bad usage runs nothing.
-func (r *Runner) CheckArgs(job *Job) error {
+func (r *Runner) CheckArgs(job *jobfile.Job) error {
 	_, err := r.partitions(job)
 	return err
 }
 
-func (r *Runner) partitions(job *Job) ([]Partition, error) {
+func (r *Runner) partitions(job *jobfile.Job) ([]jobfile.Partition, error) {
 	parts, err := job.Partitions(r.Params, r.From, r.To, r.now())
 	if err != nil {
 		return nil, err
@@ -196,7 +197,7 @@ func (r *Runner) partitions(job *Job) ([]Partition, error) {
 	return r.Shard.Select(parts), nil
 }
 
-func (r *Runner) run(ctx context.Context, job *Job, res *JobResult, log *slog.Logger) error {
+func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log *slog.Logger) error {
 	if r.Sources == nil {
 		return errors.New("pipeline: the runner has no Sources")
 	}
@@ -327,7 +328,7 @@ func sumSinks(total, part []SinkResult) []SinkResult {
 
 // runPartition runs one partition, running it again when an unpaged
 // response breaks off mid-stream (nothing is published by a failed try).
-func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part Partition, log *slog.Logger) *PartitionResult {
+func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part jobfile.Partition, log *slog.Logger) *PartitionResult {
 	start := time.Now()
 	pr := &PartitionResult{Key: part.Key}
 	err := func() error {
@@ -362,7 +363,7 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part Partition, 
 
 // jobPlan is what every partition of a job shares: its mapping.
 type jobPlan struct {
-	job     *Job
+	job     *jobfile.Job
 	columns []mapping.Column // nil: infer
 	unmap   mapping.Unmapped
 }
@@ -370,17 +371,12 @@ type jobPlan struct {
 // partPlan is one partition with its templates rendered.
 type partPlan struct {
 	*jobPlan
-	part  Partition
+	part  jobfile.Partition
 	src   source.Source
 	sinks []plannedSink
 }
 
-type plannedSink struct {
-	spec   sink.Spec
-	target *sink.Target
-}
-
-func (r *Runner) planJob(job *Job) (*jobPlan, error) {
+func (r *Runner) planJob(job *jobfile.Job) (*jobPlan, error) {
 	jp := &jobPlan{job: job}
 	if m := job.Mapping; m != nil {
 		for _, c := range m.Columns {
@@ -397,56 +393,26 @@ func (r *Runner) planJob(job *Job) (*jobPlan, error) {
 	return jp, nil
 }
 
-// resolver places the file outputs of job.
-func resolver(job *Job) sink.Resolver {
-	r := sink.Resolver{Job: job.Name, Storage: job.Storage}
-	if pb := job.Source.PowerBI; pb != nil {
-		r.Auth, r.Cloud = &pb.Auth, pb.Cloud
-	}
-	return r
+// plannedSink is one sink of one partition.
+type plannedSink struct {
+	spec   sink.Spec
+	target *sink.Target
 }
 
-// renderPaths places the sinks of one partition: their output paths
-// rendered, their targets resolved.
-func renderPaths(job *Job, part Partition) ([]plannedSink, error) {
-	var out []plannedSink
-	res := resolver(job)
-	for i, s := range job.Sinks {
-		var path string
-		if tmpl := s.Path(); tmpl != "" {
-			var err error
-			if path, err = renderOutput(tmpl, part.Params); err != nil {
-				return nil, fmt.Errorf("sinks[%d].%s.path: %w", i, s.Kind(), err)
-			}
-		}
-		t, err := s.Target(res, path, part.Range)
-		if err != nil {
-			return nil, fmt.Errorf("sinks[%d].%s.path: %w", i, s.Kind(), err)
-		}
-		out = append(out, plannedSink{spec: s, target: t})
+// renderPaths places the sinks of one partition.
+func renderPaths(job *jobfile.Job, part jobfile.Partition) ([]plannedSink, error) {
+	targets, err := job.Targets(part)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]plannedSink, len(targets))
+	for i, t := range targets {
+		out[i] = plannedSink{spec: job.Sinks[i], target: t}
 	}
 	return out, nil
 }
 
-// renderSource renders the query (or, for a paged job, the table
-// expression) of one partition.
-func renderSource(pb *source.PowerBISpec, params map[string]any) (string, error) {
-	field, text := "query", pb.Query
-	if pb.Table != "" {
-		field, text = "table", pb.Table
-	}
-	t, err := parseTemplate(field, text)
-	if err != nil {
-		return "", fmt.Errorf("source.powerbi.%s: %w", field, err)
-	}
-	out, err := render(t, params)
-	if err != nil {
-		return "", fmt.Errorf("source.powerbi.%s: %w", field, err)
-	}
-	return strings.TrimSpace(out), nil
-}
-
-func (r *Runner) planPartition(ctx context.Context, jp *jobPlan, part Partition, log *slog.Logger) (*partPlan, error) {
+func (r *Runner) planPartition(ctx context.Context, jp *jobPlan, part jobfile.Partition, log *slog.Logger) (*partPlan, error) {
 	pp := &partPlan{jobPlan: jp, part: part}
 	var err error
 	if pp.sinks, err = renderPaths(jp.job, part); err != nil {
@@ -454,7 +420,7 @@ func (r *Runner) planPartition(ctx context.Context, jp *jobPlan, part Partition,
 	}
 	req := source.Request{Job: jp.job.Name, Spec: jp.job.Source, Columns: jp.columns, Unmapped: jp.unmap, BatchRows: r.BatchRows, Mem: r.mem(), Log: log}
 	if pb := jp.job.Source.PowerBI; pb != nil {
-		if req.Query, err = renderSource(pb, part.Params); err != nil {
+		if req.Query, err = jp.job.RenderSource(part.Params); err != nil {
 			return nil, err
 		}
 	}
@@ -670,7 +636,7 @@ const DefaultMemoryLimit = 100 << 20
 // checkPartitionOutputs refuses partitions that would write the same file
 // (each would replace the one before), and returns every partition's
 // fingerprint.
-func checkPartitionOutputs(job *Job, parts []Partition) ([]string, error) {
+func checkPartitionOutputs(job *jobfile.Job, parts []jobfile.Partition) ([]string, error) {
 	fps := make([]string, len(parts))
 	seen := map[string]string{}
 	for i, p := range parts {

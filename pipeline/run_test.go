@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/sink/azureblob"
 	"github.com/pbicopy/pbicopy/source/powerbi"
 
@@ -75,7 +76,7 @@ func queryLine(query string) string { return fmt.Sprintf("    query: %q\n", quer
 
 // job builds a job file querying the fake with query, mapping (YAML, may be
 // empty) and Parquet and CSV sinks into the fixture's folder.
-func (f *fixture) job(t *testing.T, query, mappingYAML string) *Job {
+func (f *fixture) job(t *testing.T, query, mappingYAML string) *jobfile.Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: test-job
 %s%s
@@ -83,7 +84,7 @@ sinks:
   - parquet: { path: %q, compression: zstd }
   - csv: { path: %q }
 `, fakeSource(queryLine(query), fakeAuth), mappingYAML, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"))
-	job, _, err := Loader{LookupEnv: f.lookup}.Load("test.yaml", []byte(text))
+	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load("test.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func expectedRows(t *testing.T, tb *fakepbi.Table, cols []mapping.Column) [][]an
 	return rows
 }
 
-func mustColumns(t *testing.T, job *Job) []mapping.Column {
+func mustColumns(t *testing.T, job *jobfile.Job) []mapping.Column {
 	t.Helper()
 	var cols []mapping.Column
 	for _, c := range job.Mapping.Columns {
@@ -439,7 +440,7 @@ func TestRunFileSource(t *testing.T) {
 	}
 	text := fmt.Sprintf("name: file-job\nsource: { file: %q }\n%s\nsinks:\n  - parquet: { path: %q }\n  - csv: { path: %q }\n",
 		resp, salesMapping, filepath.Join(dir, "out.parquet"), filepath.Join(dir, "out.csv"))
-	job, _, err := Loader{}.Load("file.yaml", []byte(text))
+	job, _, err := jobfile.Loader{}.Load("file.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/sink"
 )
 
@@ -61,7 +64,7 @@ type stateFile struct {
 // StatePath is where the state of job lives (a local path or a blob URL):
 // state.path, else .pbicopy-state/<job>.json in the output folder of the
 // first file sink (the part of its path before any template).
-func StatePath(job *Job) (string, error) {
+func StatePath(job *jobfile.Job) (string, error) {
 	if job.State != nil && job.State.Path != "" {
 		return job.State.Path, nil
 	}
@@ -82,12 +85,12 @@ func StatePath(job *Job) (string, error) {
 	return "", fmt.Errorf("job %s: no file sink to keep the partition state beside: set state.path (a local path or az://container/path)", job.Name)
 }
 
-func (r *Runner) openState(ctx context.Context, job *Job, shard Shard, resume bool) (*stateFile, error) {
+func (r *Runner) openState(ctx context.Context, job *jobfile.Job, shard Shard, resume bool) (*stateFile, error) {
 	base, err := StatePath(job)
 	if err != nil {
 		return nil, err
 	}
-	folder, name, err := resolver(job).StateFolder(ctx, r.Storage, base)
+	folder, name, err := job.Resolver().StateFolder(ctx, r.Storage, base)
 	if err != nil {
 		return nil, err
 	}
@@ -194,13 +197,13 @@ func (s *stateFile) Location() string { return s.folder.Location(s.name) }
 
 // fingerprint identifies what a partition runs: its parameter values, its
 // rendered query (or table and key) and its outputs.
-func fingerprint(job *Job, p Partition) (string, error) {
+func fingerprint(job *jobfile.Job, p jobfile.Partition) (string, error) {
 	h := sha256.New()
-	for _, k := range sortedKeys(p.Params) {
+	for _, k := range slices.Sorted(maps.Keys(p.Params)) {
 		fmt.Fprintf(h, "param %s=%v\x00", k, p.Params[k])
 	}
 	if pb := job.Source.PowerBI; pb != nil {
-		text, err := renderSource(pb, p.Params)
+		text, err := job.RenderSource(p.Params)
 		if err != nil {
 			return "", err
 		}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/internal/sinktest"
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/sink"
 	"github.com/pbicopy/pbicopy/sink/azureblob"
@@ -63,14 +64,14 @@ func newBlobFixture(t *testing.T, opts fakepbi.Options) *blobFixture {
 
 // job builds a job querying the fake, with the given storage block (YAML,
 // may be empty) and sinks.
-func (f *blobFixture) job(t *testing.T, query, mappingYAML, storage, sinks string) *Job {
+func (f *blobFixture) job(t *testing.T, query, mappingYAML, storage, sinks string) *jobfile.Job {
 	t.Helper()
 	text := fmt.Sprintf(`name: blob-job
 %s%s
 %s
 sinks:
 %s`, fakeSource(queryLine(query), fakeAuth), mappingYAML, storage, sinks)
-	job, _, err := Loader{LookupEnv: f.lookup}.Load("blob.yaml", []byte(text))
+	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load("blob.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,9 +337,9 @@ func TestBlobSecretsNeverShownIntegration(t *testing.T) {
 }
 
 // mustPlanSinks renders the sinks of job as a run would.
-func mustPlanSinks(t *testing.T, job *Job) []plannedSink {
+func mustPlanSinks(t *testing.T, job *jobfile.Job) []plannedSink {
 	t.Helper()
-	sinks, err := renderPaths(job, Partition{})
+	sinks, err := renderPaths(job, jobfile.Partition{})
 	if err != nil {
 		t.Fatal(err)
 	}

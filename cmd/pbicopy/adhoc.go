@@ -7,9 +7,8 @@ import (
 	"strings"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/source"
-
-	"github.com/pbicopy/pbicopy/pipeline"
 )
 
 // defaultSecretEnv is the environment variable the ad-hoc commands read the
@@ -115,8 +114,8 @@ func (s *sourceFlags) spec() (*source.PowerBISpec, error) {
 }
 
 // jobSource loads a job file for its Power BI source block.
-func (a *app) jobSource(path string) (*pipeline.Job, error) {
-	jobs, err := loadJobs(pipeline.Loader{}, []string{path}, a.stderr)
+func (a *app) jobSource(path string) (*jobfile.Job, error) {
+	jobs, err := loadJobs(jobfile.Loader{}, []string{path}, a.stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +130,7 @@ func (a *app) jobSource(path string) (*pipeline.Job, error) {
 
 // source resolves the Power BI source of an ad-hoc command: the job's, or
 // the flags'.
-func (s *sourceFlags) source(a *app) (*source.PowerBISpec, *pipeline.Job, error) {
+func (s *sourceFlags) source(a *app) (*source.PowerBISpec, *jobfile.Job, error) {
 	if s.job != "" {
 		if s.adhocFlagsGiven() {
 			return nil, nil, usagef("--job takes the dataset and credentials from the job file: leave out the other dataset and credential flags")

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/source/powerbi"
 )
@@ -65,7 +66,7 @@ func (a *app) cmdPlan(args []string) error {
 	if err := c.backfill.apply(r); err != nil {
 		return err
 	}
-	jobs, err := loadJobs(pipeline.Loader{}, paths, stderr)
+	jobs, err := loadJobs(jobfile.Loader{}, paths, stderr)
 	if err != nil {
 		return err
 	}

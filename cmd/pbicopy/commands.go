@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/metrics"
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/pipeline"
 )
 
@@ -19,7 +21,7 @@ import (
 var errJobsFailed = errors.New("one or more jobs failed")
 
 // invalidJobs reports invalid job files (exit 2); the problems were printed.
-type invalidJobs struct{ err *pipeline.InvalidError }
+type invalidJobs struct{ err *jobfile.InvalidError }
 
 func (e invalidJobs) Error() string { return e.err.Error() }
 
@@ -93,12 +95,12 @@ func newLogger(c *commonFlags, stderr io.Writer) (*slog.Logger, error) {
 
 // loadJobs loads and validates job files, printing every problem and
 // warning to stderr.
-func loadJobs(loader pipeline.Loader, paths []string, stderr io.Writer) ([]*pipeline.Job, error) {
+func loadJobs(loader jobfile.Loader, paths []string, stderr io.Writer) ([]*jobfile.Job, error) {
 	jobs, warnings, err := loader.LoadPaths(paths)
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, w)
 	}
-	var inv *pipeline.InvalidError
+	var inv *jobfile.InvalidError
 	if errors.As(err, &inv) {
 		fmt.Fprintln(stderr, inv.Error())
 		fmt.Fprintf(stderr, "pbicopy: %d problem(s); nothing was run\n", len(inv.Problems))
@@ -120,7 +122,7 @@ func (a *app) cmdRun(ctx context.Context, args []string) error {
 	}
 	if c.metricsPush != "" {
 		// Before any job runs: a typo must not cost a night's figures.
-		if err := pipeline.CheckPushURL(c.metricsPush); err != nil {
+		if err := metrics.CheckPushURL(c.metricsPush); err != nil {
 			return usagef("--metrics-push: %v", err)
 		}
 	}
@@ -130,7 +132,7 @@ func (a *app) cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rep.close()
-	jobs, err := loadJobs(pipeline.Loader{}, paths, stderr)
+	jobs, err := loadJobs(jobfile.Loader{}, paths, stderr)
 	if err != nil {
 		return writeSummaryOf(c.summary, "run", started, err)
 	}
@@ -157,7 +159,7 @@ const metricsPushTimeout = 15 * time.Second
 func pushRunMetrics(ctx context.Context, url string, results []*pipeline.JobResult) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), metricsPushTimeout)
 	defer cancel()
-	if err := pipeline.PushMetrics(ctx, nil, url, results, ""); err != nil {
+	if err := metrics.Push(ctx, nil, url, results, ""); err != nil {
 		return fmt.Errorf("push metrics: %w", err)
 	}
 	return nil
@@ -182,7 +184,7 @@ func cmdSchema(stdout io.Writer, args []string) error {
 	if len(args) > 0 {
 		return usagef("schema takes no arguments")
 	}
-	data, err := pipeline.JSONSchema()
+	data, err := jobfile.JSONSchema()
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/jobs"
 	"github.com/pbicopy/pbicopy/pipeline"
 )
@@ -61,7 +62,7 @@ func (a *app) cmdDemo(ctx context.Context, args []string) error {
 		"PBICOPY_DEMO_CLIENT_ID":     opts.ClientID,
 		"PBICOPY_DEMO_CLIENT_SECRET": opts.ClientSecret,
 	}
-	loader := pipeline.Loader{LookupEnv: func(name string) (string, bool) {
+	loader := jobfile.Loader{LookupEnv: func(name string) (string, bool) {
 		if v, ok := env[name]; ok {
 			return v, true
 		}
@@ -82,7 +83,7 @@ func (a *app) cmdDemo(ctx context.Context, args []string) error {
 	fmt.Fprintf(stdout, "fake Power BI listening on %s; running %s (job %s)\n", srv.URL(), jobs.DemoFile, job.Name)
 	a.httpClient = srv.Client()
 	runner := &pipeline.Runner{Logger: rep.log, Sources: a.connector(rep, 0), Storage: a.storage(), Progress: rep.progress()}
-	if err := runJobs(ctx, runner, []*pipeline.Job{job}, "", "", stdout, rep); err != nil {
+	if err := runJobs(ctx, runner, []*jobfile.Job{job}, "", "", stdout, rep); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "done: %d executeQueries request(s), %d token request(s). Look at the files in %s/\n", srv.QueryRequests(), srv.TokenRequests(), *out)

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/source"
 	"github.com/pbicopy/pbicopy/source/powerbi"
 )
@@ -36,7 +35,6 @@ func (a *app) cmdInfer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rep.close()
-	runner := &pipeline.Runner{Logger: rep.log, Params: c.params}
 
 	var pb *source.PowerBISpec
 	var dax string
@@ -49,7 +47,7 @@ func (a *app) cmdInfer(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		rendered, err := runner.Render(job, false)
+		rendered, err := job.Render(c.params, false)
 		if err != nil {
 			return fmt.Errorf("job %s: %w", job.Name, err)
 		}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/jobfile"
 )
 
 // fakeGateway is a Pushgateway that records every push and answers status
@@ -134,12 +134,12 @@ func TestSchemaCommand(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	want, err := pipeline.JSONSchema()
+	want, err := jobfile.JSONSchema()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if stdout != string(want) {
-		t.Error("pbicopy schema does not print pipeline.JSONSchema")
+		t.Error("pbicopy schema does not print jobfile.JSONSchema")
 	}
 	if code, _, _ := runCmd(t, "schema", "extra"); code != exitInvalid {
 		t.Errorf("schema with an argument: exit %d", code)

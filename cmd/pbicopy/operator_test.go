@@ -18,7 +18,7 @@ import (
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/internal/sinktest"
-	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/jobfile"
 )
 
 const mappedSinks = `mapping:
@@ -229,7 +229,7 @@ func TestGoldenInfer(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	golden(t, "infer-query.txt", stdout)
-	job, _, err := pipeline.Loader{}.Load("x.yaml", []byte("name: x\n"+sourceBlock("EVALUATE BigKeys", nil)+stdout+"sinks:\n  - csv: { path: x.csv }\n"))
+	job, _, err := jobfile.Loader{}.Load("x.yaml", []byte("name: x\n"+sourceBlock("EVALUATE BigKeys", nil)+stdout+"sinks:\n  - csv: { path: x.csv }\n"))
 	if err != nil {
 		t.Fatalf("the printed block does not load: %v", err)
 	}

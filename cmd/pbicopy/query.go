@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink"
@@ -139,13 +140,13 @@ func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *repor
 		path = filepath.Join(dir, "query.csv")
 	}
 	src := *pb
-	src.Query, src.Table, src.Paging, src.RefreshBefore = pipeline.EscapeTemplate(dax), "", nil, false
-	job := &pipeline.Job{Name: "query", Source: source.Spec{PowerBI: &src}}
+	src.Query, src.Table, src.Paging, src.RefreshBefore = jobfile.EscapeTemplate(dax), "", nil, false
+	job := &jobfile.Job{Name: "query", Source: source.Spec{PowerBI: &src}}
 	switch format {
 	case "csv":
-		job.Sinks = []sink.Spec{{CSV: &sink.CSVOptions{Path: pipeline.EscapeTemplate(path)}}}
+		job.Sinks = []sink.Spec{{CSV: &sink.CSVOptions{Path: jobfile.EscapeTemplate(path)}}}
 	case "parquet":
-		job.Sinks = []sink.Spec{{Parquet: &sink.ParquetOptions{Path: pipeline.EscapeTemplate(path), Compression: "zstd"}}}
+		job.Sinks = []sink.Spec{{Parquet: &sink.ParquetOptions{Path: jobfile.EscapeTemplate(path), Compression: "zstd"}}}
 	}
 	res := runner.Run(ctx, job)
 	rep.close()

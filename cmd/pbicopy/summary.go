@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/pipeline"
 )
 
@@ -25,7 +26,7 @@ const (
 // runJobs runs jobs one after another (a failed job does not stop the next
 // ones), then prints the summary table and, when asked, writes the summary
 // as JSON and pushes the figures to a Pushgateway, whatever the outcome.
-func runJobs(ctx context.Context, runner *pipeline.Runner, jobs []*pipeline.Job, summaryPath, metricsPush string, stdout io.Writer, rep *reporter) error {
+func runJobs(ctx context.Context, runner *pipeline.Runner, jobs []*jobfile.Job, summaryPath, metricsPush string, stdout io.Writer, rep *reporter) error {
 	started := time.Now()
 	var results []*pipeline.JobResult
 	failed := 0
@@ -151,7 +152,7 @@ func human(d time.Duration) string {
 }
 
 // newRunSummary sums up a run; err is the run's error, if any.
-func newRunSummary(command string, started time.Time, jobs []*pipeline.Job, results []*pipeline.JobResult, err error) *runSummary {
+func newRunSummary(command string, started time.Time, jobs []*jobfile.Job, results []*pipeline.JobResult, err error) *runSummary {
 	d := time.Since(started)
 	s := &runSummary{Command: command, Status: runSucceeded, Started: started.UTC().Truncate(time.Second), DurationSeconds: seconds(d), Duration: human(d), Jobs: []jobSummary{}}
 	var ie invalidJobs
@@ -168,7 +169,7 @@ func newRunSummary(command string, started time.Time, jobs []*pipeline.Job, resu
 		}
 	}
 	for i, r := range results {
-		var job *pipeline.Job
+		var job *jobfile.Job
 		if i < len(jobs) {
 			job = jobs[i]
 		}
@@ -187,7 +188,7 @@ func newRunSummary(command string, started time.Time, jobs []*pipeline.Job, resu
 	return s
 }
 
-func jobSummaryOf(r *pipeline.JobResult, job *pipeline.Job) jobSummary {
+func jobSummaryOf(r *pipeline.JobResult, job *jobfile.Job) jobSummary {
 	js := jobSummary{
 		Job: r.Job, File: r.File, Status: string(r.Status), Error: r.Error,
 		RowsRead: r.Rows, BytesRead: r.Bytes, Pages: r.Pages, TruncatedPages: r.Truncated,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/source/powerbi"
 )
@@ -29,21 +30,21 @@ func (a *app) cmdValidate(ctx context.Context, args []string) error {
 	if len(paths) == 0 {
 		return usagef("validate needs at least one job file or folder")
 	}
-	jobs, err := loadJobs(pipeline.Loader{}, paths, stderr)
+	jobs, err := loadJobs(jobfile.Loader{}, paths, stderr)
 	if err != nil {
 		return err
 	}
 	runner := &pipeline.Runner{Params: c.params, Storage: a.storage()}
 	// Templates rendered with --param, the defaults, and placeholders for
 	// values given only at run time.
-	var problems []pipeline.Problem
-	notes := map[*pipeline.Job]string{}
+	var problems []jobfile.Problem
+	notes := map[*jobfile.Job]string{}
 	for _, j := range jobs {
-		if _, err := runner.Render(j, true); err != nil {
-			problems = append(problems, pipeline.Problem{File: j.File, Message: err.Error()})
+		if _, err := j.Render(c.params, true); err != nil {
+			problems = append(problems, jobfile.Problem{File: j.File, Message: err.Error()})
 			continue
 		}
-		if _, missing := runner.TemplateParams(j); len(missing) > 0 {
+		if _, missing := j.TemplateParams(c.params); len(missing) > 0 {
 			var give []string
 			for _, m := range missing {
 				give = append(give, "--param "+m+"=...")
@@ -52,7 +53,7 @@ func (a *app) cmdValidate(ctx context.Context, args []string) error {
 		}
 	}
 	if len(problems) > 0 {
-		inv := &pipeline.InvalidError{Problems: problems}
+		inv := &jobfile.InvalidError{Problems: problems}
 		fmt.Fprintln(stderr, inv.Error())
 		fmt.Fprintf(stderr, "pbicopy: %d problem(s)\n", len(problems))
 		return invalidJobs{inv}

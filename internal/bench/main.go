@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink/azureblob"
 	"github.com/pbicopy/pbicopy/source/powerbi"
@@ -224,7 +225,7 @@ func child(jobPath string) int {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(pipeline.DefaultMemoryLimit)
 	}
-	jobs, _, err := pipeline.Loader{}.LoadPaths([]string{jobPath})
+	jobs, _, err := jobfile.Loader{}.LoadPaths([]string{jobPath})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
+	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/source/powerbi"
 )
@@ -42,7 +43,7 @@ source:
 %ssinks:
   - parquet: { path: %q }
 `, Mapping, filepath.Join(dir, "paged.parquet"))
-		job, _, err := pipeline.Loader{LookupEnv: func(n string) (string, bool) { v, ok := env[n]; return v, ok }}.Load("paged.yaml", []byte(text))
+		job, _, err := jobfile.Loader{LookupEnv: func(n string) (string, bool) { v, ok := env[n]; return v, ok }}.Load("paged.yaml", []byte(text))
 		if err != nil {
 			srv.Close()
 			return err

@@ -1,4 +1,4 @@
-package pipeline
+package jobfile
 
 import (
 	"errors"
@@ -328,7 +328,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.literal[path] = !usedEnv && expanded != ""
 		d.setScalar(n, v, path, expanded)
 	default:
-		panic(fmt.Sprintf("pipeline: cannot decode into %s", v.Type()))
+		panic(fmt.Sprintf("jobfile: cannot decode into %s", v.Type()))
 	}
 }
 

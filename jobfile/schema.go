@@ -1,4 +1,4 @@
-package pipeline
+package jobfile
 
 import (
 	"bytes"
@@ -144,7 +144,7 @@ func JSONSchema() ([]byte, error) {
 	doc := schemaObject{
 		{"$schema", SchemaDialect},
 		{"title", "pbicopy job file"},
-		{"description", "A pbicopy job: a DAX query on a Power BI semantic model and the sinks its rows are copied to. Generated from the Go types by pipeline.JSONSchema; do not edit."},
+		{"description", "A pbicopy job: a DAX query on a Power BI semantic model and the sinks its rows are copied to. Generated from the Go types by jobfile.JSONSchema; do not edit."},
 	}
 	return marshalSchema(append(doc, root...))
 }

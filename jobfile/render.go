@@ -1,15 +1,19 @@
-package pipeline
+package jobfile
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"text/template/parse"
 	"time"
+
+	"github.com/pbicopy/pbicopy/sink"
 )
 
 // TemplateParams lists the template values a job's query (or table) and
 // output paths use ({{ .name }}), sorted, and those of them that neither
-// r.Params nor a declared default gives.
-func (r *Runner) TemplateParams(job *Job) (used, missing []string) {
+// given (the --param values) nor a declared default gives.
+func (job *Job) TemplateParams(given map[string]string) (used, missing []string) {
 	var texts []string
 	if pb := job.Source.PowerBI; pb != nil {
 		texts = append(texts, pb.Query, pb.Table)
@@ -27,7 +31,7 @@ func (r *Runner) TemplateParams(job *Job) (used, missing []string) {
 	}
 	for name := range seen {
 		used = append(used, name)
-		if _, ok := r.Params[name]; !ok && job.Params[name].Default == "" {
+		if _, ok := given[name]; !ok && job.Params[name].Default == "" {
 			missing = append(missing, name)
 		}
 	}
@@ -90,23 +94,25 @@ type Rendered struct {
 	Paths []string
 	// Partition is the partition's key, "" for a job without partitions.
 	Partition string
-
-	source string // the rendered query template (the table of a paged job)
-	sinks  []plannedSink
+	// Source is the rendered template of the source (the table of a paged
+	// job, not wrapped in EVALUATE).
+	Source string
+	// Targets are the sinks placed for the partition, by sink index.
+	Targets []*sink.Target
 }
 
-// Render renders a job's query (or table) and output paths with r.Params
-// and the declared defaults. With placeholders set, a value that neither
+// Render renders a job's query (or table) and output paths with params
+// (the --param values) and the declared defaults. With placeholders set, a value that neither
 // gives is replaced by a placeholder of its type, so that the templates can
 // be checked before the values are known; otherwise a missing value is an
 // error naming the --param to give.
-func (r *Runner) Render(job *Job, placeholders bool) (Rendered, error) {
-	given := make(map[string]string, len(r.Params))
-	for k, v := range r.Params {
+func (job *Job) Render(params map[string]string, placeholders bool) (Rendered, error) {
+	given := make(map[string]string, len(params))
+	for k, v := range params {
 		given[k] = v
 	}
 	if placeholders {
-		_, missing := r.TemplateParams(job)
+		_, missing := job.TemplateParams(params)
 		if job.Partition != nil {
 			if _, ok := given[job.Partition.Param]; !ok && job.Params[job.Partition.Param].Default == "" {
 				missing = append(missing, job.Partition.Param)
@@ -131,24 +137,24 @@ func (r *Runner) Render(job *Job, placeholders bool) (Rendered, error) {
 		return Rendered{}, err
 	}
 	part := parts[0]
-	sinks, err := renderPaths(job, part)
+	targets, err := job.Targets(part)
 	if err != nil {
 		return Rendered{}, err
 	}
-	out := Rendered{Partition: part.Key, sinks: sinks}
-	for _, s := range sinks {
+	out := Rendered{Partition: part.Key, Targets: targets}
+	for i, t := range targets {
 		path := ""
-		if s.spec.Path() != "" {
-			path = s.target.Location()
+		if job.Sinks[i].Path() != "" {
+			path = t.Location()
 		}
 		out.Paths = append(out.Paths, path)
 	}
 	if pb := job.Source.PowerBI; pb != nil {
-		text, err := renderSource(pb, part.Params)
+		text, err := job.RenderSource(part.Params)
 		if err != nil {
 			return Rendered{}, err
 		}
-		out.source = text
+		out.Source = text
 		if pb.Table != "" {
 			text = "EVALUATE " + text
 		}
@@ -170,4 +176,52 @@ func EscapeTemplate(text string) string {
 		b = append(b, text[i])
 	}
 	return string(b)
+}
+
+// Resolver places the job's file outputs and state file: on the local disk,
+// or in Azure Blob Storage as its storage block (or, for the credential, its
+// Power BI source) says.
+func (job *Job) Resolver() sink.Resolver {
+	r := sink.Resolver{Job: job.Name, Storage: job.Storage}
+	if pb := job.Source.PowerBI; pb != nil {
+		r.Auth, r.Cloud = &pb.Auth, pb.Cloud
+	}
+	return r
+}
+
+// Targets places the sinks of one partition: their output paths rendered
+// with its parameters, their destinations resolved.
+func (job *Job) Targets(part Partition) ([]*sink.Target, error) {
+	var out []*sink.Target
+	res := job.Resolver()
+	for i, s := range job.Sinks {
+		var path string
+		if tmpl := s.Path(); tmpl != "" {
+			var err error
+			if path, err = renderOutput(tmpl, part.Params); err != nil {
+				return nil, fmt.Errorf("sinks[%d].%s.path: %w", i, s.Kind(), err)
+			}
+		}
+		t, err := s.Target(res, path, part.Range)
+		if err != nil {
+			return nil, fmt.Errorf("sinks[%d].%s.path: %w", i, s.Kind(), err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// RenderSource renders the query of the job's Power BI source (for a paged
+// job, the table expression) with params.
+func (job *Job) RenderSource(params map[string]any) (string, error) {
+	field, text := job.Source.PowerBI.Template()
+	t, err := parseTemplate(field, text)
+	if err != nil {
+		return "", fmt.Errorf("source.powerbi.%s: %w", field, err)
+	}
+	out, err := render(t, params)
+	if err != nil {
+		return "", fmt.Errorf("source.powerbi.%s: %w", field, err)
+	}
+	return strings.TrimSpace(out), nil
 }

@@ -1,4 +1,4 @@
-package pipeline
+package jobfile
 
 import (
 	"bytes"
@@ -55,10 +55,10 @@ func checkGolden(t *testing.T, path string, got []byte, test string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v: generate it with: go test ./pipeline -run %s -update", err, test)
+		t.Fatalf("%v: generate it with: go test ./jobfile -run %s -update", err, test)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s is out of date with the Go types (first difference at line %d): run go test ./pipeline -run %s -update, and commit the result",
+		t.Errorf("%s is out of date with the Go types (first difference at line %d): run go test ./jobfile -run %s -update, and commit the result",
 			path, firstDiffLine(got, want), test)
 	}
 }

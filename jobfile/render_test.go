@@ -1,4 +1,4 @@
-package pipeline
+package jobfile
 
 import (
 	"testing"
@@ -27,20 +27,18 @@ func TestTemplateParamsAndRender(t *testing.T) {
 		Source: source.Spec{PowerBI: &source.PowerBISpec{Query: `EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }} && Sales[Region] = {{ dax .region }})`}},
 		Sinks:  []sink.Spec{{CSV: &sink.CSVOptions{Path: "out/{{ .region }}/{{ .day }}.csv"}}, {Postgres: &sink.PostgresOptions{Table: "t"}}},
 	}
-	r := &Runner{}
-	used, missing := r.TemplateParams(job)
+	used, missing := job.TemplateParams(nil)
 	if len(used) != 2 || used[0] != "day" || used[1] != "region" || len(missing) != 1 || missing[0] != "day" {
 		t.Errorf("used %v, missing %v", used, missing)
 	}
-	if _, err := r.Render(job, false); err == nil {
+	if _, err := job.Render(nil, false); err == nil {
 		t.Error("rendered without a value for day")
 	}
-	out, err := r.Render(job, true)
+	out, err := job.Render(nil, true)
 	if err != nil || out.Query != `EVALUATE FILTER(Sales, Sales[OrderDate] = DATE(2000, 1, 1) && Sales[Region] = "North")` {
 		t.Errorf("placeholders: %+v %v", out, err)
 	}
-	r.Params = map[string]string{"day": "2024-03-01", "region": "South"}
-	out, err = r.Render(job, false)
+	out, err = job.Render(map[string]string{"day": "2024-03-01", "region": "South"}, false)
 	if err != nil || out.Query != `EVALUATE FILTER(Sales, Sales[OrderDate] = DATE(2024, 3, 1) && Sales[Region] = "South")` || len(out.Paths) != 2 || out.Paths[1] != "" {
 		t.Fatalf("%+v %v", out, err)
 	}

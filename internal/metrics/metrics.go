@@ -1,4 +1,5 @@
-package pipeline
+// Package metrics pushes the figures of a run to a Prometheus Pushgateway.
+package metrics
 
 import (
 	"bytes"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pbicopy/pbicopy/pipeline"
 )
 
 // metricsContentType is the Prometheus text exposition format, the one the
@@ -19,7 +22,7 @@ import (
 const metricsContentType = "text/plain; version=0.0.4"
 
 // CheckPushURL reports whether s can be a Pushgateway address for
-// PushMetrics: an http or https URL with a host, and perhaps a path prefix.
+// Push: an http or https URL with a host, and perhaps a path prefix.
 // The error does not repeat credentials written in the URL.
 func CheckPushURL(s string) error {
 	_, err := parsePushURL(s)
@@ -48,7 +51,7 @@ func redactPushURL(u *url.URL) string {
 	return c.String()
 }
 
-// PushMetrics pushes the figures of a run to a Prometheus Pushgateway at
+// Push pushes the figures of a run to a Prometheus Pushgateway at
 // gatewayURL, one push per job, grouped by job="pbicopy" and
 // pbicopy_job="<job name>" (and instance, when not empty: batch jobs usually
 // leave it out so that a run from another host replaces the figures).
@@ -61,7 +64,7 @@ func redactPushURL(u *url.URL) string {
 // kind (never its location, which can hold a SAS token or a password).
 //
 // results are in the order the jobs ran, one after another, the last one
-// ending now, as pbicopy run does: a JobResult holds a duration but no clock
+// ending now, as pbicopy run does: a pipeline.JobResult holds a duration but no clock
 // time, so a job's end time is now less the durations of the jobs after it.
 //
 // A job that succeeded replaces its whole group (PUT), so that the series of
@@ -73,11 +76,11 @@ func redactPushURL(u *url.URL) string {
 // Every job is pushed even when one push fails; the error lists each
 // failure, naming the job, the gateway (without credentials) and the
 // status. ctx bounds the pushes; a nil client means http.DefaultClient.
-func PushMetrics(ctx context.Context, client *http.Client, gatewayURL string, results []*JobResult, instance string) error {
+func Push(ctx context.Context, client *http.Client, gatewayURL string, results []*pipeline.JobResult, instance string) error {
 	return pushMetrics(ctx, client, gatewayURL, results, instance, time.Now())
 }
 
-func pushMetrics(ctx context.Context, client *http.Client, gatewayURL string, results []*JobResult, instance string, now time.Time) error {
+func pushMetrics(ctx context.Context, client *http.Client, gatewayURL string, results []*pipeline.JobResult, instance string, now time.Time) error {
 	gw, err := parsePushURL(gatewayURL)
 	if err != nil {
 		return err
@@ -100,7 +103,7 @@ func pushMetrics(ctx context.Context, client *http.Client, gatewayURL string, re
 	return errors.Join(errs...)
 }
 
-func pushJob(ctx context.Context, client *http.Client, gw *url.URL, r *JobResult, instance string, end time.Time) error {
+func pushJob(ctx context.Context, client *http.Client, gw *url.URL, r *pipeline.JobResult, instance string, end time.Time) error {
 	target := *gw
 	p := strings.TrimSuffix(gw.EscapedPath(), "/") + "/metrics/job/pbicopy/" + groupingPair("pbicopy_job", r.Job)
 	if instance != "" {
@@ -112,7 +115,7 @@ func pushJob(ctx context.Context, client *http.Client, gw *url.URL, r *JobResult
 	}
 	target.RawPath = p
 	method := http.MethodPut
-	if r.Status != Succeeded {
+	if r.Status != pipeline.Succeeded {
 		method = http.MethodPost
 	}
 	req, err := http.NewRequestWithContext(ctx, method, target.String(), bytes.NewReader(jobMetrics(r, end)))
@@ -161,10 +164,10 @@ func groupingPair(name, value string) string {
 
 // jobMetrics renders the figures of r in the Prometheus text exposition
 // format, version 0.0.4.
-func jobMetrics(r *JobResult, end time.Time) []byte {
+func jobMetrics(r *pipeline.JobResult, end time.Time) []byte {
 	var w metricsWriter
 	succeeded := 0.0
-	if r.Status == Succeeded {
+	if r.Status == pipeline.Succeeded {
 		succeeded = 1
 	}
 	endSeconds := float64(end.UnixMilli()) / 1e3
@@ -187,7 +190,7 @@ func jobMetrics(r *JobResult, end time.Time) []byte {
 	// Only a success sets this one, and a failed run's push leaves it as it
 	// was: alerting on time() minus it catches a job that has not succeeded
 	// for too long, whether it fails or stopped running altogether.
-	if r.Status == Succeeded {
+	if r.Status == pipeline.Succeeded {
 		w.gauge("pbicopy_job_last_success_timestamp_seconds", "When the last successful run of the job ended, in Unix seconds.", metricSample{value: endSeconds})
 	}
 	return w.buf.Bytes()

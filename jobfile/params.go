@@ -1,4 +1,4 @@
-package pipeline
+package jobfile
 
 import (
 	"fmt"
@@ -148,21 +148,6 @@ type Partition struct {
 	Range  *sink.PartitionRange
 }
 
-// Shard selects a deterministic share of the partitions: those whose index
-// modulo N is I.
-type Shard struct{ I, N int }
-
-// ParseShard parses "i/n" with 0 <= i < n.
-func ParseShard(s string) (Shard, error) {
-	a, b, ok := strings.Cut(s, "/")
-	i, err1 := strconv.Atoi(a)
-	n, err2 := strconv.Atoi(b)
-	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
-		return Shard{}, fmt.Errorf("--shard %q: write i/n with 0 <= i < n, e.g. 0/4 (Kubernetes: $JOB_COMPLETION_INDEX/<completions>)", s)
-	}
-	return Shard{I: i, N: n}, nil
-}
-
 // maxPartitions bounds a backfill, so that a typo in --to cannot plan a
 // million queries.
 const maxPartitions = 100_000
@@ -267,20 +252,6 @@ func after(a, b any) bool {
 		return x > b.(int64)
 	}
 	return true
-}
-
-// Select keeps the shard's share of parts.
-func (s Shard) Select(parts []Partition) []Partition {
-	if s.N <= 1 {
-		return parts
-	}
-	var out []Partition
-	for _, p := range parts {
-		if p.Index%s.N == s.I {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -1,4 +1,4 @@
-package pipeline
+package jobfile
 
 import (
 	"errors"
@@ -56,7 +56,7 @@ func TestReferenceUpToDate(t *testing.T) {
 		}
 		return
 	}
-	t.Errorf("README.md: the job reference between %s and %s is out of date (first difference at line %d of the section): run go test ./pipeline -run TestReferenceUpToDate -update",
+	t.Errorf("README.md: the job reference between %s and %s is out of date (first difference at line %d of the section): run go test ./jobfile -run TestReferenceUpToDate -update",
 		referenceBegin, referenceEnd, firstDiffLine([]byte(text[begin:end]), []byte(ref)))
 }
 

@@ -1,7 +1,10 @@
-// Package pipeline loads and validates job files and runs them: the source
-// streams rows, the mapping turns them into Arrow record batches, and every
-// sink of the job receives the same batches and publishes them atomically.
-package pipeline
+// Package jobfile is the job file: its types, read strictly from YAML with
+// a line for every problem, validated section by section, its parameters
+// and partitions, its templates (the query and the output paths), and the
+// JSON Schema and the reference generated from the same types. A job's
+// source and sinks are declared by the types of packages source and sink,
+// which hold their own rules.
+package jobfile
 
 import (
 	"github.com/pbicopy/pbicopy/sink"

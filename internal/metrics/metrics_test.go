@@ -1,4 +1,4 @@
-package pipeline
+package metrics
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink"
 )
 
@@ -303,14 +304,14 @@ func newPushGateway(t *testing.T) *pushGateway {
 	return g
 }
 
-func testResults() []*JobResult {
-	ok := &JobResult{Job: "sales-daily", Status: Succeeded, Figures: Figures{Rows: 1000, Bytes: 123456, Requests: 3, Retries: 1, Throttle: 2},
-		Duration: 2500 * time.Millisecond, Sinks: []SinkResult{
-			{Result: sink.Result{Kind: "parquet", Location: "https://acct.blob.core.windows.net/c/a.parquet?sig=SECRET", Rows: 1000, Bytes: 40000}, Status: Succeeded},
-			{Result: sink.Result{Kind: "postgres", Location: "analytics.sales", Rows: 1000}, Status: Succeeded},
+func testResults() []*pipeline.JobResult {
+	ok := &pipeline.JobResult{Job: "sales-daily", Status: pipeline.Succeeded, Figures: pipeline.Figures{Rows: 1000, Bytes: 123456, Requests: 3, Retries: 1, Throttle: 2},
+		Duration: 2500 * time.Millisecond, Sinks: []pipeline.SinkResult{
+			{Result: sink.Result{Kind: "parquet", Location: "https://acct.blob.core.windows.net/c/a.parquet?sig=SECRET", Rows: 1000, Bytes: 40000}, Status: pipeline.Succeeded},
+			{Result: sink.Result{Kind: "postgres", Location: "analytics.sales", Rows: 1000}, Status: pipeline.Succeeded},
 		}}
-	failed := &JobResult{Job: "stock", Status: Failed, Error: "boom", Figures: Figures{Requests: 1}, Duration: 1500 * time.Millisecond}
-	return []*JobResult{ok, failed}
+	failed := &pipeline.JobResult{Job: "stock", Status: pipeline.Failed, Error: "boom", Figures: pipeline.Figures{Requests: 1}, Duration: 1500 * time.Millisecond}
+	return []*pipeline.JobResult{ok, failed}
 }
 
 func TestPushMetrics(t *testing.T) {
@@ -390,7 +391,7 @@ func TestPushMetrics(t *testing.T) {
 func TestPushMetricsGroupingKeyAndCredentials(t *testing.T) {
 	g := newPushGateway(t)
 	gw := strings.Replace(g.URL, "http://", "http://pusher:s3cret@", 1) + "/prefix/"
-	results := []*JobResult{{Job: "a", Status: Succeeded}}
+	results := []*pipeline.JobResult{{Job: "a", Status: pipeline.Succeeded}}
 	if err := pushMetrics(context.Background(), g.Client(), gw, results, "host/1 a", time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +449,7 @@ func TestPushMetricsContext(t *testing.T) {
 	g := newPushGateway(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := PushMetrics(ctx, nil, g.URL, testResults(), "")
+	err := Push(ctx, nil, g.URL, testResults(), "")
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
 	}
@@ -471,7 +472,7 @@ func TestCheckPushURL(t *testing.T) {
 }
 
 func TestJobMetricsEscaping(t *testing.T) {
-	r := &JobResult{Job: "x", Status: Succeeded, Sinks: []SinkResult{{Result: sink.Result{Kind: "we\"ird\\\nkind", Rows: 1}}}}
+	r := &pipeline.JobResult{Job: "x", Status: pipeline.Succeeded, Sinks: []pipeline.SinkResult{{Result: sink.Result{Kind: "we\"ird\\\nkind", Rows: 1}}}}
 	series, _, err := parseExposition(string(jobMetrics(r, time.Unix(1700000000, 0))))
 	if err != nil {
 		t.Fatal(err)
