@@ -200,6 +200,9 @@ type decoder struct {
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
+	if d.reported != nil {
+		d.reported[path] = true
+	}
 }
 
 func (d *decoder) warnf(line int, path, format string, args ...any) {

@@ -169,6 +169,6 @@ func (d *decoder) validateStorage(j *Job) {
 	}
 	if st.Auth != nil {
 		d.fieldErrors(j, "storage.auth", reflect.TypeFor[azure.AuthSpec](), st.Auth.Validate(st.Cloud))
-		d.validateAuth(j, *st.Auth, "storage.auth")
+		d.validateAuth(j, "storage.auth")
 	}
 }

@@ -59,10 +59,10 @@ func TestValidateStorage(t *testing.T) {
 			[]string{
 				"j.yaml:4: storage.account: \"My_Account\" is not a storage account name",
 				"j.yaml:5: storage.endpoint: not a Blob service URL",
-				"j.yaml:6: storage.cloud: unknown cloud \"mars\"",
+				"j.yaml:6: storage.cloud: \"mars\" is not allowed",
 				"j.yaml:7: storage.sasToken: not a SAS token",
-				"j.yaml:8: storage.blockSize: 1000 is out of range",
-				"j.yaml:9: storage.concurrency: 100 is out of range",
+				"j.yaml:8: storage.blockSize: 1000 is too small",
+				"j.yaml:9: storage.concurrency: 100 is out of range: use 0 to 64",
 			}},
 		{"literal secret", base + "storage:\n  accountKey: a2V5\nsinks: [ { csv: { path: az://lake/x.csv } } ]\n", nil},
 		{"split without part", base + "sinks:\n  - parquet: { path: az://lake/x.parquet, maxRowsPerFile: 10 }\n",
@@ -80,9 +80,9 @@ func TestValidateStorage(t *testing.T) {
 		{"manifests collide", base + "sinks:\n  - parquet: { path: 'az://lake/s/a-{{ .part }}.parquet', maxRowsPerFile: 10 }\n  - csv: { path: 'az://lake/s/b-{{ .part }}.csv', maxRowsPerFile: 10 }\n",
 			[]string{"j.yaml:5: sinks[1].csv.path: sinks[0].parquet writes its parts' _manifest.json in the same folder"}},
 		{"negative limits", base + "sinks:\n  - csv: { path: 'x-{{ .part }}.csv', maxRowsPerFile: -1, maxBytesPerFile: 10 }\n",
-			[]string{"j.yaml:4: sinks[0].csv.maxRowsPerFile: -1 is negative", "sinks[0].csv.maxBytesPerFile: 10 is out of range"}},
+			[]string{"j.yaml:4: sinks[0].csv.maxRowsPerFile: -1 is out of range: use 0 or more", "sinks[0].csv.maxBytesPerFile: 10 is out of range"}},
 		{"storage auth", base + "storage:\n  account: lake1\n  auth: { method: nope }\nsinks: [ { csv: { path: az://lake/x.csv } } ]\n",
-			[]string{"j.yaml:5: storage.auth.method: \"nope\" is not a method"}},
+			[]string{"j.yaml:5: storage.auth.method: \"nope\" is not allowed"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, warns, err := Loader{LookupEnv: lookup}.Load("j.yaml", []byte(c.text))

@@ -95,7 +95,7 @@ func TestReferenceExamples(t *testing.T) {
 func TestReferenceRows(t *testing.T) {
 	ref := Reference()
 	for _, want := range []string{
-		"| `name` | string | required | lowercase letters",
+		"| `name` | string | required | a valid job name: lowercase letters",
 		"| `sinks[].parquet.compression` | string | `snappy` | `snappy`, `zstd`, `gzip`, `none` | Codec of every column",
 		"| `sinks[].parquet.rowGroupBytes` | integer | `16777216` (16 MiB) | 0 to 1073741824 |",
 		"| `sinks[].postgres.key` | list of string | — | — |",

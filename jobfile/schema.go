@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
-	"github.com/pbicopy/pbicopy/internal/azure"
-
+	"github.com/pbicopy/pbicopy/internal/spec"
 	"github.com/pbicopy/pbicopy/sink"
+	"github.com/pbicopy/pbicopy/source"
 )
 
 // SchemaDialect is the JSON Schema draft of JSONSchema: draft-07, the one
@@ -52,76 +53,88 @@ type fieldRule struct {
 	defNote string // the default in words, when it is not
 }
 
-// cloudNames are the values of a cloud field.
-var cloudNames = azure.CloudNames
-
 // envRefPattern matches a string holding a ${NAME} reference.
 const envRefPattern = `\$\{[A-Za-z_][A-Za-z0-9_]*\}`
 
-// jobRules are the field rules of Job. JSONSchema fails on a rule for a
-// field that does not exist, so a renamed field cannot leave one behind.
-var jobRules = map[string]fieldRule{
-	"name": {required: true, pattern: jobNameRE.String(), maxLength: 63,
-		patternNote: "lowercase letters, digits and -, starting with a letter or digit; at most 63 characters"},
-
-	"source":                         {required: true, exactlyOne: true},
-	"source.powerbi":                 {oneOf: []string{"query", "table"}, needs: map[string][]string{"table": {"paging"}, "paging": {"table"}}},
-	"source.powerbi.workspace":       {required: true},
-	"source.powerbi.dataset":         {required: true},
-	"source.powerbi.paging.key":      {required: true},
-	"source.powerbi.paging.pageRows": {def: "auto"},
-	"source.powerbi.endpoint":        {defNote: "the cloud's (https://api.powerbi.com)"},
-	// A job run in several clouds may take its cloud from the environment.
-	"source.powerbi.cloud":              {enum: cloudNames, env: true, def: "public"},
-	"source.powerbi.auth":               {required: true},
-	"source.powerbi.auth.method":        {enum: azure.Methods, defNote: "clientSecret when a secret is given, clientCertificate when a certificate is"},
-	"source.powerbi.auth.tokenFile":     {defNote: "AZURE_FEDERATED_TOKEN_FILE"},
-	"source.powerbi.auth.authorityHost": {defNote: "AZURE_AUTHORITY_HOST, else the cloud's"},
-
-	"mapping":                {defNote: "columns inferred from the data"},
-	"mapping.columns":        {required: true, minItems: 1},
-	"mapping.columns[].from": {required: true},
-	"mapping.columns[].to":   {required: true},
-	"mapping.columns[].type": {required: true, enum: []string{"string", "int64", "float64", "bool", "date", "timestamp"},
-		pattern: `^decimal *\( *[0-9]+ *, *[0-9]+ *\)$`, patternNote: "decimal(P,S): precision 1 to 38, scale 0 to P"},
-	"mapping.unmapped": {enum: []string{"error", "ignore"}, def: "error"},
-
-	"sinks":                            {required: true, minItems: 1},
-	"sinks[]":                          {exactlyOne: true},
-	"sinks[].parquet.path":             {required: true},
-	"sinks[].parquet.compression":      {enum: []string{"snappy", "zstd", "gzip", "none"}, def: "snappy"},
-	"sinks[].parquet.rowGroupBytes":    {minimum: ptrTo(int64(0)), maximum: ptrTo(sink.MaxRowGroupBytes), def: sink.DefaultRowGroupBytes},
-	"sinks[].parquet.overwrite":        {def: true},
-	"sinks[].csv.path":                 {required: true},
-	"sinks[].csv.lineEnding":           {enum: []string{"lf", "crlf"}, def: "lf"},
-	"sinks[].csv.header":               {def: true},
-	"sinks[].csv.overwrite":            {def: true},
-	"sinks[].postgres.dsn":             {defNote: "the PG* environment variables"},
-	"sinks[].postgres.table":           {required: true},
-	"sinks[].postgres.mode":            {enum: []string{"append", "replace", "merge", "replacePartition"}, def: "append"},
-	"sinks[].postgres.createTable":     {def: true},
-	"sinks[].postgres.schemaEvolution": {enum: []string{"addColumns"}, defNote: "none: a mapped column missing from the table is an error"},
-	"sinks[].postgres.stripNul":        {def: false},
-
-	"params":          {keyPattern: paramNameRE.String(), keyPatternNote: "names of letters, digits and _, not starting with a digit"},
-	"params.*.type":   {required: true, enum: []string{"date", "int", "string"}},
-	"partition.param": {required: true},
-	"partition.step":  {required: true},
-
-	"sinks[].parquet.maxRowsPerFile":  {minimum: ptrTo(int64(0)), def: 0},
-	"sinks[].parquet.maxBytesPerFile": {minimum: ptrTo(int64(0)), def: 0},
-	"sinks[].csv.maxRowsPerFile":      {minimum: ptrTo(int64(0)), def: 0},
-	"sinks[].csv.maxBytesPerFile":     {minimum: ptrTo(int64(0)), def: 0},
-	"storage.account":                 {defNote: "the connection string's account, else AZURE_STORAGE_ACCOUNT"},
-	"storage.connectionString":        {defNote: "AZURE_STORAGE_CONNECTION_STRING, when no other credential is set"},
-	"storage.auth":                    {defNote: "source.powerbi.auth"},
-	"storage.auth.method":             {enum: azure.Methods, defNote: "as for source.powerbi.auth.method"},
-	"storage.cloud":                   {enum: cloudNames, env: true, defNote: "source.powerbi.cloud"},
-	"storage.blockSize":               {minimum: ptrTo(int64(0)), maximum: ptrTo(sink.MaxBlockSize), def: sink.DefaultBlockSize},
-	"storage.concurrency":             {minimum: ptrTo(int64(0)), maximum: ptrTo(int64(sink.MaxBlobConcurrency)), def: sink.DefaultBlobConcurrency},
+// objectRules are the rules of objects the tags of their fields cannot say:
+// which fields exclude each other, which need each other. The types'
+// Validate methods check them; the schema and the reference state them.
+var objectRules = map[reflect.Type]fieldRule{
+	reflect.TypeFor[source.Spec](): {exactlyOne: true},
+	reflect.TypeFor[sink.Spec]():   {exactlyOne: true},
+	reflect.TypeFor[source.PowerBISpec](): {oneOf: []string{"query", "table"},
+		needs: map[string][]string{"table": {"paging"}, "paging": {"table"}}},
 }
 
-func ptrTo[T any](v T) *T { return &v }
+// jobRules are the field rules of Job, keyed by field path, with [] for the
+// items of a list and * for the values of a map (sinks[].parquet.compression,
+// params.*.type): what the fields' tags declare (package spec), and the
+// objectRules of the objects they hold.
+var jobRules = collectRules(reflect.TypeFor[Job]())
+
+func collectRules(root reflect.Type) map[string]fieldRule {
+	rules := map[string]fieldRule{}
+	var walk func(t reflect.Type, path string)
+	walk = func(t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Slice:
+			walk(t.Elem(), path+"[]")
+			return
+		case reflect.Map:
+			walk(t.Elem(), path+".*")
+			return
+		case reflect.Struct:
+		default:
+			return
+		}
+		if or, ok := objectRules[t]; ok {
+			r := rules[path]
+			r.exactlyOne, r.oneOf, r.needs = or.exactlyOne, or.oneOf, or.needs
+			rules[path] = r
+		}
+		for _, f := range spec.Fields(t) {
+			fp := join(path, spec.Name(f))
+			if r := tagRule(f); !r.empty() {
+				rules[fp] = r
+			}
+			walk(f.Type, fp)
+		}
+	}
+	walk(root, "")
+	return rules
+}
+
+// tagRule is the rule the tags of a field declare.
+func tagRule(f reflect.StructField) fieldRule {
+	sr := spec.RuleOf(f)
+	r := fieldRule{required: sr.Required != "", enum: sr.Enum, pattern: sr.Pattern, patternNote: sr.PatternDoc,
+		env: sr.Env, maxLength: sr.MaxLength, keyPattern: sr.Keys, keyPatternNote: sr.KeysDoc, minItems: sr.MinItems,
+		minimum: sr.Min, maximum: sr.Max, defNote: sr.DefaultDoc}
+	if sr.Default != "" {
+		t := f.Type
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Bool:
+			r.def = sr.Default == "true"
+		case reflect.Int, reflect.Int64:
+			n, _ := strconv.ParseInt(sr.Default, 10, 64)
+			r.def = n
+		default:
+			r.def = sr.Default
+		}
+	}
+	return r
+}
+
+func (r fieldRule) empty() bool {
+	return !r.required && len(r.enum) == 0 && r.pattern == "" && !r.env && r.maxLength == 0 && r.keyPattern == "" &&
+		r.minItems == 0 && r.minimum == nil && r.maximum == nil && r.def == nil && r.defNote == ""
+}
 
 // JSONSchema returns the JSON Schema (draft-07) of job files, generated from
 // the Go types: their yaml tags name the properties, their doc tags describe

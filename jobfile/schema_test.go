@@ -583,7 +583,7 @@ func TestSchemaEnumsMatchLoader(t *testing.T) {
 }
 
 func TestSchemaCloudsAndMethods(t *testing.T) {
-	if got, want := slices.Sorted(slices.Values(cloudNames)), slices.Sorted(maps.Keys(azure.Clouds)); !slices.Equal(got, want) {
+	if got, want := slices.Sorted(slices.Values(azure.CloudNames)), slices.Sorted(maps.Keys(azure.Clouds)); !slices.Equal(got, want) {
 		t.Errorf("the schema's clouds %v are not azure.Clouds %v", got, want)
 	}
 	if got := jobRules["source.powerbi.auth.method"].enum; !slices.Equal(got, azure.Methods) {

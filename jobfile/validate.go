@@ -3,139 +3,135 @@ package jobfile
 import (
 	"fmt"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/internal/spec"
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/sink"
 	"github.com/pbicopy/pbicopy/source"
 )
 
-var jobNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-
-// validate checks what decoding cannot: required fields, allowed values,
-// types, templates, and names that must be unique.
+// validate checks what decoding cannot, section by section: the rules the
+// fields' tags declare (package spec), each section's own rules (the
+// Validate methods of its types), templates, and what ties sections
+// together (names that must be unique, a paging key that must be mapped,
+// partitions and output paths).
 func (d *decoder) validate(j *Job) {
-	line := j.lines.lineOf
-	reported := map[string]bool{}
+	d.reported = map[string]bool{}
 	for _, p := range d.problems {
-		reported[p.Path] = true
+		d.reported[p.Path] = true
 	}
-	d.reported = reported
-	required := func(path, value, hint string) bool {
-		if strings.TrimSpace(value) == "" {
-			if reported[path] { // already reported as undecodable
-				return false
-			}
-			d.errorf(line(path), path, "required: %s", hint)
-			return false
-		}
-		return true
-	}
-
-	if required("name", j.Name, "a job name such as sales-daily") && (!jobNameRE.MatchString(j.Name) || len(j.Name) > 63) {
-		d.errorf(line("name"), "name", "%q is not a valid job name: use lowercase letters, digits and -, starting with a letter or digit, at most 63 characters", j.Name)
-	}
-
-	d.fieldErrors(j, "source", reflect.TypeFor[source.Spec](), j.Source.Validate())
-	if p := j.Source.PowerBI; p != nil && j.Source.File == "" {
-		base := "source.powerbi"
-		for _, f := range []struct{ name, text string }{{"query", p.Query}, {"table", p.Table}} {
-			if f.text == "" {
-				continue
-			}
-			t, err := parseTemplate(f.name, f.text)
-			if err == nil {
-				err = checkQueryTemplate(t)
-			}
-			if err != nil {
-				d.errorf(line(base+"."+f.name), base+"."+f.name, "%v", err)
-			}
-		}
-		if pg := p.Paging; pg != nil && pg.Key != "" && j.Mapping != nil {
-			found := false
-			for _, c := range j.Mapping.Columns {
-				found = found || c.From == pg.Key
-			}
-			if !found {
-				d.errorf(line(base+".paging.key"), base+".paging.key", "%q is not the from of any mapped column: map the key so every row's key can be read", pg.Key)
-			}
-		}
-		d.validateAuth(j, p.Auth, base+".auth")
-	}
-
-	if m := j.Mapping; m != nil {
-		if len(m.Columns) == 0 && !reported["mapping.columns"] {
-			d.errorf(line("mapping"), "mapping.columns", "required: list the columns, or omit mapping to infer them from the data")
-		}
-		switch m.Unmapped {
-		case "", "error", "ignore":
-		default:
-			d.errorf(line("mapping.unmapped"), "mapping.unmapped", "%q is not allowed: use error or ignore", m.Unmapped)
-		}
-		tos, froms := map[string]string{}, map[string]string{}
-		for i, c := range m.Columns {
-			p := fmt.Sprintf("mapping.columns[%d]", i)
-			if required(p+".from", c.From, "the row key, e.g. Sales[OrderID] or [Total]") {
-				if prev, dup := froms[c.From]; dup {
-					d.errorf(line(p+".from"), p+".from", "key %q is already mapped by %s", c.From, prev)
-				}
-				froms[c.From] = p
-			}
-			if required(p+".to", c.To, "the output column name") {
-				if prev, dup := tos[strings.ToLower(c.To)]; dup {
-					d.errorf(line(p+".to"), p+".to", "column name %q is already used by %s (names are compared without case)", c.To, prev)
-				}
-				tos[strings.ToLower(c.To)] = p
-			}
-			if required(p+".type", c.Type, "string, int64, float64, decimal(P,S), bool, date or timestamp") {
-				if _, err := mapping.ParseType(c.Type); err != nil {
-					d.errorf(line(p+".type"), p+".type", "%v", err)
-				}
-			}
-		}
-	}
-
+	d.fieldErrors(j, "", reflect.TypeFor[Job](), spec.CheckOnly(j, "name"))
+	d.validateSource(j)
+	d.validateMapping(j)
 	d.validateParams(j)
+	d.validateSinks(j)
+	d.validateStorage(j)
+}
 
-	if len(j.Sinks) == 0 {
-		d.errorf(line("sinks"), "sinks", "required: at least one sink (parquet, csv or postgres)")
+// validateSource checks the source block: its rules, its query's template,
+// and a paging key that the mapping must read.
+func (d *decoder) validateSource(j *Job) {
+	line := j.lines.lineOf
+	d.fieldErrors(j, "source", reflect.TypeFor[source.Spec](), j.Source.Validate())
+	p := j.Source.PowerBI
+	if p == nil || j.Source.File != "" {
+		return
 	}
+	base := "source.powerbi"
+	for _, f := range []struct{ name, text string }{{"query", p.Query}, {"table", p.Table}} {
+		if f.text == "" {
+			continue
+		}
+		t, err := parseTemplate(f.name, f.text)
+		if err == nil {
+			err = checkQueryTemplate(t)
+		}
+		if err != nil {
+			d.errorf(line(base+"."+f.name), base+"."+f.name, "%v", err)
+		}
+	}
+	if pg := p.Paging; pg != nil && pg.Key != "" && j.Mapping != nil {
+		found := false
+		for _, c := range j.Mapping.Columns {
+			found = found || c.From == pg.Key
+		}
+		if !found {
+			d.errorf(line(base+".paging.key"), base+".paging.key", "%q is not the from of any mapped column: map the key so every row's key can be read", pg.Key)
+		}
+	}
+	d.validateAuth(j, base+".auth")
+}
+
+// validateMapping checks the columns: their rules and types, and keys and
+// names that must be unique.
+func (d *decoder) validateMapping(j *Job) {
+	m := j.Mapping
+	if m == nil {
+		return
+	}
+	line := j.lines.lineOf
+	d.fieldErrors(j, "mapping", reflect.TypeFor[MappingSpec](), spec.Check(m))
+	tos, froms := map[string]string{}, map[string]string{}
+	for i, c := range m.Columns {
+		p := fmt.Sprintf("mapping.columns[%d]", i)
+		d.fieldErrors(j, p, reflect.TypeFor[ColumnSpec](), spec.CheckExcept(c, "type"))
+		if c.From != "" {
+			if prev, dup := froms[c.From]; dup {
+				d.errorf(line(p+".from"), p+".from", "key %q is already mapped by %s", c.From, prev)
+			}
+			froms[c.From] = p
+		}
+		if c.To != "" {
+			if prev, dup := tos[strings.ToLower(c.To)]; dup {
+				d.errorf(line(p+".to"), p+".to", "column name %q is already used by %s (names are compared without case)", c.To, prev)
+			}
+			tos[strings.ToLower(c.To)] = p
+		}
+		switch _, err := mapping.ParseType(c.Type); {
+		case strings.TrimSpace(c.Type) == "":
+			d.fieldErrors(j, p, reflect.TypeFor[ColumnSpec](), spec.Check(c))
+		case err != nil:
+			d.errorf(line(p+".type"), p+".type", "%v", err)
+		}
+	}
+}
+
+// validateSinks checks each sink: its rules, and a file sink's path
+// template, which no other sink may share.
+func (d *decoder) validateSinks(j *Job) {
+	line := j.lines.lineOf
+	d.fieldErrors(j, "", reflect.TypeFor[Job](), spec.CheckOnly(j, "sinks"))
 	paths := map[string]string{}
 	for i, s := range j.Sinks {
 		p := fmt.Sprintf("sinks[%d]", i)
-		if err := s.Validate(); err != nil {
-			d.fieldErrors(j, p, reflect.TypeFor[sink.Spec](), err)
-		}
+		d.fieldErrors(j, p, reflect.TypeFor[sink.Spec](), s.Validate())
 		if _, file := s.Output(); !file || s.Kind() == "" {
 			continue
 		}
 		kp := p + "." + s.Kind()
 		path := s.Path()
-		if required(kp+".path", path, "the output file, e.g. out/sales.parquet") {
-			if _, err := parseTemplate("path", path); err != nil {
-				d.errorf(line(kp+".path"), kp+".path", "%v", err)
-			}
-			if prev, dup := paths[path]; dup {
-				d.errorf(line(kp+".path"), kp+".path", "%s already writes %q", prev, path)
-			}
-			paths[path] = kp
+		if strings.TrimSpace(path) == "" {
+			d.fieldErrors(j, p, reflect.TypeFor[sink.Spec](), fmt.Errorf("%s: path: required: the output file, e.g. out/sales.%s", s.Kind(), s.Kind()))
+			continue
 		}
+		if _, err := parseTemplate("path", path); err != nil {
+			d.errorf(line(kp+".path"), kp+".path", "%v", err)
+		}
+		if prev, dup := paths[path]; dup {
+			d.errorf(line(kp+".path"), kp+".path", "%s already writes %q", prev, path)
+		}
+		paths[path] = kp
 	}
-	d.validateStorage(j)
 }
 
-// validateAuth checks what the rules of an auth block (azure.AuthSpec's
-// Validate, reported with the block that holds it) do not: a known method,
-// and no secret written in the file.
-func (d *decoder) validateAuth(j *Job, a azure.AuthSpec, base string) {
+// validateAuth warns of a secret written in an auth block (its rules are
+// checked with the block that holds it).
+func (d *decoder) validateAuth(j *Job, base string) {
 	line := j.lines.lineOf
-	if a.Method != "" && !slices.Contains(azure.Methods, a.Method) {
-		d.errorf(line(base+".method"), base+".method", "%q is not a method: use one of %s", a.Method, strings.Join(azure.Methods, ", "))
-	}
 	for _, f := range azure.SecretFields {
 		if d.literal[base+"."+f] {
 			d.warnf(line(base+"."+f), base+"."+f, "the secret is written in the job file: reference an environment variable instead, e.g. ${PBI_CLIENT_SECRET}, and rotate this secret")
@@ -179,7 +175,7 @@ func (d *decoder) fieldErrors(j *Job, base string, t reflect.Type, err error) {
 			if !slices.Contains(names, name) {
 				break
 			}
-			path, msg, ft = path+"."+name, rest, ft.Field(index[name]).Type
+			path, msg, ft = join(path, name), rest, ft.Field(index[name]).Type
 		}
 		if d.reported[path] {
 			continue
@@ -191,18 +187,11 @@ func (d *decoder) fieldErrors(j *Job, base string, t reflect.Type, err error) {
 // validateParams checks params, partition and their use in output paths.
 func (d *decoder) validateParams(j *Job) {
 	line := j.lines.lineOf
+	d.fieldErrors(j, "", reflect.TypeFor[Job](), spec.CheckOnly(j, "params"))
 	for _, name := range sortedKeys(j.Params) {
 		p, path := j.Params[name], "params."+name
-		if !paramNameRE.MatchString(name) {
-			d.errorf(line(path), path, "%q is not a valid parameter name: letters, digits and _, not starting with a digit", name)
-		}
-		switch p.Type {
-		case ParamDate, ParamInt, ParamString:
-		case "":
-			d.errorf(line(path), path+".type", "required: date, int or string")
-			continue
-		default:
-			d.errorf(line(path+".type"), path+".type", "%q is not a parameter type: use date, int or string", p.Type)
+		if err := spec.Check(p); err != nil {
+			d.fieldErrors(j, path, reflect.TypeFor[ParamSpec](), err)
 			continue
 		}
 		if p.Default != "" {
@@ -215,11 +204,12 @@ func (d *decoder) validateParams(j *Job) {
 	if pt == nil {
 		return
 	}
+	if err := spec.Check(pt); err != nil {
+		d.fieldErrors(j, "partition", reflect.TypeFor[PartitionSpec](), err)
+		return
+	}
 	param, ok := j.Params[pt.Param]
 	switch {
-	case pt.Param == "":
-		d.errorf(line("partition"), "partition.param", "required: the date or int parameter to step through")
-		return
 	case !ok:
 		d.errorf(line("partition.param"), "partition.param", "%q is not declared in params", pt.Param)
 		return

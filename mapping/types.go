@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/pbicopy/pbicopy/internal/spec"
 )
 
 // Kind is the family of a column type.
@@ -29,6 +31,11 @@ type Type struct {
 	Precision int32 // decimal only: 1..38
 	Scale     int32 // decimal only: 0..Precision
 }
+
+// TypeNames are the column types a job file may name without parameters, in
+// the order the documentation gives them; decimal(P,S) is the one with
+// parameters.
+var TypeNames = spec.Set("columnType")
 
 // MaxDecimalPrecision is the largest precision a decimal column may declare.
 const MaxDecimalPrecision = 38
@@ -70,7 +77,7 @@ func ParseType(s string) (Type, error) {
 		}
 		return Type{}, fmt.Errorf("bad decimal type %q: write decimal(P,S), for example decimal(19,4)", s)
 	}
-	return Type{}, fmt.Errorf("unknown type %q: use string, int64, float64, decimal(P,S), bool, date or timestamp", s)
+	return Type{}, fmt.Errorf("unknown type %q: use %s, decimal(P,S)", s, strings.Join(TypeNames, ", "))
 }
 
 // String returns the type as a job file writes it.

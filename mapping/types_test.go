@@ -54,7 +54,7 @@ func TestParseType(t *testing.T) {
 }
 
 func TestParseTypeErrors(t *testing.T) {
-	const unknown = `: use string, int64, float64, decimal(P,S), bool, date or timestamp`
+	const unknown = `: use string, int64, float64, bool, date, timestamp, decimal(P,S)`
 	const bad = `: write decimal(P,S), for example decimal(19,4)`
 	tests := []struct {
 		in      string

@@ -1,10 +1,13 @@
 package sink
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/parquet/compress"
+
+	"github.com/pbicopy/pbicopy/internal/spec"
 )
 
 // DefaultRowGroupBytes is the row group size of a Parquet file when
@@ -28,32 +31,25 @@ const MaxRowGroupBytes int64 = 1 << 30
 
 // ParquetOptions configures a Parquet output. The job-file loader decodes it
 // from YAML; the zero value of every field but Path selects the default.
+//
+// Path is not checked by Validate: it is a template, which the job file
+// checks. RowGroupBytes is cut between batches, so a row group may exceed
+// it by up to one batch, and each column also holds its page being built
+// (up to 1 MiB) and its dictionary (up to 1 MiB) in memory until they are
+// flushed into the row group. MaxRowsPerFile and MaxBytesPerFile split the
+// output into parts (see NewSplit).
 type ParquetOptions struct {
-	// Path is where the file is published. Relative paths are relative to
-	// the current working directory. It is not checked by Validate.
-	Path string `yaml:"path" doc:"Output file, relative to the working directory; a Go template over the params, e.g. out/day={{ .day }}/sales.parquet."`
-	// Compression is the codec of every column: snappy (the default when
-	// empty), zstd, gzip or none.
-	Compression string `yaml:"compression" doc:"Codec of every column: snappy (default), zstd, gzip or none."`
-	// RowGroupBytes cuts a row group once this many bytes of encoded,
-	// compressed data pages are buffered for it; 0 selects
-	// DefaultRowGroupBytes. The row group is cut between batches, so it may
-	// exceed the figure by up to one batch, and each column also holds its
-	// page being built (up to 1 MiB) and its dictionary (up to 1 MiB) in
-	// memory until they are flushed into the row group.
-	RowGroupBytes int64 `yaml:"rowGroupBytes" doc:"Cut a row group once this many bytes of compressed pages are buffered for it; 0 means 16 MiB. A row group is held in memory until it is cut."`
-	// Overwrite, nil meaning true, replaces an existing file or blob at Path;
-	// false makes the run fail if one exists.
-	Overwrite *bool `yaml:"overwrite" doc:"true (default): replace an existing file or blob, so re-runs are idempotent; false: fail the run if one exists (a blob is created with If-None-Match: *)."`
-	// MaxRowsPerFile and MaxBytesPerFile split the output into numbered
-	// parts listed by a manifest (see NewSplit).
-	MaxRowsPerFile  int64 `yaml:"maxRowsPerFile" doc:"Split the output into parts of at most this many rows, listed by a _manifest.json written last; the path must then contain {{ .part }}. 0: no limit."`
-	MaxBytesPerFile int64 `yaml:"maxBytesPerFile" doc:"Start a new part once a part holds this many bytes (cut between batches, so a part can exceed it by one batch); the path must then contain {{ .part }}. 0: no limit."`
+	Path            string `yaml:"path" required:"the output file, e.g. out/sales.parquet" doc:"Output file, relative to the working directory; a Go template over the params, e.g. out/day={{ .day }}/sales.parquet."`
+	Compression     string `yaml:"compression" enum:"snappy,zstd,gzip,none" default:"snappy" doc:"Codec of every column."`
+	RowGroupBytes   int64  `yaml:"rowGroupBytes" min:"0" max:"1073741824" default:"16777216" doc:"Cut a row group once this many bytes of compressed pages are buffered for it; 0 means the default. A row group is held in memory until it is cut."`
+	Overwrite       *bool  `yaml:"overwrite" default:"true" doc:"true: replace an existing file or blob, so re-runs are idempotent; false: fail the run if one exists (a blob is created with If-None-Match: *)."`
+	MaxRowsPerFile  int64  `yaml:"maxRowsPerFile" min:"0" default:"0" doc:"Split the output into parts of at most this many rows, listed by a _manifest.json written last; the path must then contain {{ .part }}. 0: no limit."`
+	MaxBytesPerFile int64  `yaml:"maxBytesPerFile" min:"0" default:"0" doc:"Start a new part once a part holds this many bytes, 65536 or more (cut between batches, so a part can exceed it by one batch); the path must then contain {{ .part }}. 0: no limit."`
 }
 
-// The codecs a ParquetOptions.Compression may name.
+// parquetCodecs are the codecs a ParquetOptions.Compression names (its
+// enum tag lists them; a test checks both agree).
 var parquetCodecs = map[string]compress.Compression{
-	"":       compress.Codecs.Snappy,
 	"snappy": compress.Codecs.Snappy,
 	"zstd":   compress.Codecs.Zstd,
 	"gzip":   compress.Codecs.Gzip,
@@ -63,13 +59,7 @@ var parquetCodecs = map[string]compress.Compression{
 // Validate reports every invalid option value (not the path), each error
 // naming the field as a job file spells it and the values it allows.
 func (o ParquetOptions) Validate() error {
-	var errs []error
-	if _, ok := parquetCodecs[o.Compression]; !ok {
-		errs = append(errs, fmt.Errorf("compression: unknown codec %q: use snappy (the default), zstd, gzip or none", o.Compression))
-	}
-	if o.RowGroupBytes < 0 || o.RowGroupBytes > MaxRowGroupBytes {
-		errs = append(errs, fmt.Errorf("rowGroupBytes: %d is out of range: use 0 for the default (%d) or 1 to %d", o.RowGroupBytes, DefaultRowGroupBytes, MaxRowGroupBytes))
-	}
+	errs := []error{spec.CheckExcept(o, "path")}
 	errs = append(errs, o.Output().validate()...)
 	return errors.Join(errs...)
 }
@@ -79,7 +69,9 @@ func (o ParquetOptions) Output() OutputOptions {
 	return OutputOptions{Overwrite: o.Overwrite == nil || *o.Overwrite, MaxRows: o.MaxRowsPerFile, MaxBytes: o.MaxBytesPerFile}
 }
 
-func (o ParquetOptions) codec() compress.Compression { return parquetCodecs[o.Compression] }
+func (o ParquetOptions) codec() compress.Compression {
+	return parquetCodecs[cmp.Or(o.Compression, spec.Default[ParquetOptions]("compression"))]
+}
 
 func (o ParquetOptions) rowGroupBytes() int64 {
 	if o.RowGroupBytes == 0 {
@@ -89,33 +81,21 @@ func (o ParquetOptions) rowGroupBytes() int64 {
 }
 
 // CSVOptions configures a CSV output. The job-file loader decodes it from
-// YAML; the zero value of every field but Path selects the default.
+// YAML; the zero value of every field but Path selects the default. Path is
+// not checked by Validate: it is a template, which the job file checks.
 type CSVOptions struct {
-	// Path is where the file is published. Relative paths are relative to
-	// the current working directory. It is not checked by Validate.
-	Path string `yaml:"path" doc:"Output file, relative to the working directory; a Go template over the params, e.g. out/day={{ .day }}/sales.csv."`
-	// LineEnding ends every record: lf (the default when empty) or crlf.
-	LineEnding string `yaml:"lineEnding" doc:"End of every record: lf (default) or crlf."`
-	// Header writes the column names as the first record; nil means true.
-	Header *bool `yaml:"header" doc:"Write the column names as the first record (default true)."`
-	// Overwrite, nil meaning true, replaces an existing file or blob at Path;
-	// false makes the run fail if one exists.
-	Overwrite *bool `yaml:"overwrite" doc:"true (default): replace an existing file or blob, so re-runs are idempotent; false: fail the run if one exists (a blob is created with If-None-Match: *)."`
-	// MaxRowsPerFile and MaxBytesPerFile split the output into numbered
-	// parts listed by a manifest (see NewSplit).
-	MaxRowsPerFile  int64 `yaml:"maxRowsPerFile" doc:"Split the output into parts of at most this many rows, listed by a _manifest.json written last; the path must then contain {{ .part }}. 0: no limit."`
-	MaxBytesPerFile int64 `yaml:"maxBytesPerFile" doc:"Start a new part once a part holds this many bytes (cut between batches, so a part can exceed it by one batch); the path must then contain {{ .part }}. 0: no limit."`
+	Path            string `yaml:"path" required:"the output file, e.g. out/sales.csv" doc:"Output file, relative to the working directory; a Go template over the params, e.g. out/day={{ .day }}/sales.csv."`
+	LineEnding      string `yaml:"lineEnding" enum:"lf,crlf" default:"lf" doc:"End of every record."`
+	Header          *bool  `yaml:"header" default:"true" doc:"Write the column names as the first record."`
+	Overwrite       *bool  `yaml:"overwrite" default:"true" doc:"true: replace an existing file or blob, so re-runs are idempotent; false: fail the run if one exists (a blob is created with If-None-Match: *)."`
+	MaxRowsPerFile  int64  `yaml:"maxRowsPerFile" min:"0" default:"0" doc:"Split the output into parts of at most this many rows, listed by a _manifest.json written last; the path must then contain {{ .part }}. 0: no limit."`
+	MaxBytesPerFile int64  `yaml:"maxBytesPerFile" min:"0" default:"0" doc:"Start a new part once a part holds this many bytes, 65536 or more (cut between batches, so a part can exceed it by one batch); the path must then contain {{ .part }}. 0: no limit."`
 }
 
 // Validate reports every invalid option value (not the path), each error
 // naming the field as a job file spells it and the values it allows.
 func (o CSVOptions) Validate() error {
-	var errs []error
-	switch o.LineEnding {
-	case "", "lf", "crlf":
-	default:
-		errs = append(errs, fmt.Errorf("lineEnding: unknown value %q: use lf (the default) or crlf", o.LineEnding))
-	}
+	errs := []error{spec.CheckExcept(o, "path")}
 	errs = append(errs, o.Output().validate()...)
 	return errors.Join(errs...)
 }
@@ -142,10 +122,7 @@ const MinBytesPerFile = 64 << 10
 
 func (o OutputOptions) validate() []error {
 	var errs []error
-	if o.MaxRows < 0 {
-		errs = append(errs, fmt.Errorf("maxRowsPerFile: %d is negative: use 0 (no limit) or a number of rows", o.MaxRows))
-	}
-	if o.MaxBytes < 0 || o.MaxBytes > 0 && o.MaxBytes < MinBytesPerFile {
+	if o.MaxBytes > 0 && o.MaxBytes < MinBytesPerFile {
 		errs = append(errs, fmt.Errorf("maxBytesPerFile: %d is out of range: use 0 (no limit) or at least %d (64 KiB)", o.MaxBytes, MinBytesPerFile))
 	}
 	return errs

@@ -7,6 +7,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pbicopy/pbicopy/internal/spec"
 )
 
 // The load modes of a PostgreSQL sink.
@@ -26,46 +28,23 @@ const pgMaxIdentifier = 63
 
 // PostgresOptions configures a PostgreSQL sink: the postgres block of a job's
 // sinks. Every field but Table may be left out.
+//
+// Table names are taken literally, without case folding: double-quote a part
+// that holds a dot or a quote, doubling inner quotes ("my.schema"."a ""b"""). An
+// unqualified name resolves to the connection's current_schema(). PreSQL and
+// PostSQL run in the load's transaction, before the table is checked and
+// after the rows are in; they must not end the transaction.
 type PostgresOptions struct {
-	// DSN is a libpq keyword/value string or a postgres:// URL. Settings it
-	// leaves out come from the PG* environment variables, as with psql.
-	DSN string `yaml:"dsn" doc:"libpq keyword/value string or postgres:// URL; what it leaves out comes from the PG* environment variables, as with psql. Write a password as ${ENV_VAR}."`
-
-	// Table is the target table, schema-qualified (analytics.sales). Names
-	// are taken literally, without case folding; double-quote a part that
-	// holds a dot or a quote, doubling inner quotes ("my.schema"."a ""b""").
-	// An unqualified name resolves to the connection's current_schema().
-	Table string `yaml:"table" doc:"Target table, schema-qualified (analytics.sales); names are taken literally, double-quote a part holding a dot or a quote. Unqualified, the connection's current_schema()."`
-
-	// Mode is append (the default), replace, merge or replacePartition.
-	Mode string `yaml:"mode" doc:"append (default); replace (delete every row, then load); merge (upsert on key); replacePartition (delete the rows whose partitionColumn value is in the load, then insert). All in one transaction."`
-
-	// Key lists the columns that identify a row; required by merge and
-	// only used by it.
-	Key []string `yaml:"key" doc:"Columns that identify a row: required by mode merge and only used by it."`
-
-	// PartitionColumn is the column whose loaded values select the rows
-	// that replacePartition deletes; required by that mode and only used by
-	// it.
-	PartitionColumn string `yaml:"partitionColumn" doc:"Column whose loaded values select the rows to delete: required by mode replacePartition and only used by it."`
-
-	// PreSQL and PostSQL are statements run in the load's transaction,
-	// before the table is checked and after the rows are in. They must not
-	// end the transaction.
-	PreSQL  string `yaml:"preSQL" doc:"SQL run in the load's transaction before the table is checked; it must not end the transaction."`
-	PostSQL string `yaml:"postSQL" doc:"SQL run in the load's transaction after the rows are in; it must not end the transaction."`
-
-	// CreateTable creates a missing table (default true). The schema must
-	// exist.
-	CreateTable *bool `yaml:"createTable" doc:"Create the table when it is missing (default true); the schema must exist."`
-
-	// SchemaEvolution is "" (a mapped column missing from the table is an
-	// error) or addColumns (it is added, in the load's transaction).
-	SchemaEvolution string `yaml:"schemaEvolution" doc:"addColumns: add a mapped column the table lacks, in the load's transaction. Omitted, a missing column is an error."`
-
-	// StripNul removes NUL characters from strings instead of failing the
-	// run: PostgreSQL text cannot hold them.
-	StripNul bool `yaml:"stripNul" doc:"Remove NUL characters from strings instead of failing the run: PostgreSQL text cannot hold them."`
+	DSN             string   `yaml:"dsn" defaultDoc:"the PG* environment variables" doc:"libpq keyword/value string or postgres:// URL; what it leaves out comes from the PG* environment variables, as with psql. Write a password as ${ENV_VAR}."`
+	Table           string   `yaml:"table" required:"the target table, e.g. analytics.sales" doc:"Target table, schema-qualified (analytics.sales); names are taken literally, double-quote a part holding a dot or a quote. Unqualified, the connection's current_schema()."`
+	Mode            string   `yaml:"mode" enum:"append,replace,merge,replacePartition" default:"append" doc:"append; replace (delete every row, then load); merge (upsert on key); replacePartition (delete the rows whose partitionColumn value is in the load, then insert). All in one transaction."`
+	Key             []string `yaml:"key" doc:"Columns that identify a row: required by mode merge and only used by it."`
+	PartitionColumn string   `yaml:"partitionColumn" doc:"Column whose loaded values select the rows to delete: required by mode replacePartition and only used by it."`
+	PreSQL          string   `yaml:"preSQL" doc:"SQL run in the load's transaction before the table is checked; it must not end the transaction."`
+	PostSQL         string   `yaml:"postSQL" doc:"SQL run in the load's transaction after the rows are in; it must not end the transaction."`
+	CreateTable     *bool    `yaml:"createTable" default:"true" doc:"Create the table when it is missing; the schema must exist."`
+	SchemaEvolution string   `yaml:"schemaEvolution" enum:"addColumns" defaultDoc:"none: a mapped column missing from the table is an error" doc:"addColumns: add a mapped column the table lacks, in the load's transaction."`
+	StripNul        bool     `yaml:"stripNul" default:"false" doc:"Remove NUL characters from strings instead of failing the run: PostgreSQL text cannot hold them."`
 
 	// Partition, set by the runner for one partition of a backfill, makes
 	// replacePartition also delete every row whose partition column lies in
@@ -83,18 +62,13 @@ type PartitionRange struct {
 // Validate checks the option values on their own, without a schema or a
 // server, and reports every problem found, each naming its field.
 func (o PostgresOptions) Validate() error {
-	var errs []error
-	if strings.TrimSpace(o.Table) == "" {
-		errs = append(errs, errors.New("table: required (for example analytics.sales)"))
-	} else if _, _, err := pgParseTable(o.Table); err != nil {
-		errs = append(errs, fmt.Errorf("table: %w", err))
+	errs := []error{spec.Check(o)}
+	if strings.TrimSpace(o.Table) != "" {
+		if _, _, err := pgParseTable(o.Table); err != nil {
+			errs = append(errs, fmt.Errorf("table: %w", err))
+		}
 	}
 	mode := o.mode()
-	switch mode {
-	case pgAppend, pgReplace, pgMerge, pgReplacePartition:
-	default:
-		errs = append(errs, fmt.Errorf("mode: %q is not one of append, replace, merge, replacePartition", o.Mode))
-	}
 	switch {
 	case mode == pgMerge && len(o.Key) == 0:
 		errs = append(errs, errors.New("key: required when mode is merge (the columns that identify a row)"))
@@ -119,9 +93,6 @@ func (o PostgresOptions) Validate() error {
 		if err := pgCheckIdentifier(o.PartitionColumn); err != nil {
 			errs = append(errs, fmt.Errorf("partitionColumn: %w", err))
 		}
-	}
-	if o.SchemaEvolution != "" && o.SchemaEvolution != pgAddColumns {
-		errs = append(errs, fmt.Errorf("schemaEvolution: %q is not one of addColumns or empty", o.SchemaEvolution))
 	}
 	return errors.Join(errs...)
 }

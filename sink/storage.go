@@ -14,21 +14,22 @@ import (
 	"strings"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/internal/spec"
 )
 
 // StorageSpec is the job's storage block: how the file sinks whose path is
 // a blob (az://<container>/<path> or https://<account>.blob.<suffix>/...)
 // reach Azure Blob Storage.
 type StorageSpec struct {
-	Account          string          `yaml:"account" doc:"Storage account name, for az:// paths; default the connection string's account, else AZURE_STORAGE_ACCOUNT."`
-	Endpoint         string          `yaml:"endpoint" doc:"Blob service URL, for a private endpoint or an emulator (Azurite: http://127.0.0.1:10000/devstoreaccount1); default https://<account>.blob.<cloud's suffix>."`
-	ConnectionString string          `yaml:"connectionString" doc:"Connection string with an AccountKey or a SharedAccessSignature; write ${ENV_VAR}. Default: AZURE_STORAGE_CONNECTION_STRING, when no credential below is set."`
+	Account          string          `yaml:"account" pattern:"^[a-z0-9]{3,24}$" patternDoc:"a storage account name: 3 to 24 lowercase letters and digits" defaultDoc:"the connection string's account, else AZURE_STORAGE_ACCOUNT" doc:"Storage account name, for az:// paths."`
+	Endpoint         string          `yaml:"endpoint" defaultDoc:"https://<account>.blob.<cloud's suffix>" doc:"Blob service URL, for a private endpoint or an emulator (Azurite: http://127.0.0.1:10000/devstoreaccount1)."`
+	ConnectionString string          `yaml:"connectionString" defaultDoc:"AZURE_STORAGE_CONNECTION_STRING, when no other credential is set" doc:"Connection string with an AccountKey or a SharedAccessSignature; write ${ENV_VAR}."`
 	SASToken         string          `yaml:"sasToken" doc:"Shared access signature for the container (permissions r, c, w, and d for split outputs); write ${ENV_VAR}."`
 	AccountKey       string          `yaml:"accountKey" doc:"Storage account key; write ${ENV_VAR}."`
-	Auth             *azure.AuthSpec `yaml:"auth" doc:"Entra ID credentials for storage; default the Power BI source's (DefaultAzureCredential for a file source). The identity needs Storage Blob Data Contributor on the container."`
-	Cloud            string          `yaml:"cloud" doc:"public, usgov or china: the Blob endpoint suffix and Entra ID authority for storage; default the Power BI source's cloud."`
-	BlockSize        int64           `yaml:"blockSize" doc:"Bytes per staged block, 65536 to 4194304000; default 8388608 (8 MiB: blobs up to ~390 GiB). Memory per upload is blockSize x (concurrency + 1)."`
-	Concurrency      int             `yaml:"concurrency" doc:"Blocks uploaded at once per blob, 1 to 64; default 4."`
+	Auth             *azure.AuthSpec `yaml:"auth" defaultDoc:"source.powerbi.auth" doc:"Entra ID credentials for storage; default the Power BI source's (DefaultAzureCredential for a file source). The identity needs Storage Blob Data Contributor on the container."`
+	Cloud            string          `yaml:"cloud" enum:"@cloud" env:"true" defaultDoc:"source.powerbi.cloud" doc:"The Blob endpoint suffix and Entra ID authority for storage."`
+	BlockSize        int64           `yaml:"blockSize" min:"0" max:"4194304000" default:"8388608" doc:"Bytes per staged block: 0 for the default (8 MiB: blobs up to ~390 GiB) or 65536 and more. Memory per upload is blockSize x (concurrency + 1)."`
+	Concurrency      int             `yaml:"concurrency" min:"0" max:"64" default:"4" doc:"Blocks uploaded at once per blob; 0 for the default."`
 }
 
 // StorageSecretFields are the fields of a StorageSpec that hold a secret.
@@ -38,12 +39,9 @@ var StorageSecretFields = []string{"connectionString", "sasToken", "accountKey"}
 // the right shape, one credential at most. Each error starts with the field
 // it is about. The auth block is checked apart (azure.AuthSpec.Validate).
 func (st *StorageSpec) Validate() error {
-	var errs []error
+	errs := []error{spec.Check(st)}
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
-	if st.Account != "" && !accountNameRE.MatchString(st.Account) {
-		fail("account", "%q is not a storage account name: 3 to 24 lowercase letters and digits", st.Account)
 	}
 	if st.Endpoint != "" {
 		u, err := url.Parse(st.Endpoint)
@@ -52,11 +50,6 @@ func (st *StorageSpec) Validate() error {
 			fail("endpoint", "not a Blob service URL such as https://myaccount.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1")
 		case u.RawQuery != "" || u.User != nil:
 			fail("endpoint", "the URL carries a query or user information: put a SAS token in storage.sasToken")
-		}
-	}
-	if st.Cloud != "" {
-		if _, err := azure.LookupCloud(st.Cloud); err != nil {
-			fail("cloud", "%v", err)
 		}
 	}
 	var given []string
@@ -87,8 +80,8 @@ func (st *StorageSpec) Validate() error {
 			fail("accountKey", "not an account key (base64)")
 		}
 	}
-	if err := (BlobOptions{BlockSize: st.BlockSize, Concurrency: st.Concurrency}).Validate(); err != nil {
-		errs = append(errs, unjoin(err)...)
+	if st.BlockSize != 0 && st.BlockSize < MinBlockSize {
+		fail("blockSize", "%d is too small: use 0 for the default or %d (64 KiB) to %d", st.BlockSize, MinBlockSize, MaxBlockSize)
 	}
 	return errors.Join(errs...)
 }
@@ -262,8 +255,7 @@ type location struct {
 }
 
 var (
-	containerRE   = regexp.MustCompile(`^(\$root|\$web|[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62})$`)
-	accountNameRE = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
+	containerRE = regexp.MustCompile(`^(\$root|\$web|[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62})$`)
 )
 
 // IsBlobPath reports whether a rendered output path names a blob rather

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/internal/spec"
 )
 
 // Spec is the source block of a job file: exactly one of its fields is set.
@@ -18,22 +19,22 @@ type Spec struct {
 
 // PowerBISpec is a query against one Power BI dataset.
 type PowerBISpec struct {
-	Workspace        string         `yaml:"workspace" doc:"Workspace (group) id."`
-	Dataset          string         `yaml:"dataset" doc:"Dataset (semantic model) id."`
+	Workspace        string         `yaml:"workspace" required:"the workspace (group) id" doc:"Workspace (group) id."`
+	Dataset          string         `yaml:"dataset" required:"the dataset id" doc:"Dataset (semantic model) id."`
 	Query            string         `yaml:"query" doc:"DAX query; a Go template over the params, where every value goes through {{ dax .name }}."`
 	Table            string         `yaml:"table" doc:"A DAX table expression to extract page by page, instead of query (needs paging)."`
 	Paging           *PagingSpec    `yaml:"paging" doc:"Keyset paging over table, past the service's 100,000-row / 1,000,000-value / 15 MB limits."`
-	Endpoint         string         `yaml:"endpoint" doc:"REST endpoint; default the cloud's (https://api.powerbi.com)."`
-	Cloud            string         `yaml:"cloud" doc:"public (default), usgov or china: sets the Entra ID authority, the Power BI endpoint and scope."`
+	Endpoint         string         `yaml:"endpoint" defaultDoc:"the cloud's (https://api.powerbi.com)" doc:"REST endpoint."`
+	Cloud            string         `yaml:"cloud" enum:"@cloud" env:"true" default:"public" doc:"Sets the Entra ID authority, the Power BI endpoint and scope."`
 	ImpersonatedUser string         `yaml:"impersonatedUser" doc:"UPN to impersonate (row-level security); not usable by service principals on RLS models."`
 	RefreshBefore    bool           `yaml:"refreshBefore" doc:"Refresh the dataset and wait for the refresh to complete before extracting (up to 2 hours); a failed refresh fails the job before any data moves. Needs the Contributor role on the workspace."`
-	Auth             azure.AuthSpec `yaml:"auth" doc:"Service principal credentials."`
+	Auth             azure.AuthSpec `yaml:"auth" required:"a credential" doc:"Service principal credentials."`
 }
 
 // PagingSpec is keyset paging on a unique, ordered key.
 type PagingSpec struct {
-	Key      string `yaml:"key" doc:"The unique key column, as a DAX column reference such as Sales[OrderID]; rows come back ordered by it."`
-	PageRows string `yaml:"pageRows" doc:"Rows per page: auto (default: as many as fit the service's limits, with margin) or a number."`
+	Key      string `yaml:"key" required:"the unique key column, e.g. Sales[OrderID]" doc:"The unique key column, as a DAX column reference such as Sales[OrderID]; rows come back ordered by it."`
+	PageRows string `yaml:"pageRows" default:"auto" doc:"Rows per page: auto (as many as fit the service's limits, with margin) or a number."`
 }
 
 // Validate checks that s holds one source and that its fields agree (its
@@ -53,7 +54,7 @@ func (s Spec) Validate() error {
 
 // Validate checks the fields of a Power BI source; see Spec.Validate.
 func (p *PowerBISpec) Validate() error {
-	var errs []error
+	errs := []error{spec.Check(p)}
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
@@ -62,8 +63,6 @@ func (p *PowerBISpec) Validate() error {
 			fail(field, "required: %s", hint)
 		}
 	}
-	required("workspace", p.Workspace, "the workspace (group) id")
-	required("dataset", p.Dataset, "the dataset id")
 	switch {
 	case p.Query != "" && p.Table != "":
 		fail("table", "give either query or table (with paging), not both")
@@ -75,7 +74,7 @@ func (p *PowerBISpec) Validate() error {
 		required("query", p.Query, "a DAX query, e.g. EVALUATE Sales (or table and paging)")
 	}
 	if pg := p.Paging; pg != nil {
-		required("paging: key", pg.Key, "the unique key column, e.g. Sales[OrderID]")
+		errs = append(errs, prefixed("paging", spec.Check(pg)))
 		if pg.PageRows != "" && pg.PageRows != "auto" {
 			if n, err := strconv.Atoi(pg.PageRows); err != nil || n < 1 || n > MaxPageRows {
 				fail("paging: pageRows", "%q: write auto or a number from 1 to %d", pg.PageRows, MaxPageRows)
@@ -86,9 +85,6 @@ func (p *PowerBISpec) Validate() error {
 		if u, err := url.Parse(p.Endpoint); err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
 			fail("endpoint", "%q is not an https URL, e.g. https://api.powerbi.com", p.Endpoint)
 		}
-	}
-	if _, err := azure.LookupCloud(p.Cloud); err != nil {
-		fail("cloud", "%v", err)
 	}
 	if err := p.Auth.Validate(p.Cloud); err != nil {
 		errs = append(errs, prefixed("auth", err))

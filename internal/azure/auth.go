@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/pbicopy/pbicopy/internal/spec"
 )
 
 // Authentication methods.
@@ -20,12 +22,12 @@ const (
 
 // Methods lists the authentication methods in the order the documentation
 // gives them.
-var Methods = []string{MethodClientSecret, MethodClientCertificate, MethodWorkloadIdentity, MethodManagedIdentity, MethodAzureCLI, MethodDefault}
+var Methods = spec.Set("authMethod")
 
 // AuthSpec is the auth block of a job file: how to get Entra ID tokens.
 // Secrets in it are never logged.
 type AuthSpec struct {
-	Method              string `yaml:"method" enum:"clientSecret,clientCertificate,workloadIdentity,managedIdentity,azureCLI,default" defaultDoc:"clientSecret when a secret is given, clientCertificate when a certificate is" doc:"How to get a token: default is DefaultAzureCredential (environment variables, workload identity, managed identity, Azure CLI)."`
+	Method              string `yaml:"method" enum:"@authMethod" defaultDoc:"clientSecret when a secret is given, clientCertificate when a certificate is" doc:"How to get a token: default is DefaultAzureCredential (environment variables, workload identity, managed identity, Azure CLI)."`
 	Tenant              string `yaml:"tenant" doc:"Entra ID tenant id (workloadIdentity: default AZURE_TENANT_ID)."`
 	ClientID            string `yaml:"clientId" doc:"App registration (client) id; for managedIdentity, a user-assigned identity's client id (optional)."`
 	ClientSecret        string `yaml:"clientSecret" doc:"Client secret; write ${ENV_VAR}, never the secret itself."`
@@ -78,7 +80,7 @@ func (a AuthSpec) Validate(cloud string) error {
 	case method == "":
 		return errors.New("required: a credential: clientSecret (or clientSecretFile, clientSecretFrom), certificate, or method: workloadIdentity, managedIdentity, azureCLI or default")
 	case !slices.Contains(Methods, method):
-		return nil // the method's value is checked with the field's allowed values
+		return spec.Check(a)
 	}
 	unused := func(field, value string) {
 		if value != "" {

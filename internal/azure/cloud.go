@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/pbicopy/pbicopy/internal/spec"
 )
 
 // Cloud is a Microsoft cloud: its Entra ID authority, Power BI endpoint and
@@ -19,7 +21,7 @@ type Cloud struct {
 
 // CloudNames are the names a job's cloud field takes, in the order the
 // documentation gives them.
-var CloudNames = []string{"public", "usgov", "china"}
+var CloudNames = spec.Set("cloud")
 
 // Clouds are the clouds a job's cloud field names.
 var Clouds = map[string]Cloud{
