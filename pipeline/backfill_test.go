@@ -142,8 +142,8 @@ func TestBackfillConcurrentUnderOneRateLimit(t *testing.T) {
 	if res.Err() != nil {
 		t.Fatalf("run: %v", res.Err())
 	}
-	if len(res.Partitions) != 30 || res.Throttle != 0 {
-		t.Errorf("%d partitions, %d throttled; want 30 and none", len(res.Partitions), res.Throttle)
+	if len(res.Partitions) != 30 || res.Throttled != 0 {
+		t.Errorf("%d partitions, %d throttled; want 30 and none", len(res.Partitions), res.Throttled)
 	}
 	var total int64
 	for _, p := range res.Partitions {

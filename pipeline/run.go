@@ -73,28 +73,16 @@ const (
 	Skipped   Status = "skipped"
 )
 
-// Figures are the counts of a run, a partition or a job.
+// Figures are the counts of a run, a partition or a job: what its sources
+// did (summed over partitions and attempts, but Rows and Bytes, which are
+// the last attempt's), and how many attempts it took.
 type Figures struct {
-	Rows      int64         `json:"rowsRead"`
-	Bytes     int64         `json:"bytesRead"`
-	Requests  int           `json:"requests"`
-	Retries   int           `json:"retries"`
-	Throttle  int           `json:"throttled"`
-	Waited    time.Duration `json:"throttledWait"`
-	Pages     int           `json:"pages"`
-	Truncated int           `json:"truncatedPages"`
-	Attempts  int           `json:"attempts"`
+	source.Stats
+	Attempts int `json:"attempts"`
 }
 
 func (f *Figures) add(o Figures) {
-	f.Rows += o.Rows
-	f.Bytes += o.Bytes
-	f.Requests += o.Requests
-	f.Retries += o.Retries
-	f.Throttle += o.Throttle
-	f.Waited += o.Waited
-	f.Pages += o.Pages
-	f.Truncated += o.Truncated
+	f.Stats.Add(o.Stats)
 	f.Attempts += o.Attempts
 }
 
@@ -547,13 +535,9 @@ func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResu
 
 	res.Attempts++
 	st, err := p.src.Read(ctx, recv)
-	res.Rows, res.Bytes = st.Rows, st.Bytes
-	res.Requests += st.Requests
-	res.Throttle += st.Throttled
-	res.Waited += st.Waited
-	res.Pages += st.Pages
-	res.Truncated += st.Truncated
-	res.Retries += st.Retries
+	rows, bytes := st.Rows, st.Bytes
+	res.Stats.Add(st)
+	res.Rows, res.Bytes = rows, bytes // the last attempt's, not the sum
 	fo := recv.fo
 	if fo != nil {
 		if ferr := fo.failure(); ferr != nil {

@@ -384,8 +384,8 @@ func TestRunRecovers(t *testing.T) {
 			if res.Err() != nil {
 				t.Fatalf("run: %v", res.Err())
 			}
-			if res.Attempts != c.attempts || res.Throttle != c.throttle || res.Requests != c.requests {
-				t.Errorf("attempts %d throttled %d requests %d, want %d %d %d", res.Attempts, res.Throttle, res.Requests, c.attempts, c.throttle, c.requests)
+			if res.Attempts != c.attempts || res.Throttled != c.throttle || res.Requests != c.requests {
+				t.Errorf("attempts %d throttled %d requests %d, want %d %d %d", res.Attempts, res.Throttled, res.Requests, c.attempts, c.throttle, c.requests)
 			}
 			for _, q := range f.srv.Queries() {
 				if !strings.HasPrefix(q.Authorization, "Bearer ") {

@@ -42,15 +42,15 @@ type Receiver interface {
 
 // Stats is what reading a source did.
 type Stats struct {
-	Rows      int64         // rows handed to the receiver
-	Bytes     int64         // bytes of response read
-	Requests  int           // query requests sent, retries included
-	Retries   int           // requests that repeated a failed one
-	Throttled int           // requests answered 429
-	Waited    time.Duration // time spent waiting before retries
-	Pages     int           // queries read in full (one per page of a paged source)
-	Truncated int           // pages cut by a service limit and continued smaller
-	RequestID string        // the service's id of the last request answered
+	Rows      int64         `json:"rowsRead"`       // rows handed to the receiver
+	Bytes     int64         `json:"bytesRead"`      // bytes of response read
+	Requests  int           `json:"requests"`       // query requests sent, retries included
+	Retries   int           `json:"retries"`        // requests that repeated a failed one
+	Throttled int           `json:"throttled"`      // requests answered 429
+	Waited    time.Duration `json:"throttledWait"`  // time spent waiting before retries
+	Pages     int           `json:"pages"`          // queries read in full (one per page of a paged source)
+	Truncated int           `json:"truncatedPages"` // pages cut by a service limit and continued smaller
+	RequestID string        `json:"requestId,omitempty"`
 }
 
 // Add adds o to s.

@@ -193,7 +193,7 @@ func jobSummaryOf(r *pipeline.JobResult, job *jobfile.Job) jobSummary {
 		Job: r.Job, File: r.File, Status: string(r.Status), Error: r.Error,
 		RowsRead: r.Rows, BytesRead: r.Bytes, Pages: r.Pages, TruncatedPages: r.Truncated,
 		Requests: r.Requests, Retries: r.Retries, Attempts: r.Attempts,
-		Throttled:       throttleSummary{Count: r.Throttle, WaitSeconds: seconds(r.Waited), Wait: human(r.Waited)},
+		Throttled:       throttleSummary{Count: r.Throttled, WaitSeconds: seconds(r.Waited), Wait: human(r.Waited)},
 		DurationSeconds: seconds(r.Duration), Duration: human(r.Duration),
 		Sinks: []sinkSummary{}, Columns: r.Columns, Notes: r.Notes,
 	}

@@ -68,7 +68,7 @@ source:
 			fmt.Printf("paged extract: %d rows in %d pages (%d cut by the 15 MB limit and continued), %s wall, latency %s\n",
 				res.Rows, res.Pages, res.Truncated, wall.Round(time.Millisecond), latency)
 			fmt.Printf("  request rate between the first and the last request: %.1f/min = %.0f%% of the %g/min limit; %d throttled\n",
-				steady, 100*steady/rate, rate, res.Throttle)
+				steady, 100*steady/rate, rate, res.Throttled)
 		} else {
 			overhead := (wall - time.Duration(len(qs))*latency) / time.Duration(len(qs))
 			fmt.Printf("  without the limit: %s wall for %d pages; local overhead per page (wall - latency) = %s (%.0f rows/s through decode, mapping and Parquet)\n",

@@ -177,7 +177,7 @@ func jobMetrics(r *pipeline.JobResult, end time.Time) []byte {
 	w.gauge("pbicopy_job_bytes_read", "Bytes of response the last run read from the source.", metricSample{value: float64(r.Bytes)})
 	w.gauge("pbicopy_job_requests", "Query requests the last run sent to Power BI, retries included.", metricSample{value: float64(r.Requests)})
 	w.gauge("pbicopy_job_retries", "Query requests of the last run that repeated a failed one.", metricSample{value: float64(r.Retries)})
-	w.gauge("pbicopy_job_throttled", "Times Power BI throttled the last run (HTTP 429).", metricSample{value: float64(r.Throttle)})
+	w.gauge("pbicopy_job_throttled", "Times Power BI throttled the last run (HTTP 429).", metricSample{value: float64(r.Throttled)})
 	var rows, written []metricSample
 	for i, s := range r.Sinks {
 		labels := [][2]string{{"sink", strconv.Itoa(i)}, {"kind", s.Kind}}

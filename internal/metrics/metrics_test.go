@@ -19,6 +19,7 @@ import (
 
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink"
+	"github.com/pbicopy/pbicopy/source"
 )
 
 var (
@@ -305,12 +306,12 @@ func newPushGateway(t *testing.T) *pushGateway {
 }
 
 func testResults() []*pipeline.JobResult {
-	ok := &pipeline.JobResult{Job: "sales-daily", Status: pipeline.Succeeded, Figures: pipeline.Figures{Rows: 1000, Bytes: 123456, Requests: 3, Retries: 1, Throttle: 2},
+	ok := &pipeline.JobResult{Job: "sales-daily", Status: pipeline.Succeeded, Figures: pipeline.Figures{Stats: source.Stats{Rows: 1000, Bytes: 123456, Requests: 3, Retries: 1, Throttled: 2}},
 		Duration: 2500 * time.Millisecond, Sinks: []pipeline.SinkResult{
 			{Result: sink.Result{Kind: "parquet", Location: "https://acct.blob.core.windows.net/c/a.parquet?sig=SECRET", Rows: 1000, Bytes: 40000}, Status: pipeline.Succeeded},
 			{Result: sink.Result{Kind: "postgres", Location: "analytics.sales", Rows: 1000}, Status: pipeline.Succeeded},
 		}}
-	failed := &pipeline.JobResult{Job: "stock", Status: pipeline.Failed, Error: "boom", Figures: pipeline.Figures{Requests: 1}, Duration: 1500 * time.Millisecond}
+	failed := &pipeline.JobResult{Job: "stock", Status: pipeline.Failed, Error: "boom", Figures: pipeline.Figures{Stats: source.Stats{Requests: 1}}, Duration: 1500 * time.Millisecond}
 	return []*pipeline.JobResult{ok, failed}
 }
 

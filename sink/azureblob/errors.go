@@ -94,7 +94,7 @@ func (e *messageError) Unwrap() error { return e.err }
 func describeAzure(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) && !errors.As(err, new(*azcore.ResponseError)) {
-		return &messageError{msg: fmt.Sprintf("%s %s: %v", ue.Op, redactURL(ue.URL), ue.Err), err: err}
+		return &messageError{msg: fmt.Sprintf("%s %s: %v", ue.Op, sink.RedactURL(ue.URL), ue.Err), err: err}
 	}
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
@@ -152,15 +152,3 @@ var (
 	messageRE   = regexp.MustCompile(`(?s)<Message>(.*?)</Message>`)
 	requestIDRE = regexp.MustCompile(`RequestId:(\S+)`)
 )
-
-// redactURL drops the query of a URL.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		u.RawQuery = ""
-		return u.String()
-	}
-	if i := strings.IndexByte(s, '?'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}

@@ -182,20 +182,35 @@ type querySource struct {
 }
 
 func (s *querySource) Read(ctx context.Context, r source.Receiver) (source.Stats, error) {
-	pb := s.req.Spec.PowerBI
-	client, err := s.conn.Client(ctx, pb)
+	return s.conn.read(ctx, s.req, r, func(exec execFunc, rows rowReceiver) (source.Stats, error) {
+		qs, err := exec(ctx, s.req.Query, rows)
+		st := statsOf(qs)
+		st.Pages = 1
+		source.ProgressOf(ctx)(0, 1)
+		return st, err
+	})
+}
+
+// execFunc runs one query of a source's dataset into recv.
+type execFunc func(ctx context.Context, dax string, recv rowReceiver) (QueryStats, error)
+
+// read runs a Power BI source: query sends its queries through exec into
+// rows, which turn them into batches for r.
+func (c *Connector) read(ctx context.Context, req source.Request, r source.Receiver, query func(exec execFunc, rows rowReceiver) (source.Stats, error)) (source.Stats, error) {
+	pb := req.Spec.PowerBI
+	client, err := c.Client(ctx, pb)
 	if err != nil {
 		return source.Stats{}, err
 	}
-	rows, err := newRows(s.req, r)
+	rows, err := newRows(req, r)
 	if err != nil {
 		return source.Stats{}, err
 	}
 	defer rows.Release()
-	qs, err := client.ExecuteQuery(ctx, Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: s.req.Query, ImpersonatedUser: pb.ImpersonatedUser}, rows)
-	st := statsOf(qs)
-	st.Pages = 1
-	source.ProgressOf(ctx)(0, 1)
+	exec := func(ctx context.Context, dax string, recv rowReceiver) (QueryStats, error) {
+		return client.ExecuteQuery(ctx, Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}, recv)
+	}
+	st, err := query(exec, rows)
 	if err == nil {
 		err = rows.finish()
 	}
@@ -233,29 +248,16 @@ func (c *Connector) pagedSource(req source.Request) (source.Source, error) {
 }
 
 func (s *pagedSource) Read(ctx context.Context, r source.Receiver) (source.Stats, error) {
-	pb := s.req.Spec.PowerBI
-	client, err := s.conn.Client(ctx, pb)
-	if err != nil {
-		return source.Stats{}, err
-	}
-	rows, err := newRows(s.req, r)
-	if err != nil {
-		return source.Stats{}, err
-	}
-	defer rows.Release()
-	pg := *s.pg
-	pg.exec = func(ctx context.Context, dax string, recv rowReceiver) (QueryStats, error) {
-		return client.ExecuteQuery(ctx, Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}, recv)
-	}
-	progress := source.ProgressOf(ctx)
-	pg.progress = func(int, int64) { progress(0, 1) }
-	ps, err := pg.run(ctx, rows)
-	st := statsOf(ps.QueryStats)
-	st.Pages, st.Truncated, st.Retries = ps.Pages, ps.Truncated, ps.Retries
-	if err == nil {
-		err = rows.finish()
-	}
-	return st, err
+	return s.conn.read(ctx, s.req, r, func(exec execFunc, rows rowReceiver) (source.Stats, error) {
+		pg := *s.pg
+		pg.exec = exec
+		progress := source.ProgressOf(ctx)
+		pg.progress = func(int, int64) { progress(0, 1) }
+		ps, err := pg.run(ctx, rows)
+		st := statsOf(ps.QueryStats)
+		st.Pages, st.Truncated, st.Retries = ps.Pages, ps.Truncated, ps.Retries
+		return st, err
+	})
 }
 
 // fileSource replays a saved executeQueries response.

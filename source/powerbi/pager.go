@@ -28,7 +28,7 @@ type pager struct {
 	n          int          // page size; 0: auto
 	auto       bool
 	columns    int // mapped columns, 0 when inferred
-	exec       func(ctx context.Context, dax string, recv rowReceiver) (QueryStats, error)
+	exec       execFunc
 	log        *slog.Logger
 	progress   func(pages int, rows int64)
 }
