@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/pbicopy/pbicopy/jobfile"
@@ -49,6 +47,11 @@ type Runner struct {
 	// pass, for a progress display. It is called from several goroutines
 	// when partitions run concurrently and must be quick.
 	Progress func(ProgressEvent)
+
+	// WrapSink, when not nil, wraps the i-th sink of a partition as it
+	// opens; an error fails the opening. Tests inject failures with it
+	// (internal/faults); the wrapper must keep the sink's contract.
+	WrapSink func(i int, s sink.Sink) (sink.Sink, error)
 }
 
 // cutAttempts is how many times an unpaged partition is run when its
@@ -61,70 +64,6 @@ func (r *Runner) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
-}
-
-// Status is the outcome of a job or a partition.
-type Status string
-
-// Outcomes.
-const (
-	Succeeded Status = "succeeded"
-	Failed    Status = "failed"
-	Skipped   Status = "skipped"
-)
-
-// Figures are the counts of a run, a partition or a job: what its sources
-// did (summed over partitions and attempts, but Rows and Bytes, which are
-// the last attempt's), and how many attempts it took.
-type Figures struct {
-	source.Stats
-	Attempts int `json:"attempts"`
-}
-
-func (f *Figures) add(o Figures) {
-	f.Stats.Add(o.Stats)
-	f.Attempts += o.Attempts
-}
-
-// JobResult is what one run of one job did.
-type JobResult struct {
-	Job    string `json:"job"`
-	File   string `json:"file,omitempty"`
-	Status Status `json:"status"`
-	Error  string `json:"error,omitempty"`
-	Figures
-	Duration time.Duration `json:"duration"`
-	// Sinks sums each sink over the partitions.
-	Sinks []SinkResult `json:"sinks"`
-	// Partitions lists every partition of a partitioned job, those skipped
-	// by --resume included.
-	Partitions []*PartitionResult `json:"partitions,omitempty"`
-	Notes      []string           `json:"notes,omitempty"`
-	Columns    []string           `json:"columns,omitempty"`
-	err        error
-}
-
-// Err is the error that failed the job, or nil.
-func (r *JobResult) Err() error { return r.err }
-
-// PartitionResult is what one partition did.
-type PartitionResult struct {
-	Key    string `json:"key"`
-	Status Status `json:"status"`
-	Error  string `json:"error,omitempty"`
-	Figures
-	Duration time.Duration `json:"duration"`
-	Sinks    []SinkResult  `json:"sinks"`
-	Notes    []string      `json:"-"`
-	Columns  []string      `json:"-"`
-	err      error
-}
-
-// SinkResult is what one sink published.
-type SinkResult struct {
-	sink.Result
-	Status Status `json:"status"`
-	Error  string `json:"error,omitempty"`
 }
 
 func (r *Runner) logger() *slog.Logger {
@@ -150,16 +89,29 @@ func (r *Runner) Run(ctx context.Context, job *jobfile.Job) *JobResult {
 	log := r.logger().With("job", job.Name)
 	r.progress(ProgressEvent{Kind: ProgressJobStart, Job: job.Name})
 	err := r.run(ctx, job, res, log)
+	if err == nil && ctx.Err() != nil {
+		// The interruption came in the commit phase, which finished.
+		err = &phaseError{phase: "commit", err: errors.New("interrupted during the commit phase, which finished first: every output of the job is published; it needs no re-run")}
+	}
 	r.progress(ProgressEvent{Kind: ProgressJobEnd, Job: job.Name})
 	res.Duration = time.Since(start)
 	res.err = err
-	if err != nil {
-		res.Status, res.Error = Failed, err.Error()
-		log.Error("job failed", "error", err, "duration", res.Duration.Round(time.Millisecond).String())
-	} else {
+	if err == nil {
 		res.Status = Succeeded
 		log.Info("job succeeded", "rows", res.Rows, "duration", res.Duration.Round(time.Millisecond).String())
+		return res
 	}
+	res.Error = err.Error()
+	if res.Phase == "" {
+		res.Phase = phaseOf(err)
+	}
+	switch {
+	case ctx.Err() != nil:
+		res.Status = Interrupted
+	case res.Status == "":
+		res.Status = Failed
+	}
+	log.Error("job "+string(res.Status), "error", err, "phase", res.Phase, "published", res.Published(), "duration", res.Duration.Round(time.Millisecond).String())
 	return res
 }
 
@@ -195,26 +147,38 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 	}
 	jp, err := r.planJob(job)
 	if err != nil {
-		return err
+		return &phaseError{phase: "plan", err: err}
 	}
 	if err := r.Sources.Prepare(ctx, job.Source, job.Name); err != nil {
-		return err
+		return &phaseError{phase: "refresh", err: err}
 	}
 	var st *stateFile
 	if job.Partition != nil {
 		if st, err = r.openState(ctx, job, r.Shard, r.Resume); err != nil {
-			return err
+			return &phaseError{phase: "state", err: err}
 		}
 	}
 	if len(parts) == 1 && job.Partition == nil {
 		pr := r.runPartition(ctx, jp, parts[0], log)
 		res.Figures, res.Sinks, res.Notes, res.Columns = pr.Figures, pr.Sinks, pr.Notes, pr.Columns
+		if pr.err != nil {
+			res.Status, res.Phase = pr.Status, pr.Phase
+		}
 		return pr.err
 	}
 
 	fps, err := checkPartitionOutputs(job, parts)
 	if err != nil {
 		return err
+	}
+	if !r.Resume {
+		keys := make([]string, len(parts))
+		for i, p := range parts {
+			keys[i] = p.Key
+		}
+		if err := st.restart(ctx, keys); err != nil {
+			return &phaseError{phase: "state", err: err}
+		}
 	}
 	r.progress(ProgressEvent{Kind: ProgressJobStart, Job: job.Name, TotalPartitions: len(parts)})
 	results := make([]*PartitionResult, len(parts))
@@ -236,8 +200,15 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 				plog := log.With("partition", p.Key)
 				pr := r.runPartition(ctx, jp, p, plog)
 				if pr.err == nil {
-					if err := st.record(ctx, p.Key, fp, pr); err != nil {
-						pr.err, pr.Status, pr.Error = err, Failed, err.Error()
+					// Recorded even when an interruption came during the
+					// commits, which finished: the partition is done.
+					sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CommitGrace)
+					err := st.record(sctx, p.Key, fp, pr)
+					cancel()
+					if err != nil {
+						err = notRecorded(job, p, err)
+						pr.err, pr.Status, pr.Error, pr.Phase = err, Failed, err.Error(), "state"
+						plog.Error("partition published, but not recorded in the state", "error", err)
 					}
 				}
 				results[i] = pr
@@ -256,9 +227,11 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 
 	var failed []string
 	var firstErr error
+	var firstPhase string
+	partial := false
 	for i, pr := range results {
 		if pr == nil { // never started: interrupted
-			pr = &PartitionResult{Key: parts[i].Key, Status: Failed, Error: "not run: interrupted"}
+			pr = &PartitionResult{Key: parts[i].Key, Status: Interrupted, Error: "not run: interrupted"}
 			results[i] = pr
 		}
 		res.Partitions = append(res.Partitions, pr)
@@ -268,10 +241,11 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 			res.Columns = pr.Columns
 		}
 		res.Notes = append(res.Notes, pr.Notes...)
-		if pr.Status == Failed {
+		if pr.Status == Failed || pr.Status == PartiallyPublished {
+			partial = partial || pr.Status == PartiallyPublished
 			failed = append(failed, pr.Key)
 			if firstErr == nil {
-				firstErr = fmt.Errorf("partition %s: %s", pr.Key, pr.Error)
+				firstErr, firstPhase = fmt.Errorf("partition %s: %s", pr.Key, pr.Error), pr.Phase
 			}
 		}
 	}
@@ -279,9 +253,31 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 		return fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	if len(failed) > 0 {
+		res.Phase = firstPhase
+		if partial {
+			res.Status = PartiallyPublished
+		}
 		return fmt.Errorf("%d of %d partitions failed (%s); first: %w; re-run with --resume to retry only those", len(failed), len(parts), summarizeKeys(failed), firstErr)
 	}
 	return nil
+}
+
+// notRecorded is the error of a partition published but not recorded:
+// --resume runs it again, which replaces its outputs, except for an append,
+// which it would load a second time.
+func notRecorded(job *jobfile.Job, p jobfile.Partition, err error) error {
+	var again []string
+	if sinks, rerr := renderPaths(job, p); rerr == nil {
+		for _, s := range sinks {
+			if s.target.Repeats() {
+				again = append(again, s.target.Location())
+			}
+		}
+	}
+	if len(again) == 0 {
+		return fmt.Errorf("published, but not recorded in the state: --resume will run it again, replacing its outputs: %w", err)
+	}
+	return fmt.Errorf("published, but not recorded in the state: a re-run would append its rows to %s a second time: delete them there first, or leave this partition out of the re-run: %w", strings.Join(again, ", "), err)
 }
 
 func summarizeKeys(keys []string) string {
@@ -289,29 +285,6 @@ func summarizeKeys(keys []string) string {
 		return strings.Join(keys, ", ")
 	}
 	return strings.Join(keys[:5], ", ") + fmt.Sprintf(", and %d more", len(keys)-5)
-}
-
-// sumSinks adds one partition's sink results to the job's.
-func sumSinks(total, part []SinkResult) []SinkResult {
-	for i, s := range part {
-		if i >= len(total) {
-			t := s
-			t.Files = append([]sink.File(nil), s.Files...)
-			total = append(total, t)
-			continue
-		}
-		t := &total[i]
-		t.Rows += s.Rows
-		t.Bytes += s.Bytes
-		t.Files = append(t.Files, s.Files...)
-		if t.Location != s.Location {
-			t.Location = "(" + strconv.Itoa(len(t.Files)) + " outputs)"
-		}
-		if s.Status == Failed {
-			t.Status, t.Error = Failed, s.Error
-		}
-	}
-	return total
 }
 
 // runPartition runs one partition, running it again when an unpaged
@@ -322,7 +295,7 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part jobfile.Par
 	err := func() error {
 		pp, err := r.planPartition(ctx, jp, part, log)
 		if err != nil {
-			return err
+			return &phaseError{phase: "plan", err: err}
 		}
 		for attempt := 1; ; attempt++ {
 			pr.Sinks, pr.Notes, pr.Columns = nil, nil, nil
@@ -336,9 +309,16 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part jobfile.Par
 	pr.Duration = time.Since(start)
 	pr.err = err
 	if err != nil {
-		pr.Status, pr.Error = Failed, err.Error()
+		pr.Status, pr.Error, pr.Phase = Failed, err.Error(), phaseOf(err)
+		var pe *partialError
+		switch {
+		case errors.As(err, &pe):
+			pr.Status = PartiallyPublished
+		case ctx.Err() != nil:
+			pr.Status = Interrupted
+		}
 		if part.Key != "" {
-			log.Error("partition failed", "error", err)
+			log.Error("partition "+string(pr.Status), "error", err, "phase", pr.Phase)
 		}
 	} else {
 		pr.Status = Succeeded
@@ -416,199 +396,6 @@ func (r *Runner) planPartition(ctx context.Context, jp *jobPlan, part jobfile.Pa
 		return nil, err
 	}
 	return pp, nil
-}
-
-// fanout hands every batch to every sink, each on its own goroutine, through
-// small bounded channels: a slow sink slows the source instead of filling
-// memory.
-type fanout struct {
-	sinks  []sink.Sink
-	chans  []chan arrow.RecordBatch
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	err    error
-	cancel context.CancelFunc
-}
-
-const sinkQueue = 2
-
-func newFanout(ctx context.Context, cancel context.CancelFunc, sinks []sink.Sink) *fanout {
-	f := &fanout{sinks: sinks, cancel: cancel}
-	for _, s := range sinks {
-		ch := make(chan arrow.RecordBatch, sinkQueue)
-		f.chans = append(f.chans, ch)
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			var err error
-			for rec := range ch {
-				if err == nil {
-					if err = s.Write(ctx, rec); err != nil {
-						f.fail(err)
-					}
-				}
-				rec.Release()
-			}
-		}()
-	}
-	return f
-}
-
-func (f *fanout) fail(err error) {
-	f.mu.Lock()
-	if f.err == nil {
-		f.err = err
-	}
-	f.mu.Unlock()
-	f.cancel()
-}
-
-func (f *fanout) failure() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
-}
-
-// emit takes over rec's reference.
-func (f *fanout) emit(ctx context.Context, rec arrow.RecordBatch) error {
-	defer rec.Release()
-	for _, ch := range f.chans {
-		rec.Retain()
-		select {
-		case ch <- rec:
-		case <-ctx.Done():
-			rec.Release()
-			if err := f.failure(); err != nil {
-				return err
-			}
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-// close ends the stream and waits for every sink to take what it was sent.
-func (f *fanout) close() error {
-	for _, ch := range f.chans {
-		close(ch)
-	}
-	f.wg.Wait()
-	return f.failure()
-}
-
-func (r *Runner) openSinks(ctx context.Context, p *partPlan, schema *arrow.Schema) ([]sink.Sink, error) {
-	var opened []sink.Sink
-	env := sink.Env{Storage: r.Storage, Mem: r.mem(), Log: r.logger().With("job", p.job.Name)}
-	for i, ps := range p.sinks {
-		s, err := ps.target.Open(ctx, schema, env)
-		if err != nil {
-			for _, o := range opened {
-				_ = o.Abort(context.WithoutCancel(ctx))
-			}
-			return nil, fmt.Errorf("sinks[%d] (%s): %w", i, ps.spec.Kind(), err)
-		}
-		opened = append(opened, s)
-	}
-	return opened, nil
-}
-
-// attempt runs the source once into freshly opened sinks, and commits them
-// only if the source ended cleanly.
-func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResult, log *slog.Logger) (err error) {
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-
-	recv := &attemptReceiver{r: r, p: p, res: res, cancel: cancel}
-	ctx = r.progressContext(ctx, p.job.Name)
-	recv.ctx = ctx
-
-	abort := func() {
-		if recv.fo != nil {
-			_ = recv.fo.close()
-		}
-		for _, s := range recv.sinks {
-			if aerr := s.Abort(context.WithoutCancel(parent)); aerr != nil {
-				log.Warn("abort sink", "error", aerr)
-			}
-		}
-	}
-
-	res.Attempts++
-	st, err := p.src.Read(ctx, recv)
-	rows, bytes := st.Rows, st.Bytes
-	res.Stats.Add(st)
-	res.Rows, res.Bytes = rows, bytes // the last attempt's, not the sum
-	fo := recv.fo
-	if fo != nil {
-		if ferr := fo.failure(); ferr != nil {
-			// A sink failed first; the source only saw the cancellation.
-			err = ferr
-		}
-	}
-	if err == nil && fo == nil {
-		err = errors.New("the source announced no schema")
-	}
-	if err != nil {
-		abort()
-		return err
-	}
-	if err := fo.close(); err != nil {
-		abort()
-		return err
-	}
-	sinks := recv.sinks
-	for i, s := range sinks {
-		sr, err := s.Commit(parent)
-		if err != nil {
-			res.Sinks = append(res.Sinks, SinkResult{Result: sink.Result{Kind: p.sinks[i].spec.Kind(), Location: p.sinks[i].target.Location()}, Status: Failed, Error: err.Error()})
-			for _, rest := range sinks[i+1:] {
-				_ = rest.Abort(context.WithoutCancel(parent))
-			}
-			return fmt.Errorf("sinks[%d] (%s): commit: %w", i, p.sinks[i].spec.Kind(), err)
-		}
-		res.Sinks = append(res.Sinks, SinkResult{Result: sr, Status: Succeeded})
-		log.Info("published", "sink", sr.Kind, "location", sr.Location, "rows", sr.Rows, "bytes", sr.Bytes)
-	}
-	return nil
-}
-
-// attemptReceiver takes what the source of one attempt reads: the schema
-// opens the sinks, and every batch goes to all of them.
-type attemptReceiver struct {
-	r      *Runner
-	p      *partPlan
-	res    *PartitionResult
-	ctx    context.Context
-	cancel context.CancelFunc
-	sinks  []sink.Sink
-	fo     *fanout
-}
-
-func (a *attemptReceiver) Schema(schema *arrow.Schema, notes []string) error {
-	if a.fo != nil {
-		return errors.New("the source announced its schema twice")
-	}
-	s, err := a.r.openSinks(a.ctx, a.p, schema)
-	if err != nil {
-		return err
-	}
-	a.sinks = s
-	a.fo = newFanout(a.ctx, a.cancel, s)
-	a.res.Columns = nil
-	for _, f := range schema.Fields() {
-		a.res.Columns = append(a.res.Columns, f.Name+" "+mapping.TypeName(f.Type))
-	}
-	a.res.Notes = append(a.res.Notes, notes...)
-	return nil
-}
-
-func (a *attemptReceiver) Batch(rec arrow.RecordBatch) error {
-	if a.fo == nil {
-		rec.Release()
-		return errors.New("the source sent a batch before its schema")
-	}
-	a.r.progress(ProgressEvent{Kind: ProgressRows, Job: a.p.job.Name, Rows: rec.NumRows()})
-	return a.fo.emit(a.ctx, rec)
 }
 
 // DefaultMemoryLimit is the soft memory limit (debug.SetMemoryLimit) the

@@ -106,7 +106,6 @@ func (r *Runner) openState(ctx context.Context, job *jobfile.Job, shard Shard, r
 		return nil, err
 	}
 	if !resume {
-		clear(sf.done)
 		return sf, nil
 	}
 	names := []string{name}
@@ -174,6 +173,38 @@ func (s *stateFile) record(ctx context.Context, key, fingerprint string, pr *Par
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.state.Partitions[key] = rec
+	s.done[key] = fingerprint
+	return s.writeLocked(ctx)
+}
+
+// restart begins a run that does not resume: the records of the
+// partitions it is about to run are dropped first, so that whatever stops
+// it (a failure, an interruption, a kill) leaves recorded only what this
+// run completed, and --resume carries on this run rather than an earlier
+// one whose outputs a restatement is replacing. The records of other
+// partitions stay. Nothing is written when none of keys was recorded.
+func (s *stateFile) restart(ctx context.Context, keys []string) error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.done)
+	dropped := false
+	for _, k := range keys {
+		if _, ok := s.state.Partitions[k]; ok {
+			delete(s.state.Partitions, k)
+			dropped = true
+		}
+	}
+	if !dropped {
+		return nil
+	}
+	return s.writeLocked(ctx)
+}
+
+// writeLocked publishes the state atomically; s.mu is held.
+func (s *stateFile) writeLocked(ctx context.Context) error {
 	data, err := json.MarshalIndent(s.state, "", "  ")
 	if err != nil {
 		return err

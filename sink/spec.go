@@ -169,6 +169,8 @@ type Target struct {
 }
 
 type target interface {
+	rank() int
+	repeats() bool
 	location() string
 	identity() string
 	describe() string
@@ -193,6 +195,21 @@ func (e Env) mem() memory.Allocator {
 	}
 	return e.Mem
 }
+
+// CommitRank orders the commits of a partition's sinks, lowest first: the
+// commit most likely to fail goes first, so that a failure leaves as few
+// outputs published as can be. A PostgreSQL COMMIT can fail on a
+// constraint, a serialization failure or a lost connection (0); a blob's
+// block-list commit is one request that can fail on the network (1); a
+// local rename almost never fails (2). An append goes last of all (3),
+// whatever its odds: it is the one load a re-run repeats instead of
+// replacing, so it commits only once every other output has, and a
+// failure before it leaves only outputs a re-run replaces.
+func (t *Target) CommitRank() int { return t.t.rank() }
+
+// Repeats reports whether running the load again adds its rows a second
+// time (an append) instead of replacing what the first run published.
+func (t *Target) Repeats() bool { return t.t.repeats() }
 
 // Location is where the sink publishes: an absolute path (with PartMarker
 // standing for the part number of a split output), a blob URL or a
@@ -238,7 +255,16 @@ func fileTargetOf(kind string, opts fileOptions, r Resolver, path string) (targe
 }
 
 func (f *fileSink) location() string { return f.fileTarget.location }
+
+func (f *fileSink) rank() int {
+	if f.blob {
+		return 1
+	}
+	return 2
+}
 func (f *fileSink) identity() string { return f.fileTarget.location }
+
+func (f *fileSink) repeats() bool { return false }
 
 func (f *fileSink) describe() string {
 	t := f.fileTarget
@@ -388,6 +414,15 @@ func (o *PostgresOptions) target(_ Resolver, _ string, rng *PartitionRange) (tar
 }
 
 func (t *tableSink) location() string { return t.opts.Table }
+
+func (t *tableSink) rank() int {
+	if t.opts.mode() == pgAppend {
+		return 3
+	}
+	return 0
+}
+
+func (t *tableSink) repeats() bool { return t.opts.mode() == pgAppend }
 
 func (t *tableSink) identity() string {
 	return t.opts.database() + " " + t.opts.Table + " " + t.opts.mode()

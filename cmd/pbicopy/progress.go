@@ -212,8 +212,9 @@ func groupDigits(n int64) string {
 // reporter is how a command tells the operator what happens: its logger
 // and, when stderr is a terminal, the progress line.
 type reporter struct {
-	log *slog.Logger
-	bar *progressBar // nil: no progress line
+	log    *slog.Logger
+	bar    *progressBar // nil: no progress line
+	stderr io.Writer
 }
 
 // newReporter makes the logger the flags ask for and, when stderr is an
@@ -223,7 +224,7 @@ func (a *app) newReporter(c *commonFlags) (*reporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &reporter{log: log}
+	rep := &reporter{log: log, stderr: a.stderr}
 	if !c.noProgress && isTerminal(a.stderr) {
 		rep.bar = newProgressBar(a.stderr)
 		rep.log = slog.New(&barHandler{h: log.Handler(), bar: rep.bar})

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/pbicopy/pbicopy/jobfile"
@@ -49,9 +52,13 @@ func runJobs(ctx context.Context, runner *pipeline.Runner, jobs []*jobfile.Job, 
 		err = errJobsFailed
 	}
 	sum := newRunSummary("run", started, jobs, results, err)
-	printSummary(stdout, sum)
+	table := stdout
+	if summaryPath == "-" {
+		table = rep.stderr // stdout carries the JSON summary alone
+	}
+	printSummary(table, sum)
 	if summaryPath != "" {
-		err = withFailure(err, writeSummary(summaryPath, sum))
+		err = withFailure(err, writeSummary(summaryPath, stdout, sum))
 	}
 	if metricsPush != "" {
 		err = withFailure(err, pushRunMetrics(ctx, metricsPush, results))
@@ -84,6 +91,7 @@ type jobSummary struct {
 	File            string             `json:"file,omitempty"`
 	Status          string             `json:"status"`
 	Error           string             `json:"error,omitempty"`
+	Phase           string             `json:"phase,omitempty"`
 	RowsRead        int64              `json:"rowsRead"`
 	BytesRead       int64              `json:"bytesRead"`
 	Pages           int                `json:"pages"`
@@ -131,6 +139,7 @@ type partitionSummary struct {
 	Key             string  `json:"key"`
 	Status          string  `json:"status"`
 	Error           string  `json:"error,omitempty"`
+	Phase           string  `json:"phase,omitempty"`
 	RowsRead        int64   `json:"rowsRead"`
 	Pages           int     `json:"pages"`
 	DurationSeconds float64 `json:"durationSeconds"`
@@ -190,7 +199,7 @@ func newRunSummary(command string, started time.Time, jobs []*jobfile.Job, resul
 
 func jobSummaryOf(r *pipeline.JobResult, job *jobfile.Job) jobSummary {
 	js := jobSummary{
-		Job: r.Job, File: r.File, Status: string(r.Status), Error: r.Error,
+		Job: r.Job, File: r.File, Status: string(r.Status), Error: r.Error, Phase: r.Phase,
 		RowsRead: r.Rows, BytesRead: r.Bytes, Pages: r.Pages, TruncatedPages: r.Truncated,
 		Requests: r.Requests, Retries: r.Retries, Attempts: r.Attempts,
 		Throttled:       throttleSummary{Count: r.Throttled, WaitSeconds: seconds(r.Waited), Wait: human(r.Waited)},
@@ -198,16 +207,12 @@ func jobSummaryOf(r *pipeline.JobResult, job *jobfile.Job) jobSummary {
 		Sinks: []sinkSummary{}, Columns: r.Columns, Notes: r.Notes,
 	}
 	for _, k := range r.Sinks {
-		ks := sinkSummary{Kind: k.Kind, Location: k.Location, Status: string(k.Status), Error: k.Error, RowsWritten: k.Rows, Bytes: k.Bytes}
-		if k.Status == pipeline.Succeeded {
-			if k.Kind == "postgres" {
-				ks.Tables = []string{k.Location}
-				ks.Published = 1
-			}
-			for _, f := range k.Files {
-				ks.Files = append(ks.Files, fileSummary{Location: f.Location, Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256})
-			}
-			ks.Published += len(k.Files)
+		ks := sinkSummary{Kind: k.Kind, Location: k.Location, Status: string(k.Status), Error: k.Error, RowsWritten: k.Rows, Bytes: k.Bytes, Published: k.Published}
+		if k.Kind == "postgres" && k.Published > 0 {
+			ks.Tables = []string{k.Location}
+		}
+		for _, f := range k.Files {
+			ks.Files = append(ks.Files, fileSummary{Location: f.Location, Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256})
 		}
 		js.Sinks = append(js.Sinks, ks)
 	}
@@ -218,45 +223,71 @@ func jobSummaryOf(r *pipeline.JobResult, job *jobfile.Job) jobSummary {
 		}
 	}
 	for _, p := range r.Partitions {
-		js.Partitions = append(js.Partitions, partitionSummary{Key: p.Key, Status: string(p.Status), Error: p.Error, RowsRead: p.Rows, Pages: p.Pages, DurationSeconds: seconds(p.Duration)})
+		js.Partitions = append(js.Partitions, partitionSummary{Key: p.Key, Status: string(p.Status), Error: p.Error, Phase: p.Phase, RowsRead: p.Rows, Pages: p.Pages, DurationSeconds: seconds(p.Duration)})
 	}
 	return js
 }
 
-// writeSummary writes the summary as JSON, replacing path atomically.
-func writeSummary(path string, s *runSummary) error {
+// writeSummary writes the summary as JSON: to stdout for "-", else to
+// path, replaced atomically (a temporary file beside it, renamed over it).
+// Only a regular file is replaced: a device, a pipe or a directory at path
+// is refused (renaming over /dev/stdout would destroy the device link).
+// The file gets mode 0644 minus the umask.
+func writeSummary(path string, stdout io.Writer, s *runSummary) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".pbicopy-summary-*")
-	if err != nil {
-		return fmt.Errorf("write summary: %w", err)
+	data = append(data, '\n')
+	if path == "-" {
+		_, err := stdout.Write(data)
+		return err
 	}
-	_, err = tmp.Write(append(data, '\n'))
+	if err := replaceFile(path, data); err != nil {
+		return fmt.Errorf("write summary %s: %w", path, err)
+	}
+	return nil
+}
+
+// replaceFile writes data to path atomically, replacing a regular file
+// only, with mode 0644 minus the umask.
+func replaceFile(path string, data []byte) error {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file: write the summary to a file, or to - for standard output", path)
+	}
+	dir, name := filepath.Split(path)
+	var tmp *os.File
+	var err error
+	for range 100 {
+		tmpName := filepath.Join(dir, "."+name+".tmp-"+strconv.FormatUint(rand.Uint64(), 36))
+		tmp, err = os.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644) // 0644 minus the umask
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write summary %s: %w", path, err)
 	}
-	return nil
+	return err
 }
 
 // writeSummaryOf writes the summary of a run that ran no job, because it
 // failed before (an invalid job file), when --summary asks for one.
-func writeSummaryOf(path, command string, started time.Time, err error) error {
+func writeSummaryOf(path string, stdout io.Writer, command string, started time.Time, err error) error {
 	if path == "" {
 		return err
 	}
-	if werr := writeSummary(path, newRunSummary(command, started, nil, nil, err)); werr != nil {
+	if werr := writeSummary(path, stdout, newRunSummary(command, started, nil, nil, err)); werr != nil {
 		return errors.Join(err, werr)
 	}
 	return err
@@ -292,7 +323,11 @@ func printSummary(w io.Writer, s *runSummary) {
 	writeTable(w, []string{"JOB", "SINK", "STATUS", "ROWS WRITTEN", "BYTES", "OUTPUT"}, rows, []bool{false, false, false, true, true, false})
 	for _, j := range s.Jobs {
 		if j.Error != "" {
-			fmt.Fprintf(w, "\n%s: error: %s\n", j.Job, j.Error)
+			where := ""
+			if j.Phase != "" {
+				where = " (at " + j.Phase + ")"
+			}
+			fmt.Fprintf(w, "\n%s: %s%s: %s\n", j.Job, j.Status, where, j.Error)
 		}
 		for _, n := range j.Notes {
 			fmt.Fprintf(w, "%s: note: %s\n", j.Job, n)

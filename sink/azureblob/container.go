@@ -164,7 +164,10 @@ func (c *Container) Open(ctx context.Context, name string, overwrite bool) (sink
 	}
 	id := make([]byte, 12)
 	_, _ = rand.Read(id) // never fails
-	uctx, cancel := context.WithCancelCause(ctx)
+	// The uploads outlive the cancellation of ctx: a commit phase that
+	// has started finishes (the last blocks of a part are staged in it),
+	// and a run that stops aborts the blob, which ends them.
+	uctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	bs := c.opts.EffectiveBlockSize()
 	conc := c.opts.EffectiveConcurrency()
 	return &blobFile{

@@ -184,9 +184,10 @@ func TestBlobOverwriteFalseIntegration(t *testing.T) {
 	}
 }
 
-// TestBlobAbortIntegration aborts, and cancels, uploads midway: the
-// previous blob keeps its content and its committed block list, and no blob
-// appears where there was none.
+// TestBlobAbortIntegration aborts uploads midway, and cancels them (the
+// context of Open, then Abort; the context of Commit): the previous blob
+// keeps its content and its committed block list, and no blob appears
+// where there was none.
 func TestBlobAbortIntegration(t *testing.T) {
 	bc, cc, _ := testBlobs(t, sink.BlobOptions{Concurrency: 2})
 	previous := randomBytes(5*int(sink.MinBlockSize) + 17)
@@ -227,11 +228,12 @@ func TestBlobAbortIntegration(t *testing.T) {
 						t.Error("Commit after Abort succeeded")
 					}
 				case "cancel":
+					// The run is interrupted while it writes: the uploads
+					// outlive the context of Open (a commit phase that
+					// started would finish), and the run aborts.
 					cancel()
-					_, werr := dst.Write(randomBytes(2 * int(sink.MinBlockSize)))
-					_, cerr := dst.Commit(context.Background(), 1)
-					if !errors.Is(cerr, context.Canceled) {
-						t.Errorf("Commit after the cancellation: %v (Write: %v)", cerr, werr)
+					if _, err := dst.Write(randomBytes(2 * int(sink.MinBlockSize))); err != nil {
+						t.Errorf("Write after the cancellation of Open's context: %v", err)
 					}
 				case "cancel commit":
 					cctx, ccancel := context.WithCancel(context.Background())
