@@ -53,12 +53,22 @@ type blobFixture struct {
 
 func newBlobFixture(t *testing.T, opts fakepbi.Options) *blobFixture {
 	t.Helper()
+	bf := newBlobFixtureAlone(t, opts)
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", bf.az.ConnectionString)
+	t.Setenv("AZURE_STORAGE_ACCOUNT", "")
+	return bf
+}
+
+// newBlobFixtureAlone is a blob fixture that leaves the environment alone,
+// for tests that run in parallel: its jobs name the connection string,
+// ${AZ_CS}, in their storage block.
+func newBlobFixtureAlone(t *testing.T, opts fakepbi.Options) *blobFixture {
+	t.Helper()
 	az := sinktest.StartAzurite(t)
 	cc := sinktest.NewContainer(t, az)
-	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", az.ConnectionString)
-	t.Setenv("AZURE_STORAGE_ACCOUNT", "")
 	f := newFixture(t, opts)
 	f.env["CONTAINER"] = sinktest.ContainerName(cc)
+	f.env["AZ_CS"] = az.ConnectionString
 	return &blobFixture{fixture: f, az: az, cc: cc}
 }
 

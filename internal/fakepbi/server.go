@@ -238,6 +238,13 @@ func (s *Server) Throttle(n int, retryAfter time.Duration) {
 	s.throttles, s.throttleAfter = n, retryAfter
 }
 
+// SetLatency changes Options.Latency from the next call on.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Latency = d
+}
+
 // FailWith makes the next n executeQueries calls answer status (such as 500
 // or 503) with a realistic error body.
 func (s *Server) FailWith(n int, status int) {
@@ -361,10 +368,11 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 		s.fails--
 		inj = injectFail
 	}
+	latency := s.opts.Latency
 	s.mu.Unlock()
 
-	if s.opts.Latency > 0 {
-		t := time.NewTimer(s.opts.Latency)
+	if latency > 0 {
+		t := time.NewTimer(latency)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
