@@ -22,7 +22,7 @@ import (
 // with SIGKILL): with PBICOPY_TEST_MAIN=1 the test binary is pbicopy.
 func TestMain(m *testing.M) {
 	if os.Getenv("PBICOPY_TEST_MAIN") == "1" {
-		os.Exit((&app{stdout: os.Stdout, stderr: os.Stderr}).run(context.Background(), os.Args[1:]))
+		os.Exit(runInterruptible(testChild(), os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }

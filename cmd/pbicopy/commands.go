@@ -134,9 +134,9 @@ func (a *app) cmdRun(ctx context.Context, args []string) error {
 	defer rep.close()
 	jobs, err := loadJobs(jobfile.Loader{}, paths, stderr)
 	if err != nil {
-		return writeSummaryOf(c.summary, "run", started, err)
+		return writeSummaryOf(c.summary, stdout, "run", started, err)
 	}
-	runner := &pipeline.Runner{Logger: rep.log, Params: c.params, Sources: a.connector(rep, c.backfill.rate), Storage: a.storage(), Progress: rep.progress()}
+	runner := &pipeline.Runner{Logger: rep.log, Params: c.params, Sources: a.connector(rep, c.backfill.rate), Storage: a.storage(), Progress: rep.progress(), WrapSink: a.wrapSink}
 	if err := c.backfill.apply(runner); err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/sink"
 )
 
 // Exit codes.
@@ -84,10 +85,18 @@ func main() {
 		// cycles; the live heap of a run is well under it.
 		debug.SetMemoryLimit(pipeline.DefaultMemoryLimit)
 	}
+	os.Exit(runInterruptible(&app{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
+}
+
+// runInterruptible runs the command until SIGINT or SIGTERM, which cancel
+// it: a commit phase under way finishes, the rest stops, the exit code is
+// 130. A second signal stops the process at once (its default action);
+// the next run cleans up what it left, as after a SIGKILL.
+func runInterruptible(a *app, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := (&app{stdout: os.Stdout, stderr: os.Stderr}).run(ctx, os.Args[1:])
-	stop()
-	os.Exit(code)
+	defer stop()
+	context.AfterFunc(ctx, stop)
+	return a.run(ctx, args)
 }
 
 // app is the command with its outputs.
@@ -99,6 +108,8 @@ type app struct {
 	// pollInterval is the first wait between two reads of a refresh's
 	// status; 0 means the client's default. Tests shorten it.
 	pollInterval time.Duration
+	// wrapSink, set by tests, wraps the sinks of run (internal/faults).
+	wrapSink func(i int, s sink.Sink) (sink.Sink, error)
 }
 
 // run is the whole command; it returns the exit code.
