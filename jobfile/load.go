@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pbicopy/pbicopy/internal/smallfile"
 )
 
 // Problem is one thing wrong (or, with Warning, worth a look) in a job file.
@@ -80,7 +82,8 @@ type Loader struct {
 }
 
 // LoadPaths loads every job named by paths: files, or folders whose *.yaml
-// and *.yml files are taken in name order. It returns the jobs and the
+// and *.yml files are taken in name order. A job file must be a regular
+// file of at most 1 MiB (smallfile.JobFile). It returns the jobs and the
 // warnings; if any job is invalid, the error is an *InvalidError listing the
 // problems of every file, and no job is returned.
 func (l Loader) LoadPaths(paths []string) ([]*Job, []Problem, error) {
@@ -109,7 +112,7 @@ func (l Loader) LoadPaths(paths []string) ([]*Job, []Problem, error) {
 	var warnings, problems []Problem
 	names := map[string]string{}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := smallfile.Read(f, smallfile.JobFile)
 		if err != nil {
 			problems = append(problems, Problem{File: f, Message: "cannot read: " + errText(err)})
 			continue

@@ -180,3 +180,15 @@ func TestQueryTemplateMustQuote(t *testing.T) {
 		t.Errorf("missing param: %v", err)
 	}
 }
+
+func TestLoadPathsBoundsTheFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "big.yaml")
+	big := validJob + "# " + strings.Repeat("x", 1<<20) + "\n"
+	if err := os.WriteFile(file, []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := Loader{LookupEnv: testEnv}.LoadPaths([]string{file})
+	if err == nil || !strings.Contains(err.Error(), file+": cannot read: the file holds more than the 1 MiB allowed") {
+		t.Errorf("a job file past the limit: %v", err)
+	}
+}
