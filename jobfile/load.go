@@ -1,8 +1,10 @@
 package jobfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -152,14 +154,25 @@ func (l Loader) Load(file string, data []byte) (*Job, []Problem, error) {
 	if d.lookup == nil {
 		d.lookup = os.LookupEnv
 	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	switch err := dec.Decode(&doc); {
+	case errors.Is(err, io.EOF) || err == nil && len(doc.Content) == 0:
+		return nil, nil, &InvalidError{Problems: []Problem{{File: file, Line: 1, Message: "the file is empty: a job needs name, source and sinks"}}}
+	case err != nil:
 		return nil, nil, &InvalidError{Problems: []Problem{yamlSyntaxProblem(file, err)}}
 	}
-	job := &Job{File: file, lines: d.lines}
-	if len(doc.Content) == 0 {
-		return nil, nil, &InvalidError{Problems: []Problem{{File: file, Line: 1, Message: "the file is empty: a job needs name, source and sinks"}}}
+	// A second document (after ---) would be ignored: refuse it, and still
+	// check the first.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		d.problems = append(d.problems, yamlSyntaxProblem(file, err))
+	default:
+		d.errorf(next.Line, "", "a second YAML document starts here (after ---): a job file holds one job; put each job in a file of its own")
 	}
+	job := &Job{File: file, lines: d.lines}
 	d.decode(doc.Content[0], reflect.ValueOf(job).Elem(), "")
 	d.validate(job)
 	slices.SortStableFunc(d.problems, func(a, b Problem) int { return a.Line - b.Line })

@@ -192,3 +192,25 @@ func TestLoadPathsBoundsTheFile(t *testing.T) {
 		t.Errorf("a job file past the limit: %v", err)
 	}
 }
+
+// TestLoadRefusesASecondDocument loads files with a second YAML document:
+// it is refused at its line, and the first is still checked.
+func TestLoadRefusesASecondDocument(t *testing.T) {
+	for _, c := range []struct{ text, want string }{
+		{validJob + "---\n", "job.yaml:18: a second YAML document starts here (after ---)"},
+		{validJob + "--- # another job\nname: x\n", "job.yaml:18: a second YAML document starts here"},
+		{validJob + "---\nname: [\n", "job.yaml:19: not valid YAML"},
+		{strings.Replace(validJob, "compression: zstd", "compression: lz4", 1) + "---\nname: x\n",
+			"job.yaml:16: sinks[0].parquet.compression: \"lz4\" is not allowed: use snappy (the default), zstd, gzip or none\njob.yaml:18: a second YAML document starts here"},
+	} {
+		_, _, err := Loader{LookupEnv: testEnv}.Load("job.yaml", []byte(c.text))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q:\n%v\nwant %q", c.text, err, c.want)
+		}
+	}
+	for _, ok := range []string{"---\n" + validJob, validJob + "...\n", validJob + "# ---\n"} {
+		if _, _, err := (Loader{LookupEnv: testEnv}).Load("job.yaml", []byte(ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}

@@ -22,7 +22,9 @@ import (
 func (d *decoder) validate(j *Job) {
 	d.reported = map[string]bool{}
 	for _, p := range d.problems {
-		d.reported[p.Path] = true
+		if p.Path != "" {
+			d.reported[p.Path] = true
+		}
 	}
 	d.fieldErrors(j, "", reflect.TypeFor[Job](), spec.CheckOnly(j, "name"))
 	d.validateSource(j)
