@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -212,7 +213,19 @@ type decoder struct {
 	literal  map[string]bool // string fields written without any ${...}
 	reported map[string]bool // paths with a problem already (set by validate)
 	lookup   LookupEnv
+
+	// aliasDepth counts the aliases (*name) being expanded; aliasValues
+	// the values decoded through one, against maxAliasValues.
+	aliasDepth, aliasValues int
+	aliasBomb               bool // reported
 }
+
+// maxAliasValues bounds the values decoded through aliases (*name) in one
+// file. yaml.v3 checks aliasing only when it decodes into Go values, not
+// into the yaml.Node the loader reads, so a few KiB of nested aliases
+// would otherwise expand to billions of values ("billion laughs"). A job
+// file reuses a block a few times at most (an auth block, say).
+const maxAliasValues = 10_000
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
@@ -247,8 +260,28 @@ func nodeKind(n *yaml.Node) string {
 	return "something else"
 }
 
-// yamlFields lists the yaml-tagged fields of a struct type.
+// yamlFields lists the yaml-tagged fields of a struct type. The caller
+// must not modify what it returns.
 func yamlFields(t reflect.Type) (names []string, index map[string]int) {
+	if f, ok := fieldsByType.Load(t); ok {
+		f := f.(structFields)
+		return f.names, f.index
+	}
+	names, index = readYAMLFields(t)
+	fieldsByType.Store(t, structFields{names, index})
+	return names, index
+}
+
+type structFields struct {
+	names []string
+	index map[string]int
+}
+
+// fieldsByType caches yamlFields: a struct is decoded once per mapping
+// of the file.
+var fieldsByType sync.Map // reflect.Type -> structFields
+
+func readYAMLFields(t reflect.Type) (names []string, index map[string]int) {
 	index = map[string]int{}
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -265,7 +298,19 @@ func yamlFields(t reflect.Type) (names []string, index map[string]int) {
 // decode stores n into v (strictly), recording lines and problems.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
+		if d.aliasValues >= maxAliasValues {
+			if !d.aliasBomb {
+				d.errorf(n.Line, path, "the aliases of this file (*%s and others) expand to more than %d values: reuse a block a few times at most, and write the rest out", n.Value, maxAliasValues)
+				d.aliasBomb = true
+			}
+			return
+		}
+		d.aliasDepth++
+		defer func() { d.aliasDepth-- }()
 		n = n.Alias
+	}
+	if d.aliasDepth > 0 {
+		d.aliasValues++
 	}
 	d.lines[path] = n.Line
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" && v.Kind() != reflect.String {

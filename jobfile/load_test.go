@@ -2,10 +2,14 @@ package jobfile
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/pbicopy/pbicopy/internal/smallfile"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -212,5 +216,43 @@ func TestLoadRefusesASecondDocument(t *testing.T) {
 		if _, _, err := (Loader{LookupEnv: testEnv}).Load("job.yaml", []byte(ok)); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
+	}
+}
+
+// TestLoadAliasBombs loads files whose aliases (*name) would expand to
+// billions of values: each is refused, in bounded time and memory.
+// yaml.v3 limits aliasing only when it decodes into Go values, not into
+// the yaml.Node the loader walks.
+func TestLoadAliasBombs(t *testing.T) {
+	// The classic: each level holds ten of the one below.
+	laughs := "name: x\nsource: { file: r.json }\nstorage: { account: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol] }\nmapping:\n  columns:\n"
+	for i := 1; i <= 9; i++ {
+		laughs += fmt.Sprintf("    - { from: &l%d [%s], to: x, type: int64 }\n", i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d, ", i-1), 10), ", "))
+	}
+	laughs += "sinks: [" + strings.Repeat("{ postgres: { table: t, mode: merge, key: *l9 } }, ", 10) + "]\n"
+	// The widest the types allow, in a file of the largest size: every
+	// sink's key list is the same long list.
+	var keys strings.Builder
+	keys.WriteString("name: x\nsource: { file: r.json }\nstorage: { account: &k [" + strings.Repeat("a, ", 2000) + "a] }\nsinks: [")
+	for keys.Len() < smallfile.JobFile-64 {
+		keys.WriteString("{postgres: {table: t, key: *k}},")
+	}
+	keys.WriteString("]\n")
+	for name, text := range map[string]string{"laughs": laughs, "keys": keys.String()} {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, _, err := Loader{LookupEnv: testEnv}.Load("bomb.yaml", []byte(text))
+			runtime.ReadMemStats(&after)
+			if err == nil || name == "keys" && !strings.Contains(err.Error(), "expand to more than 10000 values") {
+				t.Fatalf("not refused: %.500v", err)
+			}
+			// Decoding YAML costs up to ~150 bytes per byte of input; the
+			// expansion must not add more than that again.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 300*uint64(len(text))+64<<20 {
+				t.Errorf("%d bytes of YAML allocated %d MiB", len(text), alloc>>20)
+			}
+		})
 	}
 }
