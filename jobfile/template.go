@@ -3,6 +3,7 @@ package jobfile
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -11,29 +12,66 @@ import (
 	"time"
 )
 
-// DAXLiteral renders a value as a DAX literal: a string is quoted with every
-// " doubled, so no value can change the shape of a query; integers are
-// written as they are; a date as DATE(y, m, d); a date-time as
-// DATETIME(y, m, d, h, mi, s).
+// DAXLiteral renders a value as one DAX literal that reads back as the
+// value, whatever it is, so that no value can change the shape of a
+// query:
+//
+//   - a string is quoted, with every " doubled: "it""s";
+//   - an integer is written in digits, a negative one in parentheses,
+//     (-5), so that it never starts with - (after a - in the query, -5
+//     would make --, a comment); integers beyond DAX's whole numbers
+//     (-(2^63-1) to 2^63-1) are refused;
+//   - a date is DATE(y, m, d) and a date-time DATETIME(y, m, d, h, mi, s),
+//     in years 1900 to 9999, the only ones DATE reads as written (it adds
+//     1900 to a year below 1900); a time with a fraction of a second is
+//     refused, since DATETIME has none;
+//   - nil is BLANK().
 func DAXLiteral(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
 		return `"` + strings.ReplaceAll(x, `"`, `""`) + `"`, nil
 	case int:
-		return strconv.Itoa(x), nil
+		return daxInt(int64(x))
 	case int64:
-		return strconv.FormatInt(x, 10), nil
+		return daxInt(x)
 	case Date:
-		return fmt.Sprintf("DATE(%d, %d, %d)", x.Year(), int(x.Month()), x.Day()), nil
+		return daxTime(x.Time)
 	case time.Time:
-		if x.Hour() == 0 && x.Minute() == 0 && x.Second() == 0 && x.Nanosecond() == 0 {
-			return fmt.Sprintf("DATE(%d, %d, %d)", x.Year(), int(x.Month()), x.Day()), nil
-		}
-		return fmt.Sprintf("DATETIME(%d, %d, %d, %d, %d, %d)", x.Year(), int(x.Month()), x.Day(), x.Hour(), x.Minute(), x.Second()), nil
+		return daxTime(x)
 	case nil:
 		return "BLANK()", nil
 	}
 	return "", fmt.Errorf("dax: cannot render a %T as a DAX literal", v)
+}
+
+func daxInt(n int64) (string, error) {
+	switch {
+	case n == math.MinInt64:
+		return "", fmt.Errorf("dax: %d is beyond DAX's whole numbers (-%d to %d)", n, math.MaxInt64, math.MaxInt64)
+	case n < 0:
+		return "(" + strconv.FormatInt(n, 10) + ")", nil
+	}
+	return strconv.FormatInt(n, 10), nil
+}
+
+// Years DAX's DATE reads as written.
+const (
+	minDAXYear = 1900
+	maxDAXYear = 9999
+)
+
+func daxTime(t time.Time) (string, error) {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	switch {
+	case y < minDAXYear || y > maxDAXYear:
+		return "", fmt.Errorf("dax: %s is outside the years DAX's DATE can write (%d to %d)", t.Format("2006-01-02"), minDAXYear, maxDAXYear)
+	case t.Nanosecond() != 0:
+		return "", fmt.Errorf("dax: %s has a fraction of a second, which DATETIME cannot write", t.Format(time.RFC3339Nano))
+	case h == 0 && mi == 0 && s == 0:
+		return fmt.Sprintf("DATE(%d, %d, %d)", y, int(mo), d), nil
+	}
+	return fmt.Sprintf("DATETIME(%d, %d, %d, %d, %d, %d)", y, int(mo), d, h, mi, s), nil
 }
 
 var templateFuncs = template.FuncMap{"dax": DAXLiteral}
