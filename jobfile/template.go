@@ -1,7 +1,6 @@
 package jobfile
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -81,40 +80,16 @@ func parseTemplate(name, text string) (*template.Template, error) {
 	return template.New(name).Funcs(templateFuncs).Option("missingkey=error").Parse(text)
 }
 
-// checkQueryTemplate refuses a query template that prints a value without
-// the dax function: {{ .day }} would splice raw text into DAX.
+// checkQueryTemplate refuses a query template that prints a value
+// without the dax function ({{ .day }} would splice raw text into DAX), or
+// prints one where DAX does not read code: inside a string literal, a
+// quoted or bracketed name or a comment, or touching a word or a string
+// (see checkDAXContexts).
 func checkQueryTemplate(t *template.Template) error {
 	if t.Tree == nil || t.Root == nil {
 		return nil
 	}
-	return checkDAXNodes(t.Root)
-}
-
-func checkDAXNodes(n parse.Node) error {
-	switch x := n.(type) {
-	case *parse.ListNode:
-		if x == nil {
-			return nil
-		}
-		for _, c := range x.Nodes {
-			if err := checkDAXNodes(c); err != nil {
-				return err
-			}
-		}
-	case *parse.ActionNode:
-		if len(x.Pipe.Decl) == 0 && !endsInDAX(x.Pipe) {
-			return fmt.Errorf("{{ %s }} puts a raw value into the DAX query: write {{ dax %s }} so it is quoted as a DAX literal", x.Pipe, x.Pipe)
-		}
-	case *parse.IfNode:
-		return firstErr(checkDAXNodes(x.List), checkDAXNodes(x.ElseList))
-	case *parse.RangeNode:
-		return firstErr(checkDAXNodes(x.List), checkDAXNodes(x.ElseList))
-	case *parse.WithNode:
-		return firstErr(checkDAXNodes(x.List), checkDAXNodes(x.ElseList))
-	case *parse.TemplateNode:
-		return errors.New("{{ template }} is not supported in queries")
-	}
-	return nil
+	return checkDAXContexts(t)
 }
 
 func endsInDAX(p *parse.PipeNode) bool {
@@ -124,15 +99,6 @@ func endsInDAX(p *parse.PipeNode) bool {
 	last := p.Cmds[len(p.Cmds)-1]
 	id, ok := last.Args[0].(*parse.IdentifierNode)
 	return ok && id.Ident == "dax"
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
 
 var missingKeyRE = regexp.MustCompile(`map has no entry for key "([^"]*)"`)
