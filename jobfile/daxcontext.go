@@ -3,7 +3,6 @@ package jobfile
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 	"strconv"
 	"strings"
 	"text/template"
@@ -61,12 +60,6 @@ func stateSet(s ...daxState) daxStates {
 }
 
 func (set daxStates) has(s daxState) bool { return set&(1<<s) != 0 }
-
-func (set daxStates) each(fn func(daxState)) {
-	for ; set != 0; set &= set - 1 {
-		fn(daxState(bits.TrailingZeros32(uint32(set))))
-	}
-}
 
 func isDAXWord(c byte) bool {
 	return c == '_' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
@@ -196,123 +189,158 @@ func valueBefore(c byte) string {
 }
 
 // daxChecker walks a query template's nodes in the order they render.
+// The lexer handles each state apart (the states after a node from a set
+// of states are the union of those from each), so the result of a node is
+// computed once per state and kept: nested {{ range }} loops, each
+// iterated to a fixed point, then cost no more than the nodes they hold.
 type daxChecker struct {
-	t *template.Template
-	// loops holds the states that {{ break }} and {{ continue }} carry to
-	// the end of the innermost {{ range }}.
-	loops []daxStates
+	t    *template.Template
+	memo map[daxKey]daxResult
+}
+
+type daxKey struct {
+	n parse.Node
+	s daxState
+}
+
+// daxResult is what a node makes of one state: the states it may end in,
+// those {{ break }} and {{ continue }} carry to the end of the innermost
+// {{ range }}, or why an action in it cannot stand where it does.
+type daxResult struct {
+	out, brk daxStates
+	err      error
+}
+
+// daxOrder lists the states from the most telling reason to refuse an
+// action to the least (a context before an adjacency), for the message.
+var daxOrder = []daxState{
+	daxString, daxQuoted, daxBracket, daxLineComment, daxBlockComment, daxBlockStar, daxBlockSlash, daxNested,
+	daxStringClose, daxWord, daxValue,
+	daxCode, daxDash, daxSlash, daxQuotedClose, daxBracketClose,
 }
 
 // checkDAXContexts checks where the actions of a query template stand
 // (see the comment at the top of this file).
 func checkDAXContexts(t *template.Template) error {
-	c := &daxChecker{t: t}
-	_, err := c.list(t.Root, stateSet(daxCode))
-	return err
+	c := &daxChecker{t: t, memo: map[daxKey]daxResult{}}
+	return c.set(t.Root, stateSet(daxCode)).err
 }
 
-func (c *daxChecker) list(l *parse.ListNode, in daxStates) (daxStates, error) {
-	if l == nil {
-		return in, nil
-	}
-	var err error
-	for _, n := range l.Nodes {
-		if in, err = c.node(n, in); err != nil {
-			return 0, err
+// set is the result of node n from any of the states in.
+func (c *daxChecker) set(n parse.Node, in daxStates) daxResult {
+	var r daxResult
+	for _, s := range daxOrder {
+		if !in.has(s) {
+			continue
 		}
+		one := c.one(n, s)
+		if one.err != nil {
+			return one
+		}
+		r.out |= one.out
+		r.brk |= one.brk
 	}
-	return in, nil
+	return r
 }
 
-func (c *daxChecker) node(n parse.Node, in daxStates) (daxStates, error) {
+// one is the result of node n from state s.
+func (c *daxChecker) one(n parse.Node, s daxState) daxResult {
+	k := daxKey{n, s}
+	if r, ok := c.memo[k]; ok {
+		return r
+	}
+	r := c.eval(n, s)
+	c.memo[k] = r
+	return r
+}
+
+func (c *daxChecker) eval(n parse.Node, s daxState) daxResult {
 	switch x := n.(type) {
-	case *parse.TextNode:
-		var out daxStates
-		var why string
-		in.each(func(s daxState) {
-			for i, b := range x.Text {
-				if s == daxValue && i == 0 {
-					if w := valueBefore(b); w != "" && why == "" {
-						why = w
-					}
-				}
-				s = s.next(b)
-			}
-			out |= stateSet(s)
-		})
-		if why != "" {
-			return 0, c.errorf(x, "the value before %q %s", firstLine(x.Text), why)
+	case *parse.ListNode:
+		r := daxResult{out: stateSet(s)}
+		if x == nil {
+			return r
 		}
-		return out, nil
+		for _, child := range x.Nodes {
+			next := c.set(child, r.out)
+			if next.err != nil {
+				return next
+			}
+			r.out, r.brk = next.out, r.brk|next.brk
+		}
+		return r
+	case *parse.TextNode:
+		if s == daxValue && len(x.Text) > 0 {
+			if why := valueBefore(x.Text[0]); why != "" {
+				return daxResult{err: c.errorf(x, "the value before %q %s", firstLine(x.Text), why)}
+			}
+		}
+		for _, b := range x.Text {
+			s = s.next(b)
+		}
+		return daxResult{out: stateSet(s)}
 	case *parse.ActionNode:
 		if len(x.Pipe.Decl) > 0 {
-			return in, nil // {{ $x := ... }} prints nothing
+			return daxResult{out: stateSet(s)} // {{ $x := ... }} prints nothing
 		}
-		// The most telling reason: a context before an adjacency.
-		why := ""
-		for _, s := range []daxState{daxString, daxQuoted, daxBracket, daxLineComment, daxBlockComment, daxBlockStar, daxBlockSlash, daxNested, daxStringClose, daxWord, daxValue} {
-			if in.has(s) {
-				why = s.valueAfter()
-				break
-			}
-		}
-		if why != "" {
-			return 0, c.errorf(x, "{{ %s }} %s", x.Pipe, why)
+		if why := s.valueAfter(); why != "" {
+			return daxResult{err: c.errorf(x, "{{ %s }} %s", x.Pipe, why)}
 		}
 		if !endsInDAX(x.Pipe) {
-			return 0, c.errorf(x, "{{ %s }} puts a raw value into the DAX query: write {{ dax %s }} so it is quoted as a DAX literal", x.Pipe, x.Pipe)
+			return daxResult{err: c.errorf(x, "{{ %s }} puts a raw value into the DAX query: write {{ dax %s }} so it is quoted as a DAX literal", x.Pipe, x.Pipe)}
 		}
-		if in == 0 {
-			return 0, nil
-		}
-		return stateSet(daxValue), nil
+		return daxResult{out: stateSet(daxValue)}
 	case *parse.IfNode:
-		return c.branches(x.List, x.ElseList, in)
+		return c.branches(x.List, x.ElseList, s)
 	case *parse.WithNode:
-		return c.branches(x.List, x.ElseList, in)
+		return c.branches(x.List, x.ElseList, s)
 	case *parse.RangeNode:
 		// The body runs zero or more times: iterate to the states it can
-		// end in from any of them.
-		c.loops = append(c.loops, 0)
-		acc := in
+		// end in from any of them. A {{ break }} or {{ continue }} in it
+		// ends there too (and, for a continue, runs it again).
+		acc := stateSet(s)
 		for {
-			out, err := c.list(x.List, acc)
-			if err != nil {
-				return 0, err
+			body := c.set(x.List, acc)
+			if body.err != nil {
+				return body
 			}
-			out |= c.loops[len(c.loops)-1]
-			if out|acc == acc {
+			next := body.out | body.brk
+			if next|acc == acc {
 				break
 			}
-			acc |= out
+			acc |= next
 		}
-		c.loops = c.loops[:len(c.loops)-1]
-		els, err := c.list(x.ElseList, in)
-		if err != nil {
-			return 0, err
+		r := daxResult{out: acc}
+		if x.ElseList != nil {
+			els := c.one(x.ElseList, s)
+			if els.err != nil {
+				return els
+			}
+			r.out |= els.out
+			r.brk = els.brk // the else branch is outside the loop
 		}
-		return acc | els, nil
+		return r
 	case *parse.BreakNode, *parse.ContinueNode:
-		if len(c.loops) > 0 {
-			c.loops[len(c.loops)-1] |= in
-		}
-		return 0, nil // what follows in this list does not run
+		return daxResult{brk: stateSet(s)} // what follows in this list does not run
 	case *parse.TemplateNode:
-		return 0, c.errorf(x, "{{ template }} is not supported in queries")
+		return daxResult{err: c.errorf(x, "{{ template }} is not supported in queries")}
 	}
-	return in, nil // comments
+	return daxResult{out: stateSet(s)} // comments
 }
 
-func (c *daxChecker) branches(then, els *parse.ListNode, in daxStates) (daxStates, error) {
-	a, err := c.list(then, in)
-	if err != nil {
-		return 0, err
+func (c *daxChecker) branches(then, els *parse.ListNode, s daxState) daxResult {
+	a := c.one(then, s)
+	if a.err != nil {
+		return a
 	}
-	b, err := c.list(els, in)
-	if err != nil {
-		return 0, err
+	if els == nil {
+		return daxResult{out: a.out | stateSet(s), brk: a.brk}
 	}
-	return a | b, nil
+	b := c.one(els, s)
+	if b.err != nil {
+		return b
+	}
+	return daxResult{out: a.out | b.out, brk: a.brk | b.brk}
 }
 
 // errorf words an error about node n, naming its line when the query has

@@ -3,6 +3,7 @@ package jobfile
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestQueryTemplateContexts checks where a query template's actions may
@@ -86,5 +87,45 @@ func TestDAXContextsOfAJob(t *testing.T) {
 	_, _, err := Loader{LookupEnv: testEnv}.Load("job.yaml", []byte(job))
 	if err == nil || !strings.Contains(err.Error(), "job.yaml:6: source.powerbi.query: {{ dax .nm }} stands inside a DAX string literal") {
 		t.Errorf("%v", err)
+	}
+}
+
+// TestQueryTemplateDeepNesting checks a template of 300 nested loops and
+// branches: each node's result is computed once per lexer state, so the
+// check stays linear (a fixed point per loop, recomputed for every
+// iteration of the loops around it, would not end).
+func TestQueryTemplateDeepNesting(t *testing.T) {
+	const depth = 300
+	var b strings.Builder
+	for range depth {
+		b.WriteString(`{{ range .n }}"`)
+	}
+	for range depth {
+		b.WriteString(`{{ end }}`)
+	}
+	b.WriteString(` {{ dax .x }}`)
+	tmpl, err := parseTemplate("q", b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- checkQueryTemplate(tmpl) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "inside a DAX string literal") {
+			t.Errorf("err = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the check of nested loops does not end")
+	}
+}
+
+func TestDAXOrderHasEveryState(t *testing.T) {
+	var all daxStates
+	for _, s := range daxOrder {
+		all |= stateSet(s)
+	}
+	if all != stateSet(daxNested+1)-1 {
+		t.Errorf("daxOrder covers %b, want every state up to daxNested", all)
 	}
 }
