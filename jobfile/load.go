@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -161,7 +162,7 @@ func (l Loader) Load(file string, data []byte) (*Job, []Problem, error) {
 	case errors.Is(err, io.EOF) || err == nil && len(doc.Content) == 0:
 		return nil, nil, &InvalidError{Problems: []Problem{{File: file, Line: 1, Message: "the file is empty: a job needs name, source and sinks"}}}
 	case err != nil:
-		return nil, nil, &InvalidError{Problems: []Problem{yamlSyntaxProblem(file, err)}}
+		return nil, nil, &InvalidError{Problems: []Problem{yamlSyntaxProblem(file, data, err)}}
 	}
 	// A second document (after ---) would be ignored: refuse it, and still
 	// check the first.
@@ -169,7 +170,7 @@ func (l Loader) Load(file string, data []byte) (*Job, []Problem, error) {
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		d.problems = append(d.problems, yamlSyntaxProblem(file, err))
+		d.problems = append(d.problems, yamlSyntaxProblem(file, data, err))
 	default:
 		d.errorf(next.Line, "", "a second YAML document starts here (after ---): a job file holds one job; put each job in a file of its own")
 	}
@@ -192,18 +193,74 @@ func (l Loader) Load(file string, data []byte) (*Job, []Problem, error) {
 }
 
 // yamlSyntaxProblem turns a yaml.v3 error ("yaml: line 3: ...") into a
-// Problem with its line.
-func yamlSyntaxProblem(file string, err error) Problem {
+// Problem with its line. yaml.v3 leaves the line out of an error on the
+// first line, and of the errors of its reader (bad UTF-8, control
+// characters), which give no position: the line of the first character
+// the reader refuses is found here.
+func yamlSyntaxProblem(file string, data []byte, err error) Problem {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	p := Problem{File: file, Message: "not valid YAML: " + msg}
+	p := Problem{File: file, Line: 1, Message: "not valid YAML: " + msg}
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if i := strings.IndexByte(rest, ':'); i > 0 {
 			if n, err := strconv.Atoi(rest[:i]); err == nil {
 				p.Line, p.Message = n, "not valid YAML: "+strings.TrimSpace(rest[i+1:])
 			}
 		}
+		return p
+	}
+	if off, r := refusedChar(data); off >= 0 {
+		p.Line = yamlLine(data, off)
+		if r >= 0 {
+			p.Message = fmt.Sprintf("not valid YAML: the character %U is not allowed (control characters cannot be written in YAML)", r)
+		} else {
+			p.Message = "not valid YAML: the file is not UTF-8 text"
+		}
 	}
 	return p
+}
+
+// refusedChar finds the first character YAML's reader refuses in data: a
+// byte that is not UTF-8 (r is then -1), or a character outside YAML's
+// printable set (tab, line feed, carriage return, NEL and the printable
+// characters of Unicode). off is -1 if there is none.
+func refusedChar(data []byte) (off int, r rune) {
+	data, bom := bytes.CutPrefix(data, []byte("\xef\xbb\xbf"))
+	shift := 0
+	if bom {
+		shift = 3
+	}
+	for i := 0; i < len(data); {
+		r, w := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && w <= 1:
+			return shift + i, -1
+		case r == 0x09 || r == 0x0A || r == 0x0D || r == 0x85,
+			r >= 0x20 && r <= 0x7E, r >= 0xA0 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000:
+		default:
+			return shift + i, r
+		}
+		i += w
+	}
+	return -1, 0
+}
+
+// yamlLine is the 1-based line of byte off in data, counting line breaks
+// as YAML does: LF, CR, CR LF, NEL, and the Unicode line and paragraph
+// separators.
+func yamlLine(data []byte, off int) int {
+	line := 1
+	for i := 0; i < off && i < len(data); {
+		r, w := utf8.DecodeRune(data[i:])
+		switch {
+		case r == '\r' && i+1 < len(data) && data[i+1] == '\n':
+			w = 2
+			line++
+		case r == '\n', r == '\r', r == 0x85, r == 0x2028, r == 0x2029:
+			line++
+		}
+		i += w
+	}
+	return line
 }
 
 type decoder struct {

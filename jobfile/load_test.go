@@ -256,3 +256,20 @@ func TestLoadAliasBombs(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadSyntaxErrorLines checks the line of YAML errors that yaml.v3
+// gives without one: on the first line, and from its reader.
+func TestLoadSyntaxErrorLines(t *testing.T) {
+	for _, c := range []struct{ text, want string }{
+		{`"`, "job.yaml:1: not valid YAML: found unexpected end of stream"},
+		{"name: x\nsource: { file: r.json }\nsinks: \a\n", "job.yaml:3: not valid YAML: the character U+0007 is not allowed"},
+		{"name: x\r\nsource: { file: r\xff.json }\n", "job.yaml:2: not valid YAML: the file is not UTF-8 text"},
+		{"\xef\xbb\xbfname: x\rsource: \x01\n", "job.yaml:2: not valid YAML: the character U+0001 is not allowed"},
+		{"name: x\u2028sinks: \x7f", "job.yaml:2: not valid YAML: the character U+007F is not allowed"},
+	} {
+		_, _, err := Loader{LookupEnv: testEnv}.Load("job.yaml", []byte(c.text))
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.text, err, c.want)
+		}
+	}
+}
