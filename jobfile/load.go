@@ -477,7 +477,10 @@ func (d *decoder) setScalar(n *yaml.Node, v reflect.Value, path, s string) {
 }
 
 // expandEnv replaces ${NAME} with the value of the environment variable
-// NAME; $${ stands for a literal ${. An unset variable is an error naming it.
+// NAME, and ${NAME:-default} with it or, when NAME is unset or empty, with
+// default (which may not hold } or ${); $${ stands for a literal ${. An
+// unset variable without a default is an error naming it. used is true if
+// a variable gave part of the value.
 func expandEnv(s string, lookup LookupEnv) (out string, used bool, err error) {
 	if !strings.Contains(s, "${") {
 		return s, false, nil
@@ -493,16 +496,24 @@ func expandEnv(s string, lookup LookupEnv) (out string, used bool, err error) {
 			if end < 0 {
 				return "", false, errors.New("unclosed ${ : write ${NAME}, or $${ for a literal ${")
 			}
-			name := s[i+2 : i+end]
+			ref := s[i : i+end+1]
+			name, def, hasDefault := strings.Cut(ref[2:len(ref)-1], ":-")
 			if !validEnvName(name) {
-				return "", false, fmt.Errorf("${%s} is not a valid environment variable reference: names are letters, digits and _", name)
+				return "", false, fmt.Errorf("%s is not a valid environment variable reference: write ${NAME} or ${NAME:-default}, with a name of letters, digits and _", ref)
+			}
+			if strings.Contains(def, "${") {
+				return "", false, fmt.Errorf("%s: a default cannot hold another ${...}", ref)
 			}
 			val, ok := lookup(name)
-			if !ok {
+			switch {
+			case hasDefault && val == "":
+				b.WriteString(def)
+			case ok:
+				b.WriteString(val)
+				used = true
+			default:
 				return "", false, fmt.Errorf("environment variable %s is not set", name)
 			}
-			b.WriteString(val)
-			used = true
 			i += end + 1
 		default:
 			b.WriteByte(s[i])

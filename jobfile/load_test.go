@@ -101,27 +101,41 @@ func TestLoadProblems(t *testing.T) {
 }
 
 func TestExpandEnv(t *testing.T) {
-	lookup := func(n string) (string, bool) { return map[string]string{"A": "1", "B": "x}y"}[n], n == "A" || n == "B" }
-	cases := []struct{ in, want, err string }{
-		{"plain", "plain", ""},
-		{"${A}", "1", ""},
-		{"a${A}b${B}c", "a1bx}yc", ""},
-		{"$${A}", "${A}", ""},
-		{"$A and $", "$A and $", ""},
-		{"${MISSING}", "", "environment variable MISSING is not set"},
-		{"${A", "", "unclosed"},
-		{"${1X}", "", "not a valid environment variable reference"},
+	env := map[string]string{"A": "1", "B": "x}y", "EMPTY": ""}
+	lookup := func(n string) (string, bool) { v, ok := env[n]; return v, ok }
+	cases := []struct {
+		in, want string
+		used     bool
+		err      string
+	}{
+		{in: "plain", want: "plain"},
+		{in: "${A}", want: "1", used: true},
+		{in: "a${A}b${B}c", want: "a1bx}yc", used: true},
+		{in: "$${A}", want: "${A}"},
+		{in: "$A and $", want: "$A and $"},
+		{in: "${A:-d}", want: "1", used: true},
+		{in: "${MISSING:-d}", want: "d"},
+		{in: "${EMPTY:-d}", want: "d"},
+		{in: "${EMPTY}", want: "", used: true},
+		{in: "${MISSING:-}x", want: "x"},
+		{in: "${MISSING:-a b:-c}", want: "a b:-c"},
+		{in: "$${A:-d}", want: "${A:-d}"},
+		{in: "${MISSING}", err: "environment variable MISSING is not set"},
+		{in: "${A", err: "unclosed"},
+		{in: "${1X}", err: "${1X} is not a valid environment variable reference"},
+		{in: "${:-x}", err: "not a valid environment variable reference"},
+		{in: "${A:-${B}}", err: "a default cannot hold another ${...}"},
 	}
 	for _, c := range cases {
-		got, _, err := expandEnv(c.in, lookup)
+		got, used, err := expandEnv(c.in, lookup)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
 			}
 			continue
 		}
-		if err != nil || got != c.want {
-			t.Errorf("expandEnv(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		if err != nil || got != c.want || used != c.used {
+			t.Errorf("expandEnv(%q) = %q, %v, %v; want %q, %v", c.in, got, used, err, c.want, c.used)
 		}
 	}
 }
