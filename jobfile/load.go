@@ -19,15 +19,41 @@ import (
 	"github.com/pbicopy/pbicopy/internal/smallfile"
 )
 
-// Problem is one thing wrong (or, with Warning, worth a look) in a job file.
-type Problem struct {
-	File    string
-	Line    int    // 1-based; 0 when unknown
-	Path    string // field path, e.g. sinks[0].parquet.compression
-	Message string
-	Warning bool
+// Severity says what a Problem does to a job.
+type Severity uint8
+
+const (
+	// SeverityError makes the job invalid.
+	SeverityError Severity = iota
+	// SeverityWarning is worth a look; the job stays valid.
+	SeverityWarning
+	// SeverityNote says what could not be checked: a value whose
+	// environment variable is unset, under Loader.SkipEnv.
+	SeverityNote
+)
+
+func (s Severity) String() string {
+	switch s {
+	case SeverityWarning:
+		return "warning"
+	case SeverityNote:
+		return "note"
+	}
+	return "error"
 }
 
+// Problem is one thing wrong in a job file, or, with a Severity other than
+// SeverityError, worth a look or left unchecked.
+type Problem struct {
+	File     string
+	Line     int    // 1-based; 0 when unknown
+	Path     string // field path, e.g. sinks[0].parquet.compression
+	Message  string
+	Severity Severity
+}
+
+// String writes the problem as file:line: path: message, with warning: or
+// note: before the path for those.
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.File)
@@ -35,8 +61,9 @@ func (p Problem) String() string {
 		fmt.Fprintf(&b, ":%d", p.Line)
 	}
 	b.WriteString(": ")
-	if p.Warning {
-		b.WriteString("warning: ")
+	if p.Severity != SeverityError {
+		b.WriteString(p.Severity.String())
+		b.WriteString(": ")
 	}
 	if p.Path != "" {
 		b.WriteString(p.Path)
@@ -83,13 +110,23 @@ type LookupEnv func(name string) (string, bool)
 // Loader loads job files.
 type Loader struct {
 	LookupEnv LookupEnv // nil means os.LookupEnv
+
+	// SkipEnv checks a job's structure without its environment (pbicopy
+	// validate --skip-env, for authoring without secrets): a ${NAME}
+	// whose variable is unset is a note (SeverityNote), not an error, and
+	// the value counts as given for the rules that only need one (a
+	// required secret is present). The value itself, which holds the
+	// ${NAME} reference as written, is not checked. A job loaded with
+	// SkipEnv is for checking only: never run it.
+	SkipEnv bool
 }
 
 // LoadPaths loads every job named by paths: files, or folders whose *.yaml
 // and *.yml files are taken in name order. A job file must be a regular
 // file of at most 1 MiB (smallfile.JobFile). It returns the jobs and the
-// warnings; if any job is invalid, the error is an *InvalidError listing the
-// problems of every file, and no job is returned.
+// problems that leave them valid (warnings and notes); if any job is
+// invalid, the error is an *InvalidError listing the errors of every file,
+// and no job is returned.
 func (l Loader) LoadPaths(paths []string) ([]*Job, []Problem, error) {
 	var files []string
 	for _, p := range paths {
@@ -128,6 +165,10 @@ func (l Loader) LoadPaths(paths []string) ([]*Job, []Problem, error) {
 			problems = append(problems, inv.Problems...)
 			continue
 		}
+		if job.unset["name"] {
+			jobs = append(jobs, job) // its name is not known
+			continue
+		}
 		if prev, dup := names[job.Name]; dup {
 			problems = append(problems, Problem{File: f, Line: job.lines.lineOf("name"), Path: "name",
 				Message: fmt.Sprintf("job name %q is already used by %s: names must be unique (they key logs and state)", job.Name, prev)})
@@ -150,9 +191,11 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// Load decodes and validates one job file. file names it in messages.
+// Load decodes and validates one job file. file names it in messages. It
+// returns the job and the problems that leave it valid (warnings and
+// notes), or an *InvalidError listing its errors.
 func (l Loader) Load(file string, data []byte) (*Job, []Problem, error) {
-	d := &decoder{file: file, lines: lineIndex{}, literal: map[string]bool{}, lookup: l.LookupEnv}
+	d := &decoder{file: file, lines: lineIndex{}, literal: map[string]bool{}, unset: map[string]bool{}, lookup: l.LookupEnv, skipEnv: l.SkipEnv}
 	if d.lookup == nil {
 		d.lookup = os.LookupEnv
 	}
@@ -174,16 +217,16 @@ func (l Loader) Load(file string, data []byte) (*Job, []Problem, error) {
 	default:
 		d.errorf(next.Line, "", "a second YAML document starts here (after ---): a job file holds one job; put each job in a file of its own")
 	}
-	job := &Job{File: file, lines: d.lines}
+	job := &Job{File: file, lines: d.lines, unset: d.unset}
 	d.decode(doc.Content[0], reflect.ValueOf(job).Elem(), "")
 	d.validate(job)
 	slices.SortStableFunc(d.problems, func(a, b Problem) int { return a.Line - b.Line })
 	var errs, warns []Problem
 	for _, p := range d.problems {
-		if p.Warning {
-			warns = append(warns, p)
-		} else {
+		if p.Severity == SeverityError {
 			errs = append(errs, p)
+		} else {
+			warns = append(warns, p)
 		}
 	}
 	if len(errs) > 0 {
@@ -270,6 +313,11 @@ type decoder struct {
 	literal  map[string]bool // string fields written without any ${...}
 	reported map[string]bool // paths with a problem already (set by validate)
 	lookup   LookupEnv
+	// unset holds the paths of values with an unset variable: they hold
+	// the ${NAME} as written, which counts as given, and no other problem
+	// is reported at them (their value is unknown).
+	unset   map[string]bool
+	skipEnv bool
 
 	// aliasDepth counts the aliases (*name) being expanded; aliasValues
 	// the values decoded through one, against maxAliasValues.
@@ -285,14 +333,37 @@ type decoder struct {
 const maxAliasValues = 10_000
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
-	d.problems = append(d.problems, Problem{File: d.file, Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
-	if d.reported != nil {
+	d.add(SeverityError, line, path, format, args...)
+}
+
+func (d *decoder) warnf(line int, path, format string, args ...any) {
+	d.add(SeverityWarning, line, path, format, args...)
+}
+
+// add records a problem, unless the value at path holds an unset
+// variable, whose one problem is recorded already.
+func (d *decoder) add(sev Severity, line int, path, format string, args ...any) {
+	if d.unset[path] {
+		return
+	}
+	d.problems = append(d.problems, Problem{File: d.file, Line: line, Path: path, Message: fmt.Sprintf(format, args...), Severity: sev})
+	if d.reported != nil && sev == SeverityError {
 		d.reported[path] = true
 	}
 }
 
-func (d *decoder) warnf(line int, path, format string, args ...any) {
-	d.problems = append(d.problems, Problem{File: d.file, Line: line, Path: path, Message: fmt.Sprintf(format, args...), Warning: true})
+// unsetEnv records the one problem of a value whose variables are unset:
+// an error, or a note under SkipEnv.
+func (d *decoder) unsetEnv(line int, path string, names []string) {
+	sev, msg := SeverityError, "environment variable "+names[0]+" is not set"
+	if len(names) > 1 {
+		msg = "environment variables " + strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1] + " are not set"
+	}
+	if d.skipEnv {
+		sev, msg = SeverityNote, msg+": the value is not checked"
+	}
+	d.add(sev, line, path, "%s", msg)
+	d.unset[path] = true
 }
 
 func join(path, name string) string {
@@ -441,12 +512,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if n.Tag == "!!null" {
 			s = ""
 		}
-		expanded, usedEnv, err := expandEnv(s, d.lookup)
+		expanded, usedEnv, unset, err := expandEnv(s, d.lookup)
 		if err != nil {
 			d.errorf(n.Line, path, "%v", err)
 			return
 		}
-		d.literal[path] = !usedEnv && expanded != ""
+		if len(unset) > 0 {
+			d.unsetEnv(n.Line, path, unset)
+		}
+		d.literal[path] = !usedEnv && len(unset) == 0 && expanded != ""
 		d.setScalar(n, v, path, expanded)
 	default:
 		panic(fmt.Sprintf("jobfile: cannot decode into %s", v.Type()))
@@ -478,12 +552,13 @@ func (d *decoder) setScalar(n *yaml.Node, v reflect.Value, path, s string) {
 
 // expandEnv replaces ${NAME} with the value of the environment variable
 // NAME, and ${NAME:-default} with it or, when NAME is unset or empty, with
-// default (which may not hold } or ${); $${ stands for a literal ${. An
-// unset variable without a default is an error naming it. used is true if
-// a variable gave part of the value.
-func expandEnv(s string, lookup LookupEnv) (out string, used bool, err error) {
+// default (which may not hold } or ${); $${ stands for a literal ${. used
+// is true if a variable gave part of the value. unset lists the variables
+// of ${NAME} references (without a default) that are not set, each once:
+// those references stay in out as written.
+func expandEnv(s string, lookup LookupEnv) (out string, used bool, unset []string, err error) {
 	if !strings.Contains(s, "${") {
-		return s, false, nil
+		return s, false, nil, nil
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); {
@@ -494,15 +569,15 @@ func expandEnv(s string, lookup LookupEnv) (out string, used bool, err error) {
 		case strings.HasPrefix(s[i:], "${"):
 			end := strings.IndexByte(s[i:], '}')
 			if end < 0 {
-				return "", false, errors.New("unclosed ${ : write ${NAME}, or $${ for a literal ${")
+				return "", false, nil, errors.New("unclosed ${ : write ${NAME}, or $${ for a literal ${")
 			}
 			ref := s[i : i+end+1]
 			name, def, hasDefault := strings.Cut(ref[2:len(ref)-1], ":-")
 			if !validEnvName(name) {
-				return "", false, fmt.Errorf("%s is not a valid environment variable reference: write ${NAME} or ${NAME:-default}, with a name of letters, digits and _", ref)
+				return "", false, nil, fmt.Errorf("%s is not a valid environment variable reference: write ${NAME} or ${NAME:-default}, with a name of letters, digits and _", ref)
 			}
 			if strings.Contains(def, "${") {
-				return "", false, fmt.Errorf("%s: a default cannot hold another ${...}", ref)
+				return "", false, nil, fmt.Errorf("%s: a default cannot hold another ${...}", ref)
 			}
 			val, ok := lookup(name)
 			switch {
@@ -512,7 +587,10 @@ func expandEnv(s string, lookup LookupEnv) (out string, used bool, err error) {
 				b.WriteString(val)
 				used = true
 			default:
-				return "", false, fmt.Errorf("environment variable %s is not set", name)
+				b.WriteString(ref)
+				if !slices.Contains(unset, name) {
+					unset = append(unset, name)
+				}
 			}
 			i += end + 1
 		default:
@@ -520,7 +598,7 @@ func expandEnv(s string, lookup LookupEnv) (out string, used bool, err error) {
 			i++
 		}
 	}
-	return b.String(), used, nil
+	return b.String(), used, unset, nil
 }
 
 func validEnvName(s string) bool {

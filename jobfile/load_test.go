@@ -1,11 +1,13 @@
 package jobfile
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -106,6 +108,7 @@ func TestExpandEnv(t *testing.T) {
 	cases := []struct {
 		in, want string
 		used     bool
+		unset    string
 		err      string
 	}{
 		{in: "plain", want: "plain"},
@@ -120,22 +123,23 @@ func TestExpandEnv(t *testing.T) {
 		{in: "${MISSING:-}x", want: "x"},
 		{in: "${MISSING:-a b:-c}", want: "a b:-c"},
 		{in: "$${A:-d}", want: "${A:-d}"},
-		{in: "${MISSING}", err: "environment variable MISSING is not set"},
+		{in: "${MISSING}", want: "${MISSING}", unset: "MISSING"},
+		{in: "${A}/${M1}/${M2}/${M1}", want: "1/${M1}/${M2}/${M1}", used: true, unset: "M1 M2"},
 		{in: "${A", err: "unclosed"},
 		{in: "${1X}", err: "${1X} is not a valid environment variable reference"},
 		{in: "${:-x}", err: "not a valid environment variable reference"},
 		{in: "${A:-${B}}", err: "a default cannot hold another ${...}"},
 	}
 	for _, c := range cases {
-		got, used, err := expandEnv(c.in, lookup)
+		got, used, unset, err := expandEnv(c.in, lookup)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
 			}
 			continue
 		}
-		if err != nil || got != c.want || used != c.used {
-			t.Errorf("expandEnv(%q) = %q, %v, %v; want %q, %v", c.in, got, used, err, c.want, c.used)
+		if err != nil || got != c.want || used != c.used || strings.Join(unset, " ") != c.unset {
+			t.Errorf("expandEnv(%q) = %q, %v, %v, %v; want %q, %v, %s", c.in, got, used, unset, err, c.want, c.used, c.unset)
 		}
 	}
 }
@@ -286,4 +290,82 @@ func TestLoadSyntaxErrorLines(t *testing.T) {
 			t.Errorf("%q: %v, want %q", c.text, err, c.want)
 		}
 	}
+}
+
+// TestLoadSkipEnv loads jobs whose variables are unset under SkipEnv: each
+// unset value is one note, the values count as given, and the job is
+// valid; without SkipEnv, the same values are one error each.
+func TestLoadSkipEnv(t *testing.T) {
+	text := `name: ${JOB_NAME}
+source:
+  powerbi:
+    workspace: ${PBI_WORKSPACE_ID}
+    dataset: ${PBI_DATASET_ID}
+    endpoint: ${PBI_ENDPOINT}
+    cloud: ${PBI_CLOUD:-public}
+    query: EVALUATE Sales
+    paging: { key: "Sales[ID]" }
+    auth:
+      method: ${AUTH_METHOD}
+      tenant: ${AZURE_TENANT_ID}
+      clientId: ${PBI_CLIENT_ID}
+      clientSecret: ${PBI_CLIENT_SECRET}
+mapping:
+  columns:
+    - { from: "${KEY_COLUMN}", to: id, type: "${ID_TYPE}" }
+sinks:
+  - csv: { path: "${OUT}/sales.csv", overwrite: "${OVERWRITE}", maxRowsPerFile: "${ROWS}" }
+storage: { account: "${ACCOUNT}", sasToken: "${SAS}", endpoint: "${BLOB_ENDPOINT}" }
+`
+	text = strings.Replace(text, "    query: EVALUATE Sales\n", "    table: Sales\n", 1)
+	none := func(string) (string, bool) { return "", false }
+	vars := []string{"JOB_NAME", "PBI_WORKSPACE_ID", "PBI_DATASET_ID", "PBI_ENDPOINT", "AUTH_METHOD", "AZURE_TENANT_ID", "PBI_CLIENT_ID",
+		"PBI_CLIENT_SECRET", "KEY_COLUMN", "ID_TYPE", "OUT", "OVERWRITE", "ROWS", "ACCOUNT", "SAS", "BLOB_ENDPOINT"}
+
+	job, notes, err := Loader{LookupEnv: none, SkipEnv: true}.Load("job.yaml", []byte(text))
+	if err != nil {
+		t.Fatalf("under SkipEnv: %v", err)
+	}
+	if len(notes) != len(vars) {
+		t.Errorf("%d notes for %d unset variables:\n%s", len(notes), len(vars), problemLines(notes))
+	}
+	for i, n := range notes {
+		want := "job.yaml:" + strconv.Itoa(n.Line) + ": note: " + n.Path + ": environment variable " + vars[min(i, len(vars)-1)] + " is not set: the value is not checked"
+		if n.Severity != SeverityNote || n.String() != want {
+			t.Errorf("note %d = %q, want %q", i, n, want)
+		}
+	}
+	if job.Source.PowerBI.Auth.ClientSecret != "${PBI_CLIENT_SECRET}" || job.Source.PowerBI.Cloud != "public" {
+		t.Errorf("values: secret %q, cloud %q", job.Source.PowerBI.Auth.ClientSecret, job.Source.PowerBI.Cloud)
+	}
+
+	_, _, err = Loader{LookupEnv: none}.Load("job.yaml", []byte(text))
+	var inv *InvalidError
+	if !errors.As(err, &inv) || len(inv.Problems) != len(vars) {
+		t.Fatalf("without SkipEnv, want %d errors:\n%v", len(vars), err)
+	}
+	for _, p := range inv.Problems {
+		if !strings.HasSuffix(p.Message, " is not set") {
+			t.Errorf("a problem that is not the variable's: %s", p)
+		}
+	}
+
+	// Two jobs whose names are unset are not the same job.
+	dir := t.TempDir()
+	for _, f := range []string{"a.yaml", "b.yaml"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if jobs, _, err := (Loader{LookupEnv: none, SkipEnv: true}).LoadPaths([]string{dir}); err != nil || len(jobs) != 2 {
+		t.Errorf("LoadPaths = %d jobs, %v", len(jobs), err)
+	}
+}
+
+func problemLines(ps []Problem) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(p.String() + "\n")
+	}
+	return b.String()
 }

@@ -58,8 +58,9 @@ func (d *decoder) validateSource(j *Job) {
 	}
 	if pg := p.Paging; pg != nil && pg.Key != "" && j.Mapping != nil {
 		found := false
-		for _, c := range j.Mapping.Columns {
-			found = found || c.From == pg.Key
+		for i, c := range j.Mapping.Columns {
+			// A from whose variable is unset might be the key.
+			found = found || c.From == pg.Key || d.unset[fmt.Sprintf("mapping.columns[%d].from", i)]
 		}
 		if !found {
 			d.errorf(line(base+".paging.key"), base+".paging.key", "%q is not the from of any mapped column: map the key so every row's key can be read", pg.Key)
