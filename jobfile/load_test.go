@@ -369,3 +369,74 @@ func problemLines(ps []Problem) string {
 	}
 	return b.String()
 }
+
+// TestLoadAuthFromEnv loads auth blocks that name a service principal and
+// leave its credential to the environment.
+func TestLoadAuthFromEnv(t *testing.T) {
+	job := func(auth, storageAuth string) string {
+		return "name: j\nsource:\n  powerbi:\n    workspace: w\n    dataset: d\n    query: EVALUATE Sales\n    auth: " + auth +
+			"\nstorage: { account: lake1, auth: " + storageAuth + " }\nsinks: [ { csv: { path: az://lake/x.csv } } ]\n"
+	}
+	const sp, cert = "{ tenant: t, clientId: c }", "{ method: clientCertificate, tenant: t, clientId: c }"
+	env := func(kv ...string) LookupEnv {
+		return func(n string) (string, bool) {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == n {
+					return kv[i+1], true
+				}
+			}
+			return "", false
+		}
+	}
+	for _, c := range []struct {
+		name, text  string
+		env         LookupEnv
+		skip        bool
+		secret      string // the source's secret once loaded
+		certificate string // storage's certificate once loaded
+		problems    []string
+	}{
+		{name: "AZURE_CLIENT_SECRET", text: job(sp, cert), env: env("AZURE_CLIENT_SECRET", "a-secret", "PBI_CLIENT_SECRET", "p-secret", "AZURE_CLIENT_CERTIFICATE_PATH", "/run/app.pem"),
+			secret: "a-secret", certificate: "/run/app.pem"},
+		{name: "PBI_CLIENT_SECRET", text: job("{ method: clientSecret, tenant: t, clientId: c }", cert), env: env("PBI_CLIENT_SECRET", "p-secret", "AZURE_CLIENT_CERTIFICATE_PATH", "/run/app.pem"),
+			secret: "p-secret", certificate: "/run/app.pem"},
+		{name: "none set", text: job(sp, cert), env: env(), problems: []string{
+			"j.yaml:7: source.powerbi.auth: required: a credential: clientSecret (or clientSecretFile, clientSecretFrom) or certificate, or one of AZURE_CLIENT_SECRET, PBI_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH set in the environment; or method: workloadIdentity, managedIdentity, azureCLI or default",
+			"j.yaml:8: storage.auth.certificate: required: a PEM or PFX file with the certificate and its private key, or AZURE_CLIENT_CERTIFICATE_PATH set in the environment",
+		}},
+		{name: "none set, method clientSecret", text: job("{ method: clientSecret, tenant: t, clientId: c }", "{ method: azureCLI }"), env: env(), problems: []string{
+			"j.yaml:7: source.powerbi.auth.clientSecret: required: clientSecret, clientSecretFile or clientSecretFrom, or AZURE_CLIENT_SECRET or PBI_CLIENT_SECRET set in the environment",
+		}},
+		{name: "none set, skipping the environment", text: job(sp, cert), env: env(), skip: true,
+			secret: "${AZURE_CLIENT_SECRET}", certificate: "${AZURE_CLIENT_CERTIFICATE_PATH}", problems: []string{
+				"j.yaml:7: note: source.powerbi.auth.clientSecret: not given, so it comes from the environment, where none of AZURE_CLIENT_SECRET, PBI_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH is set: the credential is not checked",
+				"j.yaml:8: note: storage.auth.certificate: not given, so it comes from the environment, where none of AZURE_CLIENT_CERTIFICATE_PATH is set: the credential is not checked",
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			j, others, err := Loader{LookupEnv: c.env, SkipEnv: c.skip}.Load("j.yaml", []byte(c.text))
+			var got []string
+			var inv *InvalidError
+			if errors.As(err, &inv) {
+				others = append(inv.Problems, others...)
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range others {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, "\n") != strings.Join(c.problems, "\n") {
+				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.problems, "\n"))
+			}
+			if j == nil {
+				return
+			}
+			if a := j.Source.PowerBI.Auth; a.ClientSecret != c.secret {
+				t.Errorf("the source's secret is %q, want %q", a.ClientSecret, c.secret)
+			}
+			if a := j.Storage.Auth; a.Certificate != c.certificate {
+				t.Errorf("storage's certificate is %q, want %q", a.Certificate, c.certificate)
+			}
+		})
+	}
+}

@@ -23,6 +23,10 @@ import (
 // New returns the credential an auth block describes in the named cloud,
 // reading a client secret from its file (clientSecretFile) or from Key
 // Vault (clientSecretFrom, with the ambient identity of the process) first.
+// A block that names a service principal but not its credential takes it
+// from the environment, as azure.AuthSpec.FromEnv says: AZURE_CLIENT_SECRET,
+// then PBI_CLIENT_SECRET, then (without a method) the certificate file
+// AZURE_CLIENT_CERTIFICATE_PATH.
 // Secret and certificate files must be regular files of at most 16 KiB
 // and 1 MiB (smallfile.Secret, smallfile.Certificate).
 // field names the block in errors (source.powerbi.auth); httpClient, when
@@ -32,6 +36,10 @@ func New(ctx context.Context, a azure.AuthSpec, cloudName, field string, httpCli
 	c, err := azure.LookupCloud(cloudName)
 	if err != nil {
 		return nil, err
+	}
+	a, env := a.FromEnv(os.LookupEnv)
+	if env.Field != "" && env.Var == "" {
+		return nil, fmt.Errorf("%s.%s: not given, and none of %s is set in the environment", field, env.Field, strings.Join(env.Vars, ", "))
 	}
 	cfg := Config{
 		Method: a.Method, Tenant: a.Tenant, ClientID: a.ClientID, ClientSecret: a.ClientSecret,
