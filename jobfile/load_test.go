@@ -440,3 +440,17 @@ func TestLoadAuthFromEnv(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadDefaultSecretIsLiteral: a secret given as a ${NAME:-default}
+// default is written in the file, and warned of like one.
+func TestLoadDefaultSecretIsLiteral(t *testing.T) {
+	text := strings.Replace(validJob, "clientSecret: ${PBI_CLIENT_SECRET}", "clientSecret: ${NOT_SET:-abc~secret}", 1)
+	job, warnings, err := Loader{LookupEnv: testEnv}.Load("job.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Source.PowerBI.Auth.ClientSecret != "abc~secret" || len(warnings) != 1 ||
+		warnings[0].String() != "job.yaml:10: warning: source.powerbi.auth.clientSecret: the secret is written in the job file: reference an environment variable instead, e.g. ${PBI_CLIENT_SECRET}, and rotate this secret" {
+		t.Errorf("secret %q, warnings %v", job.Source.PowerBI.Auth.ClientSecret, warnings)
+	}
+}
