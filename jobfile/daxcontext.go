@@ -284,6 +284,12 @@ func (c *daxChecker) eval(n parse.Node, s daxState) daxResult {
 			return daxResult{out: stateSet(s)} // {{ $x := ... }} prints nothing
 		}
 		if why := s.valueAfter(); why != "" {
+			// Name the action itself in the advice, with dax.
+			quoted := x.Pipe.String()
+			if !endsInDAX(x.Pipe) {
+				quoted = "dax " + quoted
+			}
+			why = strings.ReplaceAll(why, "{{ dax .x }}", "{{ "+quoted+" }}")
 			return daxResult{err: c.errorf(x, "{{ %s }} %s", x.Pipe, why)}
 		}
 		if !endsInDAX(x.Pipe) {

@@ -29,9 +29,9 @@ func TestQueryTemplateContexts(t *testing.T) {
 		{`{{ with .x }}{{ dax . }}{{ end }}`, ""},
 
 		// Inside a literal, a name or a comment.
-		{`EVALUATE FILTER(Small, Small[Name] = "pre{{ dax .nm }}")`, `{{ dax .nm }} stands inside a DAX string literal ("..."): a value there is spliced into the string unquoted, and a " in it ends the string; write {{ dax .x }} outside the quotes`},
+		{`EVALUATE FILTER(Small, Small[Name] = "pre{{ dax .nm }}")`, `{{ dax .nm }} stands inside a DAX string literal ("..."): a value there is spliced into the string unquoted, and a " in it ends the string; write {{ dax .nm }} outside the quotes, where it renders a quoted literal, and join with &, e.g. "pre" & {{ dax .nm }}`},
 		{`= "a""{{ dax .nm }}"`, "inside a DAX string literal"},
-		{`= "{{ .nm }}"`, "{{ .nm }} stands inside a DAX string literal"},
+		{`= "{{ .nm }}"`, `{{ .nm }} stands inside a DAX string literal ("..."): a value there is spliced into the string unquoted, and a " in it ends the string; write {{ dax .nm }} outside the quotes`},
 		{`EVALUATE 'Sales {{ dax .t }}'`, "inside a quoted table name ('...')"},
 		{`EVALUATE 'a''{{ dax .t }}'`, "inside a quoted table name"},
 		{`EVALUATE Sales[{{ dax .c }}]`, "inside a bracketed name ([...])"},
