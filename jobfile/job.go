@@ -27,6 +27,7 @@ type Job struct {
 	// File is the path the job was loaded from ("" for an embedded job).
 	File  string `yaml:"-"`
 	lines lineIndex
+	unset map[string]bool // paths of values with an unset variable (Loader.SkipEnv)
 }
 
 // MappingSpec maps row keys to typed columns.

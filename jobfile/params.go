@@ -2,6 +2,7 @@ package jobfile
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -38,38 +39,55 @@ func parseParam(typ, s string, now time.Time) (any, error) {
 		return s, nil
 	case ParamInt:
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an integer", s)
+		if err != nil || n == math.MinInt64 {
+			return nil, fmt.Errorf("%q is not an integer from -%d to %d", s, math.MaxInt64, math.MaxInt64)
 		}
 		return n, nil
 	case ParamDate:
-		s = strings.TrimSpace(s)
-		if m := relativeDateRE.FindStringSubmatch(s); m != nil {
-			y, mo, d := now.UTC().Date()
-			t := time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
-			if m[1] == "yesterday" {
-				t = t.AddDate(0, 0, -1)
-			}
-			if m[2] != "" {
-				n, _ := strconv.Atoi(m[3])
-				if m[2] == "-" {
-					n = -n
-				}
-				if m[4] == "d" {
-					t = t.AddDate(0, 0, n)
-				} else {
-					t = t.AddDate(0, n, 0)
-				}
-			}
-			return Date{t}, nil
+		d, err := parseDate(strings.TrimSpace(s), now)
+		if err != nil {
+			return nil, err
 		}
+		if y := d.Year(); y < minDAXYear || y > maxDAXYear {
+			return nil, fmt.Errorf("%q is %s, outside the years %d to %d that DAX's DATE writes", s, d, minDAXYear, maxDAXYear)
+		}
+		return d, nil
+	}
+	return nil, fmt.Errorf("unknown parameter type %q: use date, int or string", typ)
+}
+
+// parseDate parses YYYY-MM-DD or a date relative to now.
+func parseDate(s string, now time.Time) (Date, error) {
+	m := relativeDateRE.FindStringSubmatch(s)
+	if m == nil {
 		t, err := time.Parse("2006-01-02", s)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a date: write YYYY-MM-DD, or today, yesterday, today-7d, today-1mo", s)
+			return Date{}, fmt.Errorf("%q is not a date: write YYYY-MM-DD, or today, yesterday, today-7d, today-1mo", s)
 		}
 		return Date{t}, nil
 	}
-	return nil, fmt.Errorf("unknown parameter type %q: use date, int or string", typ)
+	y, mo, d := now.UTC().Date()
+	t := time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
+	if m[1] == "yesterday" {
+		t = t.AddDate(0, 0, -1)
+	}
+	if m[2] != "" {
+		// Ten thousand years of days at most: beyond, time.Date would
+		// overflow into a date in range.
+		n, err := strconv.Atoi(m[3])
+		if err != nil || n > 10000*366 {
+			return Date{}, fmt.Errorf("%q: %s is too far from today", s, m[3]+m[4])
+		}
+		if m[2] == "-" {
+			n = -n
+		}
+		if m[4] == "d" {
+			t = t.AddDate(0, 0, n)
+		} else {
+			t = t.AddDate(0, n, 0)
+		}
+	}
+	return Date{t}, nil
 }
 
 // step is a partition step: days or months for dates, a number for ints.

@@ -41,3 +41,29 @@ func TestPartitionsAndParams(t *testing.T) {
 		}
 	}
 }
+
+// TestParamRanges refuses values that DAX literals cannot write.
+func TestParamRanges(t *testing.T) {
+	now := time.Date(2024, 3, 15, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct{ typ, in, err string }{
+		{ParamInt, "-9223372036854775807", ""},
+		{ParamInt, "9223372036854775807", ""},
+		{ParamInt, "-9223372036854775808", "is not an integer from -9223372036854775807 to 9223372036854775807"},
+		{ParamInt, "9223372036854775808", "is not an integer"},
+		{ParamDate, "1900-01-01", ""},
+		{ParamDate, "9999-12-31", ""},
+		{ParamDate, "1899-12-31", `"1899-12-31" is 1899-12-31, outside the years 1900 to 9999 that DAX's DATE writes`},
+		{ParamDate, "0024-03-01", "outside the years 1900 to 9999"},
+		{ParamDate, "today-1500000d", "outside the years 1900 to 9999"},
+		{ParamDate, "today+99999999999999999999d", "is too far from today"},
+		{ParamDate, "today+9223372036854775807mo", "is too far from today"},
+	} {
+		_, err := parseParam(c.typ, c.in, now)
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%s %s: %v", c.typ, c.in, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%s %s: error %v, want %q", c.typ, c.in, err, c.err)
+		}
+	}
+}

@@ -20,11 +20,14 @@ import (
 // but then the parts' common folder, where the manifest goes, could not be
 // known in advance.
 //
-// It refuses a rendered local path that escapes its static prefix (the
-// template text before the first action): a templated segment that is
-// empty, . or .. (see checkTemplated). A blob path may not hold such
-// segments anywhere, nor start its blob name with /. The name part is
-// reserved: a --param part is overridden.
+// No template value may move the output out of the folder the template's
+// static prefix (its text before the first action) names: the rendered
+// path may hold no NUL; a local path's templated part (see checkTemplated)
+// no empty, . or .. segment and no \ (a folder separator on Windows, on
+// any system); a local prefix cannot become a URL (a{{ .v }} with
+// z://lake/x). A blob path may not hold empty, . or .. segments anywhere,
+// nor start its blob name with /. The name part is reserved: a --param
+// part is overridden.
 func renderOutput(tmpl string, params map[string]any) (string, error) {
 	t, err := parseTemplate("path", tmpl)
 	if err != nil {
@@ -42,13 +45,21 @@ func renderOutput(tmpl string, params map[string]any) (string, error) {
 	if strings.TrimSpace(rendered) == "" {
 		return "", errors.New("the path renders empty")
 	}
+	if strings.IndexByte(rendered, 0) >= 0 {
+		return "", fmt.Errorf("%q holds a NUL byte, which no file or blob name may hold", rendered)
+	}
 	if err := sink.CheckPath(rendered); err != nil {
 		return "", err
 	}
-	if prefix, dynamic := staticPrefix(t.Root); dynamic && !sink.IsBlobPath(rendered) {
-		if err := checkTemplated(prefix, rendered); err != nil {
-			return "", err
-		}
+	prefix, dynamic := staticPrefix(t.Root)
+	if !dynamic || sink.IsBlobPath(rendered) && (prefix == "" || strings.Contains(prefix, "://")) {
+		return rendered, nil
+	}
+	if sink.IsBlobPath(rendered) {
+		return "", fmt.Errorf("the templated part of %q turns a local path into a URL: a template value may not choose where the output goes", rendered)
+	}
+	if err := checkTemplated(prefix, rendered); err != nil {
+		return "", err
 	}
 	return rendered, nil
 }
@@ -66,16 +77,27 @@ func staticPrefix(root *parse.ListNode) (prefix string, dynamic bool) {
 }
 
 // checkTemplated refuses a rendered local path whose templated part (what
-// follows the static prefix) makes an empty, . or .. segment, or makes the
-// path absolute after a static prefix. The static prefix may hold anything
-// the job's author wrote, such as ../out; a path that starts with a
-// template ({{ .root }}/sales.parquet) takes its folder from the value,
-// which may then be absolute.
+// follows the static prefix) makes an empty, . or .. segment, holds a \
+// (on any system: it separates folders on Windows) or, on Windows, a :
+// (a drive, or an alternate data stream), or makes the path absolute after
+// a static prefix. A segment is templated when the templated part ends it:
+// in out/.. followed by {{ .v }}, an empty value makes the .. whole. The
+// static prefix may hold anything the job's author wrote, such as ../out;
+// a path that starts with a template ({{ .root }}/sales.parquet) takes its
+// folder from the value, which may then be absolute.
 func checkTemplated(prefix, rendered string) error {
-	if len(rendered) <= len(prefix) || rendered[:len(prefix)] != prefix {
+	if len(rendered) < len(prefix) || rendered[:len(prefix)] != prefix {
 		return nil
 	}
-	isSep := func(c byte) bool { return c == '/' || runtime.GOOS == "windows" && c == '\\' }
+	windows := runtime.GOOS == "windows"
+	templated := rendered[len(prefix):]
+	if strings.ContainsRune(templated, '\\') {
+		return fmt.Errorf("the templated part of %q holds a \\: a template value may not hold one, write / between folders", rendered)
+	}
+	if i := strings.IndexByte(templated, ':'); windows && i >= 0 && !(prefix == "" && i == 1) {
+		return fmt.Errorf("the templated part of %q holds a :, which Windows reads as a drive or a data stream", rendered)
+	}
+	isSep := func(c byte) bool { return c == '/' || windows && c == '\\' }
 	start := 0
 	if prefix == "" && isSep(rendered[0]) {
 		start = 1 // the root of an absolute path
@@ -84,9 +106,9 @@ func checkTemplated(prefix, rendered string) error {
 		if i < len(rendered) && !isSep(rendered[i]) {
 			continue
 		}
-		// A segment holds templated text if it ends past the prefix; an
-		// empty one does if it starts past it.
-		if seg := rendered[start:i]; i > len(prefix) || seg == "" && start >= len(prefix) {
+		// The segment rendered[start:i] is templated if the templated
+		// part ends it (or it is the last).
+		if seg := rendered[start:i]; i >= len(prefix) {
 			switch seg {
 			case "":
 				return fmt.Errorf("the templated part of %q has an empty segment (// or a trailing /)", rendered)

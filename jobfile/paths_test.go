@@ -30,6 +30,17 @@ func TestRenderOutputEscapes(t *testing.T) {
 		{"az://{{ .v }}/x.parquet", "lake", ""},
 		{"az://{{ .v }}/x.parquet", "../lake", "not a container name"},
 		{"{{ .v }}", "", "renders empty"},
+		{"out/{{ .v }}/sales.parquet", `..\..\etc`, `holds a \: a template value may not hold one`},
+		{"out/{{ .v }}.csv", "a\x00b", "holds a NUL byte"},
+		{"a{{ .v }}", "z://lake/x.csv", "turns a local path into a URL"},
+		{"out/..{{ .v }}", "", `".." segment`},
+		{"out/.{{ .v }}", "", `"." segment`},
+		{"out/.{{ .v }}", "x", ""},
+		{"out/x{{ .v }}", "", ""},
+		{"out/{{ .v }}", "", "empty segment"},
+		{"{{ .v }}/x.csv", "az://lake/dir", ""},
+		{"az://lake/{{ .v }}", `a\b`, `holds a \`},
+		{"az://lake/{{ .v }}", "a\x00b", "holds a NUL byte"},
 	} {
 		_, err := renderOutput(c.tmpl, map[string]any{"v": c.value})
 		switch {

@@ -73,7 +73,7 @@ A job file is YAML, read strictly: an unknown or misspelt field is an error. ` +
 		"`pbicopy validate` checks job files without calling any service, and `docs/job.schema.json` " +
 		"(printed by `pbicopy schema`) gives editors completion and checks as you type: start a job file with\n\n" +
 		"```yaml\n# yaml-language-server: $schema=https://raw.githubusercontent.com/pbicopy/pbicopy/main/docs/job.schema.json\n```\n\n" +
-		"Any value may reference environment variables as `${NAME}` (an unset variable is an error; `$${` stands for a literal `${`). " +
+		"Any value may reference environment variables as `${NAME}` (an unset variable is an error) or `${NAME:-default}` (default when the variable is unset or empty); `$${` stands for a literal `${` (see [Environment variables](#environment-variables)). " +
 		"Fields are named by their path, with `[]` for the items of a list: `sinks[].parquet.path` is the `path` of a `parquet` sink. " +
 		"A field marked required must be given whenever the object holding it is.\n")
 

@@ -53,8 +53,9 @@ type fieldRule struct {
 	defNote string // the default in words, when it is not
 }
 
-// envRefPattern matches a string holding a ${NAME} reference.
-const envRefPattern = `\$\{[A-Za-z_][A-Za-z0-9_]*\}`
+// envRefPattern matches a string holding a ${NAME} or ${NAME:-default}
+// reference.
+const envRefPattern = `\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}`
 
 // objectRules are the rules of objects the tags of their fields cannot say:
 // which fields exclude each other, which need each other. The types'

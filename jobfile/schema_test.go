@@ -623,6 +623,7 @@ source:
 sinks:
   - postgres: { dsn: "${PG_DSN}", table: "${PG_TABLE}" }
   - csv: { path: "${OUT_DIR}/a.csv" }
+storage: { account: lake1, cloud: "${STORAGE_CLOUD:-usgov}" }
 `
 	if _, _, err := (Loader{LookupEnv: anyValue}).Load("env.yaml", []byte(job)); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,8 @@
 package jobfile
 
 import (
-	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -11,29 +11,66 @@ import (
 	"time"
 )
 
-// DAXLiteral renders a value as a DAX literal: a string is quoted with every
-// " doubled, so no value can change the shape of a query; integers are
-// written as they are; a date as DATE(y, m, d); a date-time as
-// DATETIME(y, m, d, h, mi, s).
+// DAXLiteral renders a value as one DAX literal that reads back as the
+// value, whatever it is, so that no value can change the shape of a
+// query:
+//
+//   - a string is quoted, with every " doubled: "it""s";
+//   - an integer is written in digits, a negative one in parentheses,
+//     (-5), so that it never starts with - (after a - in the query, -5
+//     would make --, a comment); integers beyond DAX's whole numbers
+//     (-(2^63-1) to 2^63-1) are refused;
+//   - a date is DATE(y, m, d) and a date-time DATETIME(y, m, d, h, mi, s),
+//     in years 1900 to 9999, the only ones DATE reads as written (it adds
+//     1900 to a year below 1900); a time with a fraction of a second is
+//     refused, since DATETIME has none;
+//   - nil is BLANK().
 func DAXLiteral(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
 		return `"` + strings.ReplaceAll(x, `"`, `""`) + `"`, nil
 	case int:
-		return strconv.Itoa(x), nil
+		return daxInt(int64(x))
 	case int64:
-		return strconv.FormatInt(x, 10), nil
+		return daxInt(x)
 	case Date:
-		return fmt.Sprintf("DATE(%d, %d, %d)", x.Year(), int(x.Month()), x.Day()), nil
+		return daxTime(x.Time)
 	case time.Time:
-		if x.Hour() == 0 && x.Minute() == 0 && x.Second() == 0 && x.Nanosecond() == 0 {
-			return fmt.Sprintf("DATE(%d, %d, %d)", x.Year(), int(x.Month()), x.Day()), nil
-		}
-		return fmt.Sprintf("DATETIME(%d, %d, %d, %d, %d, %d)", x.Year(), int(x.Month()), x.Day(), x.Hour(), x.Minute(), x.Second()), nil
+		return daxTime(x)
 	case nil:
 		return "BLANK()", nil
 	}
 	return "", fmt.Errorf("dax: cannot render a %T as a DAX literal", v)
+}
+
+func daxInt(n int64) (string, error) {
+	switch {
+	case n == math.MinInt64:
+		return "", fmt.Errorf("dax: %d is beyond DAX's whole numbers (-%d to %d)", n, math.MaxInt64, math.MaxInt64)
+	case n < 0:
+		return "(" + strconv.FormatInt(n, 10) + ")", nil
+	}
+	return strconv.FormatInt(n, 10), nil
+}
+
+// Years DAX's DATE reads as written.
+const (
+	minDAXYear = 1900
+	maxDAXYear = 9999
+)
+
+func daxTime(t time.Time) (string, error) {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	switch {
+	case y < minDAXYear || y > maxDAXYear:
+		return "", fmt.Errorf("dax: %s is outside the years DAX's DATE can write (%d to %d)", t.Format("2006-01-02"), minDAXYear, maxDAXYear)
+	case t.Nanosecond() != 0:
+		return "", fmt.Errorf("dax: %s has a fraction of a second, which DATETIME cannot write", t.Format(time.RFC3339Nano))
+	case h == 0 && mi == 0 && s == 0:
+		return fmt.Sprintf("DATE(%d, %d, %d)", y, int(mo), d), nil
+	}
+	return fmt.Sprintf("DATETIME(%d, %d, %d, %d, %d, %d)", y, int(mo), d, h, mi, s), nil
 }
 
 var templateFuncs = template.FuncMap{"dax": DAXLiteral}
@@ -43,40 +80,16 @@ func parseTemplate(name, text string) (*template.Template, error) {
 	return template.New(name).Funcs(templateFuncs).Option("missingkey=error").Parse(text)
 }
 
-// checkQueryTemplate refuses a query template that prints a value without
-// the dax function: {{ .day }} would splice raw text into DAX.
+// checkQueryTemplate refuses a query template that prints a value
+// without the dax function ({{ .day }} would splice raw text into DAX), or
+// prints one where DAX does not read code: inside a string literal, a
+// quoted or bracketed name or a comment, or touching a word or a string
+// (see checkDAXContexts).
 func checkQueryTemplate(t *template.Template) error {
 	if t.Tree == nil || t.Root == nil {
 		return nil
 	}
-	return checkDAXNodes(t.Root)
-}
-
-func checkDAXNodes(n parse.Node) error {
-	switch x := n.(type) {
-	case *parse.ListNode:
-		if x == nil {
-			return nil
-		}
-		for _, c := range x.Nodes {
-			if err := checkDAXNodes(c); err != nil {
-				return err
-			}
-		}
-	case *parse.ActionNode:
-		if len(x.Pipe.Decl) == 0 && !endsInDAX(x.Pipe) {
-			return fmt.Errorf("{{ %s }} puts a raw value into the DAX query: write {{ dax %s }} so it is quoted as a DAX literal", x.Pipe, x.Pipe)
-		}
-	case *parse.IfNode:
-		return firstErr(checkDAXNodes(x.List), checkDAXNodes(x.ElseList))
-	case *parse.RangeNode:
-		return firstErr(checkDAXNodes(x.List), checkDAXNodes(x.ElseList))
-	case *parse.WithNode:
-		return firstErr(checkDAXNodes(x.List), checkDAXNodes(x.ElseList))
-	case *parse.TemplateNode:
-		return errors.New("{{ template }} is not supported in queries")
-	}
-	return nil
+	return checkDAXContexts(t)
 }
 
 func endsInDAX(p *parse.PipeNode) bool {
@@ -86,15 +99,6 @@ func endsInDAX(p *parse.PipeNode) bool {
 	last := p.Cmds[len(p.Cmds)-1]
 	id, ok := last.Args[0].(*parse.IdentifierNode)
 	return ok && id.Ident == "dax"
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
 
 var missingKeyRE = regexp.MustCompile(`map has no entry for key "([^"]*)"`)

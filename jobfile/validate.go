@@ -20,9 +20,17 @@ import (
 // together (names that must be unique, a paging key that must be mapped,
 // partitions and output paths).
 func (d *decoder) validate(j *Job) {
+	if pb := j.Source.PowerBI; pb != nil {
+		d.authFromEnv(j, &pb.Auth, "source.powerbi.auth")
+	}
+	if st := j.Storage; st != nil && st.Auth != nil {
+		d.authFromEnv(j, st.Auth, "storage.auth")
+	}
 	d.reported = map[string]bool{}
 	for _, p := range d.problems {
-		d.reported[p.Path] = true
+		if p.Path != "" {
+			d.reported[p.Path] = true
+		}
 	}
 	d.fieldErrors(j, "", reflect.TypeFor[Job](), spec.CheckOnly(j, "name"))
 	d.validateSource(j)
@@ -56,8 +64,9 @@ func (d *decoder) validateSource(j *Job) {
 	}
 	if pg := p.Paging; pg != nil && pg.Key != "" && j.Mapping != nil {
 		found := false
-		for _, c := range j.Mapping.Columns {
-			found = found || c.From == pg.Key
+		for i, c := range j.Mapping.Columns {
+			// A from whose variable is unset might be the key.
+			found = found || c.From == pg.Key || d.unset[fmt.Sprintf("mapping.columns[%d].from", i)]
 		}
 		if !found {
 			d.errorf(line(base+".paging.key"), base+".paging.key", "%q is not the from of any mapped column: map the key so every row's key can be read", pg.Key)
@@ -125,6 +134,29 @@ func (d *decoder) validateSinks(j *Job) {
 			d.errorf(line(kp+".path"), kp+".path", "%s already writes %q", prev, path)
 		}
 		paths[path] = kp
+	}
+}
+
+// authFromEnv completes an auth block that leaves its credential to the
+// environment (azure.AuthSpec.FromEnv) with the loader's LookupEnv. When
+// none of the variables is set, the block is left for its rules to refuse,
+// or, under SkipEnv, a note stands for the credential, which counts as
+// given.
+func (d *decoder) authFromEnv(j *Job, a *azure.AuthSpec, base string) {
+	filled, env := a.FromEnv(d.lookup)
+	switch {
+	case env.Field == "":
+	case env.Var != "":
+		*a = filled
+	case d.skipEnv:
+		path := base + "." + env.Field
+		d.add(SeverityNote, j.lines.lineOf(base), path, "not given, so it comes from the environment, where none of %s is set: the credential is not checked", strings.Join(env.Vars, ", "))
+		d.unset[path] = true
+		if env.Field == "certificate" {
+			a.Certificate = "${" + env.Vars[0] + "}"
+		} else {
+			a.ClientSecret = "${" + env.Vars[0] + "}"
+		}
 	}
 }
 

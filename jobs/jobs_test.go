@@ -39,6 +39,38 @@ func TestEveryJobFileIsValid(t *testing.T) {
 	}
 }
 
+// TestEveryJobFileIsValidWithoutEnv checks the examples as pbicopy
+// validate --skip-env does in a fresh checkout: no variable is set, each
+// unset one is a note, and nothing else is reported.
+func TestEveryJobFileIsValidWithoutEnv(t *testing.T) {
+	files, err := filepath.Glob("*.yaml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("job files: %v %v", files, err)
+	}
+	unset := func(string) (string, bool) { return "", false }
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			loaded, problems, err := jobfile.Loader{LookupEnv: unset, SkipEnv: true}.LoadPaths([]string{f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			notes := 0
+			for _, p := range problems {
+				if p.Severity != jobfile.SeverityNote {
+					t.Errorf("not a note: %s", p)
+				}
+				notes++
+			}
+			if notes == 0 {
+				t.Error("no note: the example reads no environment variable")
+			}
+			if _, err := loaded[0].Render(nil, true); err != nil {
+				t.Errorf("render: %v", err)
+			}
+		})
+	}
+}
+
 func TestEmbeddedDemoIsTheFile(t *testing.T) {
 	job, _, err := jobfile.Loader{LookupEnv: anyEnv}.Load(jobs.DemoFile, jobs.Demo)
 	if err != nil {

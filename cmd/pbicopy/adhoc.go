@@ -11,10 +11,10 @@ import (
 	"github.com/pbicopy/pbicopy/source"
 )
 
-// defaultSecretEnv is the environment variable the ad-hoc commands read the
-// client secret from. A secret is never accepted as a flag value: it would
-// show in the process list.
-const defaultSecretEnv = "PBI_CLIENT_SECRET"
+// The ad-hoc commands read the client secret from the first of
+// azure.SecretEnv that is set (AZURE_CLIENT_SECRET, then PBI_CLIENT_SECRET),
+// or from the variable --client-secret-env names. A secret is never
+// accepted as a flag value: it would show in the process list.
 
 // sourceFlags name a dataset and the credentials to reach it, for the
 // commands that run without a job file (query, infer, refresh).
@@ -35,7 +35,7 @@ func (s *sourceFlags) register(fs *flag.FlagSet, withJob bool) {
 	fs.StringVar(&s.dataset, "dataset", "", "dataset (semantic model) `id`")
 	fs.StringVar(&s.tenant, "tenant", "", "Entra ID tenant `id` (default $AZURE_TENANT_ID)")
 	fs.StringVar(&s.clientID, "client-id", "", "app registration (client) `id` (default $AZURE_CLIENT_ID)")
-	fs.StringVar(&s.secretEnv, "client-secret-env", "", "environment variable `NAME` holding the client secret (default "+defaultSecretEnv+")")
+	fs.StringVar(&s.secretEnv, "client-secret-env", "", "environment variable `NAME` holding the client secret (default "+strings.Join(azure.SecretEnv, ", then ")+")")
 	fs.StringVar(&s.certificate, "certificate", "", "PEM or PFX `FILE` with the app's certificate and key (clientCertificate)")
 	fs.StringVar(&s.certPasswordEnv, "certificate-password-env", "", "environment variable `NAME` holding the certificate's password")
 	fs.StringVar(&s.method, "auth-method", "", "how to get a token: "+strings.Join(azure.Methods, ", ")+" (default clientSecret when the secret variable is set)")
@@ -74,10 +74,16 @@ func (s *sourceFlags) spec() (*source.PowerBISpec, error) {
 		a.ClientID = os.Getenv("AZURE_CLIENT_ID")
 	}
 	secretEnv := s.secretEnv
-	if secretEnv == "" {
-		secretEnv = defaultSecretEnv
-	}
 	secret, secretSet := os.LookupEnv(secretEnv)
+	if secretEnv == "" {
+		secretEnv = strings.Join(azure.SecretEnv, " or ")
+		for _, name := range azure.SecretEnv {
+			if v := os.Getenv(name); v != "" {
+				secret = v
+				break
+			}
+		}
+	}
 	if s.secretEnv != "" && !secretSet {
 		return nil, usagef("--client-secret-env %s: the variable is not set", s.secretEnv)
 	}

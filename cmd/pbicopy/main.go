@@ -70,7 +70,8 @@ Flags of run and validate:
 Dataset and credentials of query, infer and refresh (or --job FILE to take a job file's):
   --workspace ID --dataset ID    the dataset
   --tenant ID --client-id ID     the service principal (default $AZURE_TENANT_ID, $AZURE_CLIENT_ID)
-  --client-secret-env NAME       the variable holding its secret (default PBI_CLIENT_SECRET; never a flag)
+  --client-secret-env NAME       the variable holding its secret (default AZURE_CLIENT_SECRET, then
+                                 PBI_CLIENT_SECRET; never a flag)
   --certificate FILE             or a certificate (--certificate-password-env NAME)
   --auth-method METHOD           or clientSecret, clientCertificate, workloadIdentity, managedIdentity, azureCLI, default
   --endpoint URL --authority-host URL --cloud public|usgov|china

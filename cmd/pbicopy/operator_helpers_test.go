@@ -49,10 +49,12 @@ func runApp(t *testing.T, ctx context.Context, args ...string) (code int, stdout
 }
 
 // adhocFlags are the dataset and credential flags that reach the fake; the
-// secret comes from PBI_CLIENT_SECRET.
+// secret comes from PBI_CLIENT_SECRET (AZURE_CLIENT_SECRET, read first, is
+// emptied).
 func adhocFlags(t *testing.T, srv *fakepbi.Server) []string {
 	t.Helper()
 	o := srv.Options()
+	t.Setenv("AZURE_CLIENT_SECRET", "")
 	t.Setenv("PBI_CLIENT_SECRET", o.ClientSecret)
 	return []string{"--workspace", o.WorkspaceID, "--dataset", o.DatasetID, "--tenant", o.TenantID, "--client-id", o.ClientID,
 		"--endpoint", srv.URL(), "--authority-host", srv.AuthorityHost()}

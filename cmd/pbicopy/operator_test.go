@@ -537,3 +537,29 @@ func TestValidateOnlinePostgresIntegration(t *testing.T) {
 		t.Errorf("validate changed the schema: %d tables, %v", tables, err)
 	}
 }
+
+// TestAdhocSecretEnv: the ad-hoc commands read AZURE_CLIENT_SECRET first,
+// then PBI_CLIENT_SECRET.
+func TestAdhocSecretEnv(t *testing.T) {
+	srv, _ := fakeEnv(t, fakepbi.Options{})
+	flags := adhocFlags(t, srv)
+	secret := srv.Options().ClientSecret
+	for _, c := range []struct {
+		azure, pbi string
+		code       int
+		stderr     string
+	}{
+		{secret, "", exitOK, ""},
+		{secret, "wrong", exitOK, ""},
+		{"wrong", secret, exitFailed, "AADSTS7000215"},
+		{"", secret, exitOK, ""},
+		{"", "", exitInvalid, "set AZURE_CLIENT_SECRET or PBI_CLIENT_SECRET"},
+	} {
+		t.Setenv("AZURE_CLIENT_SECRET", c.azure)
+		t.Setenv("PBI_CLIENT_SECRET", c.pbi)
+		code, _, stderr := runApp(t, context.Background(), append([]string{"query", "EVALUATE TOPN(1, Sales)"}, flags...)...)
+		if code != c.code || !strings.Contains(stderr, c.stderr) {
+			t.Errorf("AZURE_CLIENT_SECRET=%q PBI_CLIENT_SECRET=%q: exit %d, want %d\n%s", c.azure, c.pbi, code, c.code, stderr)
+		}
+	}
+}

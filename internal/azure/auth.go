@@ -25,16 +25,18 @@ const (
 var Methods = spec.Set("authMethod")
 
 // AuthSpec is the auth block of a job file: how to get Entra ID tokens.
-// Secrets in it are never logged.
+// Secrets in it are never logged. A block that names a service principal
+// but not its credential takes it from the environment (FromEnv): the job
+// loader and credential.New apply it before Validate and Build.
 type AuthSpec struct {
-	Method              string `yaml:"method" enum:"@authMethod" defaultDoc:"clientSecret when a secret is given, clientCertificate when a certificate is" doc:"How to get a token: default is DefaultAzureCredential (environment variables, workload identity, managed identity, Azure CLI)."`
+	Method              string `yaml:"method" enum:"@authMethod" defaultDoc:"clientSecret when a secret is given, clientCertificate when a certificate is (with tenant and clientId and neither: from the environment, see clientSecret and certificate)" doc:"How to get a token: default is DefaultAzureCredential (environment variables, workload identity, managed identity, Azure CLI)."`
 	Tenant              string `yaml:"tenant" doc:"Entra ID tenant id (workloadIdentity: default AZURE_TENANT_ID)."`
 	ClientID            string `yaml:"clientId" doc:"App registration (client) id; for managedIdentity, a user-assigned identity's client id (optional)."`
-	ClientSecret        string `yaml:"clientSecret" doc:"Client secret; write ${ENV_VAR}, never the secret itself."`
+	ClientSecret        string `yaml:"clientSecret" defaultDoc:"AZURE_CLIENT_SECRET, else PBI_CLIENT_SECRET, for method clientSecret (or no method, with tenant and clientId) when no secret field is given" doc:"Client secret; write ${ENV_VAR}, never the secret itself."`
 	ClientSecretFile    string `yaml:"clientSecretFile" doc:"File holding the client secret (a mounted Kubernetes secret); one trailing newline is ignored."`
 	ClientSecretFrom    string `yaml:"clientSecretFrom" doc:"Key Vault secret holding the client secret: keyvault://<vault>/<secret>[/<version>], read with the ambient credential (DefaultAzureCredential)."`
-	Certificate         string `yaml:"certificate" doc:"clientCertificate: PEM or PFX file with the certificate and its private key."`
-	CertificatePassword string `yaml:"certificatePassword" doc:"Password of the certificate file, if any; write ${ENV_VAR}."`
+	Certificate         string `yaml:"certificate" defaultDoc:"AZURE_CLIENT_CERTIFICATE_PATH, for method clientCertificate (or no method, with tenant and clientId, when no secret is given nor set)" doc:"clientCertificate: PEM or PFX file with the certificate and its private key."`
+	CertificatePassword string `yaml:"certificatePassword" defaultDoc:"AZURE_CLIENT_CERTIFICATE_PASSWORD, with a certificate from AZURE_CLIENT_CERTIFICATE_PATH" doc:"Password of the certificate file, if any; write ${ENV_VAR}."`
 	TokenFile           string `yaml:"tokenFile" defaultDoc:"AZURE_FEDERATED_TOKEN_FILE" doc:"workloadIdentity: the federated token file."`
 	AuthorityHost       string `yaml:"authorityHost" defaultDoc:"AZURE_AUTHORITY_HOST, else the cloud's" doc:"Entra ID authority host."`
 }
@@ -77,6 +79,8 @@ func (a AuthSpec) Validate(cloud string) error {
 	}
 	method := a.EffectiveMethod()
 	switch {
+	case method == "" && a.Tenant != "" && a.ClientID != "":
+		return errors.New("required: a credential: clientSecret (or clientSecretFile, clientSecretFrom) or certificate, or one of " + envList(append(append([]string{}, SecretEnv...), EnvClientCertificatePath), "or") + " set in the environment; or method: workloadIdentity, managedIdentity, azureCLI or default")
 	case method == "":
 		return errors.New("required: a credential: clientSecret (or clientSecretFile, clientSecretFrom), certificate, or method: workloadIdentity, managedIdentity, azureCLI or default")
 	case !slices.Contains(Methods, method):
@@ -92,7 +96,7 @@ func (a AuthSpec) Validate(cloud string) error {
 		required("tenant", a.Tenant, "the Entra ID tenant id")
 		required("clientId", a.ClientID, "the app registration (client) id")
 		if secrets == 0 {
-			fail("clientSecret", "required: clientSecret, clientSecretFile or clientSecretFrom")
+			fail("clientSecret", "required: clientSecret, clientSecretFile or clientSecretFrom, or %s set in the environment", envList(SecretEnv, "or"))
 		} else if secrets > 1 {
 			errs = append(errs, errors.New("give only one of clientSecret, clientSecretFile and clientSecretFrom"))
 		}
@@ -102,7 +106,7 @@ func (a AuthSpec) Validate(cloud string) error {
 	case MethodClientCertificate:
 		required("tenant", a.Tenant, "the Entra ID tenant id")
 		required("clientId", a.ClientID, "the app registration (client) id")
-		required("certificate", a.Certificate, "a PEM or PFX file with the certificate and its private key")
+		required("certificate", a.Certificate, "a PEM or PFX file with the certificate and its private key, or "+EnvClientCertificatePath+" set in the environment")
 		unused("clientSecret", a.ClientSecret)
 		unused("clientSecretFile", a.ClientSecretFile)
 		unused("clientSecretFrom", a.ClientSecretFrom)
@@ -127,4 +131,12 @@ func (a AuthSpec) Validate(cloud string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// envList writes names as "A, B or C".
+func envList(names []string, conj string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " " + conj + " " + names[len(names)-1]
 }

@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Sets are the lists of values that several fields, or the code, share:
@@ -178,18 +179,51 @@ func check(v any, want func(name string) bool) error {
 		rv = rv.Elem()
 	}
 	var errs []error
-	for _, f := range Fields(rv.Type()) {
-		if !want(Name(f)) {
+	for _, f := range compiledRules(rv.Type()) {
+		if !want(f.name) {
 			continue
 		}
-		if err := checkField(RuleOf(f), rv.FieldByIndex(f.Index)); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", Name(f), err))
+		if err := f.check(rv.FieldByIndex(f.index)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func checkField(r Rule, v reflect.Value) error {
+// fieldRule is the rule of one field with its regular expressions
+// compiled, as Check uses it.
+type fieldRule struct {
+	name  string
+	index []int
+	Rule
+	pattern, keys *regexp.Regexp
+}
+
+// rulesByType caches the fieldRules of each struct type Check has seen:
+// reading tags and compiling patterns on every call made a job file with
+// many sinks cost hundreds of MB.
+var rulesByType sync.Map // reflect.Type -> []fieldRule
+
+func compiledRules(t reflect.Type) []fieldRule {
+	if rs, ok := rulesByType.Load(t); ok {
+		return rs.([]fieldRule)
+	}
+	var rs []fieldRule
+	for _, f := range Fields(t) {
+		r := fieldRule{name: Name(f), index: f.Index, Rule: RuleOf(f)}
+		if r.Pattern != "" {
+			r.pattern = regexp.MustCompile(r.Pattern)
+		}
+		if r.Keys != "" {
+			r.keys = regexp.MustCompile(r.Keys)
+		}
+		rs = append(rs, r)
+	}
+	rulesByType.Store(t, rs)
+	return rs
+}
+
+func (r fieldRule) check(v reflect.Value) error {
 	if r.Required != "" && isEmpty(v) {
 		return errors.New("required: " + r.Required)
 	}
@@ -200,10 +234,10 @@ func checkField(r Rule, v reflect.Value) error {
 			return nil
 		}
 		inEnum := slices.Contains(r.Enum, s)
-		matches := r.Pattern != "" && regexp.MustCompile(r.Pattern).MatchString(s)
+		matches := r.pattern != nil && r.pattern.MatchString(s)
 		switch {
 		case len(r.Enum) > 0 && !inEnum && !matches:
-			return fmt.Errorf("%q is not allowed: use %s", s, Alternatives(r))
+			return fmt.Errorf("%q is not allowed: use %s", s, Alternatives(r.Rule))
 		case len(r.Enum) == 0 && r.Pattern != "" && !matches:
 			return fmt.Errorf("%q is not %s", s, r.PatternDoc)
 		case r.MaxLength > 0 && len(s) > r.MaxLength:
@@ -212,20 +246,19 @@ func checkField(r Rule, v reflect.Value) error {
 	case reflect.Int, reflect.Int64:
 		i := v.Int()
 		if i != 0 && (r.Min != nil && i < *r.Min || r.Max != nil && i > *r.Max) {
-			return fmt.Errorf("%d is out of range: use %s", i, Range(r))
+			return fmt.Errorf("%d is out of range: use %s", i, Range(r.Rule))
 		}
 	case reflect.Slice:
 		if r.MinItems > 0 && v.Len() > 0 && v.Len() < r.MinItems {
 			return fmt.Errorf("give at least %d", r.MinItems)
 		}
 	case reflect.Map:
-		if r.Keys == "" {
+		if r.keys == nil {
 			return nil
 		}
-		re := regexp.MustCompile(r.Keys)
 		var bad []string
 		for _, k := range v.MapKeys() {
-			if !re.MatchString(k.String()) {
+			if !r.keys.MatchString(k.String()) {
 				bad = append(bad, strconv.Quote(k.String()))
 			}
 		}

@@ -17,11 +17,18 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/internal/smallfile"
 )
 
 // New returns the credential an auth block describes in the named cloud,
 // reading a client secret from its file (clientSecretFile) or from Key
 // Vault (clientSecretFrom, with the ambient identity of the process) first.
+// A block that names a service principal but not its credential takes it
+// from the environment, as azure.AuthSpec.FromEnv says: AZURE_CLIENT_SECRET,
+// then PBI_CLIENT_SECRET, then (without a method) the certificate file
+// AZURE_CLIENT_CERTIFICATE_PATH.
+// Secret and certificate files must be regular files of at most 16 KiB
+// and 1 MiB (smallfile.Secret, smallfile.Certificate).
 // field names the block in errors (source.powerbi.auth); httpClient, when
 // not nil, carries every request (tests and the demo use it to trust a
 // local fake).
@@ -30,13 +37,17 @@ func New(ctx context.Context, a azure.AuthSpec, cloudName, field string, httpCli
 	if err != nil {
 		return nil, err
 	}
+	a, env := a.FromEnv(os.LookupEnv)
+	if env.Field != "" && env.Var == "" {
+		return nil, fmt.Errorf("%s.%s: not given, and none of %s is set in the environment", field, env.Field, strings.Join(env.Vars, ", "))
+	}
 	cfg := Config{
 		Method: a.Method, Tenant: a.Tenant, ClientID: a.ClientID, ClientSecret: a.ClientSecret,
 		CertificatePassword: a.CertificatePassword, TokenFile: a.TokenFile, AuthorityHost: a.AuthorityHost, Cloud: c.Name,
 	}
 	switch {
 	case a.ClientSecretFile != "":
-		data, err := os.ReadFile(a.ClientSecretFile)
+		data, err := smallfile.Read(a.ClientSecretFile, smallfile.Secret)
 		if err != nil {
 			return nil, fmt.Errorf("%s.clientSecretFile: %w", field, err)
 		}
@@ -60,7 +71,7 @@ func New(ctx context.Context, a azure.AuthSpec, cloudName, field string, httpCli
 		}
 	}
 	if a.Certificate != "" {
-		if cfg.Certificate, err = os.ReadFile(a.Certificate); err != nil {
+		if cfg.Certificate, err = smallfile.Read(a.Certificate, smallfile.Certificate); err != nil {
 			return nil, fmt.Errorf("%s.certificate: %w", field, err)
 		}
 	}
