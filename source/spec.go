@@ -82,14 +82,29 @@ func (p *PowerBISpec) Validate() error {
 		}
 	}
 	if p.Endpoint != "" {
-		if u, err := url.Parse(p.Endpoint); err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
-			fail("endpoint", "%q is not an https URL, e.g. https://api.powerbi.com", p.Endpoint)
+		if err := CheckEndpoint(p.Endpoint); err != nil {
+			fail("endpoint", "%v", err)
 		}
 	}
 	if err := p.Auth.Validate(p.Cloud); err != nil {
 		errs = append(errs, prefixed("auth", err))
 	}
 	return errors.Join(errs...)
+}
+
+// CheckEndpoint checks a Power BI REST endpoint: an https URL with a host.
+// Every request carries a bearer token, which http would send in clear
+// text: http is accepted only on loopback (a local fake or proxy), where
+// the token never leaves the machine.
+func CheckEndpoint(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	switch {
+	case err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("%q is not an https URL, e.g. https://api.powerbi.com", endpoint)
+	case u.Scheme == "http" && !azure.IsLoopback(u.Hostname()):
+		return fmt.Errorf("%q uses http, which would send the bearer token in clear text: use https (http is accepted on loopback only)", endpoint)
+	}
+	return nil
 }
 
 // prefixed puts "name: " before each of the errors joined in err.

@@ -90,6 +90,10 @@ type Options struct {
 	// https://vault.azure.net, and only tokens issued for KeyVaultScope
 	// are accepted.
 	Secrets map[string]string
+	// PlainHTTP serves http instead of https, for tests of what a client
+	// does with a clear-text endpoint. Entra ID cannot be used then
+	// (azidentity refuses an http authority).
+	PlainHTTP bool
 }
 
 // QueryRequest is an executeQueries request as the fake received it.
@@ -128,6 +132,7 @@ type Server struct {
 	queries       []QueryRequest
 	nTokens       int
 	redirects     int
+	redirectBase  string
 	throttles     int
 	throttleAfter time.Duration
 	fails         int
@@ -187,6 +192,10 @@ func Start(opts Options) (*Server, error) {
 	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/refreshes", s.refreshes)
 	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/refreshes/{id}", s.refreshByID)
 	s.ts = httptest.NewUnstartedServer(mux)
+	if opts.PlainHTTP {
+		s.ts.Start()
+		return s, nil
+	}
 	s.ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	s.ts.StartTLS()
 	return s, nil
@@ -200,7 +209,8 @@ func validateSlot(slot string) error {
 	return fmt.Errorf("fakepbi: truncation slot %q: use %q, %q or %q", slot, SlotTable, SlotResult, SlotTop)
 }
 
-// URL returns the Power BI endpoint base, such as https://127.0.0.1:PORT:
+// URL returns the Power BI endpoint base, such as https://127.0.0.1:PORT
+// (http with Options.PlainHTTP):
 // executeQueries is at URL()+"/v1.0/myorg/groups/{ws}/datasets/{ds}/executeQueries".
 func (s *Server) URL() string { return s.ts.URL }
 
@@ -263,9 +273,18 @@ func (s *Server) CutBody(n int, afterBytes int64) {
 // Authorization header when it follows it, so the redirected call then
 // answers 401 unless the client adds the token again.
 func (s *Server) Redirect(n int) {
+	s.RedirectTo(n, "")
+}
+
+// RedirectTo makes the next n executeQueries calls answer 307 with a
+// Location naming the same path and query under base (such as
+// http://api.powerbi.com): a redirect a client must refuse to follow with
+// its token when base is not https. An empty base is Redirect's other
+// loopback name.
+func (s *Server) RedirectTo(n int, base string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.redirects = n
+	s.redirects, s.redirectBase = n, base
 }
 
 // ExpireTokens makes every token issued so far expired: executeQueries
@@ -349,7 +368,7 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.queries = append(s.queries, rec)
-	inj, retryAfter, status := injectNone, s.throttleAfter, s.failStatus
+	inj, retryAfter, status, redirectBase := injectNone, s.throttleAfter, s.failStatus, s.redirectBase
 	switch {
 	case s.redirects > 0:
 		s.redirects--
@@ -380,7 +399,11 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 
 	switch inj {
 	case injectRedirect:
-		w.Header().Set("Location", "https://"+otherLoopback(r.Host)+r.URL.RequestURI())
+		base := redirectBase
+		if base == "" {
+			base = "https://" + otherLoopback(r.Host)
+		}
+		w.Header().Set("Location", strings.TrimRight(base, "/")+r.URL.RequestURI())
 		w.WriteHeader(http.StatusTemporaryRedirect)
 		return
 	case injectThrottle:

@@ -21,6 +21,7 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/source"
 )
 
 // DefaultEndpoint is the Power BI REST endpoint of the public cloud.
@@ -87,9 +88,12 @@ func NewClient(cfg Config) (*Client, error) {
 	if ep == "" {
 		ep = DefaultEndpoint
 	}
+	if err := source.CheckEndpoint(ep); err != nil {
+		return nil, fmt.Errorf("power bi endpoint: %w", err)
+	}
 	u, err := url.Parse(strings.TrimRight(ep, "/"))
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("power bi endpoint %q is not an http(s) URL", ep)
+	if err != nil {
+		return nil, fmt.Errorf("power bi endpoint: %w", err)
 	}
 	if cfg.Credential == nil {
 		return nil, errors.New("power bi: no credential")
@@ -299,8 +303,8 @@ func streamingNopCloser(r *bytes.Reader) io.ReadSeekCloser {
 	}{r, io.NopCloser(nil)}
 }
 
-// redirectTarget validates a redirect: only to https (or the endpoint's own
-// scheme) on the endpoint's host, a Power BI host, or loopback when the
+// redirectTarget validates a redirect: only to https (http from loopback to
+// loopback) on the endpoint's host, a Power BI host, or loopback when the
 // endpoint is itself on loopback. The bearer token goes with the request, so
 // it must never follow a redirect anywhere else.
 func (p *Client) redirectTarget(from *url.URL, resp *http.Response) (*url.URL, error) {
@@ -308,7 +312,7 @@ func (p *Client) redirectTarget(from *url.URL, resp *http.Response) (*url.URL, e
 	if err != nil {
 		return nil, fmt.Errorf("executeQueries: redirect %d without a usable Location: %w", resp.StatusCode, err)
 	}
-	if loc.Scheme != "https" && loc.Scheme != p.endpoint.Scheme {
+	if loc.Scheme != "https" && !(loc.Scheme == "http" && azure.IsLoopback(loc.Hostname()) && azure.IsLoopback(p.endpoint.Hostname())) {
 		return nil, fmt.Errorf("executeQueries: refusing a redirect to %s: not https", loc.Redacted())
 	}
 	if !trustedRedirectHost(p.endpoint.Hostname(), loc.Hostname()) {

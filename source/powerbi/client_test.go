@@ -186,3 +186,74 @@ func TestExpiredTokenIsRenewedOnce(t *testing.T) {
 		t.Errorf("token requests = %d, rows = %d; want 2 tokens and the rows", srv.TokenRequests(), c.rows)
 	}
 }
+
+func TestClientRefusesClearTextEndpoints(t *testing.T) {
+	for _, c := range []struct {
+		endpoint string
+		ok       bool
+	}{
+		{"https://api.powerbi.com", true},
+		{"http://127.0.0.1:8080", true},
+		{"http://localhost:8080", true},
+		{"http://api.powerbi.com", false},
+		{"http://192.168.1.20", false},
+		{"ftp://api.powerbi.com", false},
+	} {
+		_, err := NewClient(Config{Endpoint: c.endpoint, Credential: staticToken("tok")})
+		if (err == nil) != c.ok {
+			t.Errorf("endpoint %s: err = %v, want ok %v", c.endpoint, err, c.ok)
+		}
+		if !c.ok && err != nil && !strings.Contains(err.Error(), "http") {
+			t.Errorf("endpoint %s: message %q does not say why", c.endpoint, err)
+		}
+	}
+}
+
+func TestRedirectToClearTextIsRefused(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{})
+	o := srv.Options()
+	pb := realClient(t, srv)
+	q := Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Sales"}
+	for _, base := range []string{"http://api.powerbi.com", "http://wabi-west-europe-redirect.analysis.windows.net"} {
+		srv.RedirectTo(1, base)
+		before := srv.QueryRequests()
+		_, err := pb.ExecuteQuery(context.Background(), q, &nopRows{})
+		if err == nil || !strings.Contains(err.Error(), "not https") {
+			t.Errorf("redirect to %s: err = %v, want a refusal", base, err)
+		}
+		if n := srv.QueryRequests() - before; n != 1 {
+			t.Errorf("redirect to %s: %d requests reached the fake, want only the first", base, n)
+		}
+	}
+	// A redirect to https on a Power BI host is followed (here the fake's
+	// other loopback name).
+	srv.Redirect(1)
+	if _, err := pb.ExecuteQuery(context.Background(), q, &nopRows{}); err != nil {
+		t.Errorf("https redirect: %v", err)
+	}
+}
+
+// TestClearTextLoopbackStaysOnLoopback: an http endpoint is accepted on
+// loopback only, and a redirect from it never takes the token to an http
+// host elsewhere, even a Power BI one.
+func TestClearTextLoopbackStaysOnLoopback(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{PlainHTTP: true})
+	if !strings.HasPrefix(srv.URL(), "http://127.0.0.1:") {
+		t.Fatalf("fake at %s, want plain http on loopback", srv.URL())
+	}
+	o := srv.Options()
+	pb, err := NewClient(Config{Endpoint: srv.URL(), Credential: staticToken("tok"), HTTPClient: srv.Client(), MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Sales"}
+	srv.RedirectTo(1, "http://api.powerbi.com")
+	if _, err := pb.ExecuteQuery(context.Background(), q, &nopRows{}); err == nil || !strings.Contains(err.Error(), "not https") {
+		t.Errorf("redirect from http loopback to http Power BI host: err = %v, want a refusal", err)
+	}
+	// The request itself reached the fake over http, token and all.
+	qs := srv.Queries()
+	if len(qs) != 1 || qs[0].Authorization != "Bearer tok" {
+		t.Errorf("requests %+v", qs)
+	}
+}
