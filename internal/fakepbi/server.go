@@ -90,6 +90,14 @@ type Options struct {
 	// https://vault.azure.net, and only tokens issued for KeyVaultScope
 	// are accepted.
 	Secrets map[string]string
+	// HeaderOnlyErrors answers token and access failures as the live
+	// service often does: with an empty body and the error's code in the
+	// X-PowerBI-Error-Info header. A missing or unknown token answers 401
+	// InvalidToken, an expired one 403 TokenExpired, and a workspace other
+	// than WorkspaceID 401 GroupNotAccessible (instead of the JSON bodies
+	// PowerBINotAuthorizedException, TokenExpired and a 404
+	// PowerBIEntityNotFound).
+	HeaderOnlyErrors bool
 	// PlainHTTP serves http instead of https, for tests of what a client
 	// does with a clear-text endpoint. Entra ID cannot be used then
 	// (azidentity refuses an http authority).
@@ -137,6 +145,7 @@ type Server struct {
 	throttleAfter time.Duration
 	fails         int
 	failStatus    int
+	failInfo      string
 	cuts          int
 	cutAfter      int64
 	window        []time.Time // times of the requests served in the rate window
@@ -253,7 +262,18 @@ func (s *Server) Throttle(n int, retryAfter time.Duration) {
 func (s *Server) FailWith(n int, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fails, s.failStatus = n, status
+	s.fails, s.failStatus, s.failInfo = n, status, ""
+}
+
+// FailWithInfo makes the next n executeQueries calls answer status with an
+// empty body and code in the X-PowerBI-Error-Info header, as the live
+// service answers some token and access failures (TokenExpired,
+// InvalidToken, GroupNotAccessible,
+// ServicePrincipalIsNotAllowedByTenantAdminSwitch).
+func (s *Server) FailWithInfo(n int, status int, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fails, s.failStatus, s.failInfo = n, status, code
 }
 
 // CutBody makes the next n executeQueries calls that would answer 200 send
@@ -368,7 +388,7 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.queries = append(s.queries, rec)
-	inj, retryAfter, status, redirectBase := injectNone, s.throttleAfter, s.failStatus, s.redirectBase
+	inj, retryAfter, status, info, redirectBase := injectNone, s.throttleAfter, s.failStatus, s.failInfo, s.redirectBase
 	switch {
 	case s.redirects > 0:
 		s.redirects--
@@ -410,16 +430,15 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 		s.tooMany(w, retryAfter)
 		return
 	case injectFail:
+		if info != "" {
+			writeInfo(w, status, info)
+			return
+		}
 		s.writeError(w, status, statusErrorBody(status))
 		return
 	}
 
-	switch s.checkToken(r.Header.Get("Authorization")) {
-	case tokenMissing:
-		s.writeError(w, http.StatusUnauthorized, pbiErrorBody("PowerBINotAuthorizedException"))
-		return
-	case tokenExpired:
-		s.writeError(w, http.StatusForbidden, codeMessageBody("TokenExpired", "Access token has expired, resubmit with a new access token"))
+	if s.refuseToken(w, r.Header.Get("Authorization")) {
 		return
 	}
 	ws := r.PathValue("ws")
@@ -432,8 +451,7 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 		s.tooMany(w, wait)
 		return
 	}
-	if !strings.EqualFold(ws, s.opts.WorkspaceID) || !strings.EqualFold(r.PathValue("ds"), s.opts.DatasetID) {
-		s.writeError(w, http.StatusNotFound, pbiErrorBody("PowerBIEntityNotFound"))
+	if s.refuseEntity(w, ws, r.PathValue("ds")) {
 		return
 	}
 	switch {
@@ -532,6 +550,50 @@ func (s *Server) writeError(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// writeInfo answers status with an empty body and code in the
+// X-PowerBI-Error-Info header.
+func writeInfo(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("X-PowerBI-Error-Info", code)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(status)
+}
+
+// refuseToken answers a missing, unknown or expired bearer token, and
+// reports whether it did.
+func (s *Server) refuseToken(w http.ResponseWriter, authorization string) bool {
+	switch s.checkToken(authorization) {
+	case tokenMissing:
+		if s.opts.HeaderOnlyErrors {
+			writeInfo(w, http.StatusUnauthorized, "InvalidToken")
+		} else {
+			s.writeError(w, http.StatusUnauthorized, pbiErrorBody("PowerBINotAuthorizedException"))
+		}
+		return true
+	case tokenExpired:
+		if s.opts.HeaderOnlyErrors {
+			writeInfo(w, http.StatusForbidden, "TokenExpired")
+		} else {
+			s.writeError(w, http.StatusForbidden, codeMessageBody("TokenExpired", "Access token has expired, resubmit with a new access token"))
+		}
+		return true
+	}
+	return false
+}
+
+// refuseEntity answers a workspace or dataset other than the fake's, and
+// reports whether it did.
+func (s *Server) refuseEntity(w http.ResponseWriter, ws, ds string) bool {
+	switch {
+	case s.opts.HeaderOnlyErrors && !strings.EqualFold(ws, s.opts.WorkspaceID):
+		writeInfo(w, http.StatusUnauthorized, "GroupNotAccessible")
+	case !strings.EqualFold(ws, s.opts.WorkspaceID) || !strings.EqualFold(ds, s.opts.DatasetID):
+		s.writeError(w, http.StatusNotFound, pbiErrorBody("PowerBIEntityNotFound"))
+	default:
+		return false
+	}
+	return true
 }
 
 func (s *Server) tooMany(w http.ResponseWriter, wait time.Duration) {

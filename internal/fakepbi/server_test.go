@@ -565,3 +565,44 @@ func TestBadValueAbortsResponse(t *testing.T) {
 		t.Errorf("log %q", logged.String())
 	}
 }
+
+func TestHeaderOnlyErrors(t *testing.T) {
+	srv := startServer(t, Options{HeaderOnlyErrors: true})
+	tok := getToken(t, srv)
+	o := srv.Options()
+	body := queryBody("EVALUATE Sales", true)
+	refreshes := srv.URL() + "/v1.0/myorg/groups/" + o.WorkspaceID + "/datasets/" + o.DatasetID + "/refreshes"
+	cases := []struct {
+		name, url, tok string
+		setup          func()
+		status         int
+		info           string
+	}{
+		{"no token", queryURL(srv), "", nil, 401, "InvalidToken"},
+		{"unknown token", queryURL(srv), "forged", nil, 401, "InvalidToken"},
+		{"other workspace", srv.URL() + "/v1.0/myorg/groups/" + DefaultDatasetID + "/datasets/" + o.DatasetID + "/executeQueries", tok, nil, 401, "GroupNotAccessible"},
+		{"injected", queryURL(srv), tok, func() { srv.FailWithInfo(1, 401, "ServicePrincipalIsNotAllowedByTenantAdminSwitch") }, 401, "ServicePrincipalIsNotAllowedByTenantAdminSwitch"},
+		{"refresh with an unknown token", refreshes, "forged", nil, 401, "InvalidToken"},
+		{"expired", queryURL(srv), tok, srv.ExpireTokens, 403, "TokenExpired"},
+		{"refresh with an expired token", refreshes, tok, nil, 403, "TokenExpired"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.setup != nil {
+				c.setup()
+			}
+			resp, b := post(t, srv.Client(), c.url, c.tok, body)
+			if resp.StatusCode != c.status || len(b) != 0 || resp.Header.Get("X-PowerBI-Error-Info") != c.info {
+				t.Errorf("status %d, X-PowerBI-Error-Info %q, body %q; want %d, %q and no body", resp.StatusCode, resp.Header.Get("X-PowerBI-Error-Info"), b, c.status, c.info)
+			}
+			if !uuidRE.MatchString(resp.Header.Get("RequestId")) {
+				t.Errorf("RequestId %q", resp.Header.Get("RequestId"))
+			}
+		})
+	}
+	// Other errors keep their JSON bodies.
+	resp, b := post(t, srv.Client(), srv.URL()+"/v1.0/myorg/groups/"+o.WorkspaceID+"/datasets/nope/executeQueries", getToken(t, srv), body)
+	if e := decodeError(t, resp, b); resp.StatusCode != 404 || e.Error.Code != "PowerBIEntityNotFound" {
+		t.Errorf("unknown dataset: %d %s", resp.StatusCode, b)
+	}
+}

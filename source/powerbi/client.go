@@ -269,7 +269,7 @@ func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (Q
 			continue
 		}
 		apiErr := readAPIError(resp)
-		if apiErr.Code == "TokenExpired" && !renewed {
+		if apiErr.tokenExpired() && !renewed {
 			renewed = true
 			p.log.Info("access token expired at the service; retrying once with a new token", "requestId", apiErr.RequestID)
 			p.renewToken()

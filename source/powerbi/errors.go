@@ -1,6 +1,7 @@
 package powerbi
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,9 +12,13 @@ import (
 
 // APIError is an HTTP error answered by the Power BI REST API.
 type APIError struct {
-	Status    int
-	Code      string // e.g. DatasetExecuteQueriesError, PowerBIEntityNotFound
-	Message   string // the service's message, or the DAX error detail text
+	Status  int
+	Code    string // from the body, e.g. DatasetExecuteQueriesError, PowerBIEntityNotFound
+	Message string // the service's message, or the DAX error detail text
+	// Info is the X-PowerBI-Error-Info header: the live service answers
+	// some token and access failures with it and an empty body
+	// (TokenExpired, InvalidToken, GroupNotAccessible, ...).
+	Info      string
 	RequestID string
 	// Op is the call that failed: "" for executeQueries, "refresh" for the
 	// refresh calls.
@@ -27,8 +32,13 @@ func (e *APIError) Error() string {
 		op = "executeQueries"
 	}
 	fmt.Fprintf(&b, "%s: HTTP %d", op, e.Status)
-	if e.Code != "" {
+	switch {
+	case e.Code != "" && e.Info != "" && !strings.EqualFold(e.Info, e.Code):
+		fmt.Fprintf(&b, " %s, X-PowerBI-Error-Info: %s", e.Code, e.Info)
+	case e.Code != "":
 		fmt.Fprintf(&b, " %s", e.Code)
+	case e.Info != "":
+		fmt.Fprintf(&b, " X-PowerBI-Error-Info: %s", e.Info)
 	}
 	if e.Message != "" {
 		fmt.Fprintf(&b, ": %s", strings.TrimRight(e.Message, ". "))
@@ -42,14 +52,44 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
+// hasCode reports whether the service gave code, in the body or in the
+// X-PowerBI-Error-Info header.
+func (e *APIError) hasCode(code string) bool {
+	return strings.EqualFold(e.Code, code) || strings.EqualFold(e.Info, code)
+}
+
+// tokenExpired reports a token the service takes for expired: a new one
+// may be accepted.
+func (e *APIError) tokenExpired() bool { return e.hasCode("TokenExpired") }
+
+// tokenRefused reports a 401 or 403 about the token itself (InvalidToken,
+// TokenExpired, ...), not about what its identity may do.
+func (e *APIError) tokenRefused() bool {
+	if e.Status != http.StatusUnauthorized && e.Status != http.StatusForbidden {
+		return false
+	}
+	for _, c := range []string{e.Code, e.Info} {
+		if strings.Contains(strings.ToLower(c), "token") {
+			return true
+		}
+	}
+	return false
+}
+
 // Hint names the likely cause of the error and what to do, in one sentence.
 func (e *APIError) Hint() string {
 	switch {
+	case e.tokenExpired() && e.tokenRefused():
+		return "The service took the access token for expired, and a newly issued one too: check the clock of this machine (tokens are checked against the time they were issued)"
+	case e.tokenRefused():
+		return "The service refused the access token itself, not the app's permissions: check that auth gets a token from the tenant of the workspace, for the Power BI scope of source.powerbi.cloud, and that the clock of this machine is right"
+	case e.hasCode("GroupNotAccessible"):
+		return "The workspace is not accessible to the app: check source.powerbi.workspace, and add the service principal (or a security group it is in) to the workspace with the Viewer role or higher"
 	case e.Op == "refresh":
 		return refreshHint(e)
 	case e.Code == "DatasetExecuteQueriesError":
 		return "The DAX query failed: fix the query (test it in DAX Studio or Power BI Desktop)"
-	case e.Code == "ServicePrincipalIsNotAllowedByTenantAdminSwitch":
+	case e.hasCode("ServicePrincipalIsNotAllowedByTenantAdminSwitch"):
 		return "A Power BI admin must enable the tenant setting \"Service principals can use Fabric APIs\" for a security group that contains this app"
 	case e.Status == http.StatusUnauthorized:
 		return "The service principal is not authorized: check the tenant settings \"Service principals can use Fabric APIs\" and \"Dataset Execute Queries REST API\", and that the app has a role (Viewer or higher) on the workspace"
@@ -71,7 +111,10 @@ func (e *APIError) Hint() string {
 func readAPIError(resp *http.Response) *APIError {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	e := &APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("RequestId")}
+	e := &APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("RequestId"), Info: strings.TrimSpace(resp.Header.Get("X-PowerBI-Error-Info"))}
+	if len(bytes.TrimSpace(trimBOM(raw))) == 0 {
+		return e // a header-only answer: the code is in Info
+	}
 	var body struct {
 		Error *serviceErrorBody `json:"error"`
 		// Some endpoints answer {"code": "...", "message": "..."} at the top.

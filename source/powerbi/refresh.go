@@ -147,7 +147,7 @@ func (e *RefreshFailedError) Error() string {
 // refreshHint is APIError.Hint for the refresh calls.
 func refreshHint(e *APIError) string {
 	switch {
-	case e.Code == "ServicePrincipalIsNotAllowedByTenantAdminSwitch":
+	case e.hasCode("ServicePrincipalIsNotAllowedByTenantAdminSwitch"):
 		return "A Power BI admin must enable the tenant setting \"Service principals can use Fabric APIs\" for a security group that contains this app"
 	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
 		return "Refreshing needs write access: give the app the Contributor role (or higher) on the workspace, and check the tenant setting \"Service principals can use Fabric APIs\""
@@ -551,7 +551,7 @@ func (p *Client) call(ctx context.Context, method string, target *url.URL, body 
 		}
 		apiErr := readAPIError(resp)
 		apiErr.Op = op
-		if apiErr.Code == "TokenExpired" && !renewed {
+		if apiErr.tokenExpired() && !renewed {
 			renewed = true
 			p.renewToken()
 			continue
