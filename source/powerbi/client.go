@@ -268,7 +268,7 @@ func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (Q
 			target = loc
 			continue
 		}
-		apiErr := readAPIError(resp)
+		apiErr := p.apiError(ctx, resp, "")
 		if apiErr.tokenExpired() && !renewed {
 			renewed = true
 			p.log.Info("access token expired at the service; retrying once with a new token", "requestId", apiErr.RequestID)

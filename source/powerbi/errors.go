@@ -2,10 +2,13 @@ package powerbi
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-json-experiment/json"
 )
@@ -23,6 +26,13 @@ type APIError struct {
 	// Op is the call that failed: "" for executeQueries, "refresh" for the
 	// refresh calls.
 	Op string
+
+	// For a 429: the wait the service asked for (Retry-After), the longest
+	// wait the client's retry policy accepts, and the attempts made (0 when
+	// unknown). When RetryAfter is beyond MaxWait, the policy stopped
+	// without waiting.
+	RetryAfter, MaxWait time.Duration
+	Attempts            int
 }
 
 func (e *APIError) Error() string {
@@ -100,11 +110,70 @@ func (e *APIError) Hint() string {
 	case e.Status == http.StatusNotFound:
 		return "The workspace or dataset was not found: check the ids, and that the app has Read and Build permission on the dataset (a missing permission looks the same as a wrong id)"
 	case e.Status == http.StatusTooManyRequests:
-		return "Still throttled after every retry: the service allows 120 queries per minute per principal, across all datasets"
+		return e.throttled("the service allows 120 queries per minute per principal, across all datasets")
 	case e.Status >= 500:
 		return "The service failed after every retry; try again later and quote the RequestId to Microsoft support if it persists"
 	}
 	return ""
+}
+
+// throttled says why a 429 was the last answer, and then why.
+func (e *APIError) throttled(why string) string {
+	if e.MaxWait > 0 && e.RetryAfter > e.MaxWait {
+		return fmt.Sprintf("The service asked to wait %s before the next request, %s more than the longest wait between retries (%s), so pbicopy stopped without waiting: %s; run it again later",
+			roundWait(e.RetryAfter), roundWait(e.RetryAfter-e.MaxWait), roundWait(e.MaxWait), why)
+	}
+	if e.Attempts > 0 {
+		return fmt.Sprintf("Still throttled after %d attempts: %s", e.Attempts, why)
+	}
+	return "Still throttled after every retry: " + why
+}
+
+// roundWait rounds a wait for a message: whole seconds, or milliseconds
+// under a second.
+func roundWait(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
+// retryAfter is the wait a response asks for, read as azcore's retry policy
+// reads it: retry-after-ms, x-ms-retry-after-ms, then Retry-After in
+// seconds or as an HTTP date. 0 when none.
+func retryAfter(resp *http.Response) time.Duration {
+	for _, h := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
+		if v := resp.Header.Get(h); v != "" {
+			if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+				return time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	v := resp.Header.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return max(time.Duration(secs)*time.Second, 0)
+	}
+	if t, err := time.Parse(time.RFC1123, v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+// apiError reads the error answer resp to a request sent under ctx, with
+// what the retry policy did when it was throttled.
+func (p *Client) apiError(ctx context.Context, resp *http.Response, op string) *APIError {
+	e := readAPIError(resp)
+	e.Op = op
+	if resp.StatusCode == http.StatusTooManyRequests {
+		e.RetryAfter, e.MaxWait = retryAfter(resp), p.retry.MaxRetryDelay
+		if st, ok := ctx.Value(attemptKey{}).(*attemptStats); ok {
+			e.Attempts = st.attempts
+		}
+	}
+	return e
 }
 
 // readAPIError reads an error response (at most 1 MiB of it) and closes it.

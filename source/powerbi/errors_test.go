@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 )
@@ -116,5 +117,41 @@ func TestAPIErrorShowsBothCodes(t *testing.T) {
 	e = &APIError{Status: 403, Code: "TokenExpired", Info: "TokenExpired"}
 	if got := e.Error(); strings.Count(got, "TokenExpired") != 1 {
 		t.Errorf("the same code twice: %s", got)
+	}
+}
+
+// TestThrottledBeyondTheCap: a Retry-After longer than the retry policy's
+// longest wait is not waited for, and the message says so, with how much
+// longer it was, instead of claiming that every retry was made.
+func TestThrottledBeyondTheCap(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{})
+	o := srv.Options()
+	pb := realClient(t, srv) // retries at most 2 times, waits at most 2 minutes
+	q := Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Sales"}
+
+	srv.Throttle(1, 5*time.Minute)
+	start := time.Now()
+	_, err := pb.ExecuteQuery(context.Background(), q, &nopRows{})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 429 {
+		t.Fatalf("err = %v, want a 429", err)
+	}
+	if time.Since(start) > 30*time.Second || srv.QueryRequests() != 1 {
+		t.Errorf("%d requests in %s: want one, without waiting", srv.QueryRequests(), time.Since(start))
+	}
+	for _, want := range []string{"asked to wait 5m0s", "3m0s more than", "(2m0s)", "120 queries per minute"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message lacks %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "every retry") || strings.Contains(err.Error(), "Still throttled") {
+		t.Errorf("message claims retries that were not made: %v", err)
+	}
+
+	// Within the cap, the retries are made and counted.
+	srv.Throttle(3, time.Second)
+	_, err = pb.ExecuteQuery(context.Background(), q, &nopRows{})
+	if err == nil || !strings.Contains(err.Error(), "Still throttled after 3 attempts") {
+		t.Errorf("throttled within the cap: %v", err)
 	}
 }

@@ -154,7 +154,7 @@ func refreshHint(e *APIError) string {
 	case e.Status == http.StatusNotFound:
 		return "The workspace, dataset or refresh was not found: check the ids, and that the app has a role (Contributor or higher) on the workspace"
 	case e.Status == http.StatusTooManyRequests:
-		return "Still throttled after every retry: a shared-capacity dataset allows 8 refreshes a day through the API"
+		return e.throttled("a shared-capacity dataset allows 8 refreshes a day through the API")
 	case e.Status >= 500:
 		return "The service failed after every retry; try again later and quote the RequestId to Microsoft support if it persists"
 	}
@@ -549,8 +549,7 @@ func (p *Client) call(ctx context.Context, method string, target *url.URL, body 
 		case resp.StatusCode < 400:
 			return resp, nil
 		}
-		apiErr := readAPIError(resp)
-		apiErr.Op = op
+		apiErr := p.apiError(ctx, resp, op)
 		if apiErr.tokenExpired() && !renewed {
 			renewed = true
 			p.renewToken()
