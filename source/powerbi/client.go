@@ -360,7 +360,7 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %.1f MB) and may be silently incomplete, so nothing was published: narrow the query (for example one query per day or month) or page it (RequestId %s)",
+	return fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %.1f MiB) and may be silently incomplete, so nothing was published: narrow the query (for example one query per day or month) or page it (RequestId %s)",
 		e.Rows, float64(e.Bytes)/(1<<20), e.RequestID)
 }
 

@@ -25,6 +25,13 @@ type ServiceError struct {
 	Code    string
 	Message string
 	Details string // pbi.error detail texts, joined
+	// ASCode is the AnalysisServicesErrorCode detail, when given: the
+	// engine's error number, which Microsoft support asks for.
+	ASCode string
+	// Rows is the number of rows received before the slot; Before is set
+	// when the slot came before the rows array (rows may have followed).
+	Rows   int64
+	Before bool
 }
 
 func (e *ServiceError) Error() string {
@@ -35,9 +42,21 @@ func (e *ServiceError) Error() string {
 	if msg == "" {
 		msg = "(no message)"
 	}
-	s := fmt.Sprintf("the service reported an error in the %s error slot after the rows: %s", e.Slot, msg)
+	var where string
+	switch {
+	case e.Before:
+		where = "before the rows"
+	case e.Rows == 0:
+		where = "with no rows before it"
+	default:
+		where = fmt.Sprintf("after %d rows", e.Rows)
+	}
+	s := fmt.Sprintf("the service reported an error in the %s error slot, %s: %s", e.Slot, where, msg)
 	if e.Code != "" {
 		s += " (code " + e.Code + ")"
+	}
+	if e.ASCode != "" {
+		s += " (AnalysisServicesErrorCode " + e.ASCode + ")"
 	}
 	if e.Truncated() {
 		s += "; the result is incomplete and nothing was published: narrow the query or page it"
@@ -68,17 +87,23 @@ type serviceErrorBody struct {
 	} `json:"pbi.error"`
 }
 
-func (b *serviceErrorBody) details() string {
+// details returns the detail texts of the pbi.error envelope, joined, and
+// its AnalysisServicesErrorCode apart.
+func (b *serviceErrorBody) details() (text, asCode string) {
 	if b.PBIError == nil {
-		return ""
+		return "", ""
 	}
 	var parts []string
 	for _, d := range b.PBIError.Details {
-		if d.Detail.Value != "" && d.Code != "AnalysisServicesErrorCode" {
+		switch {
+		case d.Detail.Value == "":
+		case d.Code == "AnalysisServicesErrorCode":
+			asCode = d.Detail.Value
+		default:
 			parts = append(parts, d.Detail.Value)
 		}
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(parts, "; "), asCode
 }
 
 // bomSkipper drops a leading UTF-8 byte-order mark.
@@ -128,6 +153,9 @@ func Decode(r io.Reader, recv rowReceiver) (DecodeStats, error) {
 	}
 	for _, e := range []*ServiceError{d.tableErr, d.resultErr, d.topErr} {
 		if e != nil {
+			// A slot read before the rows array is "before the rows" only
+			// if rows came after it.
+			e.Before = e.Before && d.rows > 0
 			return st, e
 		}
 	}
@@ -251,13 +279,14 @@ func (d *decoder) errorSlot(slot string) (*ServiceError, error) {
 	var body serviceErrorBody
 	if err := json.Unmarshal(v, &body); err != nil {
 		// Keep whatever the service said, even in an unexpected shape.
-		return &ServiceError{Slot: slot, Message: string(v)}, nil
+		return &ServiceError{Slot: slot, Message: string(v), Rows: d.rows, Before: !d.sawRows}, nil
 	}
 	code := body.Code
 	if code == "" && body.PBIError != nil {
 		code = body.PBIError.Code
 	}
-	return &ServiceError{Slot: slot, Code: code, Message: body.Message, Details: body.details()}, nil
+	details, asCode := body.details()
+	return &ServiceError{Slot: slot, Code: code, Message: body.Message, Details: details, ASCode: asCode, Rows: d.rows, Before: !d.sawRows}, nil
 }
 
 func (d *decoder) response() error {

@@ -86,8 +86,34 @@ func TestDecodeErrorSlots(t *testing.T) {
 		})
 	}
 	_, _, err := decodeString(t, `{"results":[{"tables":[{"rows":[],"error":{"code":"X","pbi.error":{"code":"X","details":[{"code":"DetailsMessage","detail":{"type":1,"value":"Failed to execute the DAX query."}},{"code":"AnalysisServicesErrorCode","detail":{"type":1,"value":"3239575574"}}]}}}]}]}`)
-	if err == nil || !strings.Contains(err.Error(), "Failed to execute the DAX query.") || strings.Contains(err.Error(), "3239575574") {
+	if err == nil || !strings.Contains(err.Error(), "Failed to execute the DAX query.") || !strings.Contains(err.Error(), "(AnalysisServicesErrorCode 3239575574)") {
 		t.Errorf("pbi.error details: %v", err)
+	}
+}
+
+// TestDecodeErrorSlotPosition: the message says where the slot came: after
+// how many rows, before the rows, or with no rows at all.
+func TestDecodeErrorSlotPosition(t *testing.T) {
+	e := `{"code":"X","message":"Query timeout exceeded"}`
+	cases := []struct{ name, body, want string }{
+		{"after rows", `{"results":[{"tables":[{"rows":[{"[a]":1},{"[a]":2}],"error":` + e + `}]}]}`, "table error slot, after 2 rows:"},
+		{"before rows", `{"results":[{"tables":[{"error":` + e + `,"rows":[{"[a]":1}]}]}]}`, "table error slot, before the rows:"},
+		{"top before results", `{"error":` + e + `,"results":[{"tables":[{"rows":[{"[a]":1}]}]}]}`, "response error slot, before the rows:"},
+		{"empty rows", `{"results":[{"tables":[{"rows":[],"error":` + e + `}]}]}`, "table error slot, with no rows before it:"},
+		{"no table", `{"results":[{"error":` + e + `}]}`, "result error slot, with no rows before it:"},
+		{"before empty rows", `{"results":[{"tables":[{"error":` + e + `,"rows":[]}]}]}`, "table error slot, with no rows before it:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := decodeString(t, c.body)
+			var se *ServiceError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "Query timeout exceeded") {
+				t.Errorf("err = %v, want %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "after the rows") {
+				t.Errorf("err = %v", err)
+			}
+		})
 	}
 }
 

@@ -18,6 +18,9 @@ type APIError struct {
 	Status  int
 	Code    string // from the body, e.g. DatasetExecuteQueriesError, PowerBIEntityNotFound
 	Message string // the service's message, or the DAX error detail text
+	// ASCode is the AnalysisServicesErrorCode of a DAX error: the
+	// engine's error number, which Microsoft support asks for.
+	ASCode string
 	// Info is the X-PowerBI-Error-Info header: the live service answers
 	// some token and access failures with it and an empty body
 	// (TokenExpired, InvalidToken, GroupNotAccessible, ...).
@@ -52,6 +55,9 @@ func (e *APIError) Error() string {
 	}
 	if e.Message != "" {
 		fmt.Fprintf(&b, ": %s", strings.TrimRight(e.Message, ". "))
+	}
+	if e.ASCode != "" {
+		fmt.Fprintf(&b, " (AnalysisServicesErrorCode %s)", e.ASCode)
 	}
 	if h := e.Hint(); h != "" {
 		fmt.Fprintf(&b, ". %s", h)
@@ -203,7 +209,7 @@ func readAPIError(resp *http.Response) *APIError {
 		if e.Code == "" && body.Error.PBIError != nil {
 			e.Code = body.Error.PBIError.Code
 		}
-		e.Message = body.Error.details()
+		e.Message, e.ASCode = body.Error.details()
 		if e.Message == "" {
 			e.Message = body.Error.Message
 		}

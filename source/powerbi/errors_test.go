@@ -155,3 +155,11 @@ func TestThrottledBeyondTheCap(t *testing.T) {
 		t.Errorf("throttled within the cap: %v", err)
 	}
 }
+
+// TestLimitErrorSaysMiB: the size is computed in MiB and says so.
+func TestLimitErrorSaysMiB(t *testing.T) {
+	e := &LimitError{Bytes: 15_100_000, Rows: 99_488, RequestID: "r"}
+	if got := e.Error(); !strings.Contains(got, "14.4 MiB") || strings.Contains(got, " MB)") {
+		t.Errorf("message: %s", got)
+	}
+}

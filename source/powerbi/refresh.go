@@ -487,7 +487,11 @@ func parseServiceException(s string) (code, message string) {
 		if code == "" && b.Error.PBIError != nil {
 			code = b.Error.PBIError.Code
 		}
-		message = cmpOr(message, cmpOr(b.Error.details(), b.Error.Message))
+		details, asCode := b.Error.details()
+		if asCode != "" {
+			details = strings.TrimSpace(details + " (AnalysisServicesErrorCode " + asCode + ")")
+		}
+		message = cmpOr(message, cmpOr(details, b.Error.Message))
 	}
 	return code, message
 }
