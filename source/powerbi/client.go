@@ -39,7 +39,8 @@ type Config struct {
 	// MaxRetries for throttling (429) and transient server errors; 0 means 8.
 	MaxRetries int
 	// ResultBytes is the per-query data limit past which a response may
-	// have been cut silently; 0 means MaxResultBytes (the service's 15 MB).
+	// have been cut silently; 0 means MaxResultBytes (the service's 15 MB),
+	// < 0 none.
 	ResultBytes int64
 	// Limiter, when not nil, paces every attempt (shared across clients).
 	Limiter *Limiter
@@ -109,7 +110,7 @@ func NewClient(cfg Config) (*Client, error) {
 		cred:     &refreshableCredential{cred: cfg.Credential},
 		scope:    cmp.Or(cfg.Scope, azure.PowerBIScope),
 		limiter:  cfg.Limiter,
-		maxBytes: cmp.Or(cfg.ResultBytes, MaxResultBytes),
+		maxBytes: cfg.ResultBytes,
 		client:   hc,
 		log:      cfg.Logger,
 		retry: policy.RetryOptions{
@@ -241,16 +242,17 @@ func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (Q
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			p.log.Debug("executeQueries answered", "requestId", st.requestID, "attempts", st.attempts)
-			ds, err := Decode(progressBody(ctx, resp.Body), recv)
+			ds, err := decode(progressBody(ctx, resp.Body), recv, limitsFor(p.maxBytes))
 			resp.Body.Close()
-			if err == nil && ds.Bytes >= p.maxBytes {
-				err = &LimitError{Bytes: ds.Bytes, Rows: ds.Rows, RequestID: st.requestID}
-			}
 			if err != nil {
 				var se *ServiceError
-				if errors.As(err, &se) {
+				var le *LimitError
+				switch {
+				case errors.As(err, &le):
+					le.RequestID = st.requestID
+				case errors.As(err, &se):
 					err = fmt.Errorf("%w (RequestId %s)", err, st.requestID)
-				} else if isStreamCut(err) {
+				case isStreamCut(err):
 					err = &StreamError{Err: err, RequestID: st.requestID}
 				}
 			}
@@ -353,15 +355,42 @@ func drain(resp *http.Response) {
 const MaxResultBytes = 15_000_000
 
 // LimitError reports a response that reached MaxResultBytes: it may have
-// been cut without an error, so nothing is published.
+// been cut without an error, so nothing is published. The rows before it
+// are a correct prefix of the result (a pager continues after them).
 type LimitError struct {
-	Bytes, Rows int64
+	Bytes, Rows int64 // bytes read, complete rows received
 	RequestID   string
+	Limit       int64 // the limit applied (MaxResultBytes unless configured)
+	// Overrun is set when the response went on further than the service
+	// ever sends past its limit: reading stopped there.
+	Overrun bool
+	// Value, when not 0, is the bound a single value passed: reading
+	// stopped there.
+	Value int64
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %.1f MiB) and may be silently incomplete, so nothing was published: narrow the query (for example one query per day or month) or page it (RequestId %s)",
-		e.Rows, float64(e.Bytes)/(1<<20), e.RequestID)
+	var what string
+	switch {
+	case e.Value > 0:
+		what = fmt.Sprintf("row %d holds a single value larger than %d bytes, so the response passes the service's 15 MB per-query limit; reading stopped there (%.1f MiB read)",
+			e.Rows+1, e.Value, float64(e.Bytes)/(1<<20))
+	case e.Overrun:
+		what = fmt.Sprintf("the response went on past the service's 15 MB per-query limit further than the service ever sends (it completes the row that crosses the limit, then stops); reading stopped after %d rows (%.1f MiB)",
+			e.Rows, float64(e.Bytes)/(1<<20))
+	default:
+		what = fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %.1f MiB) and may be silently incomplete", e.Rows, float64(e.Bytes)/(1<<20))
+	}
+	return what + ", so nothing was published: narrow the query (for example one query per day or month) or page it" + requestIDNote(e.RequestID)
+}
+
+// requestIDNote is " (RequestId id)", or "" without an id (a saved
+// response).
+func requestIDNote(id string) string {
+	if id == "" {
+		return ""
+	}
+	return " (RequestId " + id + ")"
 }
 
 // StreamError is a response body that broke off after HTTP 200: the

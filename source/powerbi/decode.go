@@ -42,6 +42,7 @@ func (e *ServiceError) Error() string {
 	if msg == "" {
 		msg = "(no message)"
 	}
+	msg = clip(msg)
 	var where string
 	switch {
 	case e.Before:
@@ -53,10 +54,10 @@ func (e *ServiceError) Error() string {
 	}
 	s := fmt.Sprintf("the service reported an error in the %s error slot, %s: %s", e.Slot, where, msg)
 	if e.Code != "" {
-		s += " (code " + e.Code + ")"
+		s += " (code " + clip(e.Code) + ")"
 	}
 	if e.ASCode != "" {
-		s += " (AnalysisServicesErrorCode " + e.ASCode + ")"
+		s += " (AnalysisServicesErrorCode " + clip(e.ASCode) + ")"
 	}
 	if e.Truncated() {
 		s += "; the result is incomplete and nothing was published: narrow the query or page it"
@@ -127,22 +128,135 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// limits bound what the decoder accepts of a response, so that neither a
+// broken service nor a hostile endpoint can make pbicopy read, hold or
+// print without end.
+type limits struct {
+	// resultBytes is the service's per-query limit (MaxResultBytes): a
+	// response that reaches it may have been cut silently and is refused
+	// (*LimitError). 0 or less: none (nor the bounds derived from it).
+	resultBytes int64
+	// valueBytes bounds a single name or value, as raw JSON.
+	valueBytes int64
+	// errorBytes bounds an error slot, as raw JSON.
+	errorBytes int64
+}
+
+// maxErrorSlotBytes bounds the raw JSON of one error slot. The service puts
+// one-line notices there ("More than 100000 rows in a query result", about
+// 100 bytes); 1 MiB is the bound readAPIError puts on a whole error answer.
+const maxErrorSlotBytes = 1 << 20
+
+// limitsFor returns the limits of a response under the per-query limit
+// resultBytes (0: MaxResultBytes; < 0: none).
+//
+// A single value is bounded by the per-query limit too: a value that size
+// makes its response reach the limit, which is refused anyway, so the bound
+// refuses nothing that could be published. It caps what one value costs:
+// the decoder's buffer and each copy made of it (builder, inference sample,
+// pager) hold a value whole, and a 100 MiB string used to cost 1.2 GB.
+func limitsFor(resultBytes int64) limits {
+	switch {
+	case resultBytes == 0:
+		resultBytes = MaxResultBytes
+	case resultBytes < 0:
+		return limits{valueBytes: MaxResultBytes, errorBytes: maxErrorSlotBytes}
+	}
+	return limits{resultBytes: resultBytes, valueBytes: resultBytes, errorBytes: maxErrorSlotBytes}
+}
+
+// overrun is the offset past which no row of a response may start. The
+// service stops after the row during which its count passes the limit. It
+// may count 15 MB as 15 MiB, 4.9% above MaxResultBytes, and only the rows:
+// 5% and 64 KiB for the envelope before the rows cover both. A response that
+// goes on beyond is refused at once, instead of after reading all of it.
+func (l limits) overrun() int64 {
+	if l.resultBytes <= 0 {
+		return 0
+	}
+	return l.resultBytes + l.resultBytes/20 + 64<<10
+}
+
+// ceiling is the offset past which nothing more is read: the row that
+// crosses the overrun offset may carry one more value at most.
+func (l limits) ceiling() int64 {
+	if l.resultBytes <= 0 {
+		return 0
+	}
+	return l.overrun() + l.valueBytes
+}
+
+// guardReader hands the body to the decoder, refusing a token (a name, a
+// value, or a whole error slot) larger than its bound and a body past the
+// ceiling. The decoder calls Read only when the token it is reading does not
+// fit what it holds, and holds at most 4 KiB otherwise, so what it holds
+// unread is the token in progress: the check costs one comparison per read.
+type guardReader struct {
+	r        io.Reader
+	dec      *jsontext.Decoder
+	read     int64 // bytes handed to the decoder
+	maxToken int64
+	ceiling  int64 // 0: none
+}
+
+// tokenTooLarge and pastCeiling are the guard's refusals; the decoder turns
+// them into a *LimitError with the rows it had read.
+type tokenTooLarge struct{ limit int64 }
+
+func (e *tokenTooLarge) Error() string {
+	return fmt.Sprintf("a single value is larger than %d bytes", e.limit)
+}
+
+type pastCeiling struct{ at int64 }
+
+func (e *pastCeiling) Error() string {
+	return fmt.Sprintf("the response goes on past byte %d", e.at)
+}
+
+func (g *guardReader) Read(p []byte) (int, error) {
+	if g.read-g.dec.InputOffset() > g.maxToken {
+		return 0, &tokenTooLarge{g.maxToken}
+	}
+	if g.ceiling > 0 && g.read > g.ceiling {
+		return 0, &pastCeiling{g.ceiling}
+	}
+	n, err := g.r.Read(p)
+	g.read += int64(n)
+	return n, err
+}
+
 // Decode streams an executeQueries response body from r into recv: the rows
 // of its single result table go to recv field by field, as they arrive; the
 // body is never held in memory. A leading BOM is skipped. After the rows,
 // all three error slots are checked: any error the service reported there
 // (for example the truncation notice "More than 100000 rows in a query
 // result") is returned as a *ServiceError, so the caller publishes nothing.
-// An error from recv is returned unwrapped.
+// A response that reaches the service's 15 MB limit (MaxResultBytes) may
+// have been cut without notice and is refused with a *LimitError, as soon as
+// it goes further than the service sends. An error from recv is returned
+// unwrapped.
 func Decode(r io.Reader, recv rowReceiver) (DecodeStats, error) {
+	return decode(r, recv, limitsFor(0))
+}
+
+func decode(r io.Reader, recv rowReceiver, lim limits) (DecodeStats, error) {
 	cr := &countingReader{r: r}
+	g := &guardReader{r: bomSkipper(cr), maxToken: lim.valueBytes, ceiling: lim.ceiling()}
 	d := &decoder{
-		dec:  jsontext.NewDecoder(bomSkipper(cr), jsontext.AllowDuplicateNames(true)),
-		recv: recv,
+		dec:    jsontext.NewDecoder(g, jsontext.AllowDuplicateNames(true)),
+		recv:   recv,
+		guard:  g,
+		lim:    lim,
+		stopAt: lim.overrun(),
 	}
+	g.dec = d.dec
 	err := d.response()
 	st := DecodeStats{Rows: d.rows, Bytes: cr.n}
 	if err != nil {
+		var le *LimitError
+		if errors.As(err, &le) {
+			le.Bytes = cr.n
+		}
 		return st, err
 	}
 	if _, err := d.dec.ReadToken(); !errors.Is(err, io.EOF) {
@@ -162,6 +276,9 @@ func Decode(r io.Reader, recv rowReceiver) (DecodeStats, error) {
 	if d.tables == 0 || !d.sawRows {
 		return st, errors.New("the response has no result rows: expected results[0].tables[0].rows")
 	}
+	if lim.resultBytes > 0 && st.Bytes >= lim.resultBytes {
+		return st, &LimitError{Bytes: st.Bytes, Rows: st.Rows, Limit: lim.resultBytes}
+	}
 	return st, nil
 }
 
@@ -170,6 +287,9 @@ type decoder struct {
 	recv   rowReceiver
 	rows   int64
 	tables int
+	guard  *guardReader
+	lim    limits
+	stopAt int64 // no row may start past this offset (limits.overrun); 0: none
 
 	sawRows                     bool
 	topErr, resultErr, tableErr *ServiceError
@@ -189,6 +309,14 @@ func (e *BodyError) Error() string { return e.Err.Error() }
 func (e *BodyError) Unwrap() error { return e.Err }
 
 func (d *decoder) syntax(err error) error {
+	var big *tokenTooLarge
+	var past *pastCeiling
+	switch {
+	case errors.As(err, &big):
+		return &LimitError{Rows: d.rows, Limit: d.lim.resultBytes, Value: big.limit}
+	case errors.As(err, &past):
+		return &LimitError{Rows: d.rows, Limit: d.lim.resultBytes, Overrun: true}
+	}
 	return &BodyError{d.describe(err)}
 }
 
@@ -269,8 +397,14 @@ func (d *decoder) skip() error {
 }
 
 func (d *decoder) errorSlot(slot string) (*ServiceError, error) {
+	d.guard.maxToken = d.lim.errorBytes
 	v, err := d.dec.ReadValue()
+	d.guard.maxToken = d.lim.valueBytes
 	if err != nil {
+		var big *tokenTooLarge
+		if errors.As(err, &big) {
+			return nil, &BodyError{fmt.Errorf("the %s error slot is larger than %d bytes: not an error the service sends", slot, big.limit)}
+		}
 		return nil, d.syntax(err)
 	}
 	if v.Kind() == 'n' {
@@ -372,6 +506,11 @@ func (d *decoder) rowsArray() error {
 			}
 			return nil
 		case '{':
+			if d.stopAt > 0 && dec.InputOffset() > d.stopAt {
+				// The service completes the row that crosses its limit,
+				// then stops: this row is one it never sends.
+				return &LimitError{Rows: d.rows, Limit: d.lim.resultBytes, Overrun: true}
+			}
 		case 0:
 			_, err := dec.ReadToken()
 			return d.syntax(err)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
 )
@@ -45,19 +46,20 @@ func (e *APIError) Error() string {
 		op = "executeQueries"
 	}
 	fmt.Fprintf(&b, "%s: HTTP %d", op, e.Status)
+	code, info := clip(e.Code), clip(e.Info)
 	switch {
-	case e.Code != "" && e.Info != "" && !strings.EqualFold(e.Info, e.Code):
-		fmt.Fprintf(&b, " %s, X-PowerBI-Error-Info: %s", e.Code, e.Info)
-	case e.Code != "":
-		fmt.Fprintf(&b, " %s", e.Code)
-	case e.Info != "":
-		fmt.Fprintf(&b, " X-PowerBI-Error-Info: %s", e.Info)
+	case code != "" && info != "" && !strings.EqualFold(info, code):
+		fmt.Fprintf(&b, " %s, X-PowerBI-Error-Info: %s", code, info)
+	case code != "":
+		fmt.Fprintf(&b, " %s", code)
+	case info != "":
+		fmt.Fprintf(&b, " X-PowerBI-Error-Info: %s", info)
 	}
 	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", strings.TrimRight(e.Message, ". "))
+		fmt.Fprintf(&b, ": %s", strings.TrimRight(clip(e.Message), ". "))
 	}
 	if e.ASCode != "" {
-		fmt.Fprintf(&b, " (AnalysisServicesErrorCode %s)", e.ASCode)
+		fmt.Fprintf(&b, " (AnalysisServicesErrorCode %s)", clip(e.ASCode))
 	}
 	if h := e.Hint(); h != "" {
 		fmt.Fprintf(&b, ". %s", h)
@@ -66,6 +68,25 @@ func (e *APIError) Error() string {
 		fmt.Fprintf(&b, " (RequestId %s)", e.RequestID)
 	}
 	return b.String()
+}
+
+// maxMessageBytes bounds the text of the service that a message quotes.
+// The service's messages are one line, a few hundred bytes at most (a DAX
+// syntax error quotes the query, which the user has anyway); an endpoint
+// that sends megabytes of message must not flood the logs with them.
+const maxMessageBytes = 2000
+
+// clip shortens s to maxMessageBytes, at a character boundary, saying how
+// long it was.
+func clip(s string) string {
+	if len(s) <= maxMessageBytes {
+		return s
+	}
+	cut := maxMessageBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", s[:cut], len(s))
 }
 
 // hasCode reports whether the service gave code, in the body or in the

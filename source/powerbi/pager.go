@@ -82,7 +82,9 @@ func (p *pager) run(ctx context.Context, recv rowReceiver) (pageStats, error) {
 		case errors.As(err, &se) && se.Truncated(), errors.As(err, &le):
 			// The rows received are a correct prefix of the page (the
 			// service completes the row it is on): keep them and fetch the
-			// rest of the page, smaller.
+			// rest of the page, smaller. A response refused mid-row leaves
+			// that row incomplete: drop it.
+			pr.discardRow()
 			st.Truncated++
 			if n == 1 {
 				return st, fmt.Errorf("page %d: a single row exceeds the service's limits: %w", st.Pages, err)
