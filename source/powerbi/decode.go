@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/go-json-experiment/json"
@@ -331,8 +332,18 @@ func (d *decoder) describe(err error) error {
 	return fmt.Errorf("read the response after %d rows: %w", d.rows, err)
 }
 
-// object walks the members of the object whose '{' is next, calling member
-// for each name; member must consume the value.
+// maxEnvelopeMembers bounds the members of an envelope object (the
+// response, results[0], tables[0]). The service sends two or three
+// (results, error, informationProtectionLabel; tables, error; rows,
+// error); the bound keeps the duplicate check below cheap whatever comes.
+const maxEnvelopeMembers = 64
+
+// object walks the members of the envelope object whose '{' is next,
+// calling member for each name; member must consume the value. A name given
+// twice is refused: the decoder runs with duplicate names allowed (checking
+// them costs 8% on the rows), and in the envelope a second "error": null
+// would erase a truncation notice, a second "rows" add rows. Row objects
+// are checked by the receiver (Builder).
 func (d *decoder) object(what string, member func(name string) error) error {
 	tok, err := d.dec.ReadToken()
 	if err != nil {
@@ -341,16 +352,27 @@ func (d *decoder) object(what string, member func(name string) error) error {
 	if tok.Kind() != '{' {
 		return fmt.Errorf("%s: expected an object, found %s", what, tok.Kind())
 	}
+	var seen [maxEnvelopeMembers]string
+	n := 0
 	for d.dec.PeekKind() != '}' {
 		if d.dec.PeekKind() == 0 {
 			_, err := d.dec.ReadToken()
 			return d.syntax(err)
 		}
-		name, err := d.dec.ReadToken()
+		tok, err := d.dec.ReadToken()
 		if err != nil {
 			return d.syntax(err)
 		}
-		if err := member(name.String()); err != nil {
+		name := tok.String()
+		if slices.Contains(seen[:n], name) {
+			return &BodyError{fmt.Errorf("the response is malformed: %s has the member %q twice, so it is ambiguous (a second one could hide an error or add rows)", what, clip(name))}
+		}
+		if n == len(seen) {
+			return &BodyError{fmt.Errorf("the response is malformed: %s has more than %d members", what, maxEnvelopeMembers)}
+		}
+		seen[n] = name
+		n++
+		if err := member(name); err != nil {
 			return err
 		}
 	}
@@ -412,6 +434,9 @@ func (d *decoder) errorSlot(slot string) (*ServiceError, error) {
 	}
 	var body serviceErrorBody
 	if err := json.Unmarshal(v, &body); err != nil {
+		if errors.Is(err, jsontext.ErrDuplicateName) {
+			return nil, &BodyError{fmt.Errorf("the response is malformed: its %s error slot is ambiguous: %w", slot, err)}
+		}
 		// Keep whatever the service said, even in an unexpected shape.
 		return &ServiceError{Slot: slot, Message: string(v), Rows: d.rows, Before: !d.sawRows}, nil
 	}

@@ -2,6 +2,7 @@ package powerbi
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -218,4 +219,49 @@ func TestReceiverErrorsAreNeverStreamCuts(t *testing.T) {
 	if !isStreamCut(err) {
 		t.Errorf("a body cut mid-rows is not a stream cut: %v", err)
 	}
+}
+
+// TestDecodeRefusesDuplicateEnvelopeNames: a name given twice in an
+// envelope object makes the response ambiguous: a later "error": null
+// would erase a truncation notice, a second "rows" would add rows.
+func TestDecodeRefusesDuplicateEnvelopeNames(t *testing.T) {
+	trunc := `{"code":"DatasetExecuteQueriesError","message":"More than 100000 rows in a query result"}`
+	cases := map[string]struct{ body, want string }{
+		"table error erased":    {`{"results":[{"tables":[{"rows":[{"[a]":1}],"error":` + trunc + `,"error":null}]}]}`, `results[0].tables[0] has the member "error" twice`},
+		"result error erased":   {`{"results":[{"tables":[{"rows":[{"[a]":1}]}],"error":` + trunc + `,"error":null}]}`, `results[0] has the member "error" twice`},
+		"response error erased": {`{"results":[{"tables":[{"rows":[{"[a]":1}]}]}],"error":` + trunc + `,"error":null}`, `response has the member "error" twice`},
+		"escaped name":          {`{"results":[{"tables":[{"rows":[{"[a]":1}],"error":` + trunc + `,"err\u006fr":null}]}]}`, `has the member "error" twice`},
+		"rows twice":            {`{"results":[{"tables":[{"rows":[{"[a]":1}],"rows":[{"[a]":2}]}]}]}`, `has the member "rows" twice`},
+		"tables twice":          {`{"results":[{"tables":[{"rows":[]}],"tables":[{"rows":[]}]}]}`, `has the member "tables" twice`},
+		"results twice":         {`{"results":[{"tables":[{"rows":[]}]}],"results":[{"tables":[{"rows":[]}]}]}`, `has the member "results" twice`},
+		"label twice":           {`{"informationProtectionLabel":{},"informationProtectionLabel":{},"results":[{"tables":[{"rows":[]}]}]}`, `has the member "informationProtectionLabel" twice`},
+		"inside an error slot":  {`{"results":[{"tables":[{"rows":[],"error":{"code":"X","message":"a","message":"b"}}]}]}`, "table error slot is ambiguous"},
+		"too many members":      {`{` + manyMembers(maxEnvelopeMembers+1) + `"results":[{"tables":[{"rows":[]}]}]}`, "more than 64 members"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := decodeString(t, c.body)
+			var be *BodyError
+			if !errors.As(err, &be) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want a BodyError with %q", err, c.want)
+			}
+			if isStreamCut(err) {
+				t.Errorf("an ambiguous response is not a broken stream: %v", err)
+			}
+		})
+	}
+	// Unknown members, each once, are still skipped; rows may repeat keys
+	// as far as the decoder is concerned (the Builder refuses them).
+	rec, _, err := decodeString(t, `{"a":1,"b":{"a":1,"a":2},"results":[{"x":[],"tables":[{"y":null,"rows":[{"[a]":1,"[a]":2}]}]}]}`)
+	if err != nil || len(rec.rows) != 1 || len(rec.rows[0]) != 2 {
+		t.Errorf("err = %v, rows %v", err, rec.rows)
+	}
+}
+
+func manyMembers(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `"m%d":%d,`, i, i)
+	}
+	return b.String()
 }
