@@ -148,7 +148,10 @@ type Server struct {
 	failInfo      string
 	cuts          int
 	cutAfter      int64
-	window        []time.Time // times of the requests served in the rate window
+	stalls        int
+	stallAfter    int64
+	closing       chan struct{} // closed by Close: stalled answers give up
+	window        []time.Time   // times of the requests served in the rate window
 	refresh       refreshState
 }
 
@@ -189,7 +192,7 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fakepbi: make certificate: %w", err)
 	}
-	s := &Server{opts: opts, pool: pool, tokens: map[string]issuedToken{}}
+	s := &Server{opts: opts, pool: pool, tokens: map[string]issuedToken{}, closing: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.openIDConfiguration)
 	mux.HandleFunc("/{tenant}/oauth2/v2.0/token", s.token)
@@ -238,8 +241,16 @@ func (s *Server) CertPool() *x509.CertPool { return s.pool }
 // Options returns the options in effect, defaults filled in.
 func (s *Server) Options() Options { return s.opts }
 
-// Close stops the server, cutting responses still in progress.
+// Close stops the server, cutting responses still in progress (stalled
+// ones included).
 func (s *Server) Close() {
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+	default:
+		close(s.closing)
+	}
+	s.mu.Unlock()
 	s.ts.CloseClientConnections()
 	s.ts.Close()
 }
@@ -285,6 +296,19 @@ func (s *Server) CutBody(n int, afterBytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cuts, s.cutAfter = n, afterBytes
+}
+
+// Stall makes the next n executeQueries calls that would answer 200 go
+// silent, as a stalled service does: with afterBytes < 0 they send nothing
+// at all, not even the status line; otherwise they send the status, the
+// headers and the first afterBytes bytes of the body (a body shorter than
+// that is sent whole, but the response never ends). Then nothing more comes until
+// the client gives up or the server is closed; the connection is then
+// aborted.
+func (s *Server) Stall(n int, afterBytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stalls, s.stallAfter = n, afterBytes
 }
 
 // Redirect makes the next n executeQueries calls answer 307 with a Location
@@ -483,19 +507,41 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 	if cut {
 		s.cuts--
 	}
+	stall, stallAfter := s.stalls > 0, s.stallAfter
+	if stall {
+		s.stalls--
+	}
 	s.mu.Unlock()
 
+	silence := func() {
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
+	}
+	if stall && stallAfter < 0 {
+		silence()
+		panic(http.ErrAbortHandler)
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	flush := func() { _ = rc.Flush() }
 	var dst io.Writer = w
-	if cut {
+	switch {
+	case stall:
+		flush() // the status and headers, at least
+		dst = &cutWriter{w: w, left: stallAfter, flush: flush, then: silence}
+	case cut:
 		dst = &cutWriter{w: w, left: cutAfter, flush: flush}
 	}
 	includeNulls := rec.IncludeNulls != nil && *rec.IncludeNulls
 	err = writeBody(dst, flush, rel, includeNulls, s.opts.BOM, s.opts.limits())
-	if err == nil && cut {
+	if err == nil && (cut || stall) {
+		// The body was shorter than the cut: it still must not end well.
+		if stall {
+			silence()
+		}
 		err = errCut
 	}
 	if err != nil {
@@ -520,11 +566,13 @@ func (s *Server) logf(format string, args ...any) {
 
 var errCut = errors.New("fakepbi: body cut as requested by CutBody")
 
-// cutWriter passes through the first left bytes, then fails.
+// cutWriter passes through the first left bytes, then (after then, when
+// not nil) fails.
 type cutWriter struct {
 	w     io.Writer
 	left  int64
 	flush func()
+	then  func()
 }
 
 func (c *cutWriter) Write(p []byte) (int, error) {
@@ -538,6 +586,9 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 	c.flush()
 	if err != nil {
 		return n, err
+	}
+	if c.then != nil {
+		c.then()
 	}
 	return n, errCut
 }

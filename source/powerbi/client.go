@@ -47,7 +47,12 @@ type Config struct {
 	// RetryDelay is the first back-off delay when the service sends no
 	// Retry-After; 0 means 2s. Tests shorten it.
 	RetryDelay time.Duration
-	Logger     *slog.Logger
+	// IdleTimeout bounds each wait for the next bytes of a response, and
+	// RequestTimeout each attempt as a whole (source.powerbi.timeouts); 0
+	// means that block's defaults. A request that runs out fails with a
+	// *StallError.
+	IdleTimeout, RequestTimeout time.Duration
+	Logger                      *slog.Logger
 }
 
 // Query is one DAX query against one dataset.
@@ -77,6 +82,7 @@ type Client struct {
 	maxBytes int64
 	client   *http.Client
 	retry    policy.RetryOptions
+	timeouts timeoutPolicy
 	log      *slog.Logger
 
 	mu sync.Mutex
@@ -122,6 +128,13 @@ func NewClient(cfg Config) (*Client, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	p.timeouts.idle, p.timeouts.request = (*source.TimeoutsSpec)(nil).Durations()
+	if cfg.IdleTimeout > 0 {
+		p.timeouts.idle = cfg.IdleTimeout
+	}
+	if cfg.RequestTimeout > 0 {
+		p.timeouts.request = cfg.RequestTimeout
+	}
 	if cfg.MaxRetries > 0 {
 		p.retry.MaxRetries = int32(cfg.MaxRetries)
 	}
@@ -137,7 +150,9 @@ func (p *Client) newPipeline() runtime.Pipeline {
 	bearer := runtime.NewBearerTokenPolicy(p.cred, []string{p.scope}, &policy.BearerTokenOptions{
 		InsecureAllowCredentialWithHTTP: p.endpoint.Scheme == "http",
 	})
-	perRetry := []policy.Policy{bearer, attemptPolicy{}}
+	// The timeouts come last, so that they time the service alone, not the
+	// rate limiter or the issuing of a token.
+	perRetry := []policy.Policy{bearer, attemptPolicy{}, p.timeouts}
 	if p.limiter != nil {
 		perRetry = append([]policy.Policy{limiterPolicy{p.limiter}}, perRetry...)
 	}
@@ -247,9 +262,15 @@ func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (Q
 			if err != nil {
 				var se *ServiceError
 				var le *LimitError
+				var stall *StallError
 				switch {
+				case ctx.Err() != nil:
+					// The caller gave up (a context deadline passes for a
+					// network timeout): not a body that broke off.
 				case errors.As(err, &le):
 					le.RequestID = st.requestID
+				case errors.As(err, &stall):
+					err = &StallError{Phase: stall.Phase, Timeout: stall.Timeout, Waited: stall.Waited, Rows: ds.Rows, RequestID: st.requestID}
 				case errors.As(err, &se):
 					err = fmt.Errorf("%w (RequestId %s)", err, st.requestID)
 				case isStreamCut(err):

@@ -93,9 +93,11 @@ func (c *Connector) Client(ctx context.Context, pb *source.PowerBISpec) (*Client
 	if err != nil {
 		return nil, err
 	}
+	idle, request := pb.Timeouts.Durations()
 	cl, err := NewClient(Config{
 		Endpoint: cmp.Or(pb.Endpoint, cloud.PowerBI), Scope: cloud.PowerBIScope, Credential: cred,
 		HTTPClient: c.HTTPClient, Logger: c.logger(), RetryDelay: c.RetryDelay, Limiter: c.Limiter(), ResultBytes: c.ResultBytes,
+		IdleTimeout: idle, RequestTimeout: request,
 	})
 	if err != nil {
 		return nil, err
