@@ -377,8 +377,11 @@ func TestBuilderDate(t *testing.T) {
 		{"date", `"2024-02-29T12:30:00"`, nil, "has a time of day other than midnight: declare the column as timestamp"},
 		{"date", `"2024-02-29T00:00:01"`, nil, "declare the column as timestamp"},
 		{"date", `"2024-02-29T00:00:00.0000001"`, nil, "declare the column as timestamp"},
-		// Rounding must not turn a time just before midnight into a date.
+		// A time just before midnight is not a date, nor the next day.
 		{"date", `"2024-02-28T23:59:59.9999999"`, nil, "declare the column as timestamp"},
+		{"date", `"9999-12-31T23:59:59.9999999"`, nil, "declare the column as timestamp"},
+		{"date", `"9999-12-31T00:00:00.0000001"`, nil, "declare the column as timestamp"},
+		{"date", `"9999-12-31T00:00:00.0000000"`, "9999-12-31", ""},
 		{"date", `"2024-02-29T24:00:00"`, nil, "has an invalid time of day"},
 		{"date", `"2024-02-29T00:00:00+02:00"`, nil, "time zone offsets are not accepted"},
 		{"date", `"2024/02/29"`, nil, "is not an ISO 8601 date"},
@@ -396,14 +399,18 @@ func TestBuilderTimestamp(t *testing.T) {
 		{"timestamp", `"2024-03-31T23:59:59"`, "2024-03-31T23:59:59.000000", ""},
 		{"timestamp", `"2024-03-31T23:59:59.5"`, "2024-03-31T23:59:59.500000", ""},
 		{"timestamp", `"2024-03-31T23:59:59.123456"`, "2024-03-31T23:59:59.123456", ""},
-		// 7 digits (.NET ticks) are rounded half up to the microsecond.
+		// 7 digits (.NET ticks) are truncated to the microsecond, never
+		// rounded: the "valid to" sentinel stays in year 9999, and no value
+		// moves to the next second or day.
 		{"timestamp", `"2024-03-31T23:59:59.1234564"`, "2024-03-31T23:59:59.123456", ""},
-		{"timestamp", `"2024-03-31T23:59:59.1234565"`, "2024-03-31T23:59:59.123457", ""},
-		{"timestamp", `"2024-03-31T23:59:59.123456789"`, "2024-03-31T23:59:59.123457", ""},
-		{"timestamp", `"2024-03-31T10:00:00.9999995"`, "2024-03-31T10:00:01.000000", ""},
-		{"timestamp", `"2024-03-31T23:59:59.9999995"`, "2024-04-01T00:00:00.000000", ""},
-		{"timestamp", `"2024-12-31T23:59:59.9999999"`, "2025-01-01T00:00:00.000000", ""},
+		{"timestamp", `"2024-03-31T23:59:59.1234565"`, "2024-03-31T23:59:59.123456", ""},
+		{"timestamp", `"2024-03-31T23:59:59.123456789"`, "2024-03-31T23:59:59.123456", ""},
+		{"timestamp", `"2024-03-31T10:00:00.9999995"`, "2024-03-31T10:00:00.999999", ""},
+		{"timestamp", `"2024-03-31T23:59:59.9999995"`, "2024-03-31T23:59:59.999999", ""},
+		{"timestamp", `"2024-12-31T23:59:59.9999999"`, "2024-12-31T23:59:59.999999", ""},
 		{"timestamp", `"2024-03-31T23:59:59.9999994"`, "2024-03-31T23:59:59.999999", ""},
+		{"timestamp", `"9999-12-31T23:59:59.9999999"`, "9999-12-31T23:59:59.999999", ""},
+		{"timestamp", `"9999-12-31T23:59:59.999999999"`, "9999-12-31T23:59:59.999999", ""},
 		{"timestamp", `"2024-02-29T10:11:12Z"`, "2024-02-29T10:11:12.000000", ""},
 		{"timestamp", `"2024-02-29T10:11:12.5Z"`, "2024-02-29T10:11:12.500000", ""},
 		{"timestamp", `"2024-02-29 10:11:12"`, "2024-02-29T10:11:12.000000", ""},

@@ -261,7 +261,7 @@ func parseBool(raw []byte) (bool, error) {
 // civil is a parsed ISO-8601 date or date-time without a zone.
 type civil struct {
 	days     int32 // days since 1970-01-01
-	micros   int64 // microseconds since midnight, rounded
+	micros   int64 // microseconds since midnight, truncated
 	hasTime  bool
 	midnight bool // the time of day, as written, is absent or all zeros
 }
@@ -270,8 +270,10 @@ var errTimeSuffix = errors.New("has an unexpected suffix (time zone offsets are 
 
 // parseCivil parses "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SS[.fffffffff]",
 // optionally followed by "Z" (a zone offset is refused: values are wall-clock
-// model time). Fractional digits beyond the microsecond are rounded half up,
-// as PostgreSQL does.
+// model time). Fractional digits beyond the microsecond are truncated, never
+// rounded: rounding would turn the usual "valid to" sentinel
+// 9999-12-31T23:59:59.9999999 into year 10000, and move a value just before
+// midnight into the next day.
 func parseCivil(s []byte) (civil, error) {
 	var c civil
 	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
@@ -323,27 +325,18 @@ func parseCivil(s []byte) (civil, error) {
 				return c, errors.New("has an invalid fraction of a second")
 			}
 			if ch != '0' {
-				// Checked on the digits, not on micros: rounding can turn a
-				// time just before midnight into the next midnight.
+				// Checked on the digits, not on micros: a date column must
+				// not take 00:00:00.0000001 for midnight either.
 				c.midnight = false
 			}
-			switch {
-			case i < 6:
+			if i < 6 {
 				us = us*10 + int64(ch-'0')
-			case i == 6:
-				if ch >= '5' {
-					us++
-				}
 			}
 		}
 		for i := len(frac); i < 6; i++ {
 			us *= 10
 		}
 		c.micros += us
-		if c.micros >= 86_400_000_000 { // 23:59:59.9999995 rounds into the next day
-			c.micros -= 86_400_000_000
-			c.days++
-		}
 	}
 	return c, nil
 }
