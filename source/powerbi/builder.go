@@ -251,6 +251,10 @@ func (b *Builder) appender(i int, t mapping.Type) func([]byte) error {
 		f := fb.(*array.Float64Builder)
 		return func(raw []byte) error {
 			if !isNumber(raw) {
+				if v, ok := nonFinite(raw); ok {
+					f.Append(v)
+					return nil
+				}
 				return kindMismatch(raw, "a number")
 			}
 			v, err := parseFloat64(raw)

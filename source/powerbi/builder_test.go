@@ -236,6 +236,14 @@ func TestBuilderFloat64(t *testing.T) {
 		{"float64", `1e999`, nil, "is out of the float64 range"},
 		{"float64", `-1e999`, nil, "is out of the float64 range"},
 		{"float64", `1.8e308`, nil, "is out of the float64 range"},
+		// DAX returns these for x/0 and 0/0; serialisers write them as
+		// strings. The bare tokens are not JSON (the decoder refuses them).
+		{"float64", `"Infinity"`, math.Inf(1), ""},
+		{"float64", `"-Infinity"`, math.Inf(-1), ""},
+		{"float64", `"NaN"`, math.NaN(), ""},
+		{"float64", `"nan"`, nil, "is a string, not a number"},
+		{"float64", `"Inf"`, nil, "is a string, not a number"},
+		{"float64", `"+Infinity"`, nil, "is a string, not a number"},
 		{"float64", `"1.5"`, nil, "is a string, not a number"},
 		{"float64", `false`, nil, "is a boolean, not a number"},
 		{"float64", `1.2.3`, nil, "expected a JSON number"},

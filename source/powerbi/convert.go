@@ -110,6 +110,24 @@ func parseInt64(raw []byte) (int64, error) {
 	return int64(u), nil
 }
 
+// nonFinite reads the strings a JSON serialiser writes for the values JSON
+// numbers cannot hold, which DAX returns for x/0 and 0/0: "Infinity",
+// "-Infinity" and "NaN" (as .NET's serialisers write them). The bare tokens
+// some serialisers write instead (Infinity, NaN) are not JSON: the decoder
+// refuses the response, as telling them from text without tracking every
+// string of the body would slow it down.
+func nonFinite(raw []byte) (float64, bool) {
+	switch string(raw) {
+	case `"NaN"`:
+		return math.NaN(), true
+	case `"Infinity"`:
+		return math.Inf(1), true
+	case `"-Infinity"`:
+		return math.Inf(-1), true
+	}
+	return 0, false
+}
+
 // parseFloat64 parses a number literal as the nearest float64.
 func parseFloat64(raw []byte) (float64, error) {
 	if !isNumber(raw) {

@@ -327,6 +327,13 @@ func (d *decoder) describe(err error) error {
 	}
 	var se *jsontext.SyntacticError
 	if errors.As(err, &se) {
+		rest := bytes.TrimLeft(d.dec.UnreadBuffer(), ",: \t\r\n")
+		for _, tok := range []string{"NaN", "Infinity", "-Infinity"} {
+			// The token may be cut by the end of what the decoder holds.
+			if len(rest) > 0 && (bytes.HasPrefix(rest, []byte(tok)) || strings.HasPrefix(tok, string(rest))) {
+				return fmt.Errorf("the response is not valid JSON near byte %d, after %d rows: a bare %s (JSON has no such number; write it as the string \"%s\", which a float64 column reads): %w", se.ByteOffset, d.rows, tok, tok, err)
+			}
+		}
 		return fmt.Errorf("the response is not valid JSON near byte %d, after %d rows: %w", se.ByteOffset, d.rows, err)
 	}
 	return fmt.Errorf("read the response after %d rows: %w", d.rows, err)

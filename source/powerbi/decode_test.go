@@ -265,3 +265,21 @@ func manyMembers(n int) string {
 	}
 	return b.String()
 }
+
+// TestDecodeBareNonFiniteNumbers: bare NaN and Infinity are not JSON; the
+// response is refused with a message that says what was found and which
+// form is read (the string, into a float64 column).
+func TestDecodeBareNonFiniteNumbers(t *testing.T) {
+	for _, tok := range []string{"NaN", "Infinity", "-Infinity"} {
+		_, _, err := decodeString(t, `{"results":[{"tables":[{"rows":[{"[a]":1},{"[a]": `+tok+`}]}]}]}`)
+		want := "a bare " + tok + " (JSON has no such number; write it as the string \"" + tok + "\""
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "after 1 rows") {
+			t.Errorf("%s: err = %v, want %q", tok, err, want)
+		}
+	}
+	// The strings pass through the decoder (the column's type decides).
+	rec, _, err := decodeString(t, `{"results":[{"tables":[{"rows":[{"[a]":"NaN","[b]":"-Infinity"}]}]}]}`)
+	if err != nil || rec.rows[0][0][1] != `"NaN"` || rec.rows[0][1][1] != `"-Infinity"` {
+		t.Errorf("strings: %v %v", err, rec.rows)
+	}
+}

@@ -36,6 +36,7 @@ func FuzzBuilderValues(f *testing.F) {
 		`"2024-02-29"`, `"2024-02-29T00:00:00"`, `"2024-03-31T23:59:59.997"`, `"2024-03-31T23:59:59.9999995"`,
 		`"2023-02-29"`, `"2024-02-29T00:00:00+02:00"`, `"2024-02-29T00:00:00Z"`, `"0000-01-01"`,
 		`{}`, `[]`, `-`, `.`, `1.`, `.5`, `1e`, `1e+`, `0x10`, `Inf`, `-Inf`, `NaN`, `nope`, ``,
+		`"Infinity"`, `"-Infinity"`, `"NaN"`, `Infinity`,
 		`"9999-12-31T23:59:59.9999999"`,
 		"\xff", "\"\xff\"",
 	} {
@@ -122,7 +123,12 @@ func checkFuzzValue(t *testing.T, typ mapping.Type, value []byte) {
 			t.Fatalf("%s %q accepted as unscaled %s, want %v (fits: %v)", typ, value, got, want, fits)
 		}
 	case mapping.Float64:
-		if got := col.(*array.Float64).Value(0); math.IsInf(got, 0) || math.IsNaN(got) {
+		got := col.(*array.Float64).Value(0)
+		want, special := map[string]float64{`"Infinity"`: math.Inf(1), `"-Infinity"`: math.Inf(-1), `"NaN"`: math.NaN()}[string(value)]
+		switch {
+		case special && math.Float64bits(got) != math.Float64bits(want):
+			t.Fatalf("%s %q accepted as %v", typ, value, got)
+		case !special && (math.IsInf(got, 0) || math.IsNaN(got)):
 			t.Fatalf("%s %q accepted as %v", typ, value, got)
 		}
 	case mapping.Date:

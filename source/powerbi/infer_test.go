@@ -3,6 +3,7 @@ package powerbi
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,6 +104,10 @@ func TestInferTypes(t *testing.T) {
 			[]any{"2024-02-28T23:59:59.999999", "2024-02-29T00:00:00.000000"}},
 		{"valid-to sentinel", []string{`"9999-12-31T23:59:59.9999999"`, `"2024-02-29T10:00:00"`}, "timestamp", "",
 			[]any{"9999-12-31T23:59:59.999999", "2024-02-29T10:00:00.000000"}},
+		{"infinities and NaN", []string{`"Infinity"`, `1`, `"-Infinity"`, `"NaN"`, `null`}, "float64", "",
+			[]any{math.Inf(1), 1.0, math.Inf(-1), math.NaN(), nil}},
+		{"only infinities", []string{`"Infinity"`, `"-Infinity"`}, "float64", "", []any{math.Inf(1), math.Inf(-1)}},
+		{"NaN among text", []string{`"NaN"`, `"abc"`}, "string", "", []any{"NaN", "abc"}},
 		{"strings", []string{`"abc"`, `"2024-02-29"`, `""`}, "string", "", []any{"abc", "2024-02-29", ""}},
 		{"zoned date-times are strings", []string{`"2024-02-29T00:00:00+02:00"`}, "string", "", nil},
 		{"numbers and strings", []string{`1`, `"a"`, `12.50`}, "string", "mixes numbers, booleans and strings",
