@@ -66,8 +66,15 @@ func stringContent(raw, scratch []byte) ([]byte, []byte, error) {
 	return out, out, nil
 }
 
+var (
+	errNotInteger = errors.New("is not an integer")
+	errInt64Range = errors.New("is out of the int64 range")
+)
+
 // parseInt64 parses an integer literal exactly. A literal with a fraction of
-// zeros ("12.0") is accepted; any other fraction or an exponent is not.
+// zeros ("12.0") is accepted, and one with an exponent when its value is a
+// whole number ("1E+15", as serialisers write large doubles); any other
+// fraction is not.
 func parseInt64(raw []byte) (int64, error) {
 	if !isNumber(raw) {
 		return 0, errNotNumber
@@ -78,9 +85,11 @@ func parseInt64(raw []byte) (int64, error) {
 		digits = raw[1:]
 	}
 	if i := bytes.IndexAny(digits, ".eE"); i >= 0 {
-		rest := digits[i:]
-		if rest[0] != '.' || len(bytes.TrimRight(rest[1:], "0")) > 0 {
-			return 0, errors.New("is not an integer")
+		if bytes.IndexAny(digits[i:], "eE") >= 0 {
+			return parseInt64Exp(neg, digits)
+		}
+		if len(bytes.TrimRight(digits[i+1:], "0")) > 0 {
+			return 0, errNotInteger
 		}
 		digits = digits[:i]
 	}
@@ -94,20 +103,86 @@ func parseInt64(raw []byte) (int64, error) {
 		}
 		d := uint64(c - '0')
 		if u > (math.MaxUint64-d)/10 {
-			return 0, errors.New("is out of the int64 range")
+			return 0, errInt64Range
 		}
 		u = u*10 + d
 	}
+	return signedInt64(neg, u)
+}
+
+// signedInt64 is u with its sign, if it fits an int64.
+func signedInt64(neg bool, u uint64) (int64, error) {
 	if neg {
 		if u > 1<<63 {
-			return 0, errors.New("is out of the int64 range")
+			return 0, errInt64Range
 		}
 		return int64(-u), nil //nolint:gosec // checked above; -(1<<63) wraps to MinInt64
 	}
 	if u > math.MaxInt64 {
-		return 0, errors.New("is out of the int64 range")
+		return 0, errInt64Range
 	}
 	return int64(u), nil
+}
+
+// parseInt64Exp parses the digits (after the sign) of a number literal with
+// an exponent as an int64: its value must be whole and fit. It never goes
+// through float64: 9007199254740993E0 stays exact.
+func parseInt64Exp(neg bool, digits []byte) (int64, error) {
+	e := bytes.IndexAny(digits, "eE")
+	mant, expText := digits[:e], digits[e+1:]
+	exp, err := strconv.Atoi(string(expText))
+	if err != nil && !errors.Is(err, strconv.ErrRange) { // out of range: exp is clamped
+		return 0, errNotNumber
+	}
+	intPart, frac := mant, []byte(nil)
+	if i := bytes.IndexByte(mant, '.'); i >= 0 {
+		intPart, frac = mant[:i], mant[i+1:]
+	}
+	if len(intPart) == 0 {
+		return 0, errNotNumber
+	}
+	all := [2][]byte{intPart, frac}
+	n := len(intPart) + len(frac)
+	for k := range n {
+		if c := digitAt(all, k); c < '0' || c > '9' {
+			return 0, errNotNumber
+		}
+	}
+	// The value is digits * 10^shift. Skip the leading zeros; beyond these
+	// bounds the outcome no longer depends on the exponent, and clamping
+	// keeps the arithmetic below from overflowing.
+	first := 0
+	for first < n && digitAt(all, first) == '0' {
+		first++
+	}
+	if first == n {
+		return 0, nil // zero, whatever the exponent
+	}
+	shift := min(max(exp, -2*n-1), 2*n+20) - len(frac)
+	keep := n
+	if shift < 0 {
+		keep = n + shift // digits after the point must be zeros
+		for k := max(keep, first); k < n; k++ {
+			if digitAt(all, k) != '0' {
+				return 0, errNotInteger
+			}
+		}
+		shift = 0
+	}
+	if keep-first+shift > 19 {
+		return 0, errInt64Range
+	}
+	var u uint64
+	for k := first; k < keep; k++ {
+		u = u*10 + uint64(digitAt(all, k)-'0')
+	}
+	for range shift {
+		if u > math.MaxUint64/10 {
+			return 0, errInt64Range
+		}
+		u *= 10
+	}
+	return signedInt64(neg, u)
 }
 
 // nonFinite reads the strings a JSON serialiser writes for the values JSON

@@ -108,6 +108,7 @@ func TestInferTypes(t *testing.T) {
 			[]any{math.Inf(1), 1.0, math.Inf(-1), math.NaN(), nil}},
 		{"only infinities", []string{`"Infinity"`, `"-Infinity"`}, "float64", "", []any{math.Inf(1), math.Inf(-1)}},
 		{"NaN among text", []string{`"NaN"`, `"abc"`}, "string", "", []any{"NaN", "abc"}},
+		{"whole numbers with exponents", []string{`1E+15`, `2`}, "float64", "", []any{1e15, 2.0}},
 		{"strings", []string{`"abc"`, `"2024-02-29"`, `""`}, "string", "", []any{"abc", "2024-02-29", ""}},
 		{"zoned date-times are strings", []string{`"2024-02-29T00:00:00+02:00"`}, "string", "", nil},
 		{"numbers and strings", []string{`1`, `"a"`, `12.50`}, "string", "mixes numbers, booleans and strings",
