@@ -568,7 +568,7 @@ func (d *decoder) rowsArray() error {
 			// The name is only valid until the next call on the decoder.
 			nameCopy := d.nameBuf(name)
 			if vk := dec.PeekKind(); vk == '{' || vk == '[' {
-				return fmt.Errorf("row %d: key %s holds a nested %s; expected a scalar value", d.rows+1, nameCopy, vk)
+				return fmt.Errorf("row %d: key %s holds a nested %s; expected a scalar value", d.rows+1, displayValue(nameCopy), vk)
 			}
 			value, err := dec.ReadValue()
 			if err != nil {

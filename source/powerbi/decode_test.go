@@ -199,16 +199,6 @@ func TestDecodeManyRowsAcrossBuffers(t *testing.T) {
 	}
 }
 
-func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`{"results":[{"tables":[{"rows":[{"[a]":1,"[b]":"x"}]}]}]}`))
-	f.Add([]byte("\xEF\xBB\xBF" + `{"results":[{"tables":[{"rows":[],"error":{"code":"x"}}]}],"error":null}`))
-	f.Add([]byte(`{"results":[{"tables":[{"rows":[{"[a]":{"b":1}}]}]}]}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		rec := &recorder{}
-		_, _ = Decode(strings.NewReader(string(data)), rec)
-	})
-}
-
 func TestReceiverErrorsAreNeverStreamCuts(t *testing.T) {
 	rec := &recorder{err: errors.New("connection reset by peer")}
 	_, err := Decode(strings.NewReader(`{"results":[{"tables":[{"rows":[{"[a]":1}]}]}]}`), rec)

@@ -184,7 +184,7 @@ func (in *Inferrer) infer() ([]mapping.Column, []string, error) {
 	for i, rk := range in.rawKeys {
 		k, err := jsontext.AppendUnquote(nil, rk)
 		if err != nil {
-			return nil, nil, fmt.Errorf("row key %s: %w", rk, err)
+			return nil, nil, fmt.Errorf("row key %s: %w", displayValue(rk), err)
 		}
 		keys[i] = string(k)
 	}

@@ -181,7 +181,7 @@ func (r *pageReceiver) EndRow() error {
 			if c < 0 {
 				what = "is lower than the one before"
 			}
-			return fmt.Errorf("row %d: paging key %s value %s %s (%s): the key must be unique and increasing, or rows would be lost between pages", row, r.keyName, r.keyVal, what, r.last)
+			return fmt.Errorf("row %d: paging key %s value %s %s (%s): the key must be unique and increasing, or rows would be lost between pages", row, r.keyName, displayValue(r.keyVal), what, displayValue(r.last))
 		}
 	}
 	end := len(r.buf)
