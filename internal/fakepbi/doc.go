@@ -39,7 +39,8 @@
 // body and the code in the X-PowerBI-Error-Info header (401 InvalidToken,
 // 403 TokenExpired, 401 GroupNotAccessible); 400 BadRequest for a body that is not JSON or does
 // not hold exactly one query; 400 DatasetExecuteQueriesError for a DAX error;
-// else 200 with the result, streamed.
+// else 200 with the result, streamed (unless CutBody cuts it or Stall makes
+// it go silent, before the headers or after some bytes).
 //
 // The dataset refresh API is served too (refresh.go):
 //

@@ -260,8 +260,8 @@ func (s *Server) Close() {
 // body.
 //
 // Injected failures come before authentication and are taken one per call,
-// in this order: Redirect, Throttle, FailWith; CutBody applies to calls that
-// would otherwise answer 200.
+// in this order: Redirect (RedirectTo), Throttle, FailWith (FailWithInfo);
+// CutBody and Stall apply to calls that would otherwise answer 200.
 func (s *Server) Throttle(n int, retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

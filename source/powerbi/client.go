@@ -232,9 +232,13 @@ const maxRedirects = 5
 // ExecuteQuery runs q and streams the rows of its result into recv. Nothing
 // of the body is held in memory beyond the decoder's buffer. It returns a
 // *ServiceError when the service reported an error inside an HTTP 200 (a
-// truncated result among them) and an *APIError for any other HTTP status.
-// Throttling (429) and transient server errors are retried with back-off,
-// honouring Retry-After; a 403 TokenExpired is retried once with a new token.
+// truncated result among them), a *LimitError for a response that reached
+// the per-query limit, a *StreamError for a body that broke off, a
+// *StallError for a service that stopped answering (the client's
+// timeouts), and an *APIError for any other HTTP status. Throttling (429)
+// and transient server errors are retried with back-off, honouring
+// Retry-After; a TokenExpired (in the body or the X-PowerBI-Error-Info
+// header) is retried once with a new token.
 func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (QueryStats, error) {
 	body, err := json.Marshal(executeQueriesRequest{
 		Queries:            []queryText{{Query: q.DAX}},
