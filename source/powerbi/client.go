@@ -398,8 +398,8 @@ func (e *LimitError) Error() string {
 	var what string
 	switch {
 	case e.Value > 0:
-		what = fmt.Sprintf("row %d holds a single value larger than %d bytes, so the response passes the service's 15 MB per-query limit; reading stopped there (%.1f MiB read)",
-			e.Rows+1, e.Value, float64(e.Bytes)/(1<<20))
+		what = fmt.Sprintf("a single name or value larger than %d bytes came after %d rows, so the response passes the service's 15 MB per-query limit; reading stopped there (%.1f MiB read)",
+			e.Value, e.Rows, float64(e.Bytes)/(1<<20))
 	case e.Overrun:
 		what = fmt.Sprintf("the response went on past the service's 15 MB per-query limit further than the service ever sends (it completes the row that crosses the limit, then stops); reading stopped after %d rows (%.1f MiB)",
 			e.Rows, float64(e.Bytes)/(1<<20))

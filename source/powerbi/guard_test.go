@@ -187,7 +187,7 @@ func TestHugeValueIsRefusedEarly(t *testing.T) {
 	if st.Bytes > 256<<10 {
 		t.Errorf("read %d bytes for a value bound of 64 KiB", st.Bytes)
 	}
-	if !strings.Contains(err.Error(), "row 2 holds a single value larger than 65536 bytes") {
+	if !strings.Contains(err.Error(), "a single name or value larger than 65536 bytes came after 1 rows") {
 		t.Errorf("message: %v", err)
 	}
 	// A key is bounded the same way.
