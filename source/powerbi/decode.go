@@ -442,7 +442,7 @@ func (d *decoder) errorSlot(slot string) (*ServiceError, error) {
 	var body serviceErrorBody
 	if err := json.Unmarshal(v, &body); err != nil {
 		if errors.Is(err, jsontext.ErrDuplicateName) {
-			return nil, &BodyError{fmt.Errorf("the response is malformed: its %s error slot is ambiguous: %w", slot, err)}
+			return nil, &BodyError{fmt.Errorf("the response is malformed: its %s error slot is ambiguous: %s", slot, clip(err.Error()))}
 		}
 		// Keep whatever the service said, even in an unexpected shape.
 		return &ServiceError{Slot: slot, Message: string(v), Rows: d.rows, Before: !d.sawRows}, nil

@@ -226,6 +226,7 @@ func TestDecodeRefusesDuplicateEnvelopeNames(t *testing.T) {
 		"results twice":         {`{"results":[{"tables":[{"rows":[]}]}],"results":[{"tables":[{"rows":[]}]}]}`, `has the member "results" twice`},
 		"label twice":           {`{"informationProtectionLabel":{},"informationProtectionLabel":{},"results":[{"tables":[{"rows":[]}]}]}`, `has the member "informationProtectionLabel" twice`},
 		"inside an error slot":  {`{"results":[{"tables":[{"rows":[],"error":{"code":"X","message":"a","message":"b"}}]}]}`, "table error slot is ambiguous"},
+		"long name in a slot":   {`{"results":[{"tables":[{"rows":[],"error":{"` + strings.Repeat("n", 50_000) + `":1,"` + strings.Repeat("n", 50_000) + `":2}}]}]}`, "…(5"},
 		"too many members":      {`{` + manyMembers(maxEnvelopeMembers+1) + `"results":[{"tables":[{"rows":[]}]}]}`, "more than 64 members"},
 	}
 	for name, c := range cases {
@@ -237,6 +238,9 @@ func TestDecodeRefusesDuplicateEnvelopeNames(t *testing.T) {
 			}
 			if isStreamCut(err) {
 				t.Errorf("an ambiguous response is not a broken stream: %v", err)
+			}
+			if len(err.Error()) > maxMessageBytes+500 {
+				t.Errorf("message of %d bytes", len(err.Error()))
 			}
 		})
 	}
