@@ -1,11 +1,13 @@
 package source
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
 	"github.com/pbicopy/pbicopy/internal/spec"
@@ -28,7 +30,50 @@ type PowerBISpec struct {
 	Cloud            string         `yaml:"cloud" enum:"@cloud" env:"true" default:"public" doc:"Sets the Entra ID authority, the Power BI endpoint and scope."`
 	ImpersonatedUser string         `yaml:"impersonatedUser" doc:"UPN to impersonate (row-level security); not usable by service principals on RLS models."`
 	RefreshBefore    bool           `yaml:"refreshBefore" doc:"Refresh the dataset and wait for the refresh to complete before extracting (up to 2 hours); a failed refresh fails the job before any data moves. Needs the Contributor role on the workspace."`
+	Timeouts         *TimeoutsSpec  `yaml:"timeouts" doc:"How long to wait on a service that stops answering; a request that times out is read again, like a response that breaks off."`
 	Auth             azure.AuthSpec `yaml:"auth" required:"a credential" doc:"Service principal credentials."`
+}
+
+// TimeoutsSpec bounds the waits on the Power BI service, so that a service
+// that stops sending cannot hang a run.
+type TimeoutsSpec struct {
+	Idle    string `yaml:"idle" default:"60s" pattern:"^(([0-9]+[.]?[0-9]*|[.][0-9]+)(ns|us|µs|ms|s|m|h))+$" patternDoc:"a duration such as 60s, 90s or 2m" doc:"The longest wait for the next bytes of a response: its headers, or more of its body."`
+	Request string `yaml:"request" default:"10m" pattern:"^(([0-9]+[.]?[0-9]*|[.][0-9]+)(ns|us|µs|ms|s|m|h))+$" patternDoc:"a duration such as 10m or 1h" doc:"The longest one request may take, from sending it to the end of its response (each retry has its own)."`
+}
+
+// Durations returns the idle and request timeouts of t, the defaults for
+// those it leaves out (t may be nil). It expects t to have passed Validate.
+func (t *TimeoutsSpec) Durations() (idle, request time.Duration) {
+	var idleText, requestText string
+	if t != nil {
+		idleText, requestText = t.Idle, t.Request
+	}
+	idle, _ = time.ParseDuration(cmp.Or(idleText, spec.Default[TimeoutsSpec]("idle")))
+	request, _ = time.ParseDuration(cmp.Or(requestText, spec.Default[TimeoutsSpec]("request")))
+	return idle, request
+}
+
+// Validate checks the durations of t (relative to the timeouts block).
+func (t *TimeoutsSpec) Validate() error {
+	if err := spec.Check(t); err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range []struct{ name, text string }{{"idle", t.Idle}, {"request", t.Request}} {
+		if f.text == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(f.text); err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration such as 60s or 10m", f.name, f.text))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if idle, request := t.Durations(); idle > request {
+		return fmt.Errorf("idle: %s is longer than request (%s), so it could never apply: make it shorter", idle, request)
+	}
+	return nil
 }
 
 // PagingSpec is keyset paging on a unique, ordered key.
@@ -81,15 +126,33 @@ func (p *PowerBISpec) Validate() error {
 			}
 		}
 	}
+	if p.Timeouts != nil {
+		errs = append(errs, prefixed("timeouts", p.Timeouts.Validate()))
+	}
 	if p.Endpoint != "" {
-		if u, err := url.Parse(p.Endpoint); err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
-			fail("endpoint", "%q is not an https URL, e.g. https://api.powerbi.com", p.Endpoint)
+		if err := CheckEndpoint(p.Endpoint); err != nil {
+			fail("endpoint", "%v", err)
 		}
 	}
 	if err := p.Auth.Validate(p.Cloud); err != nil {
 		errs = append(errs, prefixed("auth", err))
 	}
 	return errors.Join(errs...)
+}
+
+// CheckEndpoint checks a Power BI REST endpoint: an https URL with a host.
+// Every request carries a bearer token, which http would send in clear
+// text: http is accepted only on loopback (a local fake or proxy), where
+// the token never leaves the machine.
+func CheckEndpoint(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	switch {
+	case err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("%q is not an https URL, e.g. https://api.powerbi.com", endpoint)
+	case u.Scheme == "http" && !azure.IsLoopback(u.Hostname()):
+		return fmt.Errorf("%q uses http, which would send the bearer token in clear text: use https (http is accepted on loopback only)", endpoint)
+	}
+	return nil
 }
 
 // prefixed puts "name: " before each of the errors joined in err.

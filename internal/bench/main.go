@@ -220,7 +220,9 @@ func memLimitText() string {
 	return fmt.Sprintf("%d MiB (pbicopy default)", pipeline.DefaultMemoryLimit>>20)
 }
 
-// child runs the job exactly as `pbicopy run` does.
+// child runs the job as `pbicopy run` does, except for the service's 15 MB
+// limit: the synthetic responses it replays are far larger than any the
+// service sends, and a saved response is held to that limit like a live one.
 func child(jobPath string) int {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(pipeline.DefaultMemoryLimit)
@@ -230,7 +232,7 @@ func child(jobPath string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	r := &pipeline.Runner{Sources: &powerbi.Connector{}, Storage: azureblob.Storage{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	r := &pipeline.Runner{Sources: &powerbi.Connector{ResultBytes: -1}, Storage: azureblob.Storage{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	res := r.Run(context.Background(), jobs[0])
 	if res.Err() != nil {
 		fmt.Fprintln(os.Stderr, res.Err())

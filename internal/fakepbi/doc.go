@@ -29,14 +29,18 @@
 //
 // Every answer carries a RequestId header. In the order the checks are made
 // (after Options.Latency): 405 for a method other than POST; injected
-// failures (Redirect, Throttle, FailWith); 401
+// failures (Redirect, RedirectTo, Throttle, FailWith, FailWithInfo); 401
 // PowerBINotAuthorizedException for a missing or unknown bearer token; 403
 // TokenExpired for an expired one; 403 "API is not accessible for
 // application" on the non-group path /v1.0/myorg/datasets/{id}/executeQueries;
 // 429 beyond Options.RateLimit; 404 PowerBIEntityNotFound for another
-// workspace or dataset; 400 BadRequest for a body that is not JSON or does
+// workspace or dataset; with Options.HeaderOnlyErrors, the token and
+// workspace failures answer as the live service often does, with an empty
+// body and the code in the X-PowerBI-Error-Info header (401 InvalidToken,
+// 403 TokenExpired, 401 GroupNotAccessible); 400 BadRequest for a body that is not JSON or does
 // not hold exactly one query; 400 DatasetExecuteQueriesError for a DAX error;
-// else 200 with the result, streamed.
+// else 200 with the result, streamed (unless CutBody cuts it or Stall makes
+// it go silent, before the headers or after some bytes).
 //
 // The dataset refresh API is served too (refresh.go):
 //

@@ -219,19 +219,7 @@ func (r *fakeRefresh) details() map[string]any {
 // refreshAuth checks the token and the ids, answering the error if one is
 // wrong.
 func (s *Server) refreshAuth(w http.ResponseWriter, r *http.Request) bool {
-	switch s.checkToken(r.Header.Get("Authorization")) {
-	case tokenMissing:
-		s.writeError(w, http.StatusUnauthorized, pbiErrorBody("PowerBINotAuthorizedException"))
-		return false
-	case tokenExpired:
-		s.writeError(w, http.StatusForbidden, codeMessageBody("TokenExpired", "Access token has expired, resubmit with a new access token"))
-		return false
-	}
-	if !strings.EqualFold(r.PathValue("ws"), s.opts.WorkspaceID) || !strings.EqualFold(r.PathValue("ds"), s.opts.DatasetID) {
-		s.writeError(w, http.StatusNotFound, pbiErrorBody("PowerBIEntityNotFound"))
-		return false
-	}
-	return true
+	return !s.refuseToken(w, r.Header.Get("Authorization")) && !s.refuseEntity(w, r.PathValue("ws"), r.PathValue("ds"))
 }
 
 // refreshes serves POST (start) and GET (history) on .../refreshes.

@@ -90,6 +90,18 @@ type Options struct {
 	// https://vault.azure.net, and only tokens issued for KeyVaultScope
 	// are accepted.
 	Secrets map[string]string
+	// HeaderOnlyErrors answers token and access failures as the live
+	// service often does: with an empty body and the error's code in the
+	// X-PowerBI-Error-Info header. A missing or unknown token answers 401
+	// InvalidToken, an expired one 403 TokenExpired, and a workspace other
+	// than WorkspaceID 401 GroupNotAccessible (instead of the JSON bodies
+	// PowerBINotAuthorizedException, TokenExpired and a 404
+	// PowerBIEntityNotFound).
+	HeaderOnlyErrors bool
+	// PlainHTTP serves http instead of https, for tests of what a client
+	// does with a clear-text endpoint. Entra ID cannot be used then
+	// (azidentity refuses an http authority).
+	PlainHTTP bool
 }
 
 // QueryRequest is an executeQueries request as the fake received it.
@@ -128,13 +140,18 @@ type Server struct {
 	queries       []QueryRequest
 	nTokens       int
 	redirects     int
+	redirectBase  string
 	throttles     int
 	throttleAfter time.Duration
 	fails         int
 	failStatus    int
+	failInfo      string
 	cuts          int
 	cutAfter      int64
-	window        []time.Time // times of the requests served in the rate window
+	stalls        int
+	stallAfter    int64
+	closing       chan struct{} // closed by Close: stalled answers give up
+	window        []time.Time   // times of the requests served in the rate window
 	refresh       refreshState
 }
 
@@ -175,7 +192,7 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fakepbi: make certificate: %w", err)
 	}
-	s := &Server{opts: opts, pool: pool, tokens: map[string]issuedToken{}}
+	s := &Server{opts: opts, pool: pool, tokens: map[string]issuedToken{}, closing: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.openIDConfiguration)
 	mux.HandleFunc("/{tenant}/oauth2/v2.0/token", s.token)
@@ -187,6 +204,10 @@ func Start(opts Options) (*Server, error) {
 	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/refreshes", s.refreshes)
 	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/refreshes/{id}", s.refreshByID)
 	s.ts = httptest.NewUnstartedServer(mux)
+	if opts.PlainHTTP {
+		s.ts.Start()
+		return s, nil
+	}
 	s.ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	s.ts.StartTLS()
 	return s, nil
@@ -200,7 +221,8 @@ func validateSlot(slot string) error {
 	return fmt.Errorf("fakepbi: truncation slot %q: use %q, %q or %q", slot, SlotTable, SlotResult, SlotTop)
 }
 
-// URL returns the Power BI endpoint base, such as https://127.0.0.1:PORT:
+// URL returns the Power BI endpoint base, such as https://127.0.0.1:PORT
+// (http with Options.PlainHTTP):
 // executeQueries is at URL()+"/v1.0/myorg/groups/{ws}/datasets/{ds}/executeQueries".
 func (s *Server) URL() string { return s.ts.URL }
 
@@ -219,8 +241,16 @@ func (s *Server) CertPool() *x509.CertPool { return s.pool }
 // Options returns the options in effect, defaults filled in.
 func (s *Server) Options() Options { return s.opts }
 
-// Close stops the server, cutting responses still in progress.
+// Close stops the server, cutting responses still in progress (stalled
+// ones included).
 func (s *Server) Close() {
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+	default:
+		close(s.closing)
+	}
+	s.mu.Unlock()
 	s.ts.CloseClientConnections()
 	s.ts.Close()
 }
@@ -230,8 +260,8 @@ func (s *Server) Close() {
 // body.
 //
 // Injected failures come before authentication and are taken one per call,
-// in this order: Redirect, Throttle, FailWith; CutBody applies to calls that
-// would otherwise answer 200.
+// in this order: Redirect (RedirectTo), Throttle, FailWith (FailWithInfo);
+// CutBody and Stall apply to calls that would otherwise answer 200.
 func (s *Server) Throttle(n int, retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -250,7 +280,18 @@ func (s *Server) SetLatency(d time.Duration) {
 func (s *Server) FailWith(n int, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fails, s.failStatus = n, status
+	s.fails, s.failStatus, s.failInfo = n, status, ""
+}
+
+// FailWithInfo makes the next n executeQueries calls answer status with an
+// empty body and code in the X-PowerBI-Error-Info header, as the live
+// service answers some token and access failures (TokenExpired,
+// InvalidToken, GroupNotAccessible,
+// ServicePrincipalIsNotAllowedByTenantAdminSwitch).
+func (s *Server) FailWithInfo(n int, status int, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fails, s.failStatus, s.failInfo = n, status, code
 }
 
 // CutBody makes the next n executeQueries calls that would answer 200 send
@@ -264,15 +305,37 @@ func (s *Server) CutBody(n int, afterBytes int64) {
 	s.cuts, s.cutAfter = n, afterBytes
 }
 
+// Stall makes the next n executeQueries calls that would answer 200 go
+// silent, as a stalled service does: with afterBytes < 0 they send nothing
+// at all, not even the status line; otherwise they send the status, the
+// headers and the first afterBytes bytes of the body (a body shorter than
+// that is sent whole, but the response never ends). Then nothing more comes until
+// the client gives up or the server is closed; the connection is then
+// aborted.
+func (s *Server) Stall(n int, afterBytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stalls, s.stallAfter = n, afterBytes
+}
+
 // Redirect makes the next n executeQueries calls answer 307 with a Location
 // naming the same request on the other loopback name (127.0.0.1 <->
 // localhost), as cross-cluster routing does. Go's http.Client drops the
 // Authorization header when it follows it, so the redirected call then
 // answers 401 unless the client adds the token again.
 func (s *Server) Redirect(n int) {
+	s.RedirectTo(n, "")
+}
+
+// RedirectTo makes the next n executeQueries calls answer 307 with a
+// Location naming the same path and query under base (such as
+// http://api.powerbi.com): a redirect a client must refuse to follow with
+// its token when base is not https. An empty base is Redirect's other
+// loopback name.
+func (s *Server) RedirectTo(n int, base string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.redirects = n
+	s.redirects, s.redirectBase = n, base
 }
 
 // ExpireTokens makes every token issued so far expired: executeQueries
@@ -356,7 +419,7 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.queries = append(s.queries, rec)
-	inj, retryAfter, status := injectNone, s.throttleAfter, s.failStatus
+	inj, retryAfter, status, info, redirectBase := injectNone, s.throttleAfter, s.failStatus, s.failInfo, s.redirectBase
 	switch {
 	case s.redirects > 0:
 		s.redirects--
@@ -388,23 +451,26 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 
 	switch inj {
 	case injectRedirect:
-		w.Header().Set("Location", "https://"+otherLoopback(r.Host)+r.URL.RequestURI())
+		base := redirectBase
+		if base == "" {
+			base = "https://" + otherLoopback(r.Host)
+		}
+		w.Header().Set("Location", strings.TrimRight(base, "/")+r.URL.RequestURI())
 		w.WriteHeader(http.StatusTemporaryRedirect)
 		return
 	case injectThrottle:
 		s.tooMany(w, retryAfter)
 		return
 	case injectFail:
+		if info != "" {
+			writeInfo(w, status, info)
+			return
+		}
 		s.writeError(w, status, statusErrorBody(status))
 		return
 	}
 
-	switch s.checkToken(r.Header.Get("Authorization")) {
-	case tokenMissing:
-		s.writeError(w, http.StatusUnauthorized, pbiErrorBody("PowerBINotAuthorizedException"))
-		return
-	case tokenExpired:
-		s.writeError(w, http.StatusForbidden, codeMessageBody("TokenExpired", "Access token has expired, resubmit with a new access token"))
+	if s.refuseToken(w, r.Header.Get("Authorization")) {
 		return
 	}
 	ws := r.PathValue("ws")
@@ -417,8 +483,7 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 		s.tooMany(w, wait)
 		return
 	}
-	if !strings.EqualFold(ws, s.opts.WorkspaceID) || !strings.EqualFold(r.PathValue("ds"), s.opts.DatasetID) {
-		s.writeError(w, http.StatusNotFound, pbiErrorBody("PowerBIEntityNotFound"))
+	if s.refuseEntity(w, ws, r.PathValue("ds")) {
 		return
 	}
 	switch {
@@ -450,19 +515,41 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 	if cut {
 		s.cuts--
 	}
+	stall, stallAfter := s.stalls > 0, s.stallAfter
+	if stall {
+		s.stalls--
+	}
 	s.mu.Unlock()
 
+	silence := func() {
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
+	}
+	if stall && stallAfter < 0 {
+		silence()
+		panic(http.ErrAbortHandler)
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	flush := func() { _ = rc.Flush() }
 	var dst io.Writer = w
-	if cut {
+	switch {
+	case stall:
+		flush() // the status and headers, at least
+		dst = &cutWriter{w: w, left: stallAfter, flush: flush, then: silence}
+	case cut:
 		dst = &cutWriter{w: w, left: cutAfter, flush: flush}
 	}
 	includeNulls := rec.IncludeNulls != nil && *rec.IncludeNulls
 	err = writeBody(dst, flush, rel, includeNulls, s.opts.BOM, s.opts.limits())
-	if err == nil && cut {
+	if err == nil && (cut || stall) {
+		// The body was shorter than the cut: it still must not end well.
+		if stall {
+			silence()
+		}
 		err = errCut
 	}
 	if err != nil {
@@ -487,11 +574,13 @@ func (s *Server) logf(format string, args ...any) {
 
 var errCut = errors.New("fakepbi: body cut as requested by CutBody")
 
-// cutWriter passes through the first left bytes, then fails.
+// cutWriter passes through the first left bytes, then (after then, when
+// not nil) fails.
 type cutWriter struct {
 	w     io.Writer
 	left  int64
 	flush func()
+	then  func()
 }
 
 func (c *cutWriter) Write(p []byte) (int, error) {
@@ -506,6 +595,9 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 	if err != nil {
 		return n, err
 	}
+	if c.then != nil {
+		c.then()
+	}
 	return n, errCut
 }
 
@@ -517,6 +609,50 @@ func (s *Server) writeError(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// writeInfo answers status with an empty body and code in the
+// X-PowerBI-Error-Info header.
+func writeInfo(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("X-PowerBI-Error-Info", code)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(status)
+}
+
+// refuseToken answers a missing, unknown or expired bearer token, and
+// reports whether it did.
+func (s *Server) refuseToken(w http.ResponseWriter, authorization string) bool {
+	switch s.checkToken(authorization) {
+	case tokenMissing:
+		if s.opts.HeaderOnlyErrors {
+			writeInfo(w, http.StatusUnauthorized, "InvalidToken")
+		} else {
+			s.writeError(w, http.StatusUnauthorized, pbiErrorBody("PowerBINotAuthorizedException"))
+		}
+		return true
+	case tokenExpired:
+		if s.opts.HeaderOnlyErrors {
+			writeInfo(w, http.StatusForbidden, "TokenExpired")
+		} else {
+			s.writeError(w, http.StatusForbidden, codeMessageBody("TokenExpired", "Access token has expired, resubmit with a new access token"))
+		}
+		return true
+	}
+	return false
+}
+
+// refuseEntity answers a workspace or dataset other than the fake's, and
+// reports whether it did.
+func (s *Server) refuseEntity(w http.ResponseWriter, ws, ds string) bool {
+	switch {
+	case s.opts.HeaderOnlyErrors && !strings.EqualFold(ws, s.opts.WorkspaceID):
+		writeInfo(w, http.StatusUnauthorized, "GroupNotAccessible")
+	case !strings.EqualFold(ws, s.opts.WorkspaceID) || !strings.EqualFold(ds, s.opts.DatasetID):
+		s.writeError(w, http.StatusNotFound, pbiErrorBody("PowerBIEntityNotFound"))
+	default:
+		return false
+	}
+	return true
 }
 
 func (s *Server) tooMany(w http.ResponseWriter, wait time.Duration) {

@@ -565,3 +565,127 @@ func TestBadValueAbortsResponse(t *testing.T) {
 		t.Errorf("log %q", logged.String())
 	}
 }
+
+func TestHeaderOnlyErrors(t *testing.T) {
+	srv := startServer(t, Options{HeaderOnlyErrors: true})
+	tok := getToken(t, srv)
+	o := srv.Options()
+	body := queryBody("EVALUATE Sales", true)
+	refreshes := srv.URL() + "/v1.0/myorg/groups/" + o.WorkspaceID + "/datasets/" + o.DatasetID + "/refreshes"
+	cases := []struct {
+		name, url, tok string
+		setup          func()
+		status         int
+		info           string
+	}{
+		{"no token", queryURL(srv), "", nil, 401, "InvalidToken"},
+		{"unknown token", queryURL(srv), "forged", nil, 401, "InvalidToken"},
+		{"other workspace", srv.URL() + "/v1.0/myorg/groups/" + DefaultDatasetID + "/datasets/" + o.DatasetID + "/executeQueries", tok, nil, 401, "GroupNotAccessible"},
+		{"injected", queryURL(srv), tok, func() { srv.FailWithInfo(1, 401, "ServicePrincipalIsNotAllowedByTenantAdminSwitch") }, 401, "ServicePrincipalIsNotAllowedByTenantAdminSwitch"},
+		{"refresh with an unknown token", refreshes, "forged", nil, 401, "InvalidToken"},
+		{"expired", queryURL(srv), tok, srv.ExpireTokens, 403, "TokenExpired"},
+		{"refresh with an expired token", refreshes, tok, nil, 403, "TokenExpired"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.setup != nil {
+				c.setup()
+			}
+			resp, b := post(t, srv.Client(), c.url, c.tok, body)
+			if resp.StatusCode != c.status || len(b) != 0 || resp.Header.Get("X-PowerBI-Error-Info") != c.info {
+				t.Errorf("status %d, X-PowerBI-Error-Info %q, body %q; want %d, %q and no body", resp.StatusCode, resp.Header.Get("X-PowerBI-Error-Info"), b, c.status, c.info)
+			}
+			if !uuidRE.MatchString(resp.Header.Get("RequestId")) {
+				t.Errorf("RequestId %q", resp.Header.Get("RequestId"))
+			}
+		})
+	}
+	// Other errors keep their JSON bodies.
+	resp, b := post(t, srv.Client(), srv.URL()+"/v1.0/myorg/groups/"+o.WorkspaceID+"/datasets/nope/executeQueries", getToken(t, srv), body)
+	if e := decodeError(t, resp, b); resp.StatusCode != 404 || e.Error.Code != "PowerBIEntityNotFound" {
+		t.Errorf("unknown dataset: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestStall(t *testing.T) {
+	srv := startServer(t, Options{})
+	tok := getToken(t, srv)
+	client := *srv.Client()
+	client.Timeout = 300 * time.Millisecond
+
+	// Nothing at all: not even the status line.
+	srv.Stall(1, -1)
+	req, _ := http.NewRequest(http.MethodPost, queryURL(srv), strings.NewReader(queryBody("EVALUATE Sales", true)))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("a stalled call answered %d", resp.StatusCode)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("gave up after %s: the fake did not stall", d)
+	}
+
+	// One chunk, then silence.
+	srv.Stall(1, 100)
+	client.Timeout = 0
+	req, _ = http.NewRequest(http.MethodPost, queryURL(srv), strings.NewReader(queryBody("EVALUATE Sales", true)))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err = client.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stalled body: %v", err)
+	}
+	got := make([]byte, 0, 200)
+	buf := make([]byte, 200)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			n, err := resp.Body.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the body ended (%v) after %d bytes: it should have stalled", err, len(got))
+	case <-time.After(300 * time.Millisecond):
+	}
+	resp.Body.Close() // the client gives up
+	<-done
+	if len(got) != 100 {
+		t.Errorf("got %d bytes before the silence, want 100", len(got))
+	}
+	// The next call is whole.
+	decode(t, runQuery(t, srv, tok, "EVALUATE Sales", true))
+
+	// Close ends a stall in progress.
+	srv2 := startServer(t, Options{})
+	srv2.Stall(1, -1)
+	tok2 := getToken(t, srv2)
+	errc := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, queryURL(srv2), strings.NewReader(queryBody("EVALUATE Sales", true)))
+		req.Header.Set("Authorization", "Bearer "+tok2)
+		resp, err := srv2.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	for srv2.QueryRequests() == 0 { // the call is in the fake, stalled
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv2.Close()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("a call stalled by the fake succeeded when it closed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a stall")
+	}
+}

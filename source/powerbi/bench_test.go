@@ -1,11 +1,13 @@
 package powerbi
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/mapping"
 )
 
@@ -122,5 +124,68 @@ func TestBuilderAllocsPerRow(t *testing.T) {
 		if perBatch > mapping.DefaultBatchRows/64 {
 			t.Errorf("escaped=%v: %.0f allocations per batch of %d rows, want at most one per 64 rows", escaped, perBatch, mapping.DefaultBatchRows)
 		}
+	}
+}
+
+// benchTableColumns maps the fake's benchmark table (fakepbi.BenchTable,
+// fakepbi.BenchMapping).
+var benchTableColumns = []mapping.Column{
+	{From: "Sales[OrderID]", To: "order_id", Type: mapping.Type{Kind: mapping.Int64}},
+	{From: "Sales[OrderDate]", To: "order_date", Type: mapping.Type{Kind: mapping.Date}},
+	{From: "Sales[ShippedAt]", To: "shipped_at", Type: mapping.Type{Kind: mapping.Timestamp}},
+	{From: "Sales[Customer]", To: "customer", Type: mapping.Type{Kind: mapping.String}},
+	{From: "Sales[Product]", To: "product", Type: mapping.Type{Kind: mapping.String}},
+	{From: "Sales[Quantity]", To: "quantity", Type: mapping.Type{Kind: mapping.Int64}},
+	{From: "Sales[UnitPrice]", To: "unit_price", Type: mapping.Type{Kind: mapping.Decimal, Precision: 19, Scale: 4}},
+	{From: "Sales[Amount]", To: "amount", Type: mapping.Type{Kind: mapping.Decimal, Precision: 19, Scale: 4}},
+	{From: "Sales[Discount]", To: "discount", Type: mapping.Type{Kind: mapping.Float64}},
+	{From: "Sales[Returned]", To: "returned", Type: mapping.Type{Kind: mapping.Bool}},
+}
+
+// benchResponse is the body the fake sends for rows rows of its benchmark
+// table, with no service limit applied.
+func benchResponse(b *testing.B, rows int) []byte {
+	b.Helper()
+	var buf bytes.Buffer
+	opts := fakepbi.Options{MaxRows: -1, MaxValues: -1, MaxBytes: -1}
+	if err := fakepbi.WriteResponse(&buf, []*fakepbi.Table{fakepbi.BenchTable(rows)}, "EVALUATE Sales", true, opts); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkDecode measures the hot path of a live read on a whole response
+// (40,000 rows, about 12 MB, under the service's 15 MB): the streaming
+// decoder alone ("tokens"), and the decoder feeding a Builder of the
+// table's mapping ("builder"). MB/s is of response JSON.
+func BenchmarkDecode(b *testing.B) {
+	const rows = 40_000
+	body := benchResponse(b, rows)
+	for _, bc := range []struct {
+		name string
+		recv func() (rowReceiver, func())
+	}{
+		{"tokens", func() (rowReceiver, func()) { return &nopRows{}, func() {} }},
+		{"builder", func() (rowReceiver, func()) {
+			bld := NewBuilder(memory.NewGoAllocator(), benchTableColumns, mapping.UnmappedError, 0, func(rec arrow.RecordBatch) error {
+				rec.Release()
+				return nil
+			})
+			return bld, bld.Release
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				recv, release := bc.recv()
+				st, err := Decode(bytes.NewReader(body), recv)
+				release()
+				if err != nil || st.Rows != rows {
+					b.Fatalf("rows %d: %v", st.Rows, err)
+				}
+			}
+			b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
 }

@@ -87,10 +87,10 @@ func (b *Builder) Field(key, value []byte) error {
 		if b.unmapped == mapping.UnmappedIgnore {
 			return nil
 		}
-		return b.fail(fmt.Errorf("row %d: key %s is not mapped to any column: add it to mapping.columns, or set mapping.unmapped: ignore", b.row, key))
+		return b.fail(fmt.Errorf("row %d: key %s is not mapped to any column: add it to mapping.columns, or set mapping.unmapped: ignore", b.row, displayValue(key)))
 	}
 	if b.seen[i] == b.row {
-		return b.fail(fmt.Errorf("row %d: key %s appears twice in the row", b.row, key))
+		return b.fail(fmt.Errorf("row %d: key %s appears twice in the row", b.row, displayValue(key)))
 	}
 	b.seen[i] = b.row
 	b.filled++
@@ -251,6 +251,10 @@ func (b *Builder) appender(i int, t mapping.Type) func([]byte) error {
 		f := fb.(*array.Float64Builder)
 		return func(raw []byte) error {
 			if !isNumber(raw) {
+				if v, ok := nonFinite(raw); ok {
+					f.Append(v)
+					return nil
+				}
 				return kindMismatch(raw, "a number")
 			}
 			v, err := parseFloat64(raw)

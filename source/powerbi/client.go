@@ -21,6 +21,7 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/source"
 )
 
 // DefaultEndpoint is the Power BI REST endpoint of the public cloud.
@@ -38,14 +39,20 @@ type Config struct {
 	// MaxRetries for throttling (429) and transient server errors; 0 means 8.
 	MaxRetries int
 	// ResultBytes is the per-query data limit past which a response may
-	// have been cut silently; 0 means MaxResultBytes (the service's 15 MB).
+	// have been cut silently; 0 means MaxResultBytes (the service's 15 MB),
+	// < 0 none.
 	ResultBytes int64
 	// Limiter, when not nil, paces every attempt (shared across clients).
 	Limiter *Limiter
 	// RetryDelay is the first back-off delay when the service sends no
 	// Retry-After; 0 means 2s. Tests shorten it.
 	RetryDelay time.Duration
-	Logger     *slog.Logger
+	// IdleTimeout bounds each wait for the next bytes of a response, and
+	// RequestTimeout each attempt as a whole (source.powerbi.timeouts); 0
+	// means that block's defaults. A request that runs out fails with a
+	// *StallError.
+	IdleTimeout, RequestTimeout time.Duration
+	Logger                      *slog.Logger
 }
 
 // Query is one DAX query against one dataset.
@@ -75,6 +82,7 @@ type Client struct {
 	maxBytes int64
 	client   *http.Client
 	retry    policy.RetryOptions
+	timeouts timeoutPolicy
 	log      *slog.Logger
 
 	mu sync.Mutex
@@ -87,9 +95,12 @@ func NewClient(cfg Config) (*Client, error) {
 	if ep == "" {
 		ep = DefaultEndpoint
 	}
+	if err := source.CheckEndpoint(ep); err != nil {
+		return nil, fmt.Errorf("power bi endpoint: %w", err)
+	}
 	u, err := url.Parse(strings.TrimRight(ep, "/"))
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("power bi endpoint %q is not an http(s) URL", ep)
+	if err != nil {
+		return nil, fmt.Errorf("power bi endpoint: %w", err)
 	}
 	if cfg.Credential == nil {
 		return nil, errors.New("power bi: no credential")
@@ -105,7 +116,7 @@ func NewClient(cfg Config) (*Client, error) {
 		cred:     &refreshableCredential{cred: cfg.Credential},
 		scope:    cmp.Or(cfg.Scope, azure.PowerBIScope),
 		limiter:  cfg.Limiter,
-		maxBytes: cmp.Or(cfg.ResultBytes, MaxResultBytes),
+		maxBytes: cfg.ResultBytes,
 		client:   hc,
 		log:      cfg.Logger,
 		retry: policy.RetryOptions{
@@ -116,6 +127,13 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.timeouts.idle, p.timeouts.request = (*source.TimeoutsSpec)(nil).Durations()
+	if cfg.IdleTimeout > 0 {
+		p.timeouts.idle = cfg.IdleTimeout
+	}
+	if cfg.RequestTimeout > 0 {
+		p.timeouts.request = cfg.RequestTimeout
 	}
 	if cfg.MaxRetries > 0 {
 		p.retry.MaxRetries = int32(cfg.MaxRetries)
@@ -132,7 +150,9 @@ func (p *Client) newPipeline() runtime.Pipeline {
 	bearer := runtime.NewBearerTokenPolicy(p.cred, []string{p.scope}, &policy.BearerTokenOptions{
 		InsecureAllowCredentialWithHTTP: p.endpoint.Scheme == "http",
 	})
-	perRetry := []policy.Policy{bearer, attemptPolicy{}}
+	// The timeouts come last, so that they time the service alone, not the
+	// rate limiter or the issuing of a token.
+	perRetry := []policy.Policy{bearer, attemptPolicy{}, p.timeouts}
 	if p.limiter != nil {
 		perRetry = append([]policy.Policy{limiterPolicy{p.limiter}}, perRetry...)
 	}
@@ -212,9 +232,13 @@ const maxRedirects = 5
 // ExecuteQuery runs q and streams the rows of its result into recv. Nothing
 // of the body is held in memory beyond the decoder's buffer. It returns a
 // *ServiceError when the service reported an error inside an HTTP 200 (a
-// truncated result among them) and an *APIError for any other HTTP status.
-// Throttling (429) and transient server errors are retried with back-off,
-// honouring Retry-After; a 403 TokenExpired is retried once with a new token.
+// truncated result among them), a *LimitError for a response that reached
+// the per-query limit, a *StreamError for a body that broke off, a
+// *StallError for a service that stopped answering (the client's
+// timeouts), and an *APIError for any other HTTP status. Throttling (429)
+// and transient server errors are retried with back-off, honouring
+// Retry-After; a TokenExpired (in the body or the X-PowerBI-Error-Info
+// header) is retried once with a new token.
 func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (QueryStats, error) {
 	body, err := json.Marshal(executeQueriesRequest{
 		Queries:            []queryText{{Query: q.DAX}},
@@ -237,16 +261,23 @@ func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (Q
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			p.log.Debug("executeQueries answered", "requestId", st.requestID, "attempts", st.attempts)
-			ds, err := Decode(progressBody(ctx, resp.Body), recv)
+			ds, err := decode(progressBody(ctx, resp.Body), recv, limitsFor(p.maxBytes))
 			resp.Body.Close()
-			if err == nil && ds.Bytes >= p.maxBytes {
-				err = &LimitError{Bytes: ds.Bytes, Rows: ds.Rows, RequestID: st.requestID}
-			}
 			if err != nil {
 				var se *ServiceError
-				if errors.As(err, &se) {
+				var le *LimitError
+				var stall *StallError
+				switch {
+				case ctx.Err() != nil:
+					// The caller gave up (a context deadline passes for a
+					// network timeout): not a body that broke off.
+				case errors.As(err, &le):
+					le.RequestID = st.requestID
+				case errors.As(err, &stall):
+					err = &StallError{Phase: stall.Phase, Timeout: stall.Timeout, Waited: stall.Waited, Rows: ds.Rows, RequestID: st.requestID}
+				case errors.As(err, &se):
 					err = fmt.Errorf("%w (RequestId %s)", err, st.requestID)
-				} else if isStreamCut(err) {
+				case isStreamCut(err):
 					err = &StreamError{Err: err, RequestID: st.requestID}
 				}
 			}
@@ -264,8 +295,8 @@ func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (Q
 			target = loc
 			continue
 		}
-		apiErr := readAPIError(resp)
-		if apiErr.Code == "TokenExpired" && !renewed {
+		apiErr := p.apiError(ctx, resp, "")
+		if apiErr.tokenExpired() && !renewed {
 			renewed = true
 			p.log.Info("access token expired at the service; retrying once with a new token", "requestId", apiErr.RequestID)
 			p.renewToken()
@@ -299,8 +330,8 @@ func streamingNopCloser(r *bytes.Reader) io.ReadSeekCloser {
 	}{r, io.NopCloser(nil)}
 }
 
-// redirectTarget validates a redirect: only to https (or the endpoint's own
-// scheme) on the endpoint's host, a Power BI host, or loopback when the
+// redirectTarget validates a redirect: only to https (http from loopback to
+// loopback) on the endpoint's host, a Power BI host, or loopback when the
 // endpoint is itself on loopback. The bearer token goes with the request, so
 // it must never follow a redirect anywhere else.
 func (p *Client) redirectTarget(from *url.URL, resp *http.Response) (*url.URL, error) {
@@ -308,7 +339,7 @@ func (p *Client) redirectTarget(from *url.URL, resp *http.Response) (*url.URL, e
 	if err != nil {
 		return nil, fmt.Errorf("executeQueries: redirect %d without a usable Location: %w", resp.StatusCode, err)
 	}
-	if loc.Scheme != "https" && loc.Scheme != p.endpoint.Scheme {
+	if loc.Scheme != "https" && !(loc.Scheme == "http" && azure.IsLoopback(loc.Hostname()) && azure.IsLoopback(p.endpoint.Hostname())) {
 		return nil, fmt.Errorf("executeQueries: refusing a redirect to %s: not https", loc.Redacted())
 	}
 	if !trustedRedirectHost(p.endpoint.Hostname(), loc.Hostname()) {
@@ -349,15 +380,42 @@ func drain(resp *http.Response) {
 const MaxResultBytes = 15_000_000
 
 // LimitError reports a response that reached MaxResultBytes: it may have
-// been cut without an error, so nothing is published.
+// been cut without an error, so nothing is published. The rows before it
+// are a correct prefix of the result (a pager continues after them).
 type LimitError struct {
-	Bytes, Rows int64
+	Bytes, Rows int64 // bytes read, complete rows received
 	RequestID   string
+	Limit       int64 // the limit applied (MaxResultBytes unless configured)
+	// Overrun is set when the response went on further than the service
+	// ever sends past its limit: reading stopped there.
+	Overrun bool
+	// Value, when not 0, is the bound a single value passed: reading
+	// stopped there.
+	Value int64
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %.1f MB) and may be silently incomplete, so nothing was published: narrow the query (for example one query per day or month) or page it (RequestId %s)",
-		e.Rows, float64(e.Bytes)/(1<<20), e.RequestID)
+	var what string
+	switch {
+	case e.Value > 0:
+		what = fmt.Sprintf("a single name or value larger than %d bytes came after %d rows, so the response passes the service's 15 MB per-query limit; reading stopped there (%.1f MiB read)",
+			e.Value, e.Rows, float64(e.Bytes)/(1<<20))
+	case e.Overrun:
+		what = fmt.Sprintf("the response went on past the service's 15 MB per-query limit further than the service ever sends (it completes the row that crosses the limit, then stops); reading stopped after %d rows (%.1f MiB)",
+			e.Rows, float64(e.Bytes)/(1<<20))
+	default:
+		what = fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %.1f MiB) and may be silently incomplete", e.Rows, float64(e.Bytes)/(1<<20))
+	}
+	return what + ", so nothing was published: narrow the query (for example one query per day or month) or page it" + requestIDNote(e.RequestID)
+}
+
+// requestIDNote is " (RequestId id)", or "" without an id (a saved
+// response).
+func requestIDNote(id string) string {
+	if id == "" {
+		return ""
+	}
+	return " (RequestId " + id + ")"
 }
 
 // StreamError is a response body that broke off after HTTP 200: the

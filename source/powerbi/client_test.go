@@ -71,7 +71,7 @@ func TestAPIErrorsNameTheCause(t *testing.T) {
 		{"unknown dataset", realClient(t, srv), Query{Workspace: o.WorkspaceID, Dataset: "nope", DAX: "EVALUATE Sales"}, 404,
 			[]string{"PowerBIEntityNotFound", "Build permission"}},
 		{"DAX error", realClient(t, srv), Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Nope"}, 400,
-			[]string{"DatasetExecuteQueriesError", "Nope", "fix the query"}},
+			[]string{"DatasetExecuteQueriesError", "Nope", "fix the query", "(AnalysisServicesErrorCode 3239575574)"}},
 		{"throttled past every retry", realClient(t, srv), good, 429,
 			[]string{"120 queries per minute"}},
 	}
@@ -93,8 +93,8 @@ func TestAPIErrorsNameTheCause(t *testing.T) {
 					t.Errorf("error lacks %q: %v", w, err)
 				}
 			}
-			if strings.Contains(err.Error(), "3239575574") {
-				t.Errorf("the Analysis Services error number is noise for users: %v", err)
+			if c.status == 400 && ae.ASCode != "3239575574" {
+				t.Errorf("AnalysisServicesErrorCode %q, want the engine's error number", ae.ASCode)
 			}
 		})
 	}
@@ -184,5 +184,76 @@ func TestExpiredTokenIsRenewedOnce(t *testing.T) {
 	}
 	if srv.TokenRequests() != 2 || c.rows == 0 {
 		t.Errorf("token requests = %d, rows = %d; want 2 tokens and the rows", srv.TokenRequests(), c.rows)
+	}
+}
+
+func TestClientRefusesClearTextEndpoints(t *testing.T) {
+	for _, c := range []struct {
+		endpoint string
+		ok       bool
+	}{
+		{"https://api.powerbi.com", true},
+		{"http://127.0.0.1:8080", true},
+		{"http://localhost:8080", true},
+		{"http://api.powerbi.com", false},
+		{"http://192.168.1.20", false},
+		{"ftp://api.powerbi.com", false},
+	} {
+		_, err := NewClient(Config{Endpoint: c.endpoint, Credential: staticToken("tok")})
+		if (err == nil) != c.ok {
+			t.Errorf("endpoint %s: err = %v, want ok %v", c.endpoint, err, c.ok)
+		}
+		if !c.ok && err != nil && !strings.Contains(err.Error(), "http") {
+			t.Errorf("endpoint %s: message %q does not say why", c.endpoint, err)
+		}
+	}
+}
+
+func TestRedirectToClearTextIsRefused(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{})
+	o := srv.Options()
+	pb := realClient(t, srv)
+	q := Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Sales"}
+	for _, base := range []string{"http://api.powerbi.com", "http://wabi-west-europe-redirect.analysis.windows.net"} {
+		srv.RedirectTo(1, base)
+		before := srv.QueryRequests()
+		_, err := pb.ExecuteQuery(context.Background(), q, &nopRows{})
+		if err == nil || !strings.Contains(err.Error(), "not https") {
+			t.Errorf("redirect to %s: err = %v, want a refusal", base, err)
+		}
+		if n := srv.QueryRequests() - before; n != 1 {
+			t.Errorf("redirect to %s: %d requests reached the fake, want only the first", base, n)
+		}
+	}
+	// A redirect to https on a Power BI host is followed (here the fake's
+	// other loopback name).
+	srv.Redirect(1)
+	if _, err := pb.ExecuteQuery(context.Background(), q, &nopRows{}); err != nil {
+		t.Errorf("https redirect: %v", err)
+	}
+}
+
+// TestClearTextLoopbackStaysOnLoopback: an http endpoint is accepted on
+// loopback only, and a redirect from it never takes the token to an http
+// host elsewhere, even a Power BI one.
+func TestClearTextLoopbackStaysOnLoopback(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{PlainHTTP: true})
+	if !strings.HasPrefix(srv.URL(), "http://127.0.0.1:") {
+		t.Fatalf("fake at %s, want plain http on loopback", srv.URL())
+	}
+	o := srv.Options()
+	pb, err := NewClient(Config{Endpoint: srv.URL(), Credential: staticToken("tok"), HTTPClient: srv.Client(), MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Sales"}
+	srv.RedirectTo(1, "http://api.powerbi.com")
+	if _, err := pb.ExecuteQuery(context.Background(), q, &nopRows{}); err == nil || !strings.Contains(err.Error(), "not https") {
+		t.Errorf("redirect from http loopback to http Power BI host: err = %v, want a refusal", err)
+	}
+	// The request itself reached the fake over http, token and all.
+	qs := srv.Queries()
+	if len(qs) != 1 || qs[0].Authorization != "Bearer tok" {
+		t.Errorf("requests %+v", qs)
 	}
 }

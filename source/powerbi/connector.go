@@ -41,8 +41,9 @@ type Connector struct {
 	// refresh's status; 0 means the client's default (2s).
 	RetryDelay time.Duration
 	// ResultBytes is the service's limit of data per query, past which a
-	// response may have been cut silently; 0 means the real 15 MB
-	// (MaxResultBytes).
+	// response (live or saved) may have been cut silently; 0 means the real
+	// 15 MB (MaxResultBytes), < 0 none (for benchmarks replaying synthetic
+	// responses larger than the service ever sends).
 	ResultBytes int64
 	// OnRefresh, when not nil, is told the status of a refresh a job asks
 	// for (refreshBefore) each time it is read.
@@ -92,9 +93,11 @@ func (c *Connector) Client(ctx context.Context, pb *source.PowerBISpec) (*Client
 	if err != nil {
 		return nil, err
 	}
+	idle, request := pb.Timeouts.Durations()
 	cl, err := NewClient(Config{
 		Endpoint: cmp.Or(pb.Endpoint, cloud.PowerBI), Scope: cloud.PowerBIScope, Credential: cred,
 		HTTPClient: c.HTTPClient, Logger: c.logger(), RetryDelay: c.RetryDelay, Limiter: c.Limiter(), ResultBytes: c.ResultBytes,
+		IdleTimeout: idle, RequestTimeout: request,
 	})
 	if err != nil {
 		return nil, err
@@ -115,7 +118,7 @@ func (c *Connector) Open(ctx context.Context, req source.Request) (source.Source
 		if err != nil {
 			return nil, err
 		}
-		return &fileSource{path: path, req: req}, nil
+		return &fileSource{path: path, req: req, resultBytes: c.ResultBytes}, nil
 	case spec.PowerBI != nil && spec.PowerBI.Paging != nil:
 		return c.pagedSource(req)
 	case spec.PowerBI != nil:
@@ -262,8 +265,9 @@ func (s *pagedSource) Read(ctx context.Context, r source.Receiver) (source.Stats
 
 // fileSource replays a saved executeQueries response.
 type fileSource struct {
-	path string
-	req  source.Request
+	path        string
+	req         source.Request
+	resultBytes int64 // Connector.ResultBytes
 }
 
 func (s *fileSource) Read(ctx context.Context, r source.Receiver) (source.Stats, error) {
@@ -272,7 +276,7 @@ func (s *fileSource) Read(ctx context.Context, r source.Receiver) (source.Stats,
 		return source.Stats{}, err
 	}
 	defer rows.Release()
-	ds, err := ReadFile(ctx, s.path, rows)
+	ds, err := readFile(ctx, s.path, rows, limitsFor(s.resultBytes))
 	if err == nil {
 		err = rows.finish()
 	}

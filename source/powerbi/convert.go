@@ -66,8 +66,15 @@ func stringContent(raw, scratch []byte) ([]byte, []byte, error) {
 	return out, out, nil
 }
 
+var (
+	errNotInteger = errors.New("is not an integer")
+	errInt64Range = errors.New("is out of the int64 range")
+)
+
 // parseInt64 parses an integer literal exactly. A literal with a fraction of
-// zeros ("12.0") is accepted; any other fraction or an exponent is not.
+// zeros ("12.0") is accepted, and one with an exponent when its value is a
+// whole number ("1E+15", as serialisers write large doubles); any other
+// fraction is not.
 func parseInt64(raw []byte) (int64, error) {
 	if !isNumber(raw) {
 		return 0, errNotNumber
@@ -78,9 +85,11 @@ func parseInt64(raw []byte) (int64, error) {
 		digits = raw[1:]
 	}
 	if i := bytes.IndexAny(digits, ".eE"); i >= 0 {
-		rest := digits[i:]
-		if rest[0] != '.' || len(bytes.TrimRight(rest[1:], "0")) > 0 {
-			return 0, errors.New("is not an integer")
+		if bytes.IndexAny(digits[i:], "eE") >= 0 {
+			return parseInt64Exp(neg, digits)
+		}
+		if len(bytes.TrimRight(digits[i+1:], "0")) > 0 {
+			return 0, errNotInteger
 		}
 		digits = digits[:i]
 	}
@@ -94,20 +103,104 @@ func parseInt64(raw []byte) (int64, error) {
 		}
 		d := uint64(c - '0')
 		if u > (math.MaxUint64-d)/10 {
-			return 0, errors.New("is out of the int64 range")
+			return 0, errInt64Range
 		}
 		u = u*10 + d
 	}
+	return signedInt64(neg, u)
+}
+
+// signedInt64 is u with its sign, if it fits an int64.
+func signedInt64(neg bool, u uint64) (int64, error) {
 	if neg {
 		if u > 1<<63 {
-			return 0, errors.New("is out of the int64 range")
+			return 0, errInt64Range
 		}
 		return int64(-u), nil //nolint:gosec // checked above; -(1<<63) wraps to MinInt64
 	}
 	if u > math.MaxInt64 {
-		return 0, errors.New("is out of the int64 range")
+		return 0, errInt64Range
 	}
 	return int64(u), nil
+}
+
+// parseInt64Exp parses the digits (after the sign) of a number literal with
+// an exponent as an int64: its value must be whole and fit. It never goes
+// through float64: 9007199254740993E0 stays exact.
+func parseInt64Exp(neg bool, digits []byte) (int64, error) {
+	e := bytes.IndexAny(digits, "eE")
+	mant, expText := digits[:e], digits[e+1:]
+	exp, err := strconv.Atoi(string(expText))
+	if err != nil && !errors.Is(err, strconv.ErrRange) { // out of range: exp is clamped
+		return 0, errNotNumber
+	}
+	intPart, frac := mant, []byte(nil)
+	if i := bytes.IndexByte(mant, '.'); i >= 0 {
+		intPart, frac = mant[:i], mant[i+1:]
+	}
+	if len(intPart) == 0 {
+		return 0, errNotNumber
+	}
+	all := [2][]byte{intPart, frac}
+	n := len(intPart) + len(frac)
+	for k := range n {
+		if c := digitAt(all, k); c < '0' || c > '9' {
+			return 0, errNotNumber
+		}
+	}
+	// The value is digits * 10^shift. Skip the leading zeros; beyond these
+	// bounds the outcome no longer depends on the exponent, and clamping
+	// keeps the arithmetic below from overflowing.
+	first := 0
+	for first < n && digitAt(all, first) == '0' {
+		first++
+	}
+	if first == n {
+		return 0, nil // zero, whatever the exponent
+	}
+	shift := min(max(exp, -2*n-1), 2*n+20) - len(frac)
+	keep := n
+	if shift < 0 {
+		keep = n + shift // digits after the point must be zeros
+		for k := max(keep, first); k < n; k++ {
+			if digitAt(all, k) != '0' {
+				return 0, errNotInteger
+			}
+		}
+		shift = 0
+	}
+	if keep-first+shift > 19 {
+		return 0, errInt64Range
+	}
+	var u uint64
+	for k := first; k < keep; k++ {
+		u = u*10 + uint64(digitAt(all, k)-'0')
+	}
+	for range shift {
+		if u > math.MaxUint64/10 {
+			return 0, errInt64Range
+		}
+		u *= 10
+	}
+	return signedInt64(neg, u)
+}
+
+// nonFinite reads the strings a JSON serialiser writes for the values JSON
+// numbers cannot hold, which DAX returns for x/0 and 0/0: "Infinity",
+// "-Infinity" and "NaN" (as .NET's serialisers write them). The bare tokens
+// some serialisers write instead (Infinity, NaN) are not JSON: the decoder
+// refuses the response, as telling them from text without tracking every
+// string of the body would slow it down.
+func nonFinite(raw []byte) (float64, bool) {
+	switch string(raw) {
+	case `"NaN"`:
+		return math.NaN(), true
+	case `"Infinity"`:
+		return math.Inf(1), true
+	case `"-Infinity"`:
+		return math.Inf(-1), true
+	}
+	return 0, false
 }
 
 // parseFloat64 parses a number literal as the nearest float64.
@@ -261,7 +354,7 @@ func parseBool(raw []byte) (bool, error) {
 // civil is a parsed ISO-8601 date or date-time without a zone.
 type civil struct {
 	days     int32 // days since 1970-01-01
-	micros   int64 // microseconds since midnight, rounded
+	micros   int64 // microseconds since midnight, truncated
 	hasTime  bool
 	midnight bool // the time of day, as written, is absent or all zeros
 }
@@ -270,8 +363,10 @@ var errTimeSuffix = errors.New("has an unexpected suffix (time zone offsets are 
 
 // parseCivil parses "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SS[.fffffffff]",
 // optionally followed by "Z" (a zone offset is refused: values are wall-clock
-// model time). Fractional digits beyond the microsecond are rounded half up,
-// as PostgreSQL does.
+// model time). Fractional digits beyond the microsecond are truncated, never
+// rounded: rounding would turn the usual "valid to" sentinel
+// 9999-12-31T23:59:59.9999999 into year 10000, and move a value just before
+// midnight into the next day.
 func parseCivil(s []byte) (civil, error) {
 	var c civil
 	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
@@ -323,27 +418,18 @@ func parseCivil(s []byte) (civil, error) {
 				return c, errors.New("has an invalid fraction of a second")
 			}
 			if ch != '0' {
-				// Checked on the digits, not on micros: rounding can turn a
-				// time just before midnight into the next midnight.
+				// Checked on the digits, not on micros: a date column must
+				// not take 00:00:00.0000001 for midnight either.
 				c.midnight = false
 			}
-			switch {
-			case i < 6:
+			if i < 6 {
 				us = us*10 + int64(ch-'0')
-			case i == 6:
-				if ch >= '5' {
-					us++
-				}
 			}
 		}
 		for i := len(frac); i < 6; i++ {
 			us *= 10
 		}
 		c.micros += us
-		if c.micros >= 86_400_000_000 { // 23:59:59.9999995 rounds into the next day
-			c.micros -= 86_400_000_000
-			c.days++
-		}
 	}
 	return c, nil
 }

@@ -2,6 +2,7 @@ package powerbi
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -86,8 +87,34 @@ func TestDecodeErrorSlots(t *testing.T) {
 		})
 	}
 	_, _, err := decodeString(t, `{"results":[{"tables":[{"rows":[],"error":{"code":"X","pbi.error":{"code":"X","details":[{"code":"DetailsMessage","detail":{"type":1,"value":"Failed to execute the DAX query."}},{"code":"AnalysisServicesErrorCode","detail":{"type":1,"value":"3239575574"}}]}}}]}]}`)
-	if err == nil || !strings.Contains(err.Error(), "Failed to execute the DAX query.") || strings.Contains(err.Error(), "3239575574") {
+	if err == nil || !strings.Contains(err.Error(), "Failed to execute the DAX query.") || !strings.Contains(err.Error(), "(AnalysisServicesErrorCode 3239575574)") {
 		t.Errorf("pbi.error details: %v", err)
+	}
+}
+
+// TestDecodeErrorSlotPosition: the message says where the slot came: after
+// how many rows, before the rows, or with no rows at all.
+func TestDecodeErrorSlotPosition(t *testing.T) {
+	e := `{"code":"X","message":"Query timeout exceeded"}`
+	cases := []struct{ name, body, want string }{
+		{"after rows", `{"results":[{"tables":[{"rows":[{"[a]":1},{"[a]":2}],"error":` + e + `}]}]}`, "table error slot, after 2 rows:"},
+		{"before rows", `{"results":[{"tables":[{"error":` + e + `,"rows":[{"[a]":1}]}]}]}`, "table error slot, before the rows:"},
+		{"top before results", `{"error":` + e + `,"results":[{"tables":[{"rows":[{"[a]":1}]}]}]}`, "response error slot, before the rows:"},
+		{"empty rows", `{"results":[{"tables":[{"rows":[],"error":` + e + `}]}]}`, "table error slot, with no rows before it:"},
+		{"no table", `{"results":[{"error":` + e + `}]}`, "result error slot, with no rows before it:"},
+		{"before empty rows", `{"results":[{"tables":[{"error":` + e + `,"rows":[]}]}]}`, "table error slot, with no rows before it:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := decodeString(t, c.body)
+			var se *ServiceError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "Query timeout exceeded") {
+				t.Errorf("err = %v, want %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "after the rows") {
+				t.Errorf("err = %v", err)
+			}
+		})
 	}
 }
 
@@ -172,16 +199,6 @@ func TestDecodeManyRowsAcrossBuffers(t *testing.T) {
 	}
 }
 
-func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`{"results":[{"tables":[{"rows":[{"[a]":1,"[b]":"x"}]}]}]}`))
-	f.Add([]byte("\xEF\xBB\xBF" + `{"results":[{"tables":[{"rows":[],"error":{"code":"x"}}]}],"error":null}`))
-	f.Add([]byte(`{"results":[{"tables":[{"rows":[{"[a]":{"b":1}}]}]}]}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		rec := &recorder{}
-		_, _ = Decode(strings.NewReader(string(data)), rec)
-	})
-}
-
 func TestReceiverErrorsAreNeverStreamCuts(t *testing.T) {
 	rec := &recorder{err: errors.New("connection reset by peer")}
 	_, err := Decode(strings.NewReader(`{"results":[{"tables":[{"rows":[{"[a]":1}]}]}]}`), rec)
@@ -191,5 +208,72 @@ func TestReceiverErrorsAreNeverStreamCuts(t *testing.T) {
 	_, err = Decode(strings.NewReader(`{"results":[{"tables":[{"rows":[{"[a]":1},`), &recorder{})
 	if !isStreamCut(err) {
 		t.Errorf("a body cut mid-rows is not a stream cut: %v", err)
+	}
+}
+
+// TestDecodeRefusesDuplicateEnvelopeNames: a name given twice in an
+// envelope object makes the response ambiguous: a later "error": null
+// would erase a truncation notice, a second "rows" would add rows.
+func TestDecodeRefusesDuplicateEnvelopeNames(t *testing.T) {
+	trunc := `{"code":"DatasetExecuteQueriesError","message":"More than 100000 rows in a query result"}`
+	cases := map[string]struct{ body, want string }{
+		"table error erased":    {`{"results":[{"tables":[{"rows":[{"[a]":1}],"error":` + trunc + `,"error":null}]}]}`, `results[0].tables[0] has the member "error" twice`},
+		"result error erased":   {`{"results":[{"tables":[{"rows":[{"[a]":1}]}],"error":` + trunc + `,"error":null}]}`, `results[0] has the member "error" twice`},
+		"response error erased": {`{"results":[{"tables":[{"rows":[{"[a]":1}]}]}],"error":` + trunc + `,"error":null}`, `response has the member "error" twice`},
+		"escaped name":          {`{"results":[{"tables":[{"rows":[{"[a]":1}],"error":` + trunc + `,"err\u006fr":null}]}]}`, `has the member "error" twice`},
+		"rows twice":            {`{"results":[{"tables":[{"rows":[{"[a]":1}],"rows":[{"[a]":2}]}]}]}`, `has the member "rows" twice`},
+		"tables twice":          {`{"results":[{"tables":[{"rows":[]}],"tables":[{"rows":[]}]}]}`, `has the member "tables" twice`},
+		"results twice":         {`{"results":[{"tables":[{"rows":[]}]}],"results":[{"tables":[{"rows":[]}]}]}`, `has the member "results" twice`},
+		"label twice":           {`{"informationProtectionLabel":{},"informationProtectionLabel":{},"results":[{"tables":[{"rows":[]}]}]}`, `has the member "informationProtectionLabel" twice`},
+		"inside an error slot":  {`{"results":[{"tables":[{"rows":[],"error":{"code":"X","message":"a","message":"b"}}]}]}`, "table error slot is ambiguous"},
+		"long name in a slot":   {`{"results":[{"tables":[{"rows":[],"error":{"` + strings.Repeat("n", 50_000) + `":1,"` + strings.Repeat("n", 50_000) + `":2}}]}]}`, "…(5"},
+		"too many members":      {`{` + manyMembers(maxEnvelopeMembers+1) + `"results":[{"tables":[{"rows":[]}]}]}`, "more than 64 members"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := decodeString(t, c.body)
+			var be *BodyError
+			if !errors.As(err, &be) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want a BodyError with %q", err, c.want)
+			}
+			if isStreamCut(err) {
+				t.Errorf("an ambiguous response is not a broken stream: %v", err)
+			}
+			if len(err.Error()) > maxMessageBytes+500 {
+				t.Errorf("message of %d bytes", len(err.Error()))
+			}
+		})
+	}
+	// Unknown members, each once, are still skipped; rows may repeat keys
+	// as far as the decoder is concerned (the Builder refuses them).
+	rec, _, err := decodeString(t, `{"a":1,"b":{"a":1,"a":2},"results":[{"x":[],"tables":[{"y":null,"rows":[{"[a]":1,"[a]":2}]}]}]}`)
+	if err != nil || len(rec.rows) != 1 || len(rec.rows[0]) != 2 {
+		t.Errorf("err = %v, rows %v", err, rec.rows)
+	}
+}
+
+func manyMembers(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `"m%d":%d,`, i, i)
+	}
+	return b.String()
+}
+
+// TestDecodeBareNonFiniteNumbers: bare NaN and Infinity are not JSON; the
+// response is refused with a message that says what was found and which
+// form is read (the string, into a float64 column).
+func TestDecodeBareNonFiniteNumbers(t *testing.T) {
+	for _, tok := range []string{"NaN", "Infinity", "-Infinity"} {
+		_, _, err := decodeString(t, `{"results":[{"tables":[{"rows":[{"[a]":1},{"[a]": `+tok+`}]}]}]}`)
+		want := "a bare " + tok + " (JSON has no such number; write it as the string \"" + tok + "\""
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "after 1 rows") {
+			t.Errorf("%s: err = %v, want %q", tok, err, want)
+		}
+	}
+	// The strings pass through the decoder (the column's type decides).
+	rec, _, err := decodeString(t, `{"results":[{"tables":[{"rows":[{"[a]":"NaN","[b]":"-Infinity"}]}]}]}`)
+	if err != nil || rec.rows[0][0][1] != `"NaN"` || rec.rows[0][1][1] != `"-Infinity"` {
+		t.Errorf("strings: %v %v", err, rec.rows)
 	}
 }

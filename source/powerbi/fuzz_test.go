@@ -36,6 +36,8 @@ func FuzzBuilderValues(f *testing.F) {
 		`"2024-02-29"`, `"2024-02-29T00:00:00"`, `"2024-03-31T23:59:59.997"`, `"2024-03-31T23:59:59.9999995"`,
 		`"2023-02-29"`, `"2024-02-29T00:00:00+02:00"`, `"2024-02-29T00:00:00Z"`, `"0000-01-01"`,
 		`{}`, `[]`, `-`, `.`, `1.`, `.5`, `1e`, `1e+`, `0x10`, `Inf`, `-Inf`, `NaN`, `nope`, ``,
+		`"Infinity"`, `"-Infinity"`, `"NaN"`, `Infinity`, `1E+15`, `-9.223372036854775808E18`, `15E-1`, `0e99999`,
+		`"9999-12-31T23:59:59.9999999"`,
 		"\xff", "\"\xff\"",
 	} {
 		f.Add([]byte(s))
@@ -121,7 +123,12 @@ func checkFuzzValue(t *testing.T, typ mapping.Type, value []byte) {
 			t.Fatalf("%s %q accepted as unscaled %s, want %v (fits: %v)", typ, value, got, want, fits)
 		}
 	case mapping.Float64:
-		if got := col.(*array.Float64).Value(0); math.IsInf(got, 0) || math.IsNaN(got) {
+		got := col.(*array.Float64).Value(0)
+		want, special := map[string]float64{`"Infinity"`: math.Inf(1), `"-Infinity"`: math.Inf(-1), `"NaN"`: math.NaN()}[string(value)]
+		switch {
+		case special && math.Float64bits(got) != math.Float64bits(want):
+			t.Fatalf("%s %q accepted as %v", typ, value, got)
+		case !special && (math.IsInf(got, 0) || math.IsNaN(got)):
 			t.Fatalf("%s %q accepted as %v", typ, value, got)
 		}
 	case mapping.Date:
@@ -149,8 +156,8 @@ func exactValue(typ mapping.Type, value []byte) (v *big.Int, fits, known bool) {
 		return nil, false, false
 	}
 	if typ.Kind == mapping.Int64 {
-		// By design an exponent is refused even when the value is whole.
-		fits := !bytes.ContainsAny(value, "eE") && r.IsInt() && r.Num().IsInt64()
+		// Whole values are accepted with or without an exponent.
+		fits := r.IsInt() && r.Num().IsInt64()
 		return r.Num(), fits, true
 	}
 	ten := func(n int32) *big.Int { return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil) }
@@ -162,17 +169,20 @@ func exactValue(typ mapping.Type, value []byte) (v *big.Int, fits, known bool) {
 }
 
 // TestDecimalAgainstBigRat is a deterministic sweep of the decimal parser
-// against math/big over numbers built from digit patterns, scales and
-// exponents around the limits.
+// (and of the int64 parser, exponents included) against math/big over
+// numbers built from digit patterns, scales and exponents around the
+// limits.
 func TestDecimalAgainstBigRat(t *testing.T) {
 	mantissas := []string{"0", "1", "5", "9", "10", "12.5", "99.99", "100", "0.0001", "0.00010",
 		"123456789012345678", "18446744073709551615", "18446744073709551616",
 		"9999999999999999999999999999999999999", "99999999999999999999999999999999999999",
 		"999999999999999999999999999999999999999", "170141183460469231731687303715884105727",
 		"1.7014118346046923173168730371588410572", "0.99999999999999999999999999999999999999",
-		"1" + strings.Repeat("0", 77), "0." + strings.Repeat("0", 76) + "1"}
-	exps := []string{"", "e0", "e1", "e-1", "e4", "e-4", "E+10", "e-38", "e37", "e38", "e-39", "e-40", "e-77", "e-78", "e400", "e-400"}
-	for _, ts := range []string{"decimal(1,0)", "decimal(5,2)", "decimal(19,4)", "decimal(38,0)", "decimal(38,10)", "decimal(38,38)"} {
+		"1" + strings.Repeat("0", 77), "0." + strings.Repeat("0", 76) + "1",
+		"9223372036854775807", "9223372036854775808", "9.223372036854775807", "922337203685477580.8", "0.00012"}
+	exps := []string{"", "e0", "e1", "e-1", "e4", "e-4", "E+10", "e-38", "e37", "e38", "e-39", "e-40", "e-77", "e-78", "e400", "e-400",
+		"e18", "E+18", "e19", "e-18", "e-19", "E+15", "e+2", "e-5"}
+	for _, ts := range []string{"int64", "decimal(1,0)", "decimal(5,2)", "decimal(19,4)", "decimal(38,0)", "decimal(38,10)", "decimal(38,38)"} {
 		typ := mustType(t, ts)
 		for _, m := range mantissas {
 			for _, e := range exps {

@@ -64,6 +64,7 @@ type sampledField struct {
 type valueStats struct {
 	nonNull                            int
 	ints, bigInts, fracs, exps         int
+	nonFinite                          int // "NaN", "Infinity", "-Infinity"
 	maxFrac, maxIntDigits              int
 	bools, dates, dateTimes, otherStrs int
 }
@@ -183,7 +184,7 @@ func (in *Inferrer) infer() ([]mapping.Column, []string, error) {
 	for i, rk := range in.rawKeys {
 		k, err := jsontext.AppendUnquote(nil, rk)
 		if err != nil {
-			return nil, nil, fmt.Errorf("row key %s: %w", rk, err)
+			return nil, nil, fmt.Errorf("row key %s: %w", displayValue(rk), err)
 		}
 		keys[i] = string(k)
 	}
@@ -205,6 +206,10 @@ func (st *valueStats) observe(raw []byte) {
 	case raw[0] == 't' || raw[0] == 'f':
 		st.bools++
 	case raw[0] == '"':
+		if _, ok := nonFinite(raw); ok {
+			st.nonFinite++
+			return
+		}
 		s, _, err := stringContent(raw, nil)
 		if err == nil && len(s) >= 10 {
 			if c, err := parseCivil(s); err == nil {
@@ -245,14 +250,14 @@ func (st *valueStats) observe(raw []byte) {
 
 // infer picks the narrowest type that holds every sampled value.
 func (st *valueStats) infer(rows int) (mapping.Type, string) {
-	numbers := st.ints + st.bigInts + st.fracs + st.exps
+	numbers := st.ints + st.bigInts + st.fracs + st.exps + st.nonFinite
 	strs := st.dates + st.dateTimes + st.otherStrs
 	switch {
 	case st.nonNull == 0:
 		return mapping.Type{Kind: mapping.String}, fmt.Sprintf("null in all %d sampled rows, inferred as string: declare its type in mapping.columns", rows)
 	case numbers == st.nonNull:
 		switch {
-		case st.exps > 0 || st.fracs > 0 && (st.maxFrac > 4 || st.maxIntDigits > 15):
+		case st.exps > 0 || st.nonFinite > 0 || st.fracs > 0 && (st.maxFrac > 4 || st.maxIntDigits > 15):
 			return mapping.Type{Kind: mapping.Float64}, ""
 		case st.fracs > 0:
 			return mapping.Type{Kind: mapping.Decimal, Precision: 19, Scale: 4}, ""
@@ -268,6 +273,9 @@ func (st *valueStats) infer(rows int) (mapping.Type, string) {
 		return mapping.Type{Kind: mapping.Date}, ""
 	case strs == st.nonNull && st.otherStrs == 0:
 		return mapping.Type{Kind: mapping.Timestamp}, ""
+	case strs+st.nonFinite == st.nonNull:
+		// "NaN" among other text is text.
+		return mapping.Type{Kind: mapping.String}, ""
 	case strs != st.nonNull:
 		return mapping.Type{Kind: mapping.String}, "mixes numbers, booleans and strings: inferred as string"
 	}

@@ -71,7 +71,7 @@ func (s *Sampler) Columns() ([]InferredColumn, error) {
 	for i, rk := range s.rawKeys {
 		k, err := jsontext.AppendUnquote(nil, rk)
 		if err != nil {
-			return nil, fmt.Errorf("row key %s: %w", rk, err)
+			return nil, fmt.Errorf("row key %s: %w", displayValue(rk), err)
 		}
 		keys[i] = string(k)
 	}

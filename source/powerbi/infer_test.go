@@ -3,6 +3,7 @@ package powerbi
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,7 +101,14 @@ func TestInferTypes(t *testing.T) {
 		{"timestamps", []string{`"2024-02-29T00:00:00"`, `"2024-03-31T23:59:59.997"`}, "timestamp", "",
 			[]any{"2024-02-29T00:00:00.000000", "2024-03-31T23:59:59.997000"}},
 		{"7 fractional digits before midnight", []string{`"2024-02-28T23:59:59.9999999"`, `"2024-02-29"`}, "timestamp", "",
-			[]any{"2024-02-29T00:00:00.000000", "2024-02-29T00:00:00.000000"}},
+			[]any{"2024-02-28T23:59:59.999999", "2024-02-29T00:00:00.000000"}},
+		{"valid-to sentinel", []string{`"9999-12-31T23:59:59.9999999"`, `"2024-02-29T10:00:00"`}, "timestamp", "",
+			[]any{"9999-12-31T23:59:59.999999", "2024-02-29T10:00:00.000000"}},
+		{"infinities and NaN", []string{`"Infinity"`, `1`, `"-Infinity"`, `"NaN"`, `null`}, "float64", "",
+			[]any{math.Inf(1), 1.0, math.Inf(-1), math.NaN(), nil}},
+		{"only infinities", []string{`"Infinity"`, `"-Infinity"`}, "float64", "", []any{math.Inf(1), math.Inf(-1)}},
+		{"NaN among text", []string{`"NaN"`, `"abc"`}, "string", "", []any{"NaN", "abc"}},
+		{"whole numbers with exponents", []string{`1E+15`, `2`}, "float64", "", []any{1e15, 2.0}},
 		{"strings", []string{`"abc"`, `"2024-02-29"`, `""`}, "string", "", []any{"abc", "2024-02-29", ""}},
 		{"zoned date-times are strings", []string{`"2024-02-29T00:00:00+02:00"`}, "string", "", nil},
 		{"numbers and strings", []string{`1`, `"a"`, `12.50`}, "string", "mixes numbers, booleans and strings",

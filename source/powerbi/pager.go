@@ -82,7 +82,9 @@ func (p *pager) run(ctx context.Context, recv rowReceiver) (pageStats, error) {
 		case errors.As(err, &se) && se.Truncated(), errors.As(err, &le):
 			// The rows received are a correct prefix of the page (the
 			// service completes the row it is on): keep them and fetch the
-			// rest of the page, smaller.
+			// rest of the page, smaller. A response refused mid-row leaves
+			// that row incomplete: drop it.
+			pr.discardRow()
 			st.Truncated++
 			if n == 1 {
 				return st, fmt.Errorf("page %d: a single row exceeds the service's limits: %w", st.Pages, err)
@@ -179,7 +181,7 @@ func (r *pageReceiver) EndRow() error {
 			if c < 0 {
 				what = "is lower than the one before"
 			}
-			return fmt.Errorf("row %d: paging key %s value %s %s (%s): the key must be unique and increasing, or rows would be lost between pages", row, r.keyName, r.keyVal, what, r.last)
+			return fmt.Errorf("row %d: paging key %s value %s %s (%s): the key must be unique and increasing, or rows would be lost between pages", row, r.keyName, displayValue(r.keyVal), what, displayValue(r.last))
 		}
 	}
 	end := len(r.buf)

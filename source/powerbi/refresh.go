@@ -147,14 +147,14 @@ func (e *RefreshFailedError) Error() string {
 // refreshHint is APIError.Hint for the refresh calls.
 func refreshHint(e *APIError) string {
 	switch {
-	case e.Code == "ServicePrincipalIsNotAllowedByTenantAdminSwitch":
+	case e.hasCode("ServicePrincipalIsNotAllowedByTenantAdminSwitch"):
 		return "A Power BI admin must enable the tenant setting \"Service principals can use Fabric APIs\" for a security group that contains this app"
 	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
 		return "Refreshing needs write access: give the app the Contributor role (or higher) on the workspace, and check the tenant setting \"Service principals can use Fabric APIs\""
 	case e.Status == http.StatusNotFound:
 		return "The workspace, dataset or refresh was not found: check the ids, and that the app has a role (Contributor or higher) on the workspace"
 	case e.Status == http.StatusTooManyRequests:
-		return "Still throttled after every retry: a shared-capacity dataset allows 8 refreshes a day through the API"
+		return e.throttled("a shared-capacity dataset allows 8 refreshes a day through the API")
 	case e.Status >= 500:
 		return "The service failed after every retry; try again later and quote the RequestId to Microsoft support if it persists"
 	}
@@ -487,7 +487,11 @@ func parseServiceException(s string) (code, message string) {
 		if code == "" && b.Error.PBIError != nil {
 			code = b.Error.PBIError.Code
 		}
-		message = cmpOr(message, cmpOr(b.Error.details(), b.Error.Message))
+		details, asCode := b.Error.details()
+		if asCode != "" {
+			details = strings.TrimSpace(details + " (AnalysisServicesErrorCode " + asCode + ")")
+		}
+		message = cmpOr(message, cmpOr(details, b.Error.Message))
 	}
 	return code, message
 }
@@ -549,9 +553,8 @@ func (p *Client) call(ctx context.Context, method string, target *url.URL, body 
 		case resp.StatusCode < 400:
 			return resp, nil
 		}
-		apiErr := readAPIError(resp)
-		apiErr.Op = op
-		if apiErr.Code == "TokenExpired" && !renewed {
+		apiErr := p.apiError(ctx, resp, op)
+		if apiErr.tokenExpired() && !renewed {
 			renewed = true
 			p.renewToken()
 			continue
