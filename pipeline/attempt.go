@@ -40,10 +40,6 @@ func phaseOf(err error) string {
 	if errors.As(err, &pe) {
 		return pe.phase
 	}
-	var sp interface{ Phase() string }
-	if errors.As(err, &sp) {
-		return "source: " + sp.Phase()
-	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return "interrupted"
 	}

@@ -404,7 +404,9 @@ func TestRunCancelledPublishesNothing(t *testing.T) {
 	publishPrevious(t, f)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
-	res := f.runner(nil).Run(ctx, job)
+	r := f.runner(nil)
+	connector(r).ResultBytes = -1 // a response far past 15 MB, cancelled midway
+	res := r.Run(ctx, job)
 	if !errors.Is(res.Err(), context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", res.Err())
 	}
