@@ -672,6 +672,22 @@ func runFaultCell(t *testing.T, s faultSubjectCase, c faultCell, want string) st
 			t.Errorf("partition %s is %s, yet its output changed:\nbefore:\n%s\nafter:\n%s", p.Key, p.Status, before[p.Key], after)
 		}
 	}
+	// The job counts every output its partitions published (a failed
+	// partition does not hide the others').
+	if !e.whole {
+		n := 0
+		for _, p := range parts {
+			if p.Status == Succeeded && (len(p.Sinks) == 0 || p.Sinks[0].Published == 0) {
+				t.Errorf("partition %s succeeded, publishing nothing", p.Key)
+			}
+			if len(p.Sinks) > 0 {
+				n += p.Sinks[0].Published
+			}
+		}
+		if len(res.Sinks) > 0 && res.Sinks[0].Published != n {
+			t.Errorf("the job counts %d outputs published by its sink, its partitions %d", res.Sinks[0].Published, n)
+		}
+	}
 	if !failedOne && !c.published {
 		t.Errorf("every partition published: the fault did not happen")
 	}
