@@ -214,7 +214,7 @@ func (r *Runner) commit(parent context.Context, p *partPlan, res *PartitionResul
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), CommitGrace)
 	defer cancel()
 	stop := context.AfterFunc(parent, func() {
-		log.Warn("interrupted during the commit phase: finishing it before stopping", "grace", CommitGrace.String())
+		log.Warn("interrupted during the commit phase: finishing it before stopping", "grace", CommitGrace)
 	})
 	defer stop()
 

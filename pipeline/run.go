@@ -98,7 +98,7 @@ func (r *Runner) Run(ctx context.Context, job *jobfile.Job) *JobResult {
 	res.err = err
 	if err == nil {
 		res.Status = Succeeded
-		log.Info("job succeeded", "rows", res.Rows, "duration", res.Duration.Round(time.Millisecond).String())
+		log.Info("job succeeded", "rows", res.Rows, "duration", res.Duration.Round(time.Millisecond))
 		return res
 	}
 	res.Error = err.Error()
@@ -111,7 +111,7 @@ func (r *Runner) Run(ctx context.Context, job *jobfile.Job) *JobResult {
 	case res.Status == "":
 		res.Status = Failed
 	}
-	log.Error("job "+string(res.Status), "error", err, "phase", res.Phase, "published", res.Published(), "duration", res.Duration.Round(time.Millisecond).String())
+	log.Error("job "+string(res.Status), "error", err, "phase", res.Phase, "published", res.Published(), "duration", res.Duration.Round(time.Millisecond))
 	return res
 }
 
@@ -323,7 +323,7 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part jobfile.Par
 	} else {
 		pr.Status = Succeeded
 		if part.Key != "" {
-			log.Info("partition done", "rows", pr.Rows, "pages", pr.Pages, "duration", pr.Duration.Round(time.Millisecond).String())
+			log.Info("partition done", "rows", pr.Rows, "pages", pr.Pages, "duration", pr.Duration.Round(time.Millisecond))
 		}
 	}
 	return pr

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"flag"
-	"fmt"
+	"errors"
 	"os"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
 	"github.com/pbicopy/pbicopy/jobfile"
@@ -27,7 +28,7 @@ type sourceFlags struct {
 	authorityHost, certPasswordEnv string
 }
 
-func (s *sourceFlags) register(fs *flag.FlagSet, withJob bool) {
+func (s *sourceFlags) register(fs *pflag.FlagSet, withJob bool) {
 	if withJob {
 		fs.StringVar(&s.job, "job", "", "take the dataset and credentials from job `FILE`")
 	}
@@ -119,19 +120,45 @@ func (s *sourceFlags) spec() (*source.PowerBISpec, error) {
 	}, nil
 }
 
-// jobSource loads a job file for its Power BI source block.
+// jobSource loads a job file for its Power BI source block alone: the
+// variables of the other sections (a sink's DSN, a storage key) need not
+// be set, for a command that uses none of them.
 func (a *app) jobSource(path string) (*jobfile.Job, error) {
-	jobs, err := loadJobs(jobfile.Loader{}, []string{path}, a.stderr)
+	jobs, notes, err := jobfile.Loader{SkipEnv: true}.LoadPaths([]string{path})
+	var inv *jobfile.InvalidError
+	if errors.As(err, &inv) {
+		a.reportProblems(inv.Problems)
+		a.reportInvalid(len(inv.Problems), "nothing was run")
+		return nil, invalidJobs{inv}
+	}
 	if err != nil {
 		return nil, err
 	}
 	if len(jobs) != 1 {
 		return nil, usagef("%s: give one job file, not a folder", path)
 	}
-	if jobs[0].Source.PowerBI == nil {
-		return nil, fmt.Errorf("job %s reads a file, not Power BI", jobs[0].Name)
+	job := jobs[0]
+	if job.Source.PowerBI == nil {
+		return nil, usagef("job %s reads a file, not Power BI", job.Name)
 	}
-	return jobs[0], nil
+	// The source's own values must be there.
+	var unset, warnings []jobfile.Problem
+	for _, n := range notes {
+		switch {
+		case n.Severity == jobfile.SeverityWarning:
+			warnings = append(warnings, n)
+		case n.Severity == jobfile.SeverityNote && strings.HasPrefix(n.Path, "source."):
+			n.Severity = jobfile.SeverityError
+			unset = append(unset, n)
+		}
+	}
+	a.reportProblems(warnings)
+	if len(unset) > 0 {
+		a.reportProblems(unset)
+		a.reportInvalid(len(unset), "the source block needs them")
+		return nil, invalidJobs{&jobfile.InvalidError{Problems: unset}}
+	}
+	return job, nil
 }
 
 // source resolves the Power BI source of an ad-hoc command: the job's, or

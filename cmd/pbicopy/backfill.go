@@ -1,12 +1,14 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/pipeline"
@@ -22,13 +24,13 @@ type backfillFlags struct {
 	shard       string
 }
 
-func (b *backfillFlags) register(fs *flag.FlagSet) {
+func (b *backfillFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&b.from, "from", "", "first value of the partition parameter (a date or an integer)")
 	fs.StringVar(&b.to, "to", "", "last value of the partition parameter, inclusive")
 	fs.IntVar(&b.concurrency, "concurrency", 1, "partitions in flight at once")
 	fs.Float64Var(&b.rate, "rate", powerbi.DefaultRate, "executeQueries requests per minute, shared by every page and partition (split it between shards of one principal)")
-	fs.BoolVar(&b.resume, "resume", false, "skip partitions the state file records as done")
-	fs.StringVar(&b.shard, "shard", "", "run only share `i/n` of the partitions (Kubernetes Indexed Job: $JOB_COMPLETION_INDEX/<completions>)")
+	fs.BoolVar(&b.resume, "resume", false, "skip the partitions the state file records as done by the last run")
+	fs.StringVar(&b.shard, "shard", "", "run only share `i/n` of the partitions (auto/n: i from $JOB_COMPLETION_INDEX, for a Kubernetes Indexed Job)")
 }
 
 func (b *backfillFlags) apply(r *pipeline.Runner) error {
@@ -49,24 +51,34 @@ func (b *backfillFlags) apply(r *pipeline.Runner) error {
 	return nil
 }
 
+// planFlags are the flags of plan.
+type planFlags struct {
+	params   paramFlag
+	backfill backfillFlags
+}
+
+func (a *app) newPlanCmd() *cobra.Command {
+	f := planFlags{params: paramFlag{}}
+	cmd := &cobra.Command{
+		Use:   "plan JOB.yaml|DIR...",
+		Short: "Print what a run would do: partitions, queries, outputs, duration; calling nothing",
+		Example: `  pbicopy plan jobs/sales.yaml --from 2024-01-01 --to 2024-12-31
+  pbicopy plan jobs/sales.yaml --from 2024-01-01 --to 2024-12-31 --resume --shard 1/4`,
+		Args: atLeastOneJob,
+		RunE: func(cmd *cobra.Command, paths []string) error { return a.cmdPlan(f, paths) },
+	}
+	addParamFlag(cmd, f.params)
+	f.backfill.register(cmd.Flags())
+	return cmd
+}
+
 // cmdPlan prints what a run would do, without calling anything.
-func (a *app) cmdPlan(args []string) error {
-	stdout, stderr := a.stdout, a.stderr
-	var c commonFlags
-	fs := newFlagSet("plan", stderr, &c, false)
-	c.backfill.register(fs)
-	paths, err := parseInterleaved(fs, args)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if len(paths) == 0 {
-		return usagef("plan needs at least one job file or folder")
-	}
-	r := &pipeline.Runner{Params: c.params, Storage: a.storage()}
-	if err := c.backfill.apply(r); err != nil {
+func (a *app) cmdPlan(f planFlags, paths []string) error {
+	r := &pipeline.Runner{Params: f.params, Storage: a.storage()}
+	if err := f.backfill.apply(r); err != nil {
 		return err
 	}
-	jobs, err := loadJobs(jobfile.Loader{}, paths, stderr)
+	jobs, err := a.loadJobs(jobfile.Loader{}, paths)
 	if err != nil {
 		return err
 	}
@@ -80,7 +92,7 @@ func (a *app) cmdPlan(args []string) error {
 		if err != nil {
 			return fmt.Errorf("job %s: %w", j.Name, err)
 		}
-		printPlan(stdout, p, r, c.backfill.rate)
+		printPlan(a.stdout, p, r, f.backfill.rate)
 	}
 	return nil
 }

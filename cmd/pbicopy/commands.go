@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"runtime/debug"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/pbicopy/pbicopy/internal/metrics"
 	"github.com/pbicopy/pbicopy/jobfile"
@@ -28,116 +29,146 @@ func (e invalidJobs) Error() string { return e.err.Error() }
 // paramFlag collects repeated --param name=value flags.
 type paramFlag map[string]string
 
-func (p paramFlag) String() string { return "" }
+func (p paramFlag) String() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		parts = append(parts, k+"="+p[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func (p paramFlag) Type() string { return "name=value" }
 
 func (p paramFlag) Set(s string) error {
 	name, value, ok := strings.Cut(s, "=")
 	if !ok || name == "" {
-		return fmt.Errorf("--param %q: write name=value", s)
+		return fmt.Errorf("%q: write name=value", s)
 	}
 	if _, dup := p[name]; dup {
-		return fmt.Errorf("--param %s is given twice", name)
+		return fmt.Errorf("%s is given twice", name)
 	}
 	p[name] = value
 	return nil
 }
 
-// commonFlags are the flags of run and validate.
-type commonFlags struct {
-	params    paramFlag
-	logFormat string
-	verbose   bool
-	summary   string
-	backfill  backfillFlags
-	// metricsPush is the Prometheus Pushgateway the run's figures go to.
-	metricsPush string
-	// noProgress turns the progress line off on a terminal.
-	noProgress bool
+// addParamFlag registers --param on cmd.
+func addParamFlag(cmd *cobra.Command, p paramFlag) {
+	cmd.Flags().Var(p, "param", "a template value for queries and output paths (repeatable)")
 }
 
-func newFlagSet(name string, stderr io.Writer, c *commonFlags, withRun bool) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.params = paramFlag{}
-	fs.Var(c.params, "param", "a template value `name=value` (repeatable)")
-	fs.StringVar(&c.logFormat, "log-format", "", "log format: text or json (default: text on a terminal, json otherwise)")
-	fs.BoolVar(&c.verbose, "v", false, "debug logging")
-	if withRun {
-		fs.StringVar(&c.summary, "summary", "", "write the run summary as JSON to `FILE`")
-		fs.StringVar(&c.metricsPush, "metrics-push", "", "push the run's figures to the Prometheus Pushgateway at `URL`")
-		c.backfill.register(fs)
-		fs.BoolVar(&c.noProgress, "no-progress", false, "no progress line on the terminal")
-	}
-	return fs
-}
-
-func newLogger(c *commonFlags, stderr io.Writer) (*slog.Logger, error) {
-	level := slog.LevelInfo
-	if c.verbose {
-		level = slog.LevelDebug
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	format := c.logFormat
-	if format == "" {
-		format = "json"
-		if isTerminal(stderr) {
-			format = "text"
-		}
-	}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
-	}
-	return nil, usagef("--log-format %q: use text or json", format)
-}
-
-// loadJobs loads and validates job files, printing every problem and
-// warning to stderr.
-func loadJobs(loader jobfile.Loader, paths []string, stderr io.Writer) ([]*jobfile.Job, error) {
+// loadJobs loads and validates job files, reporting every problem,
+// warning and note.
+func (a *app) loadJobs(loader jobfile.Loader, paths []string) ([]*jobfile.Job, error) {
 	jobs, warnings, err := loader.LoadPaths(paths)
-	for _, w := range warnings {
-		fmt.Fprintln(stderr, w)
-	}
+	a.reportProblems(warnings)
 	var inv *jobfile.InvalidError
 	if errors.As(err, &inv) {
-		fmt.Fprintln(stderr, inv.Error())
-		fmt.Fprintf(stderr, "pbicopy: %d problem(s); nothing was run\n", len(inv.Problems))
+		a.reportProblems(inv.Problems)
+		a.reportInvalid(len(inv.Problems), "nothing was run")
 		return nil, invalidJobs{inv}
 	}
 	return jobs, err
 }
 
-func (a *app) cmdRun(ctx context.Context, args []string) error {
-	stdout, stderr := a.stdout, a.stderr
-	var c commonFlags
-	fs := newFlagSet("run", stderr, &c, true)
-	paths, err := parseInterleaved(fs, args)
-	if err != nil {
-		return usagef("%v", err)
+// reportProblems shows the problems of job files on stderr: a line each,
+// or a JSON record each when the logs are JSON.
+func (a *app) reportProblems(problems []jobfile.Problem) {
+	if len(problems) == 0 {
+		return
 	}
-	if len(paths) == 0 {
-		return usagef("run needs at least one job file or folder")
+	if !a.jsonLogs() {
+		for _, p := range problems {
+			fmt.Fprintln(a.stderr, p)
+		}
+		return
 	}
-	if c.metricsPush != "" {
+	log := a.plainLogger()
+	for _, p := range problems {
+		level := slog.LevelError
+		switch p.Severity {
+		case jobfile.SeverityWarning:
+			level = slog.LevelWarn
+		case jobfile.SeverityNote:
+			level = slog.LevelInfo
+		}
+		attrs := []any{"file", p.File}
+		if p.Line > 0 {
+			attrs = append(attrs, "line", p.Line)
+		}
+		if p.Path != "" {
+			attrs = append(attrs, "path", p.Path)
+		}
+		log.Log(context.Background(), level, p.Message, attrs...)
+	}
+}
+
+// reportInvalid closes a list of problems: their count and its outcome.
+func (a *app) reportInvalid(n int, outcome string) {
+	if a.jsonLogs() {
+		a.plainLogger().Error("invalid job files", "problems", n, "outcome", outcome)
+		return
+	}
+	fmt.Fprintf(a.stderr, "pbicopy: %d problem(s); %s\n", n, outcome)
+}
+
+// runFlags are the flags of run.
+type runFlags struct {
+	params              paramFlag
+	summary             string
+	metricsPush         string
+	metricsInstance     string
+	metricsPushOptional bool
+	backfill            backfillFlags
+}
+
+func (a *app) newRunCmd() *cobra.Command {
+	f := runFlags{params: paramFlag{}}
+	cmd := &cobra.Command{
+		Use:   "run JOB.yaml|DIR...",
+		Short: "Run jobs: query, map, write every sink, publish",
+		Long: `Run runs every job named: a job file, or every *.yaml of a folder. Every job is
+validated first; if any is invalid, none runs. Jobs then run one after
+another; a failed job does not stop the next. A job publishes nothing unless
+its whole response was read; its sinks then commit one after another. The
+summary ends every run.`,
+		Example: `  pbicopy run jobs/sales.yaml
+  pbicopy run jobs/                                   # every job of the folder
+  pbicopy run jobs/sales.yaml --param day=2024-03-01
+  pbicopy run jobs/sales.yaml --from 2024-01-01 --to 2024-12-31 --concurrency 4
+  pbicopy run jobs/sales.yaml --from 2024-01-01 --to 2024-12-31 --resume
+  pbicopy run jobs/ --summary - > summary.json        # the JSON summary on stdout`,
+		Args: atLeastOneJob,
+		RunE: func(cmd *cobra.Command, paths []string) error { return a.cmdRun(cmd.Context(), f, paths) },
+	}
+	addParamFlag(cmd, f.params)
+	fl := cmd.Flags()
+	fl.StringVar(&f.summary, "summary", "", "write the run summary as JSON to `FILE` (- for standard output)")
+	fl.StringVar(&f.metricsPush, "metrics-push", "", "push the run's figures to the Prometheus Pushgateway at `URL`")
+	fl.StringVar(&f.metricsInstance, "metrics-instance", "", "the instance label of the pushed figures (default: the shard and the host name)")
+	fl.BoolVar(&f.metricsPushOptional, "metrics-push-optional", false, "a failed push is a warning, not a failure of the run")
+	f.backfill.register(fl)
+	return cmd
+}
+
+func (a *app) cmdRun(ctx context.Context, f runFlags, paths []string) error {
+	if f.metricsPush != "" {
 		// Before any job runs: a typo must not cost a night's figures.
-		if err := metrics.CheckPushURL(c.metricsPush); err != nil {
+		if err := metrics.CheckPushURL(f.metricsPush); err != nil {
 			return usagef("--metrics-push: %v", err)
 		}
 	}
 	started := time.Now()
-	rep, err := a.newReporter(&c)
+	rep, err := a.newReporter()
 	if err != nil {
 		return err
 	}
 	defer rep.close()
-	jobs, err := loadJobs(jobfile.Loader{}, paths, stderr)
+	jobs, err := a.loadJobs(jobfile.Loader{}, paths)
 	if err != nil {
-		return writeSummaryOf(c.summary, stdout, "run", started, err)
+		return writeSummaryOf(f.summary, a.stdout, "run", started, err)
 	}
-	runner := &pipeline.Runner{Logger: rep.log, Params: c.params, Sources: a.connector(rep, c.backfill.rate), Storage: a.storage(), Progress: rep.progress(), WrapSink: a.wrapSink}
-	if err := c.backfill.apply(runner); err != nil {
+	runner := &pipeline.Runner{Logger: rep.log, Params: f.params, Sources: a.connector(rep, f.backfill.rate), Storage: a.storage(), Progress: rep.progress(), WrapSink: a.wrapSink}
+	if err := f.backfill.apply(runner); err != nil {
 		return err
 	}
 	// Parameters, ranges, shards and --resume are checked for every job
@@ -147,7 +178,7 @@ func (a *app) cmdRun(ctx context.Context, args []string) error {
 			return usagef("%s: %v", j.File, err)
 		}
 	}
-	return runJobs(ctx, runner, jobs, c.summary, c.metricsPush, stdout, rep)
+	return runJobs(ctx, runner, jobs, f, a.stdout, rep)
 }
 
 // metricsPushTimeout bounds the push at the end of a run: the figures are
@@ -156,10 +187,10 @@ const metricsPushTimeout = 15 * time.Second
 
 // pushRunMetrics pushes the figures of a run to the Pushgateway at url,
 // even after an interruption, so that the failure is recorded.
-func pushRunMetrics(ctx context.Context, url string, results []*pipeline.JobResult) error {
+func pushRunMetrics(ctx context.Context, f runFlags, shard pipeline.Shard, results []*pipeline.JobResult) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), metricsPushTimeout)
 	defer cancel()
-	if err := metrics.Push(ctx, nil, url, results, ""); err != nil {
+	if err := metrics.Push(ctx, nil, f.metricsPush, results, f.metricsInstance); err != nil {
 		return fmt.Errorf("push metrics: %w", err)
 	}
 	return nil
@@ -179,33 +210,18 @@ func withFailure(err, more error) error {
 	return errors.Join(err, more)
 }
 
-// cmdSchema prints the JSON Schema of job files.
-func cmdSchema(stdout io.Writer, args []string) error {
-	if len(args) > 0 {
-		return usagef("schema takes no arguments")
-	}
-	data, err := jobfile.JSONSchema()
-	if err != nil {
-		return err
-	}
-	_, err = stdout.Write(data)
-	return err
-}
-
-func cmdVersion(stdout io.Writer) error {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		fmt.Fprintln(stdout, "pbicopy (no build information)")
-		return nil
-	}
-	fmt.Fprintf(stdout, "pbicopy %s (%s)\n", bi.Main.Version, bi.GoVersion)
-	for _, d := range bi.Deps {
-		for _, key := range []string{"azidentity", "azcore", "azblob", "arrow-go", "pgx", "yaml", "go-json-experiment"} {
-			if strings.Contains(d.Path, key) {
-				fmt.Fprintf(stdout, "  %s %s\n", d.Path, d.Version)
-				break
+func newSchemaCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "Print the JSON Schema of job files (for editors)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			data, err := jobfile.JSONSchema()
+			if err != nil {
+				return err
 			}
-		}
+			_, err = cmd.OutOrStdout().Write(data)
+			return err
+		},
 	}
-	return nil
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/spf13/cobra"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/jobfile"
@@ -18,22 +19,27 @@ import (
 // cmdDemo starts the built-in fake Power BI and Entra ID on loopback, and
 // runs the embedded demo job against it through the real client-credentials
 // flow and the real executeQueries client.
-func (a *app) cmdDemo(ctx context.Context, args []string) error {
-	stdout, stderr := a.stdout, a.stderr
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("out", "demo-out", "folder the demo writes into")
-	var c commonFlags
-	fs.StringVar(&c.logFormat, "log-format", "", "log format: text or json")
-	fs.BoolVar(&c.verbose, "v", false, "debug logging")
-	fs.BoolVar(&c.noProgress, "no-progress", false, "no progress line on the terminal")
-	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+func (a *app) newDemoCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the demo job against the built-in fake Power BI (no account needed)",
+		Long: `Demo starts a fake Power BI and Entra ID on loopback, with a 1,000-row Sales
+table, and runs the embedded demo job against it through the real
+client-credentials flow and the real executeQueries client, writing Parquet
+and CSV into --out.`,
+		Example: `  pbicopy demo
+  pbicopy demo --out /tmp/demo`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.cmdDemo(cmd.Context(), out) },
 	}
-	if fs.NArg() > 0 {
-		return usagef("demo takes no arguments")
-	}
-	rep, err := a.newReporter(&c)
+	cmd.Flags().StringVar(&out, "out", "demo-out", "folder the demo writes into")
+	return cmd
+}
+
+func (a *app) cmdDemo(ctx context.Context, out string) error {
+	stdout := a.stdout
+	rep, err := a.newReporter()
 	if err != nil {
 		return err
 	}
@@ -69,23 +75,21 @@ func (a *app) cmdDemo(ctx context.Context, args []string) error {
 		return os.LookupEnv(name)
 	}}
 	job, warnings, err := loader.Load(jobs.DemoFile, jobs.Demo)
-	for _, w := range warnings {
-		fmt.Fprintln(stderr, w)
-	}
+	a.reportProblems(warnings)
 	if err != nil {
 		return err
 	}
 	for _, s := range job.Sinks {
 		if p := s.Path(); p != "" {
-			s.SetPath(filepath.Join(*out, filepath.Base(p)))
+			s.SetPath(filepath.Join(out, filepath.Base(p)))
 		}
 	}
 	fmt.Fprintf(stdout, "fake Power BI listening on %s; running %s (job %s)\n", srv.URL(), jobs.DemoFile, job.Name)
 	a.httpClient = srv.Client()
 	runner := &pipeline.Runner{Logger: rep.log, Sources: a.connector(rep, 0), Storage: a.storage(), Progress: rep.progress()}
-	if err := runJobs(ctx, runner, []*jobfile.Job{job}, "", "", stdout, rep); err != nil {
+	if err := runJobs(ctx, runner, []*jobfile.Job{job}, runFlags{}, stdout, rep); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "done: %d executeQueries request(s), %d token request(s). Look at the files in %s/\n", srv.QueryRequests(), srv.TokenRequests(), *out)
+	fmt.Fprintf(stdout, "done: %d executeQueries request(s), %d token request(s). Look at the files in %s/\n", srv.QueryRequests(), srv.TokenRequests(), out)
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/pbicopy/pbicopy/source"
 	"github.com/pbicopy/pbicopy/source/powerbi"
 )
@@ -15,31 +17,41 @@ import (
 // defaultSample is the number of rows infer samples.
 const defaultSample = 1000
 
-// cmdInfer samples a query and prints a mapping block for a job file.
-func (a *app) cmdInfer(ctx context.Context, args []string) error {
-	var c commonFlags
-	fs := newFlagSet("infer", a.stderr, &c, false)
-	var sf sourceFlags
-	sf.register(fs, false)
-	query := fs.String("query", "", "the DAX `query` to sample (instead of a job file's)")
-	sample := fs.Int("sample", defaultSample, "rows to sample")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if *sample < 1 {
-		return usagef("--sample %d: use 1 or more", *sample)
-	}
-	rep, err := a.newReporter(&c)
-	if err != nil {
-		return err
-	}
-	defer rep.close()
+// inferFlags are the flags of infer.
+type inferFlags struct {
+	params paramFlag
+	source sourceFlags
+	query  string
+	sample int
+}
 
+func (a *app) newInferCmd() *cobra.Command {
+	f := inferFlags{params: paramFlag{}}
+	cmd := &cobra.Command{
+		Use:   "infer [JOB.yaml]",
+		Short: "Sample a job's query (or --query) and print a mapping: block for it",
+		Example: `  pbicopy infer jobs/new.yaml > mapping.yaml
+  pbicopy infer --workspace W --dataset D --query 'EVALUATE TOPN(100, Sales)'`,
+		Args: args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, pos []string) error { return a.cmdInfer(cmd.Context(), f, pos) },
+	}
+	addParamFlag(cmd, f.params)
+	f.source.register(cmd.Flags(), false)
+	cmd.Flags().StringVar(&f.query, "query", "", "the DAX `query` to sample (instead of a job file's)")
+	cmd.Flags().IntVar(&f.sample, "sample", defaultSample, "rows to sample")
+	return cmd
+}
+
+// cmdInfer samples a query and prints a mapping block for a job file.
+func (a *app) cmdInfer(ctx context.Context, f inferFlags, pos []string) error {
+	if f.sample < 1 {
+		return usagef("--sample %d: use 1 or more", f.sample)
+	}
+	sf := &f.source
 	var pb *source.PowerBISpec
 	var dax string
 	switch {
-	case len(pos) == 1 && *query == "":
+	case len(pos) == 1 && f.query == "":
 		if sf.adhocFlagsGiven() {
 			return usagef("infer JOB takes the dataset and credentials from the job file: leave out the dataset and credential flags")
 		}
@@ -47,25 +59,31 @@ func (a *app) cmdInfer(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		rendered, err := job.Render(c.params, false)
+		rendered, err := job.Render(f.params, false)
 		if err != nil {
-			return fmt.Errorf("job %s: %w", job.Name, err)
+			return usagef("job %s: %v", job.Name, err)
 		}
 		pb, dax = job.Source.PowerBI, rendered.Query
-	case len(pos) == 0 && *query != "":
+	case len(pos) == 0 && f.query != "":
+		var err error
 		if pb, err = sf.spec(); err != nil {
 			return err
 		}
-		dax = *query
+		dax = f.query
 	default:
 		return usagef("infer needs a job file, or --query 'EVALUATE ...' with --workspace and --dataset")
 	}
-	cols, qs, err := a.connector(rep, 0).InferSample(ctx, pb, dax, *sample)
+	rep, err := a.newReporter()
+	if err != nil {
+		return err
+	}
+	defer rep.close()
+	cols, qs, err := a.connector(rep, 0).InferSample(ctx, pb, dax, f.sample)
 	rep.close()
 	if err != nil {
 		return err
 	}
-	sampled, _ := source.SampleQuery(dax, *sample)
+	sampled, _ := source.SampleQuery(dax, f.sample)
 	printMapping(a.stdout, cols, int(qs.Rows), sampled)
 	return nil
 }

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,54 +30,6 @@ const (
 	// exitInterrupted is the shell's code for a command ended by SIGINT.
 	exitInterrupted = 130
 )
-
-// usageError is bad usage: exit code 2.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
-const usage = `pbicopy copies DAX query results from Power BI into Parquet, CSV and PostgreSQL.
-
-Usage:
-  pbicopy run JOB.yaml|DIR... [--param name=value]... [flags]   run jobs
-  pbicopy validate JOB.yaml|DIR... [--param name=value]...      check job files without calling any service
-  pbicopy validate --online JOB.yaml|DIR...                      also get a token, run each query for one row, probe each sink
-  pbicopy plan JOB.yaml --from A --to B [flags]                  print the partitions, queries, outputs and duration, calling nothing
-  pbicopy infer JOB.yaml [--sample N]                            sample the query and print a mapping block for the job
-  pbicopy infer --query 'EVALUATE ...' --workspace W --dataset D  the same for a query outside a job
-  pbicopy query --workspace W --dataset D 'EVALUATE ...'         run DAX and show a table (--format csv|json|parquet -o FILE)
-  pbicopy refresh --workspace W --dataset D [--wait] [--timeout 2h]  refresh a dataset, and wait for the refresh to end
-  pbicopy demo [--out DIR]                                       run the demo job against the built-in fake Power BI
-  pbicopy schema                                                 print the JSON Schema of job files (for editors)
-  pbicopy version                                                print the version
-
-Flags of run and validate:
-  --param name=value   a template value for queries and output paths (repeatable)
-  --summary FILE       write the run summary as JSON (run only)
-  --metrics-push URL   push the run's figures to a Prometheus Pushgateway (run only)
-  --from A --to B      backfill: one partition per step of the job's partition parameter, inclusive
-  --concurrency N      partitions in flight (default 1)
-  --rate R             requests per minute for all pages and partitions (default 120, the service's limit)
-  --resume             skip partitions already recorded as done
-  --shard i/n          run only share i of n of the partitions
-  --log-format FORMAT  text or json (default: text on a terminal, json otherwise)
-  -v                   debug logging
-  --no-progress        no progress line on the terminal
-
-Dataset and credentials of query, infer and refresh (or --job FILE to take a job file's):
-  --workspace ID --dataset ID    the dataset
-  --tenant ID --client-id ID     the service principal (default $AZURE_TENANT_ID, $AZURE_CLIENT_ID)
-  --client-secret-env NAME       the variable holding its secret (default AZURE_CLIENT_SECRET, then
-                                 PBI_CLIENT_SECRET; never a flag)
-  --certificate FILE             or a certificate (--certificate-password-env NAME)
-  --auth-method METHOD           or clientSecret, clientCertificate, workloadIdentity, managedIdentity, azureCLI, default
-  --endpoint URL --authority-host URL --cloud public|usgov|china
-
-Exit codes: 0 success; 1 a job failed, an online check failed, or a refresh failed or timed out;
-2 bad usage or an invalid job file; 130 interrupted.
-`
 
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -111,40 +62,17 @@ type app struct {
 	pollInterval time.Duration
 	// wrapSink, set by tests, wraps the sinks of run (internal/faults).
 	wrapSink func(i int, s sink.Sink) (sink.Sink, error)
+
+	logs logFlags // set by the flags of the invocation
 }
 
 // run is the whole command; it returns the exit code.
 func (a *app) run(ctx context.Context, args []string) int {
-	stdout, stderr := a.stdout, a.stderr
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitInvalid
-	}
-	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "run":
-		err = a.cmdRun(ctx, rest)
-	case "plan":
-		err = a.cmdPlan(rest)
-	case "validate":
-		err = a.cmdValidate(ctx, rest)
-	case "infer":
-		err = a.cmdInfer(ctx, rest)
-	case "query":
-		err = a.cmdQuery(ctx, rest)
-	case "refresh":
-		err = a.cmdRefresh(ctx, rest)
-	case "demo":
-		err = a.cmdDemo(ctx, rest)
-	case "schema":
-		err = cmdSchema(stdout, rest)
-	case "version", "--version":
-		err = cmdVersion(stdout)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	default:
-		err = usagef("unknown command %q", cmd)
+	root := a.newRoot()
+	root.SetArgs(args)
+	cmd, err := root, unknownCommand(root, args)
+	if err == nil {
+		cmd, err = root.ExecuteContextC(ctx)
 	}
 	var ue usageError
 	var ie invalidJobs
@@ -152,34 +80,33 @@ func (a *app) run(ctx context.Context, args []string) int {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "pbicopy: %s\n\n%s", ue.msg, usage)
+		a.printError(err, fmt.Sprintf("Run '%s --help' for usage.", cmd.CommandPath()))
 		return exitInvalid
 	case errors.As(err, &ie):
 		return exitInvalid
 	case errors.Is(err, errJobsFailed) || errors.Is(err, errChecksFailed):
 		return exitFailed
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintf(stderr, "pbicopy: %v\n", err)
+		a.printError(err, "")
 		return exitInterrupted
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
 	}
-	fmt.Fprintf(stderr, "pbicopy: %v\n", err)
+	a.printError(err, "")
 	return exitFailed
 }
 
-// parseInterleaved parses flags wherever they stand among the positional
-// arguments (pbicopy run job.yaml --param a=b).
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+// printError shows the error that ends the command, with a hint: a line
+// of text, or a JSON record when the logs are JSON.
+func (a *app) printError(err error, hint string) {
+	if a.jsonLogs() {
+		attrs := []any{"error", oneLineError(err)}
+		if hint != "" {
+			attrs = append(attrs, "hint", hint)
 		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+		a.plainLogger().Error("pbicopy stopped", attrs...)
+		return
+	}
+	fmt.Fprintf(a.stderr, "pbicopy: %s\n", oneLineError(err))
+	if hint != "" {
+		fmt.Fprintln(a.stderr, hint)
 	}
 }

@@ -27,17 +27,75 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"frobnicate"}, {"run"}, {"validate"}, {"run", "--param", "novalue", "x.yaml"}, {"demo", "extra"}} {
-		code, _, stderr := runCmd(t, args...)
-		if code != exitInvalid {
-			t.Errorf("%v: exit %d, want %d (stderr %s)", args, code, exitInvalid, stderr)
+	t.Setenv("PBICOPY_LOG_FORMAT", "text")
+	for _, c := range []struct {
+		args []string
+		want string // the one line of the error
+		hint string // the command whose help the hint names
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`, "pbicopy"},
+		{[]string{"rn"}, `unknown command "rn" (did you mean run?)`, "pbicopy"},
+		{[]string{"run"}, "run needs at least one job file or folder", "pbicopy run"},
+		{[]string{"validate"}, "validate needs at least one job file or folder", "pbicopy validate"},
+		{[]string{"run", "--param", "novalue", "x.yaml"}, `invalid argument "novalue" for "--param" flag: "novalue": write name=value`, "pbicopy run"},
+		{[]string{"run", "--parm", "a=b", "x.yaml"}, "unknown flag: --parm", "pbicopy run"},
+		{[]string{"demo", "extra"}, `unknown command "extra" for "pbicopy demo"`, "pbicopy demo"},
+		{[]string{"validate", "--online", "--skip-env", "x.yaml"}, "--online needs the environment that --skip-env leaves out", "pbicopy validate"},
+		{[]string{"query", "-o", "out.txt", "EVALUATE Sales"}, "-o out.txt: say the format with --format", "pbicopy query"},
+	} {
+		code, stdout, stderr := runCmd(t, c.args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != exitInvalid || stdout != "" || len(lines) != 2 || !strings.HasPrefix(lines[0], "pbicopy: "+c.want) || lines[1] != "Run '"+c.hint+" --help' for usage." {
+			t.Errorf("%v: exit %d, stdout %q, stderr:\n%s", c.args, code, stdout, stderr)
 		}
 	}
-	if code, out, _ := runCmd(t, "help"); code != exitOK || !strings.Contains(out, "Exit codes") {
-		t.Errorf("help: %d %s", code, out)
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{nil, {"help"}, {"--help"}, {"-h"}} {
+		if code, out, stderr := runCmd(t, args...); code != exitOK || !strings.Contains(out, "Exit codes") || stderr != "" {
+			t.Errorf("%v: %d %s %s", args, code, out, stderr)
+		}
 	}
-	if code, out, _ := runCmd(t, "version"); code != exitOK || !strings.HasPrefix(out, "pbicopy") {
-		t.Errorf("version: %d %s", code, out)
+	for _, args := range [][]string{{"run", "--help"}, {"help", "run"}, {"run", "-h"}} {
+		code, out, stderr := runCmd(t, args...)
+		if code != exitOK || !strings.Contains(out, "pbicopy run JOB.yaml|DIR...") || !strings.Contains(out, "--concurrency int") || !strings.Contains(out, "Examples:") || stderr != "" {
+			t.Errorf("%v: exit %d\n%s\n%s", args, code, out, stderr)
+		}
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if code, out, _ := runCmd(t, args...); code != exitOK || !strings.HasPrefix(out, "pbicopy ") {
+			t.Errorf("%v: %d %s", args, code, out)
+		}
+	}
+	if code, out, _ := runCmd(t, "completion", "bash"); code != exitOK || !strings.Contains(out, "bash completion") {
+		t.Errorf("completion bash: exit %d\n%.200s", code, out)
+	}
+}
+
+func TestFlagsFromEnvironment(t *testing.T) {
+	dir := fakeJobs(t)
+	p := writeJob(t, dir, "env", "EVALUATE Sales")
+	summary := filepath.Join(dir, "summary.json")
+	t.Setenv("PBICOPY_SUMMARY", summary)
+	t.Setenv("PBICOPY_LOG_FORMAT", "json")
+	code, _, stderr := runCmd(t, "run", p)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(summary); err != nil {
+		t.Errorf("PBICOPY_SUMMARY was not used: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("PBICOPY_LOG_FORMAT=json was not used: %s", line)
+		}
+	}
+	// A flag on the command line wins; a bad value names the variable.
+	t.Setenv("PBICOPY_CONCURRENCY", "many")
+	code, _, stderr = runCmd(t, "run", p, "--log-format", "text")
+	if code != exitInvalid || !strings.Contains(stderr, `PBICOPY_CONCURRENCY="many"`) {
+		t.Errorf("bad PBICOPY_CONCURRENCY: exit %d\n%s", code, stderr)
 	}
 }
 
@@ -124,7 +182,7 @@ func TestRunInvalidRunsNothing(t *testing.T) {
 	if err := os.WriteFile(bad, bytes.Replace(data, []byte("csv: {"), []byte("csv: { delimiter: ';',"), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runCmd(t, "run", filepath.Join(dir, "jobs"))
+	code, _, stderr := runCmd(t, "run", filepath.Join(dir, "jobs"), "--log-format", "text")
 	if code != exitInvalid {
 		t.Fatalf("exit %d, want %d: %s", code, exitInvalid, stderr)
 	}

@@ -97,7 +97,7 @@ func TestRunMetricsPushFailureKeepsTheSummary(t *testing.T) {
 	if code != exitFailed {
 		t.Fatalf("exit %d, want %d: the jobs succeeded but the push failed\nstderr %s", code, exitFailed, stderr)
 	}
-	if !strings.Contains(stderr, "pbicopy: push metrics: ") || !strings.Contains(stderr, "500") || !strings.Contains(stderr, gw.URL) {
+	if !strings.Contains(stderr, `"error":"push metrics: `) || !strings.Contains(stderr, "500") || !strings.Contains(stderr, gw.URL) {
 		t.Errorf("stderr does not report the failed push:\n%s", stderr)
 	}
 	if !strings.Contains(stdout, "good") {
@@ -144,7 +144,7 @@ func TestSchemaCommand(t *testing.T) {
 	if code, _, _ := runCmd(t, "schema", "extra"); code != exitInvalid {
 		t.Errorf("schema with an argument: exit %d", code)
 	}
-	if _, out, _ := runCmd(t, "help"); !strings.Contains(out, "pbicopy schema") {
+	if _, out, _ := runCmd(t, "help"); !strings.Contains(out, "\n  schema ") {
 		t.Errorf("the usage does not list the schema command:\n%s", out)
 	}
 }

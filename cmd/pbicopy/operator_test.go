@@ -131,6 +131,7 @@ func TestSummaryWhenNothingRuns(t *testing.T) {
 }
 
 func TestGoldenValidate(t *testing.T) {
+	t.Setenv("PBICOPY_LOG_FORMAT", "text")
 	_, dir := fakeEnv(t, fakepbi.Options{})
 	out := filepath.Join(dir, "out")
 	writeFile(t, filepath.Join(dir, "jobs", "daily.yaml"), `name: daily
@@ -281,6 +282,7 @@ func TestGoldenQuery(t *testing.T) {
 }
 
 func TestGoldenRefresh(t *testing.T) {
+	t.Setenv("PBICOPY_LOG_FORMAT", "text")
 	srv, _ := fakeEnv(t, fakepbi.Options{})
 	flags := adhocFlags(t, srv)
 	refresh := func(args ...string) (int, string, string) {
@@ -479,11 +481,17 @@ func TestSecretsNeverShown(t *testing.T) {
 	}
 }
 
-// TestEveryCommandIsDocumented: the usage names every command.
+// TestEveryCommandIsDocumented: the help lists every command, and each
+// command has help of its own, with examples where it takes arguments.
 func TestEveryCommandIsDocumented(t *testing.T) {
-	for _, c := range []string{"run", "validate", "validate --online", "infer", "query", "refresh", "demo", "version"} {
-		if !strings.Contains(usage, "pbicopy "+c+" ") {
-			t.Errorf("usage does not show %q", c)
+	_, out, _ := runCmd(t, "--help")
+	for _, c := range []string{"run", "plan", "validate", "infer", "query", "refresh", "demo", "schema", "version", "completion"} {
+		if !regexp.MustCompile(`(?m)^  ` + c + ` `).MatchString(out) {
+			t.Errorf("the help does not list %q:\n%s", c, out)
+		}
+		code, help, stderr := runCmd(t, c, "--help")
+		if code != exitOK || !strings.Contains(help, "Usage:") || stderr != "" {
+			t.Errorf("%s --help: exit %d\n%s\n%s", c, code, help, stderr)
 		}
 	}
 }

@@ -219,13 +219,13 @@ type reporter struct {
 
 // newReporter makes the logger the flags ask for and, when stderr is an
 // interactive terminal and --no-progress is not given, a progress line.
-func (a *app) newReporter(c *commonFlags) (*reporter, error) {
-	log, err := newLogger(c, a.stderr)
+func (a *app) newReporter() (*reporter, error) {
+	log, err := a.newLogger()
 	if err != nil {
 		return nil, err
 	}
 	rep := &reporter{log: log, stderr: a.stderr}
-	if !c.noProgress && isTerminal(a.stderr) {
+	if !a.logs.noProgress && isTerminal(a.stderr) {
 		rep.bar = newProgressBar(a.stderr)
 		rep.log = slog.New(&barHandler{h: log.Handler(), bar: rep.bar})
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/spf13/cobra"
 
 	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/mapping"
@@ -29,24 +30,70 @@ import (
 // maxCellWidth is the widest a value is shown in the terminal table.
 const maxCellWidth = 40
 
+// queryFlags are the flags of query.
+type queryFlags struct {
+	source  sourceFlags
+	format  string
+	out     string
+	maxRows int
+}
+
+func (a *app) newQueryCmd() *cobra.Command {
+	var f queryFlags
+	cmd := &cobra.Command{
+		Use:   "query 'EVALUATE ...'",
+		Short: "Run a DAX query and show the result as a table, or write it as CSV, JSON lines or Parquet",
+		Long: `Query runs one DAX query against a dataset, named by --workspace and
+--dataset (with the credentials flags) or taken from a job file's source with
+--job, and shows the first rows as a table, or writes the whole result with
+-o FILE: the format follows the file's extension (.csv, .json or .jsonl,
+.parquet) unless --format says otherwise.`,
+		Example: `  pbicopy query --workspace W --dataset D 'EVALUATE TOPN(10, Sales)'
+  pbicopy query --job jobs/sales.yaml -o sales.parquet 'EVALUATE Sales'
+  pbicopy query --job jobs/sales.yaml --format csv 'EVALUATE Sales' > sales.csv`,
+		Args: func(cmd *cobra.Command, pos []string) error {
+			if len(pos) != 1 {
+				return usagef("query needs one DAX query: pbicopy query --workspace W --dataset D 'EVALUATE ...'")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, pos []string) error { return a.cmdQuery(cmd.Context(), &f, pos[0]) },
+	}
+	fl := cmd.Flags()
+	f.source.register(fl, true)
+	fl.StringVar(&f.format, "format", "", "table, csv, json (one object per line) or parquet (default: from -o's extension, else table)")
+	fl.StringVarP(&f.out, "output", "o", "", "write to `FILE` (csv, json, parquet) instead of the terminal")
+	fl.IntVar(&f.maxRows, "max-rows", 100, "rows the table shows")
+	return cmd
+}
+
+// formatOf is the format of an output file, from its extension.
+func formatOf(path string) (string, bool) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".csv":
+		return "csv", true
+	case ".json", ".jsonl", ".ndjson":
+		return "json", true
+	case ".parquet":
+		return "parquet", true
+	}
+	return "", false
+}
+
 // cmdQuery runs an ad-hoc DAX query and shows its result as a table, or
 // writes it as CSV, JSON lines or Parquet.
-func (a *app) cmdQuery(ctx context.Context, args []string) error {
-	var c commonFlags
-	fs := newFlagSet("query", a.stderr, &c, false)
-	var sf sourceFlags
-	sf.register(fs, true)
-	format := fs.String("format", "table", "table, csv, json (one object per line) or parquet")
-	out := fs.String("o", "", "write to `FILE` (csv, json, parquet) instead of the terminal")
-	maxRows := fs.Int("max-rows", 100, "rows the table shows")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return usagef("%v", err)
+func (a *app) cmdQuery(ctx context.Context, f *queryFlags, dax string) error {
+	sf, format, out, maxRows := &f.source, &f.format, &f.out, &f.maxRows
+	if *format == "" {
+		*format = "table"
+		if *out != "" {
+			ext, ok := formatOf(*out)
+			if !ok {
+				return usagef("-o %s: say the format with --format csv, json or parquet (the extension is not one of .csv, .json, .jsonl, .parquet)", *out)
+			}
+			*format = ext
+		}
 	}
-	if len(pos) != 1 {
-		return usagef("query needs one DAX query: pbicopy query --workspace W --dataset D 'EVALUATE ...'")
-	}
-	dax := pos[0]
 	switch *format {
 	case "table":
 		if *out != "" {
@@ -67,7 +114,7 @@ func (a *app) cmdQuery(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := a.newReporter(&c)
+	rep, err := a.newReporter()
 	if err != nil {
 		return err
 	}

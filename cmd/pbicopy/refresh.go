@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/source/powerbi"
@@ -25,33 +26,47 @@ func (t *tablesFlag) Set(s string) error {
 	return nil
 }
 
+func (t *tablesFlag) Type() string { return "Table[/Partition]" }
+
+// refreshFlags are the flags of refresh.
+type refreshFlags struct {
+	source  sourceFlags
+	wait    bool
+	timeout time.Duration
+	opts    powerbi.RefreshOptions
+}
+
+func (a *app) newRefreshCmd() *cobra.Command {
+	var f refreshFlags
+	cmd := &cobra.Command{
+		Use:   "refresh",
+		Short: "Refresh a dataset, and wait for the refresh to end",
+		Long: `Refresh starts a refresh of a dataset (an enhanced refresh when any of its
+options is given) and, with --wait, waits for it to end: exit 0 when it
+completed; 1 when it failed, was cancelled, timed out, or another refresh was
+running.`,
+		Example: `  pbicopy refresh --workspace W --dataset D --wait --timeout 2h
+  pbicopy refresh --job jobs/sales.yaml --wait --table Sales --type dataOnly`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.cmdRefresh(cmd.Context(), &f) },
+	}
+	fl := cmd.Flags()
+	f.source.register(fl, true)
+	fl.BoolVar(&f.wait, "wait", false, "wait for the refresh to end")
+	fl.DurationVar(&f.timeout, "timeout", 2*time.Hour, "with --wait: how long to wait")
+	fl.StringVar(&f.opts.Type, "type", "", "enhanced refresh: full, clearValues, calculate, dataOnly, automatic or defragment")
+	fl.StringVar(&f.opts.CommitMode, "commit-mode", "", "enhanced refresh: transactional or partialBatch")
+	fl.IntVar(&f.opts.MaxParallelism, "max-parallelism", 0, "enhanced refresh: parallel processing threads")
+	fl.IntVar(&f.opts.RetryCount, "retry-count", 0, "enhanced refresh: attempts before failing")
+	fl.Var((*tablesFlag)(&f.opts.Objects), "table", "enhanced refresh: refresh only `Table` or Table/Partition (repeatable)")
+	return cmd
+}
+
 // cmdRefresh starts a dataset refresh and, with --wait, waits for it to
 // end: exit 0 when it completed, 1 when it failed, was cancelled, timed out
 // or another refresh was running.
-func (a *app) cmdRefresh(ctx context.Context, args []string) error {
-	var c commonFlags
-	fs := flag.NewFlagSet("refresh", flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	fs.StringVar(&c.logFormat, "log-format", "", "log format: text or json (default: text on a terminal, json otherwise)")
-	fs.BoolVar(&c.verbose, "v", false, "debug logging")
-	fs.BoolVar(&c.noProgress, "no-progress", false, "no progress line on the terminal")
-	var sf sourceFlags
-	sf.register(fs, true)
-	wait := fs.Bool("wait", false, "wait for the refresh to end")
-	timeout := fs.Duration("timeout", 2*time.Hour, "with --wait: how long to wait")
-	var opts powerbi.RefreshOptions
-	fs.StringVar(&opts.Type, "type", "", "enhanced refresh: full, clearValues, calculate, dataOnly, automatic or defragment")
-	fs.StringVar(&opts.CommitMode, "commit-mode", "", "enhanced refresh: transactional or partialBatch")
-	fs.IntVar(&opts.MaxParallelism, "max-parallelism", 0, "enhanced refresh: parallel processing threads")
-	fs.IntVar(&opts.RetryCount, "retry-count", 0, "enhanced refresh: attempts before failing")
-	fs.Var((*tablesFlag)(&opts.Objects), "table", "enhanced refresh: refresh only `Table` or Table/Partition (repeatable)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if len(pos) > 0 {
-		return usagef("refresh takes no arguments: name the dataset with --workspace and --dataset, or --job FILE")
-	}
+func (a *app) cmdRefresh(ctx context.Context, f *refreshFlags) error {
+	sf, opts, wait, timeout := &f.source, f.opts, &f.wait, &f.timeout
 	if *timeout <= 0 {
 		return usagef("--timeout %s: use a positive duration such as 2h", *timeout)
 	}
@@ -59,7 +74,7 @@ func (a *app) cmdRefresh(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := a.newReporter(&c)
+	rep, err := a.newReporter()
 	if err != nil {
 		return err
 	}

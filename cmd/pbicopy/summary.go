@@ -29,7 +29,7 @@ const (
 // runJobs runs jobs one after another (a failed job does not stop the next
 // ones), then prints the summary table and, when asked, writes the summary
 // as JSON and pushes the figures to a Pushgateway, whatever the outcome.
-func runJobs(ctx context.Context, runner *pipeline.Runner, jobs []*jobfile.Job, summaryPath, metricsPush string, stdout io.Writer, rep *reporter) error {
+func runJobs(ctx context.Context, runner *pipeline.Runner, jobs []*jobfile.Job, f runFlags, stdout io.Writer, rep *reporter) error {
 	started := time.Now()
 	var results []*pipeline.JobResult
 	failed := 0
@@ -53,15 +53,19 @@ func runJobs(ctx context.Context, runner *pipeline.Runner, jobs []*jobfile.Job, 
 	}
 	sum := newRunSummary("run", started, jobs, results, err)
 	table := stdout
-	if summaryPath == "-" {
+	if f.summary == "-" {
 		table = rep.stderr // stdout carries the JSON summary alone
 	}
 	printSummary(table, sum)
-	if summaryPath != "" {
-		err = withFailure(err, writeSummary(summaryPath, stdout, sum))
+	if f.summary != "" {
+		err = withFailure(err, writeSummary(f.summary, stdout, sum))
 	}
-	if metricsPush != "" {
-		err = withFailure(err, pushRunMetrics(ctx, metricsPush, results))
+	if f.metricsPush != "" {
+		if perr := pushRunMetrics(ctx, f, runner.Shard, results); perr != nil && f.metricsPushOptional {
+			rep.log.Warn("the run's figures were not pushed (--metrics-push-optional)", "error", perr)
+		} else {
+			err = withFailure(err, perr)
+		}
 	}
 	return err
 }

@@ -628,7 +628,7 @@ func (c *Connector) RefreshAndWait(ctx context.Context, pb *source.PowerBISpec, 
 	}
 	switch {
 	case err == nil:
-		log.Info("dataset refresh completed", "refreshId", ref.ID, "duration", time.Since(start).Round(time.Second).String())
+		log.Info("dataset refresh completed", "refreshId", ref.ID, "duration", time.Since(start).Round(time.Second))
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		err = &RefreshTimeoutError{State: st, Timeout: timeout}
 	}
