@@ -40,6 +40,17 @@ func (job *Job) TemplateParams(given map[string]string) (used, missing []string)
 	return used, missing
 }
 
+// Takes reports whether the job takes a --param name: it declares it, or,
+// declaring no parameters, a template of its uses it.
+func (job *Job) Takes(name string) bool {
+	if len(job.Params) > 0 {
+		_, ok := job.Params[name]
+		return ok
+	}
+	used, _ := job.TemplateParams(nil)
+	return slices.Contains(used, name)
+}
+
 // walkTemplate calls fn with the first field name of every .name reference
 // under n.
 func walkTemplate(n parse.Node, fn func(string)) {

@@ -34,7 +34,7 @@ func (r *Runner) CheckOnline(ctx context.Context, job *jobfile.Job) []Check {
 		checks = append(checks, c)
 		return err == nil
 	}
-	rendered, rerr := job.Render(r.Params, false)
+	rendered, rerr := job.Render(r.paramsFor(job), false)
 	if rerr != nil {
 		add("params", rerr, "")
 	}

@@ -29,11 +29,10 @@ type PlannedPartition struct {
 // Plan works out the partitions, queries and outputs of a run of job with
 // the runner's parameters, range, shard and resume settings.
 func (r *Runner) Plan(job *jobfile.Job) (*RunPlan, error) {
-	parts, err := job.Partitions(r.Params, r.From, r.To, r.now())
+	parts, err := r.partitions(job)
 	if err != nil {
 		return nil, err
 	}
-	parts = r.Shard.Select(parts)
 	var st *stateFile
 	if job.Partition != nil && r.Resume {
 		if st, err = r.openState(context.Background(), job, r.Shard, true); err != nil {

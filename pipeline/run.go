@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -118,13 +119,50 @@ func (r *Runner) Run(ctx context.Context, job *jobfile.Job) *JobResult {
 // CheckArgs checks the runner's parameters, range, shard and resume
 // settings against job, without running anything: the commands call it for
 // every job before running any, so that bad usage runs nothing.
+// A value a template needs and no --param or default gives is an error.
 func (r *Runner) CheckArgs(job *jobfile.Job) error {
-	_, err := r.partitions(job)
+	parts, err := r.partitions(job)
+	if err != nil || len(parts) == 0 {
+		return err
+	}
+	// Every partition takes the same values but the partition
+	// parameter's: rendering the first shows what is missing.
+	if job.Source.PowerBI != nil {
+		if _, err := job.RenderSource(parts[0].Params); err != nil {
+			return err
+		}
+	}
+	_, err = job.Targets(parts[0])
 	return err
 }
 
+// UnusedParams lists the --param names that no job of jobs takes (see
+// jobfile.Job.Takes): a mistyped name, or a value for another job.
+func UnusedParams(jobs []*jobfile.Job, params map[string]string) []string {
+	var unused []string
+	for name := range params {
+		if !slices.ContainsFunc(jobs, func(j *jobfile.Job) bool { return j.Takes(name) }) {
+			unused = append(unused, name)
+		}
+	}
+	slices.Sort(unused)
+	return unused
+}
+
+// paramsFor are the --param values job takes: a run of several jobs gives
+// each the values it declares or uses.
+func (r *Runner) paramsFor(job *jobfile.Job) map[string]string {
+	out := make(map[string]string, len(r.Params))
+	for k, v := range r.Params {
+		if job.Takes(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 func (r *Runner) partitions(job *jobfile.Job) ([]jobfile.Partition, error) {
-	parts, err := job.Partitions(r.Params, r.From, r.To, r.now())
+	parts, err := job.Partitions(r.paramsFor(job), r.From, r.To, r.now())
 	if err != nil {
 		return nil, err
 	}

@@ -82,6 +82,9 @@ func (a *app) cmdPlan(f planFlags, paths []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkParams(jobs, f.params); err != nil {
+		return err
+	}
 	for _, j := range jobs {
 		if err := r.CheckArgs(j); err != nil {
 			return usagef("%s: %v", j.File, err)

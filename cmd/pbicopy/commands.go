@@ -56,6 +56,15 @@ func addParamFlag(cmd *cobra.Command, p paramFlag) {
 	cmd.Flags().Var(p, "param", "a template value for queries and output paths (repeatable)")
 }
 
+// checkParams refuses a --param that no job takes: a typo must not run a
+// job with its default instead.
+func checkParams(jobs []*jobfile.Job, params paramFlag) error {
+	if unused := pipeline.UnusedParams(jobs, params); len(unused) > 0 {
+		return usagef("--param %s: no job of this run declares or uses it", strings.Join(unused, ", --param "))
+	}
+	return nil
+}
+
 // loadJobs loads and validates job files, reporting every problem,
 // warning and note.
 func (a *app) loadJobs(loader jobfile.Loader, paths []string) ([]*jobfile.Job, error) {
@@ -173,6 +182,9 @@ func (a *app) cmdRun(ctx context.Context, f runFlags, paths []string) error {
 	}
 	// Parameters, ranges, shards and --resume are checked for every job
 	// before any runs: bad usage runs nothing.
+	if err := checkParams(jobs, f.params); err != nil {
+		return err
+	}
 	for _, j := range jobs {
 		if err := runner.CheckArgs(j); err != nil {
 			return usagef("%s: %v", j.File, err)

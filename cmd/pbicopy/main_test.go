@@ -221,10 +221,21 @@ func TestRunParam(t *testing.T) {
 	if strings.Contains(string(out), "South") || !strings.Contains(string(out), "North") {
 		t.Errorf("the filter was not applied:\n%.300s", out)
 	}
+	// A value missing, or one no job takes: bad usage, nothing runs.
 	code, _, stderr = runCmd(t, "run", p)
-	if code != exitFailed || !strings.Contains(stderr, "--param region=VALUE") {
+	if code != exitInvalid || !strings.Contains(stderr, "--param region=VALUE") {
 		t.Errorf("missing param: exit %d, %s", code, stderr)
 	}
+	// In a folder, each job takes the values it uses.
+	writeJob(t, dir, "other", "EVALUATE TOPN(5, Sales)")
+	if code, _, stderr := runCmd(t, "run", filepath.Dir(p), "--param", "region=North"); code != exitOK {
+		t.Errorf("a folder with a job that does not use the param: exit %d, %s", code, stderr)
+	}
+	code, _, stderr = runCmd(t, "run", p, "--param", "region=North", "--param", "regoin=South")
+	if code != exitInvalid || !strings.Contains(stderr, "--param regoin: no job of this run declares or uses it") {
+		t.Errorf("unused param: exit %d, %s", code, stderr)
+	}
+
 }
 
 func TestDemo(t *testing.T) {
