@@ -27,6 +27,9 @@ const (
 	// Aborted: a sink that published nothing of this run, because the run
 	// failed before its commit.
 	Aborted Status = "aborted"
+	// NotRun: a partition left out because an earlier one failed with an
+	// error every partition would meet (source.Permanent).
+	NotRun Status = "not run"
 )
 
 // Figures are the counts of a run, a partition or a job: what its sources

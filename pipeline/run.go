@@ -220,6 +220,19 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 	}
 	r.progress(ProgressEvent{Kind: ProgressJobStart, Job: job.Name, TotalPartitions: len(parts)})
 	results := make([]*PartitionResult, len(parts))
+	// stop closes at the first failure every partition would meet (the
+	// token refused, the query invalid): the partitions not started then
+	// are not run.
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
 	todo := make(chan int)
 	var wg sync.WaitGroup
 	workers := max(1, min(r.Concurrency, len(parts)))
@@ -228,6 +241,9 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 		go func() {
 			defer wg.Done()
 			for i := range todo {
+				if stopped() {
+					continue
+				}
 				p := parts[i]
 				fp := fps[i]
 				if st.isDone(p.Key, fp) {
@@ -249,16 +265,23 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 						plog.Error("partition published, but not recorded in the state", "error", err)
 					}
 				}
+				if pr.err != nil && source.Permanent(pr.err) {
+					stopOnce.Do(func() { close(stop) })
+				}
 				results[i] = pr
 				r.progress(ProgressEvent{Kind: ProgressPartition, Job: job.Name})
 			}
 		}()
 	}
+feed:
 	for i := range parts {
-		if ctx.Err() != nil {
-			break
+		select {
+		case todo <- i:
+		case <-stop:
+			break feed
+		case <-ctx.Done():
+			break feed
 		}
-		todo <- i
 	}
 	close(todo)
 	wg.Wait()
@@ -267,11 +290,17 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 	var firstErr error
 	var firstPhase string
 	partial := false
+	notRun := 0
 	for i, pr := range results {
-		if pr == nil { // never started: interrupted
+		switch {
+		case pr != nil:
+		case ctx.Err() != nil: // never started: interrupted
 			pr = &PartitionResult{Key: parts[i].Key, Status: Interrupted, Error: "not run: interrupted"}
-			results[i] = pr
+		default: // never started: an earlier partition's failure stopped the job
+			pr = &PartitionResult{Key: parts[i].Key, Status: NotRun, Error: "not run: an earlier partition failed with an error every partition would meet"}
+			notRun++
 		}
+		results[i] = pr
 		res.Partitions = append(res.Partitions, pr)
 		res.Figures.add(pr.Figures)
 		res.Sinks = sumSinks(res.Sinks, pr.Sinks)
@@ -294,6 +323,11 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 		res.Phase = firstPhase
 		if partial {
 			res.Status = PartiallyPublished
+		}
+		if stopped() {
+			// No --resume advice: it cannot cure this error; the error
+			// says what can.
+			return fmt.Errorf("%w; the job stopped there, as every partition would meet this error (%d of %d partitions not run)", firstErr, notRun, len(parts))
 		}
 		return fmt.Errorf("%d of %d partitions failed (%s); first: %w; re-run with --resume to retry only those", len(failed), len(parts), summarizeKeys(failed), firstErr)
 	}

@@ -120,6 +120,16 @@ func Retryable(err error) bool {
 	return errors.As(err, &r) && r.Retryable()
 }
 
+// Permanent reports whether err would recur for every partition of a job
+// and every try: the token refused, access denied, the query invalid, a
+// column of the response the mapping does not know. The runner stops the
+// job at the first such failure instead of meeting it once per partition,
+// and does not suggest --resume, which cannot cure it.
+func Permanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
 // Progress is told of a source's progress as it reads, in deltas: bytes of
 // response and completed pages. It is called from the goroutine that
 // reads and must be quick and safe for concurrent use.

@@ -87,7 +87,7 @@ func (b *Builder) Field(key, value []byte) error {
 		if b.unmapped == mapping.UnmappedIgnore {
 			return nil
 		}
-		return b.fail(fmt.Errorf("row %d: key %s is not mapped to any column: add it to mapping.columns, or set mapping.unmapped: ignore", b.row, displayValue(key)))
+		return b.fail(permanentError{fmt.Errorf("row %d: key %s is not mapped to any column: add it to mapping.columns, or set mapping.unmapped: ignore", b.row, displayValue(key))})
 	}
 	if b.seen[i] == b.row {
 		return b.fail(fmt.Errorf("row %d: key %s appears twice in the row", b.row, displayValue(key)))
@@ -180,6 +180,13 @@ func (b *Builder) flush() error {
 // Release frees the builder's buffers. Batches already emitted are not
 // affected.
 func (b *Builder) Release() { b.rb.Release() }
+
+// permanentError is an error of the job that every partition would meet
+// (source.Permanent).
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error   { return e.error }
+func (e permanentError) Permanent() bool { return true }
 
 // ValueError reports a value that does not fit its column.
 type ValueError struct {

@@ -256,7 +256,7 @@ func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (Q
 	for {
 		resp, err := p.post(ctx, target.String(), body)
 		if err != nil {
-			return p.stats(st, DecodeStats{}), fmt.Errorf("executeQueries: %w", err)
+			return p.stats(st, DecodeStats{}), requestError("executeQueries", err)
 		}
 		switch {
 		case resp.StatusCode == http.StatusOK:

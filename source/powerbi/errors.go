@@ -3,6 +3,7 @@ package powerbi
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
+
+	"github.com/pbicopy/pbicopy/internal/azure/credential"
 )
 
 // APIError is an HTTP error answered by the Power BI REST API.
@@ -68,6 +71,28 @@ func (e *APIError) Error() string {
 		fmt.Fprintf(&b, " (RequestId %s)", e.RequestID)
 	}
 	return b.String()
+}
+
+// Permanent reports whether the same request would be refused again:
+// 400 (an invalid query), 401, 403 and 404 (access, a wrong id). A 429, a
+// 408 and the 5xx are not.
+func (e *APIError) Permanent() bool {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return true
+	}
+	return false
+}
+
+// requestError is the failure of a request that got no answer from the
+// service: a token refused (which says so itself: no prefix of the call
+// it was for), or a network error of the call op.
+func requestError(op string, err error) error {
+	var ae *credential.AuthError
+	if errors.As(err, &ae) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // maxMessageBytes bounds the text of the service that a message quotes.

@@ -536,7 +536,7 @@ func (p *Client) call(ctx context.Context, method string, target *url.URL, body 
 		}
 		resp, err := p.pipeline().Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, requestError(op, err)
 		}
 		switch {
 		case resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect:

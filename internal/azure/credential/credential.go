@@ -226,5 +226,5 @@ func Build(cfg Config, httpClient *http.Client) (azcore.TokenCredential, error) 
 	if err != nil {
 		return nil, fmt.Errorf("auth (%s): %w", method, err)
 	}
-	return cred, nil
+	return explained{TokenCredential: cred, method: method, tenant: cfg.Tenant, clientID: cfg.ClientID}, nil
 }
