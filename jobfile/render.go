@@ -51,6 +51,20 @@ func (job *Job) Takes(name string) bool {
 	return slices.Contains(used, name)
 }
 
+// ParamNames are the --param names the job takes, sorted.
+func (job *Job) ParamNames() []string {
+	if len(job.Params) == 0 {
+		used, _ := job.TemplateParams(nil)
+		return used
+	}
+	names := make([]string, 0, len(job.Params))
+	for name := range job.Params {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
 // walkTemplate calls fn with the first field name of every .name reference
 // under n.
 func walkTemplate(n parse.Node, fn func(string)) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -59,10 +60,35 @@ func addParamFlag(cmd *cobra.Command, p paramFlag) {
 // checkParams refuses a --param that no job takes: a typo must not run a
 // job with its default instead.
 func checkParams(jobs []*jobfile.Job, params paramFlag) error {
-	if unused := pipeline.UnusedParams(jobs, params); len(unused) > 0 {
-		return usagef("--param %s: no job of this run declares or uses it", strings.Join(unused, ", --param "))
+	unused := pipeline.UnusedParams(jobs, params)
+	if len(unused) == 0 {
+		return nil
 	}
-	return nil
+	var files, takes []string
+	for _, j := range jobs {
+		files = append(files, filepath.Base(j.File))
+		for _, name := range j.ParamNames() {
+			if !slices.Contains(takes, name) {
+				takes = append(takes, name)
+			}
+		}
+	}
+	slices.Sort(takes)
+	if len(files) > 3 {
+		files = append(files[:3], fmt.Sprintf("and %d more", len(files)-3))
+	}
+	known := "it takes no --param"
+	if len(jobs) > 1 {
+		known = "they take no --param"
+	}
+	if len(takes) > 0 {
+		known = "it takes " + strings.Join(takes, ", ")
+		if len(jobs) > 1 {
+			known = "they take " + strings.Join(takes, ", ")
+		}
+	}
+	return usagef("--param %s: no job of this run declares or uses it (%s: %s)",
+		strings.Join(unused, ", --param "), strings.Join(files, ", "), known)
 }
 
 // loadJobs loads and validates job files, reporting every problem,
