@@ -75,7 +75,7 @@ func (a *app) newRoot() *cobra.Command {
 	pf.BoolVar(&a.logs.noProgress, "no-progress", false, "no progress line on the terminal")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddGroup(&cobra.Group{ID: "jobs", Title: "Jobs:"}, &cobra.Group{ID: "adhoc", Title: "Without a job file:"})
-	for _, c := range []*cobra.Command{a.newRunCmd(), a.newPlanCmd(), a.newValidateCmd(), a.newInferCmd()} {
+	for _, c := range []*cobra.Command{a.newRunCmd(), a.newPlanCmd(), a.newValidateCmd(), a.newInferCmd(), a.newInitCmd()} {
 		c.GroupID = "jobs"
 		root.AddCommand(c)
 	}

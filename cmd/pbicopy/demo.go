@@ -90,6 +90,35 @@ func (a *app) cmdDemo(ctx context.Context, out string) error {
 	if err := runJobs(ctx, runner, []*jobfile.Job{job}, runFlags{}, stdout, rep); err != nil {
 		return err
 	}
+	// A saved response of the same query, for the first-job walk of the
+	// README (pbicopy init --source-file): a job developed offline reads it
+	// exactly as a live response.
+	saved := filepath.Join(out, "response.json")
+	if err := saveResponse(saved, opts, job.Source.PowerBI.Query); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "done: %d executeQueries request(s), %d token request(s). Look at the files in %s/\n", srv.QueryRequests(), srv.TokenRequests(), out)
+	fmt.Fprintf(stdout, "%s is the response the fake sent, saved: pbicopy init first-job --source-file %s starts a job from it\n", saved, saved)
 	return nil
+}
+
+// saveResponse writes the body the fake sends for query to path, through a
+// temporary file so that a half-written response is never left.
+func saveResponse(path string, opts fakepbi.Options, query string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".response-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := fakepbi.WriteResponse(tmp, opts.Tables, query, false, opts); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save the demo response: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
