@@ -485,7 +485,14 @@ func TestSecretsNeverShown(t *testing.T) {
 // command has help of its own, with examples where it takes arguments.
 func TestEveryCommandIsDocumented(t *testing.T) {
 	_, out, _ := runCmd(t, "--help")
-	for _, c := range []string{"run", "plan", "validate", "infer", "query", "refresh", "demo", "schema", "version", "completion"} {
+	manual, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"run", "plan", "validate", "infer", "init", "query", "refresh", "demo", "schema", "version", "completion"} {
+		if !strings.Contains(string(manual), "pbicopy "+c+" ") {
+			t.Errorf("docs/operations.md does not show pbicopy %s", c)
+		}
 		if !regexp.MustCompile(`(?m)^  ` + c + ` `).MatchString(out) {
 			t.Errorf("the help does not list %q:\n%s", c, out)
 		}
