@@ -43,7 +43,7 @@ func TestFailFast(t *testing.T) {
 		failFast bool
 		want     string
 	}{
-		{"token refused", `EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }})`, func(f *fixture) { f.env["SECRET"] = "wrong" }, true, "AADSTS7000215 invalid client secret"},
+		{"token refused", `EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }})`, func(f *fixture) { f.env["SECRET"] = "wrong" }, true, "AADSTS7000215: invalid client secret"},
 		{"invalid query", `EVALUATE FILTER(Salez, Salez[OrderDate] = {{ dax .day }})`, nil, true, "DatasetExecuteQueriesError"},
 		{"access denied", `EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }})`, func(f *fixture) { f.srv.FailWith(1000, 403) }, true, "HTTP 403"},
 		{"service failing", `EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }})`, func(f *fixture) { f.srv.FailWith(1000, 500) }, false, "HTTP 500"},

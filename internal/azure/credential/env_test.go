@@ -56,7 +56,7 @@ func TestNewTakesTheCredentialFromTheEnvironment(t *testing.T) {
 		{"AZURE_CLIENT_SECRET", o.ClientSecret, "", auth, true, ""},
 		{"PBI_CLIENT_SECRET", "", o.ClientSecret, withMethod, true, ""},
 		{"AZURE_CLIENT_SECRET first", o.ClientSecret, "wrong", auth, true, ""},
-		{"AZURE_CLIENT_SECRET first, even wrong", "wrong", o.ClientSecret, withMethod, false, "AADSTS7000215 invalid client secret"},
+		{"AZURE_CLIENT_SECRET first, even wrong", "wrong", o.ClientSecret, withMethod, false, "AADSTS7000215: invalid client secret"},
 		{"none", "", "", withMethod, false, "source.powerbi.auth.clientSecret: not given, and none of AZURE_CLIENT_SECRET, PBI_CLIENT_SECRET is set in the environment"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -37,7 +37,7 @@ func (e *AuthError) Error() string {
 	if e.Code != "" {
 		fmt.Fprintf(&b, ": %s", e.Code)
 		if e.Meaning != "" {
-			fmt.Fprintf(&b, " %s", e.Meaning)
+			fmt.Fprintf(&b, ": %s", e.Meaning)
 		}
 	} else if e.Status != 0 {
 		fmt.Fprintf(&b, ": HTTP %d", e.Status)
@@ -56,7 +56,7 @@ func (e *AuthError) Error() string {
 		fmt.Fprintf(&b, " (%s)", strings.Join(who, ", "))
 	}
 	if e.Advice != "" {
-		fmt.Fprintf(&b, ": %s", e.Advice)
+		fmt.Fprintf(&b, "; %s", e.Advice)
 	}
 	return b.String()
 }

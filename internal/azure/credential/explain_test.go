@@ -26,9 +26,9 @@ func TestExplainEntraRefusals(t *testing.T) {
 		name, tenant, client, secret string
 		want                         []string
 	}{
-		{"wrong secret", o.TenantID, o.ClientID, "wrong", []string{"AADSTS7000215 invalid client secret", "not its Secret ID"}},
-		{"unknown client", o.TenantID, "00000000-0000-4000-8000-0000000000ff", o.ClientSecret, []string{"AADSTS700016 application not found in the tenant", "check clientId"}},
-		{"unknown tenant", "00000000-0000-4000-8000-0000000000ee", o.ClientID, o.ClientSecret, []string{"AADSTS90002 tenant not found", "check tenant"}},
+		{"wrong secret", o.TenantID, o.ClientID, "wrong", []string{"AADSTS7000215: invalid client secret", "not its Secret ID"}},
+		{"unknown client", o.TenantID, "00000000-0000-4000-8000-0000000000ff", o.ClientSecret, []string{"AADSTS700016: application not found in the tenant", "check clientId"}},
+		{"unknown tenant", "00000000-0000-4000-8000-0000000000ee", o.ClientID, o.ClientSecret, []string{"AADSTS90002: tenant not found", "check tenant"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cred, err := Build(Config{Method: "clientSecret", Tenant: c.tenant, ClientID: c.client, ClientSecret: c.secret, AuthorityHost: srv.AuthorityHost()}, srv.Client())
