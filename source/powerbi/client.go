@@ -122,7 +122,7 @@ func NewClient(cfg Config) (*Client, error) {
 		retry: policy.RetryOptions{
 			MaxRetries:    8,
 			RetryDelay:    2 * time.Second,
-			MaxRetryDelay: 2 * time.Minute,
+			MaxRetryDelay: MaxThrottleWait,
 		},
 	}
 	if p.log == nil {

@@ -3,6 +3,7 @@ package powerbi
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +166,57 @@ func TestLimiterSpacesRequests(t *testing.T) {
 		if err := l.Wait(ctx); err == nil {
 			t.Error("Wait ignored a cancelled context")
 		}
+	}
+}
+
+// TestThrottlePastTheCapStopsEveryRequest: a 429 asking for a wait past
+// MaxThrottleWait fails that request at once (azcore's retry policy does
+// not wait), and the limiter then fails the next ones at once too, without
+// sending them, rather than hold them for the whole pause.
+func TestThrottlePastTheCapStopsEveryRequest(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{Tables: fakepbi.DemoModel()})
+	o := srv.Options()
+	cred, err := credential.Build(credential.Config{Tenant: o.TenantID, ClientID: o.ClientID, ClientSecret: o.ClientSecret, AuthorityHost: srv.AuthorityHost()}, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := NewClient(Config{Endpoint: srv.URL(), Credential: cred, HTTPClient: srv.Client(), RetryDelay: 10 * time.Millisecond, Limiter: NewLimiter(-1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Throttle(1, 10*time.Minute)
+	q := Query{Workspace: o.WorkspaceID, Dataset: o.DatasetID, DAX: "EVALUATE Sales"}
+	start := time.Now()
+	_, err = pb.ExecuteQuery(context.Background(), q, &nopRows{})
+	var api *APIError
+	if !errors.As(err, &api) || api.Status != http.StatusTooManyRequests || !strings.Contains(err.Error(), "asked to wait 10m0s") {
+		t.Fatalf("first request: %v", err)
+	}
+	_, err = pb.ExecuteQuery(context.Background(), q, &nopRows{})
+	var paused *PausedError
+	if !errors.As(err, &paused) || !strings.Contains(err.Error(), "not sent") || paused.Left < 9*time.Minute {
+		t.Fatalf("second request: %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the two requests took %s: they waited for the pause", d)
+	}
+	if n := srv.QueryRequests(); n != 1 {
+		t.Errorf("the fake saw %d query requests, want 1: the second must not be sent", n)
+	}
+}
+
+func TestLimiterPauseWithinTheCap(t *testing.T) {
+	l := NewLimiter(-1)
+	l.Penalize(MaxThrottleWait + time.Minute)
+	var paused *PausedError
+	if err := l.Wait(context.Background()); !errors.As(err, &paused) {
+		t.Fatalf("a pause past the cap: %v", err)
+	}
+	l = NewLimiter(-1)
+	l.Penalize(200 * time.Millisecond)
+	t0 := time.Now()
+	if err := l.Wait(context.Background()); err != nil || time.Since(t0) < 150*time.Millisecond {
+		t.Errorf("a pause within the cap: %v after %s", err, time.Since(t0))
 	}
 }
 

@@ -2,6 +2,7 @@ package powerbi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -23,7 +24,29 @@ type Limiter struct {
 	interval time.Duration
 	next     time.Time
 	waited   time.Duration
+	// pausedUntil is the end of the last pause a 429 asked for; a request
+	// that would wait longer than MaxThrottleWait for it is not sent.
+	pausedUntil time.Time
 }
+
+// MaxThrottleWait is the longest wait a 429's Retry-After may ask for: the
+// retry policy stops instead of waiting longer, and so does the limiter.
+const MaxThrottleWait = 2 * time.Minute
+
+// PausedError is a request not sent because the service asked, with a
+// 429's Retry-After, that none be sent for longer than MaxThrottleWait: a
+// later partition or page would only wait past any sensible schedule, or
+// be throttled again.
+type PausedError struct {
+	Left, Max time.Duration
+}
+
+func (e *PausedError) Error() string {
+	return fmt.Sprintf("executeQueries: not sent: the service asked (HTTP 429, Retry-After) that no request be sent for another %s, more than the longest wait between retries (%s); run it again later", roundWait(e.Left), roundWait(e.Max))
+}
+
+// NonRetriable tells azcore's retry policy not to try again.
+func (e *PausedError) NonRetriable() {}
 
 // NewLimiter returns a limiter for perMinute requests a minute; perMinute
 // <= 0 means no limit.
@@ -42,6 +65,10 @@ func (l *Limiter) Interval() time.Duration { return l.interval }
 func (l *Limiter) Wait(ctx context.Context) error {
 	l.mu.Lock()
 	now := time.Now()
+	if left := l.pausedUntil.Sub(now); left > MaxThrottleWait {
+		l.mu.Unlock()
+		return &PausedError{Left: left, Max: MaxThrottleWait}
+	}
 	at := l.next
 	if at.Before(now) {
 		at = now
@@ -66,8 +93,12 @@ func (l *Limiter) Wait(ctx context.Context) error {
 // Penalize makes no request start before d from now.
 func (l *Limiter) Penalize(d time.Duration) {
 	l.mu.Lock()
-	if at := time.Now().Add(d); at.After(l.next) {
+	at := time.Now().Add(d)
+	if at.After(l.next) {
 		l.next = at
+	}
+	if at.After(l.pausedUntil) {
+		l.pausedUntil = at
 	}
 	l.mu.Unlock()
 }
