@@ -95,6 +95,8 @@ type faultEnv struct {
 	cancel    context.CancelFunc
 	// whole: the job runs at once, not a partition a day.
 	whole bool
+	// sourceLines are more lines of the source.powerbi block.
+	sourceLines string
 }
 
 func (e *faultEnv) runner() *Runner {
@@ -142,7 +144,7 @@ func (e *faultEnv) job(t *testing.T) *jobfile.Job {
 	if e.bf != nil {
 		head += "storage: { connectionString: '${AZ_CS}' }\n"
 	}
-	text := head + fakeSource(queryLine(query), fakeAuth) + fakepbi.FactsMapping + "\nsinks:\n" + sinks
+	text := head + fakeSource(queryLine(query)+e.sourceLines, fakeAuth) + fakepbi.FactsMapping + "\nsinks:\n" + sinks
 	job, _, err := jobfile.Loader{LookupEnv: e.f.lookup}.Load("faults.yaml", []byte(text))
 	if err != nil {
 		t.Fatalf("job: %v\n%s", err, text)
@@ -412,6 +414,15 @@ func faultCells() []faultCell {
 		}},
 		{phase: "mid-body: cut on every try", wantPhase: "source", inject: func(t *testing.T, e *faultEnv) bool {
 			e.f.srv.CutBody(1000, 20_000)
+			return true
+		}},
+		{phase: "mid-body: stalled past the idle timeout", wantPhase: "source", inject: func(t *testing.T, e *faultEnv) bool {
+			e.sourceLines = "    timeouts: { idle: 200ms }\n"
+			e.f.srv.Stall(1000, 20_000)
+			return true
+		}},
+		{phase: "429: a Retry-After past the cap", wantPhase: "source", inject: func(t *testing.T, e *faultEnv) bool {
+			e.f.srv.Throttle(1000, 10*time.Minute)
 			return true
 		}},
 		{phase: "decode: first batch", wantPhase: "source", inject: func(t *testing.T, e *faultEnv) bool {
@@ -764,6 +775,8 @@ func runFaultCell(t *testing.T, s faultSubjectCase, c faultCell, want string) st
 	e.f.env["SECRET"] = testSecret
 	e.f.srv.FailWith(0, 0)
 	e.f.srv.CutBody(0, 0)
+	e.f.srv.Stall(0, 0)
+	e.f.srv.Throttle(0, 0)
 	if e.subj.pg != nil {
 		_, _ = e.subj.pg.Exec(context.Background(), "drop trigger if exists refuse on "+e.subj.table)
 	}
