@@ -289,12 +289,61 @@ func TestShardSelectsItsShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := ParseShard("1/3")
+	s, err := ParseShard("1/3", noEnv)
 	if err != nil || len(s.Select(parts)) != 1 || s.Select(parts)[0].Key != "2024-02-29" {
 		t.Errorf("shard: %v %v", s, err)
 	}
-	if _, err := ParseShard("3/3"); err == nil {
+	if _, err := ParseShard("3/3", noEnv); err == nil {
 		t.Error("shard 3/3 accepted")
+	}
+}
+
+func noEnv(string) (string, bool) { return "", false }
+
+// TestParseShard covers i/n and auto/n, whose index is the completion
+// index Kubernetes gives each pod of an Indexed Job.
+func TestParseShard(t *testing.T) {
+	env := func(v string) func(string) (string, bool) {
+		return func(name string) (string, bool) {
+			if name != "JOB_COMPLETION_INDEX" {
+				return "", false
+			}
+			return v, true
+		}
+	}
+	for _, c := range []struct {
+		in      string
+		env     func(string) (string, bool)
+		want    Shard
+		wantErr string // a part of the error; "" for none
+	}{
+		{"0/1", noEnv, Shard{0, 1}, ""},
+		{"3/4", noEnv, Shard{3, 4}, ""},
+		{"auto/4", env("0"), Shard{0, 4}, ""},
+		{"auto/4", env("3"), Shard{3, 4}, ""},
+		{"auto/1", env("0"), Shard{0, 1}, ""},
+		{"4/4", noEnv, Shard{}, `--shard "4/4": write i/n with 0 <= i < n`},
+		{"-1/4", noEnv, Shard{}, "write i/n"},
+		{"1/0", noEnv, Shard{}, "write i/n"},
+		{"1", noEnv, Shard{}, "write i/n"},
+		{"auto", noEnv, Shard{}, "or auto/n to take i from $JOB_COMPLETION_INDEX"},
+		{"auto/0", env("0"), Shard{}, "write i/n"},
+		{"auto/x", env("0"), Shard{}, "write i/n"},
+		{"Auto/4", env("0"), Shard{}, "write i/n"},
+		{"auto/4", noEnv, Shard{}, "--shard auto/4: JOB_COMPLETION_INDEX is not set: auto takes the shard index from it"},
+		{"auto/4", env(""), Shard{}, "JOB_COMPLETION_INDEX is not set"},
+		{"auto/4", env("one"), Shard{}, `--shard auto/4: JOB_COMPLETION_INDEX="one" is not a shard index: want an integer from 0 to 3`},
+		{"auto/4", env("-1"), Shard{}, `JOB_COMPLETION_INDEX="-1" is not a shard index`},
+		{"auto/4", env(" 1"), Shard{}, "is not a shard index"},
+		{"auto/4", env("4"), Shard{}, "--shard auto/4: JOB_COMPLETION_INDEX=4 is not below 4: give the Indexed Job as many completions as shards (completions: 4)"},
+	} {
+		got, err := ParseShard(c.in, c.env)
+		switch {
+		case c.wantErr == "" && (err != nil || got != c.want):
+			t.Errorf("%s: %v, %v; want %v", c.in, got, err, c.want)
+		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+			t.Errorf("%s: error %v, want one with %q", c.in, err, c.wantErr)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,7 +31,7 @@ func (b *backfillFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&b.concurrency, "concurrency", 1, "partitions in flight at once")
 	fs.Float64Var(&b.rate, "rate", powerbi.DefaultRate, "executeQueries requests per minute, shared by every page and partition (split it between shards of one principal)")
 	fs.BoolVar(&b.resume, "resume", false, "skip the partitions the state file records as done by the last run")
-	fs.StringVar(&b.shard, "shard", "", "run only share `i/n` of the partitions (auto/n: i from $JOB_COMPLETION_INDEX, for a Kubernetes Indexed Job)")
+	fs.StringVar(&b.shard, "shard", "", "run only share `i/n` of the partitions, those whose index modulo n is i; auto/n takes i from $JOB_COMPLETION_INDEX, as Kubernetes sets it in an Indexed Job (unset, not an integer, or not below n: exit 2)")
 }
 
 func (b *backfillFlags) apply(r *pipeline.Runner) error {
@@ -42,7 +43,7 @@ func (b *backfillFlags) apply(r *pipeline.Runner) error {
 	}
 	r.From, r.To, r.Concurrency, r.Resume = b.from, b.to, b.concurrency, b.resume
 	if b.shard != "" {
-		s, err := pipeline.ParseShard(b.shard)
+		s, err := pipeline.ParseShard(b.shard, os.LookupEnv)
 		if err != nil {
 			return usagef("%v", err)
 		}

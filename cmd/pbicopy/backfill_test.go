@@ -248,3 +248,73 @@ func TestPlan(t *testing.T) {
 	}
 	_ = pipeline.DefaultMemoryLimit
 }
+
+// TestShardAuto: --shard auto/n (or PBICOPY_SHARD=auto/n, as a manifest
+// sets it) takes the shard index from JOB_COMPLETION_INDEX, as Kubernetes
+// sets it in an Indexed Job; without a usable index nothing runs (exit 2).
+func TestShardAuto(t *testing.T) {
+	dir := fakeJobs(t)
+	t.Setenv("PBICOPY_LOG_FORMAT", "text")
+	p := filepath.Join(dir, "shard.yaml")
+	text := strings.Replace(fmt.Sprintf(backfillJobText, filepath.Join(dir, "out"), "s.t"), "${T_PG}", "host=nowhere", 1)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	span := []string{"--from", "2024-01-01", "--to", "2024-01-09"}
+	plan := func(extra ...string) (int, string, string) {
+		return runCmd(t, append(append([]string{"plan", p}, span...), extra...)...)
+	}
+	for i := range 4 {
+		_, want, _ := plan("--shard", fmt.Sprintf("%d/4", i))
+		t.Setenv("JOB_COMPLETION_INDEX", fmt.Sprint(i))
+		code, got, stderr := plan("--shard", "auto/4")
+		if code != exitOK || got != want {
+			t.Errorf("auto/4 with index %d: exit %d\n%s\nwant the plan of %d/4:\n%s", i, code, got+stderr, i, want)
+		}
+		t.Setenv("PBICOPY_SHARD", "auto/4")
+		code, got, stderr = plan()
+		if code != exitOK || got != want {
+			t.Errorf("PBICOPY_SHARD=auto/4 with index %d: exit %d\n%s\nwant the plan of %d/4:\n%s", i, code, got+stderr, i, want)
+		}
+		os.Unsetenv("PBICOPY_SHARD")
+	}
+	// Shard 1 of 4 over 9 days: the 2nd and 6th.
+	t.Setenv("JOB_COMPLETION_INDEX", "1")
+	if _, out, _ := plan("--shard", "auto/4"); !strings.Contains(out, "job backfill: 2 partition(s)") || !strings.Contains(out, "2024-01-02") || !strings.Contains(out, "2024-01-06") {
+		t.Errorf("shard 1/4 of 9 days:\n%s", out)
+	}
+
+	for _, c := range []struct {
+		index string // "-" for unset
+		shard string
+		want  string
+	}{
+		{"-", "auto/4", "pbicopy: --shard auto/4: JOB_COMPLETION_INDEX is not set: auto takes the shard index from it"},
+		{"x", "auto/4", `pbicopy: --shard auto/4: JOB_COMPLETION_INDEX="x" is not a shard index: want an integer from 0 to 3`},
+		{"4", "auto/4", "pbicopy: --shard auto/4: JOB_COMPLETION_INDEX=4 is not below 4"},
+		{"0", "auto/0", `pbicopy: --shard "auto/0": write i/n with 0 <= i < n`},
+	} {
+		if c.index == "-" {
+			os.Unsetenv("JOB_COMPLETION_INDEX")
+		} else {
+			t.Setenv("JOB_COMPLETION_INDEX", c.index)
+		}
+		for _, cmd := range []string{"run", "plan"} {
+			code, stdout, stderr := runCmd(t, append([]string{cmd, p, "--shard", c.shard}, span...)...)
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if code != exitInvalid || stdout != "" || len(lines) != 2 || !strings.HasPrefix(lines[0], c.want) {
+				t.Errorf("%s --shard %s, index %s: exit %d, stdout %q, stderr:\n%s", cmd, c.shard, c.index, code, stdout, stderr)
+			}
+		}
+		// The same through the environment: the message names the flag.
+		t.Setenv("PBICOPY_SHARD", c.shard)
+		code, _, stderr := runCmd(t, append([]string{"run", p}, span...)...)
+		if code != exitInvalid || !strings.Contains(stderr, strings.TrimPrefix(c.want, "pbicopy: ")) {
+			t.Errorf("PBICOPY_SHARD=%s, index %s: exit %d\n%s", c.shard, c.index, code, stderr)
+		}
+		os.Unsetenv("PBICOPY_SHARD")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Errorf("a run with a bad shard wrote outputs: %v", err)
+	}
+}
