@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pbicopy/pbicopy/jobfile"
+	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink"
 )
 
@@ -239,6 +240,9 @@ func checkRun(t *testing.T, js *batchv1.JobSpec) {
 	}
 	if js.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("restartPolicy %q: podFailurePolicy needs Never", js.Template.Spec.RestartPolicy)
+	}
+	if g := js.Template.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= pipeline.CommitGrace {
+		t.Errorf("terminationGracePeriodSeconds: SIGKILL may cut a partition's commit phase, which may take %s", pipeline.CommitGrace)
 	}
 	p := js.PodFailurePolicy
 	if p == nil {
