@@ -258,9 +258,6 @@ func checkRun(t *testing.T, js *batchv1.JobSpec) {
 	if a := exitAction(p, name, 1); a != batchv1.PodFailurePolicyActionCount {
 		t.Errorf("exit 1 (run-time failure): action %q, want Count (retried)", a)
 	}
-	if a := exitAction(p, "another", 2); a == batchv1.PodFailurePolicyActionFailJob && len(js.Template.Spec.Containers) > 1 {
-		t.Errorf("exit 2 of another container fails the Job")
-	}
 	limit := js.BackoffLimit
 	if js.BackoffLimitPerIndex != nil {
 		limit = js.BackoffLimitPerIndex
