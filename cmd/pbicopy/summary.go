@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/units"
 	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/pipeline"
 )
@@ -317,7 +318,7 @@ func printSummary(w io.Writer, s *runSummary) {
 		if j.Throttled.Count > 0 || j.Throttled.WaitSeconds > 0 {
 			throttled += " (" + j.Throttled.Wait + ")"
 		}
-		rows = append(rows, []string{j.Job, humanStatus(j.Status), groupDigits(j.RowsRead), fmt.Sprint(j.Pages), fmt.Sprint(j.Requests), fmt.Sprint(j.Retries), throttled, humanBytes(j.BytesRead), j.Duration})
+		rows = append(rows, []string{j.Job, humanStatus(j.Status), groupDigits(j.RowsRead), fmt.Sprint(j.Pages), fmt.Sprint(j.Requests), fmt.Sprint(j.Retries), throttled, units.Bytes(j.BytesRead), j.Duration})
 	}
 	writeTable(w, []string{"JOB", "STATUS", "ROWS READ", "PAGES", "REQUESTS", "RETRIES", "THROTTLED", "READ", "DURATION"}, rows,
 		[]bool{false, false, true, true, true, true, true, true, true})
@@ -325,7 +326,7 @@ func printSummary(w io.Writer, s *runSummary) {
 	rows = nil
 	for _, j := range s.Jobs {
 		for _, k := range j.Sinks {
-			bytes := humanBytes(k.Bytes)
+			bytes := units.Bytes(k.Bytes)
 			if k.Kind == "postgres" {
 				bytes = "-"
 			}
@@ -398,17 +399,4 @@ func partitionCounts(parts []partitionSummary) string {
 		out = append(out, text)
 	}
 	return fmt.Sprintf("%d partition(s): %s", len(parts), strings.Join(out, ", "))
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/internal/units"
 	"github.com/pbicopy/pbicopy/source"
 )
 
@@ -398,13 +399,13 @@ func (e *LimitError) Error() string {
 	var what string
 	switch {
 	case e.Value > 0:
-		what = fmt.Sprintf("a single name or value larger than %d bytes came after %d rows, so the response passes the service's 15 MB per-query limit; reading stopped there (%.1f MiB read)",
-			e.Value, e.Rows, float64(e.Bytes)/(1<<20))
+		what = fmt.Sprintf("a single name or value larger than %d bytes came after %d rows, so the response passes the service's 15 MB per-query limit; reading stopped there (%s read)",
+			e.Value, e.Rows, units.Bytes(e.Bytes))
 	case e.Overrun:
-		what = fmt.Sprintf("the response went on past the service's 15 MB per-query limit further than the service ever sends (it completes the row that crosses the limit, then stops); reading stopped after %d rows (%.1f MiB)",
-			e.Rows, float64(e.Bytes)/(1<<20))
+		what = fmt.Sprintf("the response went on past the service's 15 MB per-query limit further than the service ever sends (it completes the row that crosses the limit, then stops); reading stopped after %d rows (%s)",
+			e.Rows, units.Bytes(e.Bytes))
 	default:
-		what = fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %.1f MiB) and may be silently incomplete", e.Rows, float64(e.Bytes)/(1<<20))
+		what = fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %s) and may be silently incomplete", e.Rows, units.Bytes(e.Bytes))
 	}
 	return what + ", so nothing was published: narrow the query (for example one query per day or month) or page it" + requestIDNote(e.RequestID)
 }
