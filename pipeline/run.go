@@ -385,6 +385,9 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part jobfile.Par
 				return err
 			}
 			log.Warn("the response broke off; running the query again (nothing was published)", "attempt", attempt, "error", err)
+			// The re-read is a retry of the query, not another page.
+			pr.Retries++
+			pr.BackedOff++
 		}
 	}()
 	pr.Duration = time.Since(start)

@@ -108,6 +108,7 @@ type jobSummary struct {
 	Retries         int                `json:"retries"`
 	Attempts        int                `json:"attempts"`
 	Throttled       throttleSummary    `json:"throttled"`
+	Backoff         backoffSummary     `json:"backoff"`
 	DurationSeconds float64            `json:"durationSeconds"`
 	Duration        string             `json:"duration"`
 	Sinks           []sinkSummary      `json:"sinks"`
@@ -117,8 +118,17 @@ type jobSummary struct {
 }
 
 // throttleSummary counts the requests answered 429 and the time spent
-// waiting before retries.
+// waiting before retrying them.
 type throttleSummary struct {
+	Count       int     `json:"count"`
+	WaitSeconds float64 `json:"waitSeconds"`
+	Wait        string  `json:"wait"`
+}
+
+// backoffSummary counts the retries after anything but a 429 (a server
+// error, a network failure, a body that broke off) and the time spent
+// waiting before them.
+type backoffSummary struct {
 	Count       int     `json:"count"`
 	WaitSeconds float64 `json:"waitSeconds"`
 	Wait        string  `json:"wait"`
@@ -214,7 +224,8 @@ func jobSummaryOf(r *pipeline.JobResult, job *jobfile.Job) jobSummary {
 		Job: r.Job, File: r.File, Status: string(r.Status), Error: r.Error, Phase: r.Phase,
 		RowsRead: r.Rows, BytesRead: r.Bytes, Pages: r.Pages, TruncatedPages: r.Truncated,
 		Requests: r.Requests, Retries: r.Retries, Attempts: r.Attempts,
-		Throttled:       throttleSummary{Count: r.Throttled, WaitSeconds: seconds(r.Waited), Wait: human(r.Waited)},
+		Throttled:       throttleSummary{Count: r.Throttled, WaitSeconds: seconds(r.ThrottledWait), Wait: human(r.ThrottledWait)},
+		Backoff:         backoffSummary{Count: r.BackedOff, WaitSeconds: seconds(r.BackoffWait), Wait: human(r.BackoffWait)},
 		DurationSeconds: seconds(r.Duration), Duration: human(r.Duration),
 		Sinks: []sinkSummary{}, Columns: r.Columns, Notes: r.Notes,
 	}
@@ -314,14 +325,12 @@ func printSummary(w io.Writer, s *runSummary) {
 	}
 	var rows [][]string
 	for _, j := range s.Jobs {
-		throttled := fmt.Sprint(j.Throttled.Count)
-		if j.Throttled.Count > 0 || j.Throttled.WaitSeconds > 0 {
-			throttled += " (" + j.Throttled.Wait + ")"
-		}
-		rows = append(rows, []string{j.Job, humanStatus(j.Status), groupDigits(j.RowsRead), fmt.Sprint(j.Pages), fmt.Sprint(j.Requests), fmt.Sprint(j.Retries), throttled, units.Bytes(j.BytesRead), j.Duration})
+		rows = append(rows, []string{j.Job, humanStatus(j.Status), groupDigits(j.RowsRead), fmt.Sprint(j.Pages), fmt.Sprint(j.Requests), fmt.Sprint(j.Retries),
+			countAndWait(j.Throttled.Count, j.Throttled.WaitSeconds, j.Throttled.Wait), countAndWait(j.Backoff.Count, j.Backoff.WaitSeconds, j.Backoff.Wait),
+			units.Bytes(j.BytesRead), j.Duration})
 	}
-	writeTable(w, []string{"JOB", "STATUS", "ROWS READ", "PAGES", "REQUESTS", "RETRIES", "THROTTLED", "READ", "DURATION"}, rows,
-		[]bool{false, false, true, true, true, true, true, true, true})
+	writeTable(w, []string{"JOB", "STATUS", "ROWS READ", "PAGES", "REQUESTS", "RETRIES", "THROTTLED", "BACKED OFF", "READ", "DURATION"}, rows,
+		[]bool{false, false, true, true, true, true, true, true, true, true})
 	fmt.Fprintln(w)
 	rows = nil
 	for _, j := range s.Jobs {
@@ -360,6 +369,15 @@ func printSummary(w io.Writer, s *runSummary) {
 	}
 	fmt.Fprintf(w, "\n%d job(s): %s; %s rows read, %d output(s) published, in %s\n",
 		s.Totals.Jobs, outcome, groupDigits(s.Totals.RowsRead), s.Totals.Published, s.Duration)
+}
+
+// countAndWait writes a count of retries and, when there was one or a
+// wait, the time waited: "0", "3 (4.5s)".
+func countAndWait(n int, seconds float64, wait string) string {
+	if n == 0 && seconds == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%s)", n, wait)
 }
 
 // humanStatus is how the summary table words a status: a partition

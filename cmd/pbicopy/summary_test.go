@@ -105,3 +105,37 @@ func TestGoldenRunPartitions(t *testing.T) {
 		}
 	})
 }
+
+// TestSummaryCountsBackoffApart: a 429, a 503 and a body cut off in one
+// run: the summary counts the throttling and the back-offs apart, each
+// with its wait, and the re-read of the cut body as a retry, not a page.
+func TestSummaryCountsBackoffApart(t *testing.T) {
+	srv, dir := fakeEnv(t, fakepbi.Options{})
+	job := writeJob(t, dir, "sales", "EVALUATE Sales")
+	srv.Throttle(1, time.Second)
+	srv.FailWith(1, 503)
+	srv.CutBody(1, 3000)
+	summary := filepath.Join(dir, "summary.json")
+	code, stdout, stderr := runApp(t, context.Background(), "run", job, "--summary", summary)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	j := readRunSummary(t, summary).Jobs[0]
+	if j.Requests != 4 || j.Retries != 3 || j.Pages != 1 || j.Throttled.Count != 1 || j.Backoff.Count != 2 {
+		t.Errorf("requests %d retries %d pages %d throttled %d backed off %d; want 4 3 1 1 2", j.Requests, j.Retries, j.Pages, j.Throttled.Count, j.Backoff.Count)
+	}
+	if j.Throttled.WaitSeconds < 1 || j.Backoff.WaitSeconds >= 1 || j.Backoff.WaitSeconds <= 0 {
+		t.Errorf("waits: throttled %vs (Retry-After 1s), backed off %vs (the retry delay, 1ms)", j.Throttled.WaitSeconds, j.Backoff.WaitSeconds)
+	}
+	if got := srv.QueryRequests(); got != j.Requests {
+		t.Errorf("the fake saw %d requests, the summary says %d", got, j.Requests)
+	}
+	header, row, _ := strings.Cut(stdout, "\n")
+	row, _, _ = strings.Cut(row, "\n")
+	fields := strings.Fields(row)
+	// sales succeeded 1,000 1 4 3 1 (1.0Xs) 2 (XXms) 240.4 KiB DUR
+	if !strings.Contains(header, "THROTTLED  BACKED OFF") || len(fields) < 10 || fields[2] != "1,000" || fields[3] != "1" || fields[5] != "3" ||
+		fields[6] != "1" || !strings.HasPrefix(fields[7], "(1") || fields[8] != "2" || !strings.HasPrefix(fields[9], "(") {
+		t.Errorf("summary table:\n%s", stdout)
+	}
+}

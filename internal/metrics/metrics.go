@@ -91,7 +91,7 @@ func ShardLabel(s pipeline.Shard) string {
 // own instance, or two shards never replace each other's figures.
 //
 // Every job gets pbicopy_job_success, _duration_seconds, _rows_read,
-// _bytes_read, _requests, _retries, _throttled and
+// _bytes_read, _requests, _retries, _throttled, _backed_off and
 // _last_run_timestamp_seconds, and, when it succeeded,
 // _last_success_timestamp_seconds; every sink the job reached gets
 // pbicopy_sink_rows_written labelled by its index and kind (never its
@@ -222,6 +222,7 @@ func jobMetrics(r *pipeline.JobResult, end time.Time) prometheus.Gatherer {
 	gauge("pbicopy_job_requests", "Query requests the last run sent to Power BI, retries included.", float64(r.Requests))
 	gauge("pbicopy_job_retries", "Query requests of the last run that repeated a failed one.", float64(r.Retries))
 	gauge("pbicopy_job_throttled", "Times Power BI throttled the last run (HTTP 429).", float64(r.Throttled))
+	gauge("pbicopy_job_backed_off", "Retries of the last run after a server error, a network failure or a body that broke off.", float64(r.BackedOff))
 	gauge("pbicopy_job_last_run_timestamp_seconds", "When the last run of the job ended, in Unix seconds.", endSeconds)
 	// Only a success sets this one, and a failed run's push leaves it as it
 	// was: alerting on time() minus it catches a job that has not succeeded

@@ -137,7 +137,7 @@ func parseBody(body string) (map[string]*dto.MetricFamily, map[string]float64, e
 }
 
 func testResults() []*pipeline.JobResult {
-	ok := &pipeline.JobResult{Job: "sales-daily", Status: pipeline.Succeeded, Figures: pipeline.Figures{Stats: source.Stats{Rows: 1000, Bytes: 123456, Requests: 3, Retries: 1, Throttled: 2}},
+	ok := &pipeline.JobResult{Job: "sales-daily", Status: pipeline.Succeeded, Figures: pipeline.Figures{Stats: source.Stats{Rows: 1000, Bytes: 123456, Requests: 4, Retries: 3, Throttled: 2, BackedOff: 1}},
 		Duration: 2500 * time.Millisecond, Sinks: []pipeline.SinkResult{
 			{Result: sink.Result{Kind: "parquet", Location: "https://acct.blob.core.windows.net/c/a.parquet?sig=SECRET", Rows: 1000, Bytes: 40000}, Status: pipeline.Succeeded},
 			{Result: sink.Result{Kind: "postgres", Location: "analytics.sales", Rows: 1000}, Status: pipeline.Succeeded},
@@ -169,9 +169,10 @@ func TestPushMetrics(t *testing.T) {
 			"pbicopy_job_duration_seconds":                        2.5,
 			"pbicopy_job_rows_read":                               1000,
 			"pbicopy_job_bytes_read":                              123456,
-			"pbicopy_job_requests":                                3,
-			"pbicopy_job_retries":                                 1,
+			"pbicopy_job_requests":                                4,
+			"pbicopy_job_retries":                                 3,
 			"pbicopy_job_throttled":                               2,
+			"pbicopy_job_backed_off":                              1,
 			`pbicopy_sink_rows_written{kind="parquet",sink="0"}`:  1000,
 			`pbicopy_sink_rows_written{kind="postgres",sink="1"}`: 1000,
 			`pbicopy_sink_bytes_written{kind="parquet",sink="0"}`: 40000,
@@ -188,6 +189,7 @@ func TestPushMetrics(t *testing.T) {
 			"pbicopy_job_requests":                   1,
 			"pbicopy_job_retries":                    0,
 			"pbicopy_job_throttled":                  0,
+			"pbicopy_job_backed_off":                 0,
 			"pbicopy_job_last_run_timestamp_seconds": nowS,
 		}, []string{"pbicopy_job_last_success_timestamp_seconds", "pbicopy_sink_rows_written", "pbicopy_sink_bytes_written"}},
 	}
