@@ -102,6 +102,7 @@ type SinkResult struct {
 	// Published counts the outputs published: the files of a file sink, 1
 	// for a table.
 	Published int `json:"published"`
+	parts     int // partitions summed
 }
 
 // published makes the result of a committed sink.
@@ -113,33 +114,38 @@ func published(r sink.Result) SinkResult {
 	return SinkResult{Result: r, Status: Succeeded, Published: n}
 }
 
+// sinkRank orders the statuses of one sink in several partitions: the
+// job's sink takes the highest.
+var sinkRank = map[Status]int{Skipped: 1, NotRun: 2, Succeeded: 3, Interrupted: 4, Aborted: 5, Failed: 6}
+
 // sumSinks adds one partition's sink results to the job's: a sink failed
 // if it failed in any partition, else it was aborted if it was in any, else
-// it succeeded.
+// interrupted, else it succeeded if it did in any; a sink of partitions
+// that were all skipped or not run is so. Where the partitions' locations
+// differ, the location is the number of outputs.
 func sumSinks(total, part []SinkResult) []SinkResult {
 	for i, s := range part {
 		if i >= len(total) {
 			t := s
 			t.Files = append([]sink.File(nil), s.Files...)
+			t.parts = 1
 			total = append(total, t)
 			continue
 		}
 		t := &total[i]
+		t.parts++
 		t.Rows += s.Rows
 		t.Bytes += s.Bytes
 		t.Published += s.Published
 		t.Files = append(t.Files, s.Files...)
 		if t.Location != s.Location {
-			t.Location = "(" + strconv.Itoa(max(len(t.Files), t.Published)) + " outputs)"
+			t.Location = "(" + strconv.Itoa(max(len(t.Files), t.Published, t.parts)) + " outputs)"
 		}
-		switch {
-		case s.Status == Failed || t.Status == Failed:
-			if t.Status != Failed {
+		if sinkRank[s.Status] > sinkRank[t.Status] {
+			if s.Status == Failed {
 				t.Error = s.Error
 			}
-			t.Status = Failed
-		case s.Status == Aborted:
-			t.Status = Aborted
+			t.Status = s.Status
 		}
 	}
 	return total

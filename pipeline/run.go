@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -111,6 +112,14 @@ func (r *Runner) Run(ctx context.Context, job *jobfile.Job) *JobResult {
 		res.Status = Interrupted
 	case res.Status == "":
 		res.Status = Failed
+	}
+	if len(res.Sinks) < len(job.Sinks) {
+		// Stopped before its sinks: they are listed all the same.
+		status := Aborted
+		if res.Status == Interrupted {
+			status = Interrupted
+		}
+		res.Sinks = append(res.Sinks, r.unreachedSinks(job, status)[len(res.Sinks):]...)
 	}
 	log.Error("job "+string(res.Status), "error", err, "phase", res.Phase, "published", res.Published(), "duration", res.Duration.Round(time.Millisecond))
 	return res
@@ -247,7 +256,7 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 				p := parts[i]
 				fp := fps[i]
 				if st.isDone(p.Key, fp) {
-					results[i] = &PartitionResult{Key: p.Key, Status: Skipped}
+					results[i] = &PartitionResult{Key: p.Key, Status: Skipped, Sinks: unreached(job, p, Skipped)}
 					r.progress(ProgressEvent{Kind: ProgressPartition, Job: job.Name})
 					continue
 				}
@@ -295,9 +304,9 @@ feed:
 		switch {
 		case pr != nil:
 		case ctx.Err() != nil: // never started: interrupted
-			pr = &PartitionResult{Key: parts[i].Key, Status: Interrupted, Error: "not run: interrupted"}
+			pr = &PartitionResult{Key: parts[i].Key, Status: Interrupted, Error: "not run: interrupted", Sinks: unreached(job, parts[i], Interrupted)}
 		default: // never started: an earlier partition's failure stopped the job
-			pr = &PartitionResult{Key: parts[i].Key, Status: NotRun, Error: "not run: an earlier partition failed with an error every partition would meet"}
+			pr = &PartitionResult{Key: parts[i].Key, Status: NotRun, Error: "not run: an earlier partition failed with an error every partition would meet", Sinks: unreached(job, parts[i], NotRun)}
 			notRun++
 		}
 		results[i] = pr
@@ -376,6 +385,9 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part jobfile.Par
 				return err
 			}
 			log.Warn("the response broke off; running the query again (nothing was published)", "attempt", attempt, "error", err)
+			// The re-read is a retry of the query, not another page.
+			pr.Retries++
+			pr.BackedOff++
 		}
 	}()
 	pr.Duration = time.Since(start)
@@ -388,6 +400,12 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part jobfile.Par
 			pr.Status = PartiallyPublished
 		case ctx.Err() != nil:
 			pr.Status = Interrupted
+			// What the interruption kept from publishing.
+			for i := range pr.Sinks {
+				if pr.Sinks[i].Status == Aborted {
+					pr.Sinks[i].Status = Interrupted
+				}
+			}
 		}
 		if part.Key != "" {
 			log.Error("partition "+string(pr.Status), "error", err, "phase", pr.Phase)
@@ -450,6 +468,43 @@ func renderPaths(job *jobfile.Job, part jobfile.Partition) ([]plannedSink, error
 		out[i] = plannedSink{spec: job.Sinks[i], target: t}
 	}
 	return out, nil
+}
+
+// unreachedSinks are the sinks of a job that stopped before it reached
+// them: the rendered locations of its partition, or the number of outputs
+// of its partitions.
+func (r *Runner) unreachedSinks(job *jobfile.Job, status Status) []SinkResult {
+	parts, err := r.partitions(job)
+	switch {
+	case err == nil && len(parts) == 1:
+		return unreached(job, parts[0], status)
+	case err == nil && len(parts) > 1:
+		out := unreached(job, parts[0], status)
+		for i := range out {
+			out[i].Location = "(" + strconv.Itoa(len(parts)) + " outputs)"
+		}
+		return out
+	}
+	out := make([]SinkResult, len(job.Sinks))
+	for i, spec := range job.Sinks {
+		out[i] = SinkResult{Result: sink.Result{Kind: spec.Kind(), Location: spec.Location()}, Status: status}
+	}
+	return out
+}
+
+// unreached are the sinks of a partition that did not run, with their
+// rendered locations and status (skipped, not run, interrupted).
+func unreached(job *jobfile.Job, part jobfile.Partition, status Status) []SinkResult {
+	out := make([]SinkResult, len(job.Sinks))
+	sinks, err := renderPaths(job, part)
+	for i, spec := range job.Sinks {
+		loc := spec.Location()
+		if err == nil {
+			loc = sinks[i].target.Location()
+		}
+		out[i] = SinkResult{Result: sink.Result{Kind: spec.Kind(), Location: loc}, Status: status}
+	}
+	return out
 }
 
 func (r *Runner) planPartition(ctx context.Context, jp *jobPlan, part jobfile.Partition, log *slog.Logger) (*partPlan, error) {

@@ -362,23 +362,37 @@ func TestRunFailuresPublishNothing(t *testing.T) {
 	}
 }
 
+// TestRunRecovers: what the service throws at a run that it gets over,
+// and how the run counts it: a 429 is throttling (with its wait), a server
+// error or a body that broke off is a back-off apart from it, and a
+// re-read or a continuation is a retry, not a page.
 func TestRunRecovers(t *testing.T) {
 	cases := []struct {
 		name     string
+		paged    bool
 		setup    func(*fakepbi.Server)
 		attempts int
 		throttle int
 		requests int
+		retries  int
+		backoffs int
+		pages    int
 	}{
-		{"throttled twice", func(s *fakepbi.Server) { s.Throttle(2, time.Second) }, 1, 2, 3},
-		{"server error", func(s *fakepbi.Server) { s.FailWith(1, 503) }, 1, 0, 2},
-		{"body cut once", func(s *fakepbi.Server) { s.CutBody(1, 3000) }, 2, 0, 2},
-		{"redirected", func(s *fakepbi.Server) { s.Redirect(1) }, 1, 0, 2},
+		{"throttled twice", false, func(s *fakepbi.Server) { s.Throttle(2, time.Second) }, 1, 2, 3, 2, 0, 1},
+		{"server error", false, func(s *fakepbi.Server) { s.FailWith(1, 503) }, 1, 0, 2, 1, 1, 1},
+		{"body cut once", false, func(s *fakepbi.Server) { s.CutBody(1, 3000) }, 2, 0, 2, 1, 1, 1},
+		{"redirected", false, func(s *fakepbi.Server) { s.Redirect(1) }, 1, 0, 2, 1, 0, 1},
+		// 1,000 rows in pages of 400: 3 pages, the first continued after a cut.
+		{"paged: page cut once", true, func(s *fakepbi.Server) { s.CutBody(1, 3000) }, 1, 0, 4, 1, 1, 3},
+		{"paged: server error", true, func(s *fakepbi.Server) { s.FailWith(1, 500) }, 1, 0, 4, 1, 1, 3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t, fakepbi.Options{})
 			job := f.job(t, "EVALUATE Sales", salesMapping)
+			if c.paged {
+				job = f.pagedJob(t, salesMapping, "400")
+			}
 			c.setup(f.srv)
 			res := f.runner(nil).Run(context.Background(), job)
 			if res.Err() != nil {
@@ -386,6 +400,20 @@ func TestRunRecovers(t *testing.T) {
 			}
 			if res.Attempts != c.attempts || res.Throttled != c.throttle || res.Requests != c.requests {
 				t.Errorf("attempts %d throttled %d requests %d, want %d %d %d", res.Attempts, res.Throttled, res.Requests, c.attempts, c.throttle, c.requests)
+			}
+			if res.Retries != c.retries || res.BackedOff != c.backoffs || res.Pages != c.pages {
+				t.Errorf("retries %d backed off %d pages %d, want %d %d %d", res.Retries, res.BackedOff, res.Pages, c.retries, c.backoffs, c.pages)
+			}
+			if got := f.srv.QueryRequests(); got != res.Requests {
+				t.Errorf("the fake saw %d requests, the run reports %d", got, res.Requests)
+			}
+			// The waits are each counted where they belong: Retry-After
+			// (1s) after a 429, the retry delay (10ms) after a 5xx.
+			if (res.ThrottledWait >= 2*time.Second) != (c.throttle == 2) || (res.ThrottledWait > 0) != (c.throttle > 0) {
+				t.Errorf("throttled wait %s for %d throttled requests", res.ThrottledWait, c.throttle)
+			}
+			if wantWait := strings.Contains(c.name, "server error"); (res.BackoffWait >= 5*time.Millisecond) != wantWait {
+				t.Errorf("back-off wait %s (want one: %v)", res.BackoffWait, wantWait)
 			}
 			for _, q := range f.srv.Queries() {
 				if !strings.HasPrefix(q.Authorization, "Bearer ") {

@@ -42,15 +42,27 @@ type Receiver interface {
 
 // Stats is what reading a source did.
 type Stats struct {
-	Rows      int64         `json:"rowsRead"`       // rows handed to the receiver
-	Bytes     int64         `json:"bytesRead"`      // bytes of response read
-	Requests  int           `json:"requests"`       // query requests sent, retries included
-	Retries   int           `json:"retries"`        // requests that repeated a failed one
-	Throttled int           `json:"throttled"`      // requests answered 429
-	Waited    time.Duration `json:"throttledWait"`  // time spent waiting before retries
-	Pages     int           `json:"pages"`          // queries read in full (one per page of a paged source)
-	Truncated int           `json:"truncatedPages"` // pages cut by a service limit and continued smaller
-	RequestID string        `json:"requestId,omitempty"`
+	Rows     int64 `json:"rowsRead"`  // rows handed to the receiver
+	Bytes    int64 `json:"bytesRead"` // bytes of response read
+	Requests int   `json:"requests"`  // query requests sent, retries included
+	// Retries are the requests that repeated a failed one: after a 429,
+	// a server error or a network failure (HTTP retries), or a response
+	// body that broke off (read again, or continued after its last row).
+	Retries   int `json:"retries"`
+	Throttled int `json:"throttled"` // requests answered 429
+	// ThrottledWait is the time spent waiting before retrying a 429.
+	ThrottledWait time.Duration `json:"throttledWait"`
+	// BackedOff counts the retries after anything but a 429: a server
+	// error, a network failure, a body that broke off; BackoffWait is the
+	// time spent waiting before them.
+	BackedOff   int           `json:"backedOff"`
+	BackoffWait time.Duration `json:"backoffWait"`
+	// Pages are the queries read in full (one per page of a paged source;
+	// a body that broke off and was read again counts once, its re-read
+	// being a retry).
+	Pages     int    `json:"pages"`
+	Truncated int    `json:"truncatedPages"` // pages cut by a service limit and continued smaller
+	RequestID string `json:"requestId,omitempty"`
 }
 
 // Add adds o to s.
@@ -60,7 +72,9 @@ func (s *Stats) Add(o Stats) {
 	s.Requests += o.Requests
 	s.Retries += o.Retries
 	s.Throttled += o.Throttled
-	s.Waited += o.Waited
+	s.ThrottledWait += o.ThrottledWait
+	s.BackedOff += o.BackedOff
+	s.BackoffWait += o.BackoffWait
 	s.Pages += o.Pages
 	s.Truncated += o.Truncated
 	if o.RequestID != "" {

@@ -179,7 +179,7 @@ summary ends every run.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.summary, "summary", "", "write the run summary as JSON to `FILE` (- for standard output)")
 	fl.StringVar(&f.metricsPush, "metrics-push", "", "push the run's figures to the Prometheus Pushgateway at `URL`")
-	fl.StringVar(&f.metricsInstance, "metrics-instance", "", "the instance label of the pushed figures (default: the shard and the host name)")
+	fl.StringVar(&f.metricsInstance, "metrics-instance", "", "the instance grouping label of the pushed figures (default: the host name; a --shard adds a shard label)")
 	fl.BoolVar(&f.metricsPushOptional, "metrics-push-optional", false, "a failed push is a warning, not a failure of the run")
 	f.backfill.register(fl)
 	return cmd
@@ -223,12 +223,14 @@ func (a *app) cmdRun(ctx context.Context, f runFlags, paths []string) error {
 // worth a short wait, not a hung run.
 const metricsPushTimeout = 15 * time.Second
 
-// pushRunMetrics pushes the figures of a run to the Pushgateway at url,
-// even after an interruption, so that the failure is recorded.
+// pushRunMetrics pushes the figures of a run to the Pushgateway of
+// --metrics-push, even after an interruption, so that the failure is
+// recorded. Each job's group is keyed by the instance (--metrics-instance,
+// else the host name) and the shard, if any.
 func pushRunMetrics(ctx context.Context, f runFlags, shard pipeline.Shard, results []*pipeline.JobResult) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), metricsPushTimeout)
 	defer cancel()
-	if err := metrics.Push(ctx, nil, f.metricsPush, results, f.metricsInstance); err != nil {
+	if err := metrics.Push(ctx, f.metricsPush, results, metrics.Options{Instance: f.metricsInstance, Shard: shard}); err != nil {
 		return fmt.Errorf("push metrics: %w", err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pbicopy/pbicopy/internal/units"
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink/azureblob"
 	"github.com/pbicopy/pbicopy/source/powerbi"
@@ -119,7 +120,7 @@ func (b *progressBar) line() string {
 		if b.totalParts > 0 {
 			parts = append(parts, fmt.Sprintf("%d/%d partitions", b.parts, b.totalParts))
 		}
-		parts = append(parts, fmt.Sprintf("%.1f MB", float64(b.bytes)/1e6))
+		parts = append(parts, units.Bytes(b.bytes))
 		if s := elapsed.Seconds(); s >= 0.5 {
 			parts = append(parts, groupDigits(int64(float64(b.rows)/s))+" rows/s")
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/units"
 	"github.com/pbicopy/pbicopy/pipeline"
 )
 
@@ -28,7 +29,7 @@ func TestProgressLine(t *testing.T) {
 	b.event(pipeline.ProgressEvent{Kind: pipeline.ProgressBytes, Bytes: 2_500_000})
 	b.event(pipeline.ProgressEvent{Kind: pipeline.ProgressPage, Pages: 2})
 	b.event(pipeline.ProgressEvent{Kind: pipeline.ProgressPartition})
-	if got, want := b.line(), "sales: 12,000 rows · 2 pages · 1/4 partitions · 2.5 MB · 4,000 rows/s · ETA 9s"; got != want {
+	if got, want := b.line(), "sales: 12,000 rows · 2 pages · 1/4 partitions · 2.4 MiB · 4,000 rows/s · ETA 9s"; got != want {
 		t.Errorf("line %q\nwant %q", got, want)
 	}
 	b.event(pipeline.ProgressEvent{Kind: pipeline.ProgressRefresh, Status: "InProgress", Elapsed: 90 * time.Second})
@@ -77,6 +78,32 @@ func TestGroupDigitsAndWidth(t *testing.T) {
 	for s, want := range map[string]int{"abc": 3, "東京": 4, "Pizza 🍕": 8, "e\u0301": 1} {
 		if got := displayWidth(s); got != want {
 			t.Errorf("displayWidth(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+// TestOneByteUnit: the progress line and the summary write a size with
+// the same formatter, in IEC units.
+func TestOneByteUnit(t *testing.T) {
+	for _, n := range []int64{900, 2_500_000, 246_209, 3 << 30} {
+		want := units.Bytes(n)
+		var out bytes.Buffer
+		now := time.Now()
+		b := newTestBar(&out, &now)
+		b.event(pipeline.ProgressEvent{Kind: pipeline.ProgressJobStart, Job: "j"})
+		b.event(pipeline.ProgressEvent{Kind: pipeline.ProgressRows, Rows: 1})
+		b.event(pipeline.ProgressEvent{Kind: pipeline.ProgressBytes, Bytes: n})
+		line := b.line()
+		var table bytes.Buffer
+		printSummary(&table, &runSummary{Jobs: []jobSummary{{Job: "j", Status: "succeeded", BytesRead: n,
+			Sinks: []sinkSummary{{Kind: "csv", Status: "succeeded", Bytes: n}}}}})
+		if !strings.Contains(line, " · "+want) || strings.Count(table.String(), want) != 2 {
+			t.Errorf("%d bytes: want %q in both\nprogress: %s\nsummary:\n%s", n, want, line, table.String())
+		}
+		for _, s := range []string{line, table.String()} {
+			if strings.Contains(s, " MB") || strings.Contains(s, " kB") || strings.Contains(s, " GB") {
+				t.Errorf("a decimal unit: %s", s)
+			}
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/spf13/cobra"
 
+	"github.com/pbicopy/pbicopy/internal/units"
 	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/pipeline"
@@ -213,7 +214,7 @@ func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *repor
 	for _, s := range res.Sinks {
 		bytes += s.Bytes
 	}
-	fmt.Fprintf(a.stdout, "%s rows (%s) written to %s\n", groupDigits(res.Rows), humanBytes(bytes), out)
+	fmt.Fprintf(a.stdout, "%s rows (%s) written to %s\n", groupDigits(res.Rows), units.Bytes(bytes), out)
 	return nil
 }
 

@@ -11,9 +11,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/pbicopy/pbicopy/internal/units"
 	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/pipeline"
 )
@@ -83,11 +86,12 @@ type runSummary struct {
 }
 
 type totalsSummary struct {
-	Jobs      int   `json:"jobs"`
-	Failed    int   `json:"failed"`
-	RowsRead  int64 `json:"rowsRead"`
-	BytesRead int64 `json:"bytesRead"`
-	Published int   `json:"published"`
+	Jobs        int   `json:"jobs"`
+	Failed      int   `json:"failed"`
+	Interrupted int   `json:"interrupted"`
+	RowsRead    int64 `json:"rowsRead"`
+	BytesRead   int64 `json:"bytesRead"`
+	Published   int   `json:"published"`
 }
 
 type jobSummary struct {
@@ -104,6 +108,7 @@ type jobSummary struct {
 	Retries         int                `json:"retries"`
 	Attempts        int                `json:"attempts"`
 	Throttled       throttleSummary    `json:"throttled"`
+	Backoff         backoffSummary     `json:"backoff"`
 	DurationSeconds float64            `json:"durationSeconds"`
 	Duration        string             `json:"duration"`
 	Sinks           []sinkSummary      `json:"sinks"`
@@ -113,8 +118,17 @@ type jobSummary struct {
 }
 
 // throttleSummary counts the requests answered 429 and the time spent
-// waiting before retries.
+// waiting before retrying them.
 type throttleSummary struct {
+	Count       int     `json:"count"`
+	WaitSeconds float64 `json:"waitSeconds"`
+	Wait        string  `json:"wait"`
+}
+
+// backoffSummary counts the retries after anything but a 429 (a server
+// error, a network failure, a body that broke off) and the time spent
+// waiting before them.
+type backoffSummary struct {
 	Count       int     `json:"count"`
 	WaitSeconds float64 `json:"waitSeconds"`
 	Wait        string  `json:"wait"`
@@ -189,7 +203,11 @@ func newRunSummary(command string, started time.Time, jobs []*jobfile.Job, resul
 		js := jobSummaryOf(r, job)
 		s.Jobs = append(s.Jobs, js)
 		s.Totals.Jobs++
-		if r.Status != pipeline.Succeeded {
+		switch r.Status {
+		case pipeline.Succeeded:
+		case pipeline.Interrupted:
+			s.Totals.Interrupted++
+		default:
 			s.Totals.Failed++
 		}
 		s.Totals.RowsRead += r.Rows
@@ -206,7 +224,8 @@ func jobSummaryOf(r *pipeline.JobResult, job *jobfile.Job) jobSummary {
 		Job: r.Job, File: r.File, Status: string(r.Status), Error: r.Error, Phase: r.Phase,
 		RowsRead: r.Rows, BytesRead: r.Bytes, Pages: r.Pages, TruncatedPages: r.Truncated,
 		Requests: r.Requests, Retries: r.Retries, Attempts: r.Attempts,
-		Throttled:       throttleSummary{Count: r.Throttled, WaitSeconds: seconds(r.Waited), Wait: human(r.Waited)},
+		Throttled:       throttleSummary{Count: r.Throttled, WaitSeconds: seconds(r.ThrottledWait), Wait: human(r.ThrottledWait)},
+		Backoff:         backoffSummary{Count: r.BackedOff, WaitSeconds: seconds(r.BackoffWait), Wait: human(r.BackoffWait)},
 		DurationSeconds: seconds(r.Duration), Duration: human(r.Duration),
 		Sinks: []sinkSummary{}, Columns: r.Columns, Notes: r.Notes,
 	}
@@ -221,7 +240,8 @@ func jobSummaryOf(r *pipeline.JobResult, job *jobfile.Job) jobSummary {
 		js.Sinks = append(js.Sinks, ks)
 	}
 	if job != nil {
-		// The sinks the job did not reach published nothing.
+		// The sinks the job did not reach published nothing (the runner
+		// lists them all, with their rendered locations).
 		for _, spec := range job.Sinks[min(len(r.Sinks), len(job.Sinks)):] {
 			js.Sinks = append(js.Sinks, sinkSummary{Kind: spec.Kind(), Location: spec.Location(), Status: sinkAborted})
 		}
@@ -305,51 +325,96 @@ func printSummary(w io.Writer, s *runSummary) {
 	}
 	var rows [][]string
 	for _, j := range s.Jobs {
-		throttled := fmt.Sprint(j.Throttled.Count)
-		if j.Throttled.Count > 0 || j.Throttled.WaitSeconds > 0 {
-			throttled += " (" + j.Throttled.Wait + ")"
-		}
-		rows = append(rows, []string{j.Job, j.Status, groupDigits(j.RowsRead), fmt.Sprint(j.Pages), fmt.Sprint(j.Requests), fmt.Sprint(j.Retries), throttled, humanBytes(j.BytesRead), j.Duration})
+		rows = append(rows, []string{j.Job, humanStatus(j.Status), groupDigits(j.RowsRead), fmt.Sprint(j.Pages), fmt.Sprint(j.Requests), fmt.Sprint(j.Retries),
+			countAndWait(j.Throttled.Count, j.Throttled.WaitSeconds, j.Throttled.Wait), countAndWait(j.Backoff.Count, j.Backoff.WaitSeconds, j.Backoff.Wait),
+			units.Bytes(j.BytesRead), j.Duration})
 	}
-	writeTable(w, []string{"JOB", "STATUS", "ROWS READ", "PAGES", "REQUESTS", "RETRIES", "THROTTLED", "READ", "DURATION"}, rows,
-		[]bool{false, false, true, true, true, true, true, true, true})
+	writeTable(w, []string{"JOB", "STATUS", "ROWS READ", "PAGES", "REQUESTS", "RETRIES", "THROTTLED", "BACKED OFF", "READ", "DURATION"}, rows,
+		[]bool{false, false, true, true, true, true, true, true, true, true})
 	fmt.Fprintln(w)
 	rows = nil
 	for _, j := range s.Jobs {
 		for _, k := range j.Sinks {
-			bytes := humanBytes(k.Bytes)
+			bytes := units.Bytes(k.Bytes)
 			if k.Kind == "postgres" {
 				bytes = "-"
 			}
-			rows = append(rows, []string{j.Job, k.Kind, k.Status, groupDigits(k.RowsWritten), bytes, k.Location})
+			rows = append(rows, []string{j.Job, k.Kind, humanStatus(k.Status), groupDigits(k.RowsWritten), bytes, k.Location})
 		}
 	}
 	writeTable(w, []string{"JOB", "SINK", "STATUS", "ROWS WRITTEN", "BYTES", "OUTPUT"}, rows, []bool{false, false, false, true, true, false})
 	for _, j := range s.Jobs {
+		if len(j.Partitions) > 0 {
+			fmt.Fprintf(w, "\n%s: %s\n", j.Job, partitionCounts(j.Partitions))
+		}
+	}
+	for _, j := range s.Jobs {
 		if j.Error != "" {
-			where := ""
-			if j.Phase != "" {
+			where, msg := "", j.Error
+			if j.Phase != "" && j.Phase != string(pipeline.Interrupted) {
 				where = " (at " + j.Phase + ")"
 			}
-			fmt.Fprintf(w, "\n%s: %s%s: %s\n", j.Job, j.Status, where, j.Error)
+			if j.Status == string(pipeline.Interrupted) {
+				msg = strings.TrimPrefix(msg, "interrupted: ")
+			}
+			fmt.Fprintf(w, "\n%s: %s%s: %s\n", j.Job, humanStatus(j.Status), where, msg)
 		}
 		for _, n := range j.Notes {
 			fmt.Fprintf(w, "%s: note: %s\n", j.Job, n)
 		}
 	}
-	fmt.Fprintf(w, "\n%d job(s): %d succeeded, %d failed; %s rows read, %d output(s) published, in %s\n",
-		s.Totals.Jobs, s.Totals.Jobs-s.Totals.Failed, s.Totals.Failed, groupDigits(s.Totals.RowsRead), s.Totals.Published, s.Duration)
+	outcome := fmt.Sprintf("%d succeeded, %d failed", s.Totals.Jobs-s.Totals.Failed-s.Totals.Interrupted, s.Totals.Failed)
+	if s.Totals.Interrupted > 0 {
+		outcome += fmt.Sprintf(", %d interrupted", s.Totals.Interrupted)
+	}
+	fmt.Fprintf(w, "\n%d job(s): %s; %s rows read, %d output(s) published, in %s\n",
+		s.Totals.Jobs, outcome, groupDigits(s.Totals.RowsRead), s.Totals.Published, s.Duration)
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+// countAndWait writes a count of retries and, when there was one or a
+// wait, the time waited: "0", "3 (4.5s)".
+func countAndWait(n int, seconds float64, wait string) string {
+	if n == 0 && seconds == 0 {
+		return "0"
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
+	return fmt.Sprintf("%d (%s)", n, wait)
+}
+
+// humanStatus is how the summary table words a status: a partition
+// --resume skipped was done by an earlier run.
+func humanStatus(status string) string {
+	if status == string(pipeline.Skipped) {
+		return "skipped (already done)"
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return status
+}
+
+// partitionCounts words the outcome of a job's partitions: how many ended
+// each way, and which did not succeed (the first few of each).
+func partitionCounts(parts []partitionSummary) string {
+	order := []string{string(pipeline.Succeeded), string(pipeline.Skipped), string(pipeline.Failed),
+		string(pipeline.PartiallyPublished), string(pipeline.Interrupted), string(pipeline.NotRun)}
+	keys := map[string][]string{}
+	for _, p := range parts {
+		if !slices.Contains(order, p.Status) {
+			order = append(order, p.Status)
+		}
+		keys[p.Status] = append(keys[p.Status], p.Key)
+	}
+	var out []string
+	for _, st := range order {
+		k := keys[st]
+		if len(k) == 0 {
+			continue
+		}
+		text := fmt.Sprintf("%d %s", len(k), humanStatus(st))
+		if st != string(pipeline.Succeeded) && st != string(pipeline.Skipped) {
+			if len(k) > 3 {
+				k = append(k[:3:3], fmt.Sprintf("and %d more", len(k)-3))
+			}
+			text += " (" + strings.Join(k, ", ") + ")"
+		}
+		out = append(out, text)
+	}
+	return fmt.Sprintf("%d partition(s): %s", len(parts), strings.Join(out, ", "))
 }

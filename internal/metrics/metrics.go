@@ -1,25 +1,28 @@
-// Package metrics pushes the figures of a run to a Prometheus Pushgateway.
+// Package metrics pushes the figures of a run to a Prometheus Pushgateway,
+// through the push package of the Prometheus Go client.
 package metrics
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/push"
+	"github.com/prometheus/common/expfmt"
+
 	"github.com/pbicopy/pbicopy/pipeline"
 )
 
-// metricsContentType is the Prometheus text exposition format, the one the
-// Pushgateway accepts from a plain HTTP client.
-const metricsContentType = "text/plain; version=0.0.4"
+// Job is the job label of every group pbicopy pushes.
+const Job = "pbicopy"
 
 // CheckPushURL reports whether s can be a Pushgateway address for
 // Push: an http or https URL with a host, and perhaps a path prefix.
@@ -51,17 +54,49 @@ func redactPushURL(u *url.URL) string {
 	return c.String()
 }
 
+// Options are the grouping key and the client of a push.
+type Options struct {
+	// Instance is the value of the grouping label instance; "" means
+	// DefaultInstance.
+	Instance string
+	// Shard, when N > 0 (--shard was given), adds the grouping label
+	// shard="i-of-n", so that the shards of a backfill each keep a group.
+	Shard pipeline.Shard
+	// Client carries the pushes; nil means a client of its own.
+	Client *http.Client
+}
+
+// DefaultInstance is the instance label of a push that names none: the
+// host name, or "unknown" when the system does not tell it.
+func DefaultInstance() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "unknown"
+}
+
+// ShardLabel is the value of the shard grouping label: "1-of-4" for --shard
+// 1/4, "" for no shard.
+func ShardLabel(s pipeline.Shard) string {
+	if s.N <= 0 {
+		return ""
+	}
+	return strconv.Itoa(s.I) + "-of-" + strconv.Itoa(s.N)
+}
+
 // Push pushes the figures of a run to a Prometheus Pushgateway at
-// gatewayURL, one push per job, grouped by job="pbicopy" and
-// pbicopy_job="<job name>" (and instance, when not empty: batch jobs usually
-// leave it out so that a run from another host replaces the figures).
+// gatewayURL, one push per job, grouped by job="pbicopy",
+// pbicopy_job="<job name>", instance (Options.Instance, else the host name)
+// and, for a sharded run, shard="i-of-n": two hosts, two CronJobs with their
+// own instance, or two shards never replace each other's figures.
 //
 // Every job gets pbicopy_job_success, _duration_seconds, _rows_read,
-// _bytes_read, _requests, _retries, _throttled and
+// _bytes_read, _requests, _retries, _throttled, _backed_off and
 // _last_run_timestamp_seconds, and, when it succeeded,
 // _last_success_timestamp_seconds; every sink the job reached gets
-// pbicopy_sink_rows_written and _bytes_written labelled by its index and
-// kind (never its location, which can hold a SAS token or a password).
+// pbicopy_sink_rows_written labelled by its index and kind (never its
+// location, which can hold a SAS token or a password), and every file sink
+// pbicopy_sink_bytes_written (a PostgreSQL sink writes rows, not bytes).
 //
 // results are in the order the jobs ran, one after another, the last one
 // ending now, as pbicopy run does: a pipeline.JobResult holds a duration but no clock
@@ -74,19 +109,24 @@ func redactPushURL(u *url.URL) string {
 // one failed before.
 //
 // Every job is pushed even when one push fails; the error lists each
-// failure, naming the job, the gateway (without credentials) and the
-// status. ctx bounds the pushes; a nil client means http.DefaultClient.
-func Push(ctx context.Context, client *http.Client, gatewayURL string, results []*pipeline.JobResult, instance string) error {
-	return pushMetrics(ctx, client, gatewayURL, results, instance, time.Now())
+// failure, naming the job, the push URL (without credentials: user and
+// password written in gatewayURL are sent as basic auth) and the status.
+// ctx bounds the pushes.
+func Push(ctx context.Context, gatewayURL string, results []*pipeline.JobResult, opts Options) error {
+	return pushMetrics(ctx, gatewayURL, results, opts, time.Now())
 }
 
-func pushMetrics(ctx context.Context, client *http.Client, gatewayURL string, results []*pipeline.JobResult, instance string, now time.Time) error {
+func pushMetrics(ctx context.Context, gatewayURL string, results []*pipeline.JobResult, opts Options, now time.Time) error {
 	gw, err := parsePushURL(gatewayURL)
 	if err != nil {
 		return err
 	}
+	if opts.Instance == "" {
+		opts.Instance = DefaultInstance()
+	}
+	client := opts.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{}
 	}
 	ends := make([]time.Time, len(results))
 	end := now
@@ -96,51 +136,64 @@ func pushMetrics(ctx context.Context, client *http.Client, gatewayURL string, re
 	}
 	var errs []error
 	for i, r := range results {
-		if err := pushJob(ctx, client, gw, r, instance, ends[i]); err != nil {
+		p := newPusher(gw, r.Job, opts, client).Gatherer(jobMetrics(r, ends[i]))
+		push := p.PushContext // PUT: the group is this run's figures alone
+		if r.Status != pipeline.Succeeded {
+			push = p.AddContext // POST: the last success stays
+		}
+		if err := push(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("job %s: %w", r.Job, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func pushJob(ctx context.Context, client *http.Client, gw *url.URL, r *pipeline.JobResult, instance string, end time.Time) error {
-	target := *gw
-	p := strings.TrimSuffix(gw.EscapedPath(), "/") + "/metrics/job/pbicopy/" + groupingPair("pbicopy_job", r.Job)
-	if instance != "" {
-		p += "/" + groupingPair("instance", instance)
+// newPusher makes the pusher of one job's group at gw. Credentials in gw
+// become basic auth, so that the URL the errors show holds none.
+func newPusher(gw *url.URL, job string, opts Options, client *http.Client) *push.Pusher {
+	base := *gw
+	base.User = nil
+	p := push.New(base.String(), Job).
+		Grouping("pbicopy_job", job).
+		Grouping("instance", opts.Instance).
+		Client(pushDoer{client}).
+		Format(expfmt.NewFormat(expfmt.TypeTextPlain))
+	if s := ShardLabel(opts.Shard); s != "" {
+		p = p.Grouping("shard", s)
 	}
-	var err error
-	if target.Path, err = url.PathUnescape(p); err != nil {
-		return err
+	if gw.User != nil {
+		password, _ := gw.User.Password()
+		p = p.BasicAuth(gw.User.Username(), password)
 	}
-	target.RawPath = p
-	method := http.MethodPut
-	if r.Status != pipeline.Succeeded {
-		method = http.MethodPost
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target.String(), bytes.NewReader(jobMetrics(r, end)))
+	return p
+}
+
+// pushDoer sends the pushes and makes their errors one line each: the push
+// URL (without credentials), the status and the start of the gateway's
+// answer, or the network failure.
+type pushDoer struct{ c *http.Client }
+
+func (d pushDoer) Do(req *http.Request) (*http.Response, error) {
+	target := req.URL.Redacted()
+	resp, err := d.c.Do(req)
 	if err != nil {
-		return fmt.Errorf("push to %s: %w", redactPushURL(gw), stripURLError(err))
+		return nil, fmt.Errorf("push to %s: %w", target, stripURLError(err))
 	}
-	req.Header.Set("Content-Type", metricsContentType)
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("push to %s: %w", redactPushURL(gw), stripURLError(err))
+	// The Pushgateway answers 200, or 202 (older versions).
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusAccepted {
+		return resp, nil
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10) // lets the connection be reused
-	if resp.StatusCode/100 != 2 {
-		msg := fmt.Sprintf("push to %s: %s", redactPushURL(gw), resp.Status)
-		if b := strings.TrimSpace(string(body)); b != "" {
-			msg += ": " + b
-		}
-		return errors.New(msg)
+	msg := fmt.Sprintf("push to %s: %s", target, resp.Status)
+	if b := strings.Join(strings.Fields(string(body)), " "); b != "" {
+		msg += ": " + b
 	}
-	return nil
+	return nil, errors.New(msg)
 }
 
-// stripURLError drops the URL a *url.Error repeats, user name included.
+// stripURLError drops the method and URL a *url.Error repeats.
 func stripURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -149,88 +202,47 @@ func stripURLError(err error) error {
 	return err
 }
 
-// groupingPair writes one label of a Pushgateway grouping key as a path:
-// name/value, or name@base64/value for a value a path cannot hold as is.
-func groupingPair(name, value string) string {
-	if value == "" || value == "." || value == ".." || strings.Contains(value, "/") {
-		enc := base64.RawURLEncoding.EncodeToString([]byte(value))
-		if enc == "" {
-			enc = "=" // the Pushgateway's spelling of the empty value
-		}
-		return name + "@base64/" + enc
+// jobMetrics gathers the figures of r, a job that ended at end.
+func jobMetrics(r *pipeline.JobResult, end time.Time) prometheus.Gatherer {
+	reg := prometheus.NewPedanticRegistry()
+	gauge := func(name, help string, v float64) {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+		g.Set(v)
+		reg.MustRegister(g)
 	}
-	return name + "/" + url.PathEscape(value)
-}
-
-// jobMetrics renders the figures of r in the Prometheus text exposition
-// format, version 0.0.4.
-func jobMetrics(r *pipeline.JobResult, end time.Time) []byte {
-	var w metricsWriter
 	succeeded := 0.0
 	if r.Status == pipeline.Succeeded {
 		succeeded = 1
 	}
 	endSeconds := float64(end.UnixMilli()) / 1e3
-	w.gauge("pbicopy_job_success", "Whether the last run of the job succeeded (1) or failed (0).", metricSample{value: succeeded})
-	w.gauge("pbicopy_job_duration_seconds", "How long the last run of the job took.", metricSample{value: r.Duration.Seconds()})
-	w.gauge("pbicopy_job_rows_read", "Rows the last run read from the source.", metricSample{value: float64(r.Rows)})
-	w.gauge("pbicopy_job_bytes_read", "Bytes of response the last run read from the source.", metricSample{value: float64(r.Bytes)})
-	w.gauge("pbicopy_job_requests", "Query requests the last run sent to Power BI, retries included.", metricSample{value: float64(r.Requests)})
-	w.gauge("pbicopy_job_retries", "Query requests of the last run that repeated a failed one.", metricSample{value: float64(r.Retries)})
-	w.gauge("pbicopy_job_throttled", "Times Power BI throttled the last run (HTTP 429).", metricSample{value: float64(r.Throttled)})
-	var rows, written []metricSample
-	for i, s := range r.Sinks {
-		labels := [][2]string{{"sink", strconv.Itoa(i)}, {"kind", s.Kind}}
-		rows = append(rows, metricSample{labels, float64(s.Rows)})
-		written = append(written, metricSample{labels, float64(s.Bytes)})
-	}
-	w.gauge("pbicopy_sink_rows_written", "Rows the last run published to the sink, by index in the job's sinks and kind.", rows...)
-	w.gauge("pbicopy_sink_bytes_written", "Bytes the last run published to the sink (0 where it has no meaning), by index and kind.", written...)
-	w.gauge("pbicopy_job_last_run_timestamp_seconds", "When the last run of the job ended, in Unix seconds.", metricSample{value: endSeconds})
+	gauge("pbicopy_job_success", "Whether the last run of the job succeeded (1) or failed (0).", succeeded)
+	gauge("pbicopy_job_duration_seconds", "How long the last run of the job took.", r.Duration.Seconds())
+	gauge("pbicopy_job_rows_read", "Rows the last run read from the source.", float64(r.Rows))
+	gauge("pbicopy_job_bytes_read", "Bytes of response the last run read from the source.", float64(r.Bytes))
+	gauge("pbicopy_job_requests", "Query requests the last run sent to Power BI, retries included.", float64(r.Requests))
+	gauge("pbicopy_job_retries", "Query requests of the last run that repeated a failed one.", float64(r.Retries))
+	gauge("pbicopy_job_throttled", "Times Power BI throttled the last run (HTTP 429).", float64(r.Throttled))
+	gauge("pbicopy_job_backed_off", "Retries of the last run after a server error, a network failure or a body that broke off.", float64(r.BackedOff))
+	gauge("pbicopy_job_last_run_timestamp_seconds", "When the last run of the job ended, in Unix seconds.", endSeconds)
 	// Only a success sets this one, and a failed run's push leaves it as it
 	// was: alerting on time() minus it catches a job that has not succeeded
 	// for too long, whether it fails or stopped running altogether.
 	if r.Status == pipeline.Succeeded {
-		w.gauge("pbicopy_job_last_success_timestamp_seconds", "When the last successful run of the job ended, in Unix seconds.", metricSample{value: endSeconds})
+		gauge("pbicopy_job_last_success_timestamp_seconds", "When the last successful run of the job ended, in Unix seconds.", endSeconds)
 	}
-	return w.buf.Bytes()
-}
-
-type metricSample struct {
-	labels [][2]string
-	value  float64
-}
-
-type metricsWriter struct{ buf bytes.Buffer }
-
-// gauge writes a metric family; one without samples is left out.
-func (w *metricsWriter) gauge(name, help string, samples ...metricSample) {
-	if len(samples) == 0 {
-		return
+	if len(r.Sinks) == 0 {
+		return reg
 	}
-	fmt.Fprintf(&w.buf, "# HELP %s %s\n# TYPE %s gauge\n", name, escapeHelp(help), name)
-	for _, s := range samples {
-		w.buf.WriteString(name)
-		if len(s.labels) > 0 {
-			w.buf.WriteByte('{')
-			for i, l := range s.labels {
-				if i > 0 {
-					w.buf.WriteByte(',')
-				}
-				fmt.Fprintf(&w.buf, "%s=\"%s\"", l[0], escapeLabelValue(l[1]))
-			}
-			w.buf.WriteByte('}')
+	labels := []string{"sink", "kind"}
+	rows := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pbicopy_sink_rows_written", Help: "Rows the last run published to the sink, by index in the job's sinks and kind."}, labels)
+	written := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pbicopy_sink_bytes_written", Help: "Bytes the last run published to the file sink, by index in the job's sinks and kind."}, labels)
+	for i, s := range r.Sinks {
+		index := strconv.Itoa(i)
+		rows.WithLabelValues(index, s.Kind).Set(float64(s.Rows))
+		if s.Kind != "postgres" { // a table: rows, not bytes
+			written.WithLabelValues(index, s.Kind).Set(float64(s.Bytes))
 		}
-		w.buf.WriteByte(' ')
-		w.buf.WriteString(strconv.FormatFloat(s.value, 'f', -1, 64))
-		w.buf.WriteByte('\n')
 	}
+	reg.MustRegister(rows, written) // a vector without series is left out
+	return reg
 }
-
-var (
-	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-	labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
-)
-
-func escapeHelp(s string) string       { return helpEscaper.Replace(s) }
-func escapeLabelValue(s string) string { return labelEscaper.Replace(s) }

@@ -9,274 +9,24 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
+	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/pbicopy/pbicopy/pipeline"
 	"github.com/pbicopy/pbicopy/sink"
 	"github.com/pbicopy/pbicopy/source"
 )
 
-var (
-	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-)
-
-// parseExposition parses body as the Prometheus text exposition format
-// 0.0.4, more strictly than a Pushgateway: every family has its HELP and
-// TYPE lines before its samples and its samples together; names and label
-// names are valid, label values correctly quoted and escaped, values
-// floats; no timestamps (a Pushgateway refuses them), no labels of the
-// grouping key, no duplicate series, no blank lines, and a final newline.
-// It returns the value of each series, keyed name{label="value",...} with
-// the labels sorted, and the HELP text of each family.
-func parseExposition(body string) (series map[string]float64, help map[string]string, err error) {
-	if body == "" || !strings.HasSuffix(body, "\n") {
-		return nil, nil, errors.New("the body does not end with a newline")
-	}
-	series, help = map[string]float64{}, map[string]string{}
-	types := map[string]string{}
-	closed := map[string]bool{}  // families whose lines are over
-	sampled := map[string]bool{} // families with samples
-	current := ""
-	for n, line := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
-		fail := func(format string, args ...any) error {
-			return fmt.Errorf("line %d %q: %s", n+1, line, fmt.Sprintf(format, args...))
-		}
-		// switchTo moves on to the lines of family name, which must not
-		// have had lines before the current family's.
-		switchTo := func(name string) error {
-			if name == current {
-				return nil
-			}
-			if current != "" {
-				closed[current] = true
-			}
-			if closed[name] {
-				return fail("the lines of %s are not together", name)
-			}
-			current = name
-			return nil
-		}
-		if line == "" {
-			return nil, nil, fail("blank line")
-		}
-		if rest, ok := strings.CutPrefix(line, "# "); ok {
-			kw, rest, _ := strings.Cut(rest, " ")
-			name, text, _ := strings.Cut(rest, " ")
-			if !metricNameRE.MatchString(name) {
-				return nil, nil, fail("bad metric name %q", name)
-			}
-			if err := switchTo(name); err != nil {
-				return nil, nil, err
-			}
-			if sampled[name] {
-				return nil, nil, fail("%s after the samples of %s", kw, name)
-			}
-			switch kw {
-			case "HELP":
-				if _, dup := help[name]; dup {
-					return nil, nil, fail("second HELP")
-				}
-				if _, typed := types[name]; typed {
-					return nil, nil, fail("HELP after TYPE")
-				}
-				h, err := unescapeExposition(text, false)
-				if err != nil {
-					return nil, nil, fail("%v", err)
-				}
-				help[name] = h
-			case "TYPE":
-				if _, dup := types[name]; dup {
-					return nil, nil, fail("second TYPE")
-				}
-				if !slices.Contains([]string{"counter", "gauge", "histogram", "summary", "untyped"}, text) {
-					return nil, nil, fail("bad type %q", text)
-				}
-				types[name] = text
-			default:
-				return nil, nil, fail("a comment that is neither HELP nor TYPE")
-			}
-			continue
-		}
-		if strings.HasPrefix(line, "#") {
-			return nil, nil, fail("a comment that is neither HELP nor TYPE")
-		}
-		name, labels, value, err := parseSample(line)
-		if err != nil {
-			return nil, nil, fail("%v", err)
-		}
-		if err := switchTo(name); err != nil {
-			return nil, nil, err
-		}
-		if _, ok := help[name]; !ok {
-			return nil, nil, fail("no HELP line before the samples of %s", name)
-		}
-		if _, ok := types[name]; !ok {
-			return nil, nil, fail("no TYPE line before the samples of %s", name)
-		}
-		sampled[name] = true
-		key := name
-		if len(labels) > 0 {
-			slices.Sort(labels)
-			key += "{" + strings.Join(labels, ",") + "}"
-		}
-		if _, dup := series[key]; dup {
-			return nil, nil, fail("duplicate series %s", key)
-		}
-		series[key] = value
-	}
-	return series, help, nil
-}
-
-// parseSample parses name{a="x",b="y"} value; labels come back as a="x"
-// with the value unescaped and requoted with %q.
-func parseSample(line string) (name string, labels []string, value float64, err error) {
-	i := strings.IndexAny(line, "{ ")
-	if i < 0 {
-		return "", nil, 0, errors.New("no value")
-	}
-	name, rest := line[:i], line[i:]
-	if !metricNameRE.MatchString(name) {
-		return "", nil, 0, fmt.Errorf("bad metric name %q", name)
-	}
-	if strings.HasPrefix(rest, "{") {
-		rest = rest[1:]
-		seen := map[string]bool{}
-		for !strings.HasPrefix(rest, "}") {
-			ln, after, ok := strings.Cut(rest, `="`)
-			if !ok {
-				return "", nil, 0, errors.New(`a label without ="`)
-			}
-			if !labelNameRE.MatchString(ln) || strings.HasPrefix(ln, "__") {
-				return "", nil, 0, fmt.Errorf("bad label name %q", ln)
-			}
-			if ln == "job" || ln == "instance" || ln == "pbicopy_job" {
-				return "", nil, 0, fmt.Errorf("label %s belongs to the grouping key", ln)
-			}
-			if seen[ln] {
-				return "", nil, 0, fmt.Errorf("label %s given twice", ln)
-			}
-			seen[ln] = true
-			end := -1
-			for j := 0; j < len(after); j++ {
-				if after[j] == '\\' {
-					j++
-					continue
-				}
-				if after[j] == '"' {
-					end = j
-					break
-				}
-			}
-			if end < 0 {
-				return "", nil, 0, errors.New("unterminated label value")
-			}
-			v, err := unescapeExposition(after[:end], true)
-			if err != nil {
-				return "", nil, 0, err
-			}
-			labels = append(labels, fmt.Sprintf("%s=%q", ln, v))
-			rest = after[end+1:]
-			if r, ok := strings.CutPrefix(rest, ","); ok && !strings.HasPrefix(r, "}") {
-				rest = r
-			} else if !strings.HasPrefix(rest, "}") {
-				return "", nil, 0, errors.New("expected , or } after a label")
-			}
-		}
-		rest = rest[1:]
-	}
-	v, ok := strings.CutPrefix(rest, " ")
-	if !ok || v == "" {
-		return "", nil, 0, errors.New("expected a space and a value")
-	}
-	if strings.Contains(v, " ") {
-		return "", nil, 0, errors.New("a timestamp or trailing text after the value")
-	}
-	switch v {
-	case "NaN", "+Inf", "-Inf":
-	default:
-		if _, err := strconv.ParseFloat(v, 64); err != nil || strings.ContainsAny(v, "_xXpP") {
-			return "", nil, 0, fmt.Errorf("value %q is not a float", v)
-		}
-	}
-	value, _ = strconv.ParseFloat(v, 64)
-	return name, labels, value, nil
-}
-
-// unescapeExposition undoes the escapes of HELP text (\\ and \n) and label values
-// (also \"), refusing any other.
-func unescapeExposition(s string, label bool) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '\n' || label && c == '"' {
-			return "", fmt.Errorf("unescaped %q", c)
-		}
-		if c != '\\' {
-			b.WriteByte(c)
-			continue
-		}
-		i++
-		switch {
-		case i == len(s):
-			return "", errors.New("a lone backslash at the end")
-		case s[i] == '\\':
-			b.WriteByte('\\')
-		case s[i] == 'n':
-			b.WriteByte('\n')
-		case s[i] == '"' && label:
-			b.WriteByte('"')
-		default:
-			return "", fmt.Errorf("unknown escape \\%c", s[i])
-		}
-	}
-	return b.String(), nil
-}
-
-func TestParseExpositionIsStrict(t *testing.T) {
-	const ok = "# HELP a_b A help.\n# TYPE a_b gauge\na_b{x=\"1\",y=\"q\\\"\\\\\\n\"} 1.5\na_b{x=\"2\"} 3\n# HELP c C.\n# TYPE c gauge\nc NaN\n"
-	series, _, err := parseExposition(ok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if series[`a_b{x="1",y="q\"\\\n"}`] != 1.5 || series[`a_b{x="2"}`] != 3 || len(series) != 3 {
-		t.Errorf("series: %v", series)
-	}
-	for name, body := range map[string]string{
-		"no final newline":     "# HELP a A.\n# TYPE a gauge\na 1",
-		"no HELP":              "# TYPE a gauge\na 1\n",
-		"no TYPE":              "# HELP a A.\na 1\n",
-		"TYPE after samples":   "# HELP a A.\na 1\n# TYPE a gauge\n",
-		"split family":         "# HELP a A.\n# TYPE a gauge\na{x=\"1\"} 1\n# HELP b B.\n# TYPE b gauge\nb 1\na{x=\"2\"} 1\n",
-		"duplicate series":     "# HELP a A.\n# TYPE a gauge\na{x=\"1\"} 1\na{x=\"1\"} 2\n",
-		"bad metric name":      "# HELP 1a A.\n# TYPE 1a gauge\n1a 1\n",
-		"bad label name":       "# HELP a A.\n# TYPE a gauge\na{x-y=\"1\"} 1\n",
-		"bad value":            "# HELP a A.\n# TYPE a gauge\na one\n",
-		"timestamp":            "# HELP a A.\n# TYPE a gauge\na 1 1700000000000\n",
-		"bad escape":           "# HELP a A.\n# TYPE a gauge\na{x=\"\\t\"} 1\n",
-		"unterminated value":   "# HELP a A.\n# TYPE a gauge\na{x=\"1} 1\n",
-		"grouping label":       "# HELP a A.\n# TYPE a gauge\na{job=\"x\"} 1\n",
-		"blank line":           "# HELP a A.\n# TYPE a gauge\n\na 1\n",
-		"other comment":        "# HELP a A.\n# TYPE a gauge\n# hello\na 1\n",
-		"bad type":             "# HELP a A.\n# TYPE a meter\na 1\n",
-		"label given twice":    "# HELP a A.\n# TYPE a gauge\na{x=\"1\",x=\"2\"} 1\n",
-		"second HELP":          "# HELP a A.\n# HELP a A.\n# TYPE a gauge\na 1\n",
-		"missing value":        "# HELP a A.\n# TYPE a gauge\na{x=\"1\"}\n",
-		"value with separator": "# HELP a A.\n# TYPE a gauge\na 1_000\n",
-	} {
-		if _, _, err := parseExposition(body); err == nil {
-			t.Errorf("%s: accepted:\n%s", name, body)
-		}
-	}
-}
-
-// pushGateway is a fake Pushgateway that records every push.
+// pushGateway is a Pushgateway on a real HTTP server: it records every
+// push and parses its grouping key and body as the Pushgateway does.
 type pushGateway struct {
 	*httptest.Server
 	mu     sync.Mutex
@@ -287,26 +37,107 @@ type pushGateway struct {
 type recordedPush struct {
 	method, path, contentType, auth string
 	body                            string
+	prefix                          string            // the path before /metrics/
+	grouping                        map[string]string // the grouping key, job included
+	series                          map[string]float64
+	families                        map[string]*dto.MetricFamily
+	err                             error // the grouping key or the body could not be parsed
 }
 
 func newPushGateway(t *testing.T) *pushGateway {
 	g := &pushGateway{}
 	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		p := recordedPush{method: r.Method, path: r.URL.EscapedPath(), contentType: r.Header.Get("Content-Type"), auth: r.Header.Get("Authorization"), body: string(body)}
+		p.prefix, p.grouping, p.err = parseGroupingPath(p.path)
+		if p.err == nil {
+			p.families, p.series, p.err = parseBody(p.body)
+		}
 		g.mu.Lock()
-		g.pushes = append(g.pushes, recordedPush{r.Method, r.URL.EscapedPath(), r.Header.Get("Content-Type"), r.Header.Get("Authorization"), string(body)})
+		g.pushes = append(g.pushes, p)
 		status := g.status
 		g.mu.Unlock()
 		if status != 0 {
-			http.Error(w, "boom: the gateway is broken", status)
+			http.Error(w, "boom: the gateway\nis broken", status)
 		}
 	}))
 	t.Cleanup(g.Close)
 	return g
 }
 
+func (g *pushGateway) recorded() []recordedPush {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.pushes)
+}
+
+// parseGroupingPath reads a Pushgateway push path,
+// PREFIX/metrics/job/J{/label/value|/label@base64/b64value}.
+func parseGroupingPath(path string) (prefix string, labels map[string]string, err error) {
+	prefix, rest, ok := strings.Cut(path, "/metrics/")
+	if !ok {
+		return "", nil, fmt.Errorf("%s: no /metrics/", path)
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts)%2 != 0 || len(parts) < 2 || strings.TrimSuffix(parts[0], "@base64") != "job" {
+		return "", nil, fmt.Errorf("%s: not job/J followed by label/value pairs", path)
+	}
+	labels = map[string]string{}
+	for i := 0; i < len(parts); i += 2 {
+		name, value := parts[i], parts[i+1]
+		if n, ok := strings.CutSuffix(name, "@base64"); ok {
+			b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(value, "="))
+			if err != nil {
+				return "", nil, fmt.Errorf("%s: %s: %v", path, name, err)
+			}
+			name, value = n, string(b)
+		} else if value, err = url.QueryUnescape(value); err != nil {
+			return "", nil, fmt.Errorf("%s: %s: %v", path, name, err)
+		}
+		if _, dup := labels[name]; dup {
+			return "", nil, fmt.Errorf("%s: %s twice", path, name)
+		}
+		labels[name] = value
+	}
+	return prefix, labels, nil
+}
+
+// parseBody parses a pushed body in the text exposition format: every
+// family must be a gauge with help, no series may carry a timestamp (a
+// Pushgateway refuses them). It returns the value of each series, keyed
+// name{label="value",...} with the labels sorted.
+func parseBody(body string) (map[string]*dto.MetricFamily, map[string]float64, error) {
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	series := map[string]float64{}
+	for name, f := range families {
+		if f.GetType() != dto.MetricType_GAUGE || f.GetHelp() == "" {
+			return nil, nil, fmt.Errorf("%s: type %s, help %q", name, f.GetType(), f.GetHelp())
+		}
+		for _, m := range f.GetMetric() {
+			if m.TimestampMs != nil {
+				return nil, nil, fmt.Errorf("%s: a timestamp", name)
+			}
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			slices.Sort(labels)
+			key := name
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			series[key] = m.GetGauge().GetValue()
+		}
+	}
+	return families, series, nil
+}
+
 func testResults() []*pipeline.JobResult {
-	ok := &pipeline.JobResult{Job: "sales-daily", Status: pipeline.Succeeded, Figures: pipeline.Figures{Stats: source.Stats{Rows: 1000, Bytes: 123456, Requests: 3, Retries: 1, Throttled: 2}},
+	ok := &pipeline.JobResult{Job: "sales-daily", Status: pipeline.Succeeded, Figures: pipeline.Figures{Stats: source.Stats{Rows: 1000, Bytes: 123456, Requests: 4, Retries: 3, Throttled: 2, BackedOff: 1}},
 		Duration: 2500 * time.Millisecond, Sinks: []pipeline.SinkResult{
 			{Result: sink.Result{Kind: "parquet", Location: "https://acct.blob.core.windows.net/c/a.parquet?sig=SECRET", Rows: 1000, Bytes: 40000}, Status: pipeline.Succeeded},
 			{Result: sink.Result{Kind: "postgres", Location: "analytics.sales", Rows: 1000}, Status: pipeline.Succeeded},
@@ -319,35 +150,38 @@ func TestPushMetrics(t *testing.T) {
 	g := newPushGateway(t)
 	now := time.Date(2026, 3, 1, 6, 0, 0, 0, time.UTC)
 	results := testResults()
-	if err := pushMetrics(context.Background(), g.Client(), g.URL, results, "", now); err != nil {
+	if err := pushMetrics(context.Background(), g.URL, results, Options{Instance: "nightly", Client: g.Client()}, now); err != nil {
 		t.Fatal(err)
 	}
-	if len(g.pushes) != 2 {
-		t.Fatalf("%d pushes, want one per job", len(g.pushes))
+	pushes := g.recorded()
+	if len(pushes) != 2 {
+		t.Fatalf("%d pushes, want one per job", len(pushes))
 	}
 	nowS := float64(now.Unix())
 	want := []struct {
-		method, path string
-		series       map[string]float64
-		absent       []string
+		method string
+		job    string
+		series map[string]float64
+		absent []string
 	}{
-		{http.MethodPut, "/metrics/job/pbicopy/pbicopy_job/sales-daily", map[string]float64{
-			"pbicopy_job_success":                                  1,
-			"pbicopy_job_duration_seconds":                         2.5,
-			"pbicopy_job_rows_read":                                1000,
-			"pbicopy_job_bytes_read":                               123456,
-			"pbicopy_job_requests":                                 3,
-			"pbicopy_job_retries":                                  1,
-			"pbicopy_job_throttled":                                2,
-			`pbicopy_sink_rows_written{kind="parquet",sink="0"}`:   1000,
-			`pbicopy_sink_rows_written{kind="postgres",sink="1"}`:  1000,
-			`pbicopy_sink_bytes_written{kind="parquet",sink="0"}`:  40000,
-			`pbicopy_sink_bytes_written{kind="postgres",sink="1"}`: 0,
+		{http.MethodPut, "sales-daily", map[string]float64{
+			"pbicopy_job_success":                                 1,
+			"pbicopy_job_duration_seconds":                        2.5,
+			"pbicopy_job_rows_read":                               1000,
+			"pbicopy_job_bytes_read":                              123456,
+			"pbicopy_job_requests":                                4,
+			"pbicopy_job_retries":                                 3,
+			"pbicopy_job_throttled":                               2,
+			"pbicopy_job_backed_off":                              1,
+			`pbicopy_sink_rows_written{kind="parquet",sink="0"}`:  1000,
+			`pbicopy_sink_rows_written{kind="postgres",sink="1"}`: 1000,
+			`pbicopy_sink_bytes_written{kind="parquet",sink="0"}`: 40000,
+			// No bytes for the PostgreSQL sink: it writes rows.
 			// It ended before the next job's 1.5 s.
 			"pbicopy_job_last_run_timestamp_seconds":     nowS - 1.5,
 			"pbicopy_job_last_success_timestamp_seconds": nowS - 1.5,
 		}, nil},
-		{http.MethodPost, "/metrics/job/pbicopy/pbicopy_job/stock", map[string]float64{
+		{http.MethodPost, "stock", map[string]float64{
 			"pbicopy_job_success":                    0,
 			"pbicopy_job_duration_seconds":           1.5,
 			"pbicopy_job_rows_read":                  0,
@@ -355,31 +189,32 @@ func TestPushMetrics(t *testing.T) {
 			"pbicopy_job_requests":                   1,
 			"pbicopy_job_retries":                    0,
 			"pbicopy_job_throttled":                  0,
+			"pbicopy_job_backed_off":                 0,
 			"pbicopy_job_last_run_timestamp_seconds": nowS,
-		}, []string{"pbicopy_job_last_success_timestamp_seconds", "pbicopy_sink_rows_written"}},
+		}, []string{"pbicopy_job_last_success_timestamp_seconds", "pbicopy_sink_rows_written", "pbicopy_sink_bytes_written"}},
 	}
 	for i, w := range want {
-		p := g.pushes[i]
-		if p.method != w.method || p.path != w.path {
-			t.Errorf("push %d: %s %s, want %s %s", i, p.method, p.path, w.method, w.path)
+		p := pushes[i]
+		if p.err != nil {
+			t.Fatalf("push %d: %v\n%s", i, p.err, p.body)
+		}
+		wantKey := map[string]string{"job": "pbicopy", "pbicopy_job": w.job, "instance": "nightly"}
+		if p.method != w.method || p.prefix != "" || !mapsEqual(p.grouping, wantKey) {
+			t.Errorf("push %d: %s %s (grouping %v), want %s with %v", i, p.method, p.path, p.grouping, w.method, wantKey)
 		}
 		if mt, params, err := mime.ParseMediaType(p.contentType); err != nil || mt != "text/plain" || params["version"] != "0.0.4" {
 			t.Errorf("push %d: Content-Type %q", i, p.contentType)
 		}
-		series, help, err := parseExposition(p.body)
-		if err != nil {
-			t.Fatalf("push %d: %v\n%s", i, err, p.body)
-		}
 		for k, v := range w.series {
-			if got, ok := series[k]; !ok || got != v {
+			if got, ok := p.series[k]; !ok || got != v {
 				t.Errorf("push %d: %s = %v (present %v), want %v", i, k, got, ok, v)
 			}
 		}
-		if len(series) != len(w.series) {
-			t.Errorf("push %d: %d series, want %d:\n%s", i, len(series), len(w.series), p.body)
+		if len(p.series) != len(w.series) {
+			t.Errorf("push %d: %d series, want %d:\n%s", i, len(p.series), len(w.series), p.body)
 		}
 		for _, name := range w.absent {
-			if _, ok := help[name]; ok {
+			if _, ok := p.families[name]; ok {
 				t.Errorf("push %d: %s is there", i, name)
 			}
 		}
@@ -389,32 +224,107 @@ func TestPushMetrics(t *testing.T) {
 	}
 }
 
-func TestPushMetricsGroupingKeyAndCredentials(t *testing.T) {
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPushMetricsOnlyPostgres(t *testing.T) {
 	g := newPushGateway(t)
-	gw := strings.Replace(g.URL, "http://", "http://pusher:s3cret@", 1) + "/prefix/"
-	results := []*pipeline.JobResult{{Job: "a", Status: pipeline.Succeeded}}
-	if err := pushMetrics(context.Background(), g.Client(), gw, results, "host/1 a", time.Now()); err != nil {
+	r := &pipeline.JobResult{Job: "load", Status: pipeline.Succeeded, Sinks: []pipeline.SinkResult{
+		{Result: sink.Result{Kind: "postgres", Location: "a.b", Rows: 7, Bytes: 99}, Status: pipeline.Succeeded},
+	}}
+	if err := Push(context.Background(), g.URL, []*pipeline.JobResult{r}, Options{Client: g.Client()}); err != nil {
 		t.Fatal(err)
 	}
-	p := g.pushes[0]
-	want := "/prefix/metrics/job/pbicopy/pbicopy_job/a/instance@base64/" + base64.RawURLEncoding.EncodeToString([]byte("host/1 a"))
-	if p.path != want {
-		t.Errorf("path %s, want %s", p.path, want)
+	p := g.recorded()[0]
+	if p.err != nil {
+		t.Fatal(p.err)
 	}
+	if _, ok := p.families["pbicopy_sink_bytes_written"]; ok {
+		t.Errorf("a bytes_written family for a PostgreSQL sink:\n%s", p.body)
+	}
+	if p.series[`pbicopy_sink_rows_written{kind="postgres",sink="0"}`] != 7 {
+		t.Errorf("rows written:\n%s", p.body)
+	}
+}
+
+func TestPushMetricsGroupingKey(t *testing.T) {
+	host := DefaultInstance()
+	for _, c := range []struct {
+		name string
+		opts Options
+		want map[string]string
+	}{
+		{"defaults", Options{}, map[string]string{"instance": host}},
+		{"instance", Options{Instance: "cron-a"}, map[string]string{"instance": "cron-a"}},
+		{"shard", Options{Shard: pipeline.Shard{I: 2, N: 4}}, map[string]string{"instance": host, "shard": "2-of-4"}},
+		{"both", Options{Instance: "backfill", Shard: pipeline.Shard{I: 0, N: 1}}, map[string]string{"instance": "backfill", "shard": "0-of-1"}},
+		{"odd values", Options{Instance: "host/1 a;b"}, map[string]string{"instance": "host/1 a;b"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := newPushGateway(t)
+			c.opts.Client = g.Client()
+			results := []*pipeline.JobResult{{Job: "sales/eu", Status: pipeline.Succeeded}}
+			if err := Push(context.Background(), g.URL+"/prefix/", results, c.opts); err != nil {
+				t.Fatal(err)
+			}
+			p := g.recorded()[0]
+			if p.err != nil {
+				t.Fatal(p.err)
+			}
+			c.want["job"], c.want["pbicopy_job"] = "pbicopy", "sales/eu"
+			if p.prefix != "/prefix" || !mapsEqual(p.grouping, c.want) {
+				t.Errorf("path %s: prefix %q grouping %v, want /prefix and %v", p.path, p.prefix, p.grouping, c.want)
+			}
+		})
+	}
+}
+
+// TestPushMetricsShardsKeepTheirGroups pushes the same job from four
+// shards and from two instances: each lands in a group of its own.
+func TestPushMetricsShardsKeepTheirGroups(t *testing.T) {
+	g := newPushGateway(t)
+	results := []*pipeline.JobResult{{Job: "backfill", Status: pipeline.Succeeded}}
+	for i := range 4 {
+		if err := Push(context.Background(), g.URL, results, Options{Instance: "k8s", Shard: pipeline.Shard{I: i, N: 4}, Client: g.Client()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, inst := range []string{"cron-a", "cron-b"} {
+		if err := Push(context.Background(), g.URL, results, Options{Instance: inst, Client: g.Client()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	groups := map[string]bool{}
+	for _, p := range g.recorded() {
+		groups[fmt.Sprint(p.grouping)] = true
+	}
+	if len(groups) != 6 {
+		t.Errorf("%d distinct groups for 6 pushes: %v", len(groups), groups)
+	}
+}
+
+func TestPushMetricsCredentials(t *testing.T) {
+	g := newPushGateway(t)
+	gw := strings.Replace(g.URL, "http://", "http://pusher:s3cret@", 1)
+	results := []*pipeline.JobResult{{Job: "a", Status: pipeline.Succeeded}}
+	if err := Push(context.Background(), gw, results, Options{Client: g.Client()}); err != nil {
+		t.Fatal(err)
+	}
+	p := g.recorded()[0]
 	if p.auth != "Basic "+base64.StdEncoding.EncodeToString([]byte("pusher:s3cret")) {
 		t.Errorf("Authorization %q: the URL's credentials were not used", p.auth)
 	}
-	for value, want := range map[string]string{
-		"sales":   "pbicopy_job/sales",
-		"a b;c":   "pbicopy_job/a%20b%3Bc",
-		"":        "pbicopy_job@base64/=",
-		"x/y":     "pbicopy_job@base64/eC95",
-		"..":      "pbicopy_job@base64/Li4",
-		"ünïcode": "pbicopy_job/%C3%BCn%C3%AFcode",
-	} {
-		if got := groupingPair("pbicopy_job", value); got != want {
-			t.Errorf("groupingPair(%q) = %s, want %s", value, got, want)
-		}
+	if strings.Contains(p.body, "s3cret") || strings.Contains(p.path, "s3cret") {
+		t.Errorf("the password is in the push: %s\n%s", p.path, p.body)
 	}
 }
 
@@ -422,12 +332,12 @@ func TestPushMetricsFailingGateway(t *testing.T) {
 	g := newPushGateway(t)
 	g.status = http.StatusInternalServerError
 	gw := strings.Replace(g.URL, "http://", "http://pusher:s3cret@", 1)
-	err := pushMetrics(context.Background(), g.Client(), gw, testResults(), "", time.Now())
+	err := Push(context.Background(), gw, testResults(), Options{Instance: "i", Client: g.Client()})
 	if err == nil {
 		t.Fatal("no error from a gateway answering 500")
 	}
 	msg := err.Error()
-	for _, want := range []string{"job sales-daily", "job stock", "500 Internal Server Error", g.URL, "boom: the gateway is broken"} {
+	for _, want := range []string{"job sales-daily: push to " + g.URL + "/metrics/job/pbicopy/", "job stock", "500 Internal Server Error", "boom: the gateway is broken"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("the error lacks %q:\n%s", want, msg)
 		}
@@ -435,12 +345,12 @@ func TestPushMetricsFailingGateway(t *testing.T) {
 	if strings.Contains(msg, "s3cret") || strings.Contains(msg, "pusher") {
 		t.Errorf("the error shows the credentials:\n%s", msg)
 	}
-	if len(g.pushes) != 2 {
-		t.Errorf("%d pushes: a failed push stopped the next job's", len(g.pushes))
+	if n := len(g.recorded()); n != 2 {
+		t.Errorf("%d pushes: a failed push stopped the next job's", n)
 	}
 
 	g.Close()
-	err = pushMetrics(context.Background(), nil, gw, testResults()[:1], "", time.Now())
+	err = Push(context.Background(), gw, testResults()[:1], Options{})
 	if err == nil || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "pusher") || !strings.Contains(err.Error(), g.URL) {
 		t.Errorf("unreachable gateway: %v", err)
 	}
@@ -450,7 +360,7 @@ func TestPushMetricsContext(t *testing.T) {
 	g := newPushGateway(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := Push(ctx, nil, g.URL, testResults(), "")
+	err := Push(ctx, g.URL, testResults(), Options{})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
 	}
@@ -473,15 +383,19 @@ func TestCheckPushURL(t *testing.T) {
 }
 
 func TestJobMetricsEscaping(t *testing.T) {
+	g := newPushGateway(t)
 	r := &pipeline.JobResult{Job: "x", Status: pipeline.Succeeded, Sinks: []pipeline.SinkResult{{Result: sink.Result{Kind: "we\"ird\\\nkind", Rows: 1}}}}
-	series, _, err := parseExposition(string(jobMetrics(r, time.Unix(1700000000, 0))))
-	if err != nil {
+	if err := pushMetrics(context.Background(), g.URL, []*pipeline.JobResult{r}, Options{Client: g.Client()}, time.Unix(1700000000, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := series[`pbicopy_sink_rows_written{kind="we\"ird\\\nkind",sink="0"}`]; !ok || v != 1 {
-		t.Errorf("the label value did not survive escaping: %v", series)
+	p := g.recorded()[0]
+	if p.err != nil {
+		t.Fatal(p.err)
 	}
-	if series["pbicopy_job_last_run_timestamp_seconds"] != 1700000000 {
-		t.Errorf("timestamp: %v", series["pbicopy_job_last_run_timestamp_seconds"])
+	if v, ok := p.series[fmt.Sprintf("pbicopy_sink_rows_written{kind=%q,sink=%q}", "we\"ird\\\nkind", "0")]; !ok || v != 1 {
+		t.Errorf("the label value did not survive escaping: %v", p.series)
+	}
+	if p.series["pbicopy_job_last_run_timestamp_seconds"] != 1700000000 {
+		t.Errorf("timestamp: %v", p.series["pbicopy_job_last_run_timestamp_seconds"])
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/pbicopy/pbicopy/internal/azure"
+	"github.com/pbicopy/pbicopy/internal/units"
 	"github.com/pbicopy/pbicopy/source"
 )
 
@@ -66,10 +67,15 @@ type Query struct {
 // QueryStats describes one executed query.
 type QueryStats struct {
 	DecodeStats
-	RequestID string        // the RequestId of the answered attempt
-	Attempts  int           // HTTP attempts, retries included
-	Throttled int           // attempts answered 429
-	Waited    time.Duration // time spent waiting before retries
+	RequestID     string        // the RequestId of the answered attempt
+	Attempts      int           // HTTP attempts, retries included
+	Throttled     int           // attempts answered 429
+	ThrottledWait time.Duration // time spent waiting before retrying a 429
+	// BackedOff counts the attempts that repeated one that failed
+	// otherwise (a server error, a network failure), and
+	// BackoffWait the time spent waiting before them.
+	BackedOff   int
+	BackoffWait time.Duration
 }
 
 // Client is a client of the executeQueries REST API. It is safe for
@@ -183,11 +189,22 @@ func (p *Client) renewToken() {
 // attemptStats is carried in the request context so that attemptPolicy can
 // count what happens inside azcore's retry loop.
 type attemptStats struct {
-	attempts, throttled int
-	waited              time.Duration
-	lastEnd             time.Time
-	requestID           string
+	attempts, throttled, backedOff int
+	throttledWait, backoffWait     time.Duration
+	lastEnd                        time.Time
+	last                           attemptOutcome // of the attempt before
+	requestID                      string
 }
+
+// attemptOutcome is how an attempt ended, which names the wait before the
+// next one.
+type attemptOutcome uint8
+
+const (
+	attemptAnswered  attemptOutcome = iota // an answer to act on (200, a redirect, a 4xx)
+	attemptThrottled                       // 429
+	attemptFailed                          // a server error or no answer
+)
 
 type attemptKey struct{}
 
@@ -198,17 +215,29 @@ func (attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
 	st, _ := req.Raw().Context().Value(attemptKey{}).(*attemptStats)
 	if st != nil {
 		if !st.lastEnd.IsZero() {
-			st.waited += time.Since(st.lastEnd)
+			wait := time.Since(st.lastEnd)
+			switch st.last {
+			case attemptThrottled:
+				st.throttledWait += wait
+			case attemptFailed:
+				st.backoffWait += wait
+				st.backedOff++
+			}
 		}
 		st.attempts++
 	}
 	resp, err := req.Next()
 	if st != nil {
 		st.lastEnd = time.Now()
+		st.last = attemptFailed
 		if resp != nil {
 			st.requestID = resp.Header.Get("RequestId")
-			if resp.StatusCode == http.StatusTooManyRequests {
+			switch {
+			case resp.StatusCode == http.StatusTooManyRequests:
 				st.throttled++
+				st.last = attemptThrottled
+			case resp.StatusCode < 500:
+				st.last = attemptAnswered
 			}
 		}
 	}
@@ -307,7 +336,8 @@ func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (Q
 }
 
 func (p *Client) stats(st *attemptStats, ds DecodeStats) QueryStats {
-	return QueryStats{DecodeStats: ds, RequestID: st.requestID, Attempts: st.attempts, Throttled: st.throttled, Waited: st.waited}
+	return QueryStats{DecodeStats: ds, RequestID: st.requestID, Attempts: st.attempts, Throttled: st.throttled, ThrottledWait: st.throttledWait,
+		BackedOff: st.backedOff, BackoffWait: st.backoffWait}
 }
 
 func (p *Client) post(ctx context.Context, target string, body []byte) (*http.Response, error) {
@@ -398,13 +428,13 @@ func (e *LimitError) Error() string {
 	var what string
 	switch {
 	case e.Value > 0:
-		what = fmt.Sprintf("a single name or value larger than %d bytes came after %d rows, so the response passes the service's 15 MB per-query limit; reading stopped there (%.1f MiB read)",
-			e.Value, e.Rows, float64(e.Bytes)/(1<<20))
+		what = fmt.Sprintf("a single name or value larger than %d bytes came after %d rows, so the response passes the service's 15 MB per-query limit; reading stopped there (%s read)",
+			e.Value, e.Rows, units.Bytes(e.Bytes))
 	case e.Overrun:
-		what = fmt.Sprintf("the response went on past the service's 15 MB per-query limit further than the service ever sends (it completes the row that crosses the limit, then stops); reading stopped after %d rows (%.1f MiB)",
-			e.Rows, float64(e.Bytes)/(1<<20))
+		what = fmt.Sprintf("the response went on past the service's 15 MB per-query limit further than the service ever sends (it completes the row that crosses the limit, then stops); reading stopped after %d rows (%s)",
+			e.Rows, units.Bytes(e.Bytes))
 	default:
-		what = fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %.1f MiB) and may be silently incomplete", e.Rows, float64(e.Bytes)/(1<<20))
+		what = fmt.Sprintf("the response reached the service's 15 MB per-query limit (%d rows, %s) and may be silently incomplete", e.Rows, units.Bytes(e.Bytes))
 	}
 	return what + ", so nothing was published: narrow the query (for example one query per day or month) or page it" + requestIDNote(e.RequestID)
 }

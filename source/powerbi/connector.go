@@ -174,7 +174,8 @@ func (i inferRows) finish() error { return i.Finish() }
 func statsOf(qs QueryStats) source.Stats {
 	return source.Stats{
 		Rows: qs.Rows, Bytes: qs.Bytes, Requests: qs.Attempts, Retries: max(qs.Attempts-1, 0),
-		Throttled: qs.Throttled, Waited: qs.Waited, RequestID: qs.RequestID,
+		Throttled: qs.Throttled, ThrottledWait: qs.ThrottledWait, BackedOff: qs.BackedOff, BackoffWait: qs.BackoffWait,
+		RequestID: qs.RequestID,
 	}
 }
 
@@ -188,8 +189,10 @@ func (s *querySource) Read(ctx context.Context, r source.Receiver) (source.Stats
 	return s.conn.read(ctx, s.req, r, func(exec execFunc, rows rowReceiver) (source.Stats, error) {
 		qs, err := exec(ctx, s.req.Query, rows)
 		st := statsOf(qs)
-		st.Pages = 1
-		source.ProgressOf(ctx)(0, 1)
+		if err == nil { // read in full: a page
+			st.Pages = 1
+			source.ProgressOf(ctx)(0, 1)
+		}
 		return st, err
 	})
 }
@@ -258,7 +261,7 @@ func (s *pagedSource) Read(ctx context.Context, r source.Receiver) (source.Stats
 		pg.progress = func(int, int64) { progress(0, 1) }
 		ps, err := pg.run(ctx, rows)
 		st := statsOf(ps.QueryStats)
-		st.Pages, st.Truncated, st.Retries = ps.Pages, ps.Truncated, ps.Retries
+		st.Pages, st.Truncated, st.Retries, st.BackedOff = ps.Pages, ps.Truncated, ps.Retries, ps.BackedOff
 		return st, err
 	})
 }

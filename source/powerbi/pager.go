@@ -36,10 +36,12 @@ type pager struct {
 // pageStats is what a paged extract did.
 type pageStats struct {
 	QueryStats
-	Pages      int
-	Truncated  int // pages cut by a service limit and continued smaller
-	Cuts       int // pages whose body broke off and were continued
-	Retries    int // HTTP retries (throttling, server errors) over all pages
+	Pages     int
+	Truncated int // pages cut by a service limit and continued smaller
+	Cuts      int // pages whose body broke off and were continued
+	// Retries are the HTTP retries (throttling, server errors) over all
+	// pages, and the requests that continued a page that broke off.
+	Retries    int
 	FinalPageN int
 }
 
@@ -62,50 +64,56 @@ func (p *pager) run(ctx context.Context, recv rowReceiver) (pageStats, error) {
 		}
 		before := pr.rows
 		qs, err := p.exec(ctx, dax, pr)
-		st.Pages++
+		page := st.Pages + 1 // a page that broke off is continued under its number
 		st.Rows += qs.Rows
 		st.Bytes += qs.Bytes
 		st.Attempts += qs.Attempts
 		st.Retries += max(qs.Attempts-1, 0)
 		st.Throttled += qs.Throttled
-		st.Waited += qs.Waited
+		st.ThrottledWait += qs.ThrottledWait
+		st.BackedOff += qs.BackedOff
+		st.BackoffWait += qs.BackoffWait
 		st.RequestID = qs.RequestID
 		got := pr.rows - before
-		if p.progress != nil {
-			p.progress(st.Pages, pr.rows)
-		}
 		var se *ServiceError
 		var le *LimitError
 		switch {
 		case err == nil:
 			cuts = 0
+			st.Pages++
 		case errors.As(err, &se) && se.Truncated(), errors.As(err, &le):
 			// The rows received are a correct prefix of the page (the
 			// service completes the row it is on): keep them and fetch the
 			// rest of the page, smaller. A response refused mid-row leaves
 			// that row incomplete: drop it.
 			pr.discardRow()
+			st.Pages++
 			st.Truncated++
+			p.pageDone(st.Pages, pr.rows)
 			if n == 1 {
-				return st, fmt.Errorf("page %d: a single row exceeds the service's limits: %w", st.Pages, err)
+				return st, fmt.Errorf("page %d: a single row exceeds the service's limits: %w", page, err)
 			}
 			n = max(1, n/2)
 			p.log.Warn("page cut by a service limit; continuing after the last row with a smaller page",
-				"page", st.Pages, "rows", got, "pageRows", n, "requestId", qs.RequestID, "reason", err.Error())
+				"page", page, "rows", got, "pageRows", n, "requestId", qs.RequestID, "reason", err.Error())
 			continue
 		case source.Retryable(err):
 			// The body broke off: drop the half-read row, continue after
-			// the last complete one.
+			// the last complete one. The continuation is a retry of the
+			// page, not a page of its own.
 			pr.discardRow()
 			st.Cuts++
 			if cuts++; cuts > maxPageCuts {
-				return st, fmt.Errorf("page %d broke off %d times in a row: %w", st.Pages, cuts, err)
+				return st, fmt.Errorf("page %d broke off %d times in a row: %w", page, cuts, err)
 			}
-			p.log.Warn("page broke off; continuing after the last complete row", "page", st.Pages, "rows", got, "error", err.Error())
+			st.Retries++
+			st.BackedOff++
+			p.log.Warn("page broke off; continuing after the last complete row", "page", page, "rows", got, "error", err.Error())
 			continue
 		default:
-			return st, fmt.Errorf("page %d: %w", st.Pages, err)
+			return st, fmt.Errorf("page %d: %w", page, err)
 		}
+		p.pageDone(st.Pages, pr.rows)
 		if got < int64(n) {
 			break
 		}
@@ -117,6 +125,13 @@ func (p *pager) run(ctx context.Context, recv rowReceiver) (pageStats, error) {
 	}
 	st.FinalPageN = n
 	return st, nil
+}
+
+// pageDone reports a page read, if anyone listens.
+func (p *pager) pageDone(pages int, rows int64) {
+	if p.progress != nil {
+		p.progress(pages, rows)
+	}
 }
 
 // pageReceiver sits between the decoder and the mapping: it holds each row
