@@ -439,3 +439,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// ParseParam parses a value of a parameter of type typ as --param does:
+// a Date, a DateTime, an int64 or a string; now resolves relative dates.
+func ParseParam(typ, s string, now time.Time) (any, error) { return parseParam(typ, s, now) }
