@@ -110,6 +110,8 @@ type jobSummary struct {
 	Partitions      []partitionSummary `json:"partitions,omitempty"`
 	Columns         []string           `json:"columns,omitempty"`
 	Notes           []string           `json:"notes,omitempty"`
+	// Watermark: an incremental job's old and new watermark.
+	Watermark *pipeline.WatermarkResult `json:"watermark,omitempty"`
 }
 
 // throttleSummary counts the requests answered 429 and the time spent
@@ -208,7 +210,7 @@ func jobSummaryOf(r *pipeline.JobResult, job *jobfile.Job) jobSummary {
 		Requests: r.Requests, Retries: r.Retries, Attempts: r.Attempts,
 		Throttled:       throttleSummary{Count: r.Throttled, WaitSeconds: seconds(r.Waited), Wait: human(r.Waited)},
 		DurationSeconds: seconds(r.Duration), Duration: human(r.Duration),
-		Sinks: []sinkSummary{}, Columns: r.Columns, Notes: r.Notes,
+		Sinks: []sinkSummary{}, Columns: r.Columns, Notes: r.Notes, Watermark: r.Watermark,
 	}
 	for _, k := range r.Sinks {
 		ks := sinkSummary{Kind: k.Kind, Location: k.Location, Status: string(k.Status), Error: k.Error, RowsWritten: k.Rows, Bytes: k.Bytes, Published: k.Published}
