@@ -425,18 +425,26 @@ func TestIncrementalOverlappingRunsLocal(t *testing.T) {
 	statePath := filepath.Join(w.dir, "orders.json")
 	job := w.incrJob(t, "", queryLine(ordersQuery), fmt.Sprintf("state: { path: %q }", statePath),
 		fmt.Sprintf("  - csv: { path: %q }\n", filepath.Join(w.dir, "out", "{{ .runId }}.csv")))
-	checkOverlap(t, w, job, func() string {
+	state := func() string {
 		data, _ := os.ReadFile(statePath)
 		return string(data)
-	})
+	}
+	// The first runs, with no state yet, and then two with one.
+	checkOverlap(t, w, job, state)
+	checkOverlap(t, w, job, state)
 }
+
+// overlaps counts the calls of checkOverlap, each of which brings a new
+// row.
+var overlaps int
 
 // checkOverlap runs the job (A) and, while A is committing, a second run
 // (B) to the end: B advances the watermark, and A, whose sinks committed,
 // fails to save its own, leaving B's.
 func checkOverlap(t *testing.T, w *incrWorld, job *jobfile.Job, state func() string) {
 	t.Helper()
-	w.orders.touch(100, 500, 1)
+	overlaps++
+	w.orders.touch(100+overlaps, 500+overlaps, 1)
 	var b *JobResult
 	var stateB string
 	a := w.runner(nil)
@@ -473,7 +481,6 @@ func TestIncrementalOverlappingRunsBlobIntegration(t *testing.T) {
 	job := w.incrJob(t, "", queryLine(ordersQuery),
 		"storage: { connectionString: \"${AZ_CS}\" }\nstate: { path: \"az://${CONTAINER}/state/orders.json\" }",
 		"  - parquet: { path: \"az://${CONTAINER}/orders/run={{ .runId }}/orders.parquet\" }\n")
-	mustSucceedIncr(t, w.runner(nil).Run(context.Background(), job))
 	state := func() string {
 		data, err := os.ReadFile(sinktest.DownloadToFile(t, bf.cc, "state/orders.json"))
 		if err != nil {
@@ -481,6 +488,9 @@ func TestIncrementalOverlappingRunsBlobIntegration(t *testing.T) {
 		}
 		return string(data)
 	}
+	// The first runs, with no state yet (If-None-Match: *), and then two
+	// with one (If-Match).
+	checkOverlap(t, w, job, state)
 	var st IncrementalState
 	if err := json.Unmarshal([]byte(state()), &st); err != nil || st.Watermark == "" {
 		t.Fatalf("state on Blob: %v %+v", err, st)
@@ -522,5 +532,35 @@ func TestPlanShowsWatermark(t *testing.T) {
 	res := w.runner(nil).Run(context.Background(), job)
 	if res.Err() == nil || res.Phase != "state" || res.Rows != 0 {
 		t.Errorf("run with a damaged state: %s %v, %d rows", res.Phase, res.Err(), res.Rows)
+	}
+}
+
+// TestIncrementalColumnNotRead: without a mapping the column is checked
+// when the rows' schema is known: a column the rows lack fails the run
+// before any sink opens, and the watermark is kept.
+func TestIncrementalColumnNotRead(t *testing.T) {
+	w := newIncrWorld(t)
+	statePath := filepath.Join(w.dir, "orders.json")
+	text := fmt.Sprintf(`name: orders
+%sparams:
+  since: { type: datetime }
+incremental: { param: since, column: changed_on, initial: "2024-01-01T00:00:00Z" }
+state: { path: %q }
+sinks:
+  - csv: { path: %q }
+`, fakeSource(queryLine(ordersQuery), fakeAuth), statePath, filepath.Join(w.dir, "out", "{{ .runId }}.csv"))
+	job, _, err := jobfile.Loader{LookupEnv: w.lookup}.Load("orders.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := w.runner(nil).Run(context.Background(), job)
+	if res.Err() == nil || !strings.Contains(res.Error, "incremental.column: the rows have no column changed_on") || res.Published() != 0 {
+		t.Errorf("run: %s %v, %d published", res.Status, res.Err(), res.Published())
+	}
+	if _, err := os.Stat(statePath); !os.IsNotExist(err) {
+		t.Errorf("state: %v", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(w.dir, "out", "*")); len(files) != 0 {
+		t.Errorf("left behind: %v", files)
 	}
 }
