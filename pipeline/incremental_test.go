@@ -533,6 +533,15 @@ func TestPlanShowsWatermark(t *testing.T) {
 	if res.Err() == nil || res.Phase != "state" || res.Rows != 0 {
 		t.Errorf("run with a damaged state: %s %v, %d rows", res.Phase, res.Err(), res.Rows)
 	}
+	if err := os.WriteFile(statePath, []byte(`{"job": "orders", "param": "since", "type": "int", "watermark": "42"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Runner{}).Plan(job); err == nil || !strings.Contains(err.Error(), "holds a int watermark, and since is now a datetime: run once with --reset-watermark") {
+		t.Errorf("plan of a state of another type: %v", err)
+	}
+	if p, err := (&Runner{ResetWatermark: true}).Plan(job); err != nil || p.Watermark.Source != "initial" {
+		t.Errorf("plan --reset-watermark of a state of another type: %v", err)
+	}
 }
 
 // TestIncrementalColumnNotRead: without a mapping the column is checked

@@ -107,7 +107,7 @@ func (ws *watermarkStore) stored(job *jobfile.Job) (any, error) {
 	inc := job.Incremental
 	typ := job.Params[inc.Param].Type
 	if ws.state.Type != "" && ws.state.Type != typ {
-		return nil, fmt.Errorf("state %s holds a %s watermark, and %s is now a %s: run with --reset-watermark (or --param %s=VALUE) once to start again", ws.loc, ws.state.Type, inc.Param, typ, inc.Param)
+		return nil, fmt.Errorf("state %s holds a %s watermark, and %s is now a %s: run once with --reset-watermark to start again (from incremental.initial, or with --param %s=VALUE from there)", ws.loc, ws.state.Type, inc.Param, typ, inc.Param)
 	}
 	v, err := jobfile.ParseParam(typ, ws.state.Watermark, time.Time{})
 	if err != nil {
