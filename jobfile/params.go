@@ -19,12 +19,33 @@ type Date struct{ time.Time }
 
 func (d Date) String() string { return d.Format("2006-01-02") }
 
+// DateTime is a datetime parameter's value, in UTC to the second. In
+// templates it prints as 2006-01-02T15:04:05Z and {{ dax .since }} gives
+// DATETIME(2024, 3, 1, 13, 45, 30).
+type DateTime struct{ time.Time }
+
+func (d DateTime) String() string { return d.UTC().Format(DateTimeLayout) }
+
+// DateTimeLayout is how a datetime value prints, in templates and state
+// files.
+const DateTimeLayout = "2006-01-02T15:04:05Z"
+
 // Parameter types.
 const (
-	ParamDate   = "date"
-	ParamInt    = "int"
-	ParamString = "string"
+	ParamDate     = "date"
+	ParamDateTime = "datetime"
+	ParamInt      = "int"
+	ParamString   = "string"
 )
+
+// RunIDParam is the template value every run sets: the UTC time the run
+// started, as RunID formats it. A job cannot declare a parameter of that
+// name.
+const RunIDParam = "runId"
+
+// RunID formats the start of a run as {{ .runId }} shows it: UTC,
+// sortable, and safe in a path: 20240301T134530Z.
+func RunID(start time.Time) string { return start.UTC().Format("20060102T150405Z") }
 
 var paramNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -52,9 +73,138 @@ func parseParam(typ, s string, now time.Time) (any, error) {
 			return nil, fmt.Errorf("%q is %s, outside the years %d to %d that DAX's DATE writes", s, d, minDAXYear, maxDAXYear)
 		}
 		return d, nil
+	case ParamDateTime:
+		d, err := parseDateTime(strings.TrimSpace(s), now)
+		if err != nil {
+			return nil, err
+		}
+		if y := d.Year(); y < minDAXYear || y > maxDAXYear {
+			return nil, fmt.Errorf("%q is %s, outside the years %d to %d that DAX's DATETIME writes", s, d, minDAXYear, maxDAXYear)
+		}
+		return d, nil
 	}
-	return nil, fmt.Errorf("unknown parameter type %q: use date, int or string", typ)
+	return nil, fmt.Errorf("unknown parameter type %q: use date, datetime, int or string", typ)
 }
+
+// timeUnits are the units of relative datetimes and lookbacks.
+var timeUnits = map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+
+// maxDuration bounds a relative datetime or a lookback (time.Duration
+// holds about 292 years).
+const maxDuration = 200 * 366 * 24 * time.Hour
+
+var lookbackTimeRE = regexp.MustCompile(`^(\d+)(s|m|h|d)$`)
+
+var relativeTimeRE = regexp.MustCompile(`^now(?:([+-])(\d+)(s|m|h|d))?$`)
+
+// dateTimeLayouts are the ISO 8601 forms a datetime value may take; a
+// value without an offset is UTC.
+var dateTimeLayouts = []string{
+	time.RFC3339,
+	"2006-01-02T15:04:05",
+	"2006-01-02 15:04:05",
+	"2006-01-02T15:04",
+	"2006-01-02 15:04",
+}
+
+// parseDateTime parses an ISO 8601 date-time (an offset is converted to
+// UTC; none means UTC), a date (midnight), a date relative to today
+// (today-7d: midnight) or a time relative to now (now, now-2h, now-30m,
+// now-90s, now-1d), to the second.
+func parseDateTime(s string, now time.Time) (DateTime, error) {
+	if m := relativeTimeRE.FindStringSubmatch(s); m != nil {
+		t := now.UTC().Truncate(time.Second)
+		if m[1] != "" {
+			n, err := strconv.ParseInt(m[2], 10, 64)
+			unit := timeUnits[m[3]]
+			if err != nil || n > int64(maxDuration/unit) {
+				return DateTime{}, fmt.Errorf("%q: %s is too far from now (200 years at most)", s, m[2]+m[3])
+			}
+			d := time.Duration(n) * unit
+			if m[1] == "-" {
+				d = -d
+			}
+			t = t.Add(d)
+		}
+		return DateTime{t}, nil
+	}
+	for _, layout := range dateTimeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			if t.Nanosecond() != 0 {
+				return DateTime{}, fmt.Errorf("%q has a fraction of a second, which DAX's DATETIME cannot write: give whole seconds", s)
+			}
+			return DateTime{t.UTC()}, nil
+		}
+	}
+	if d, err := parseDate(s, now); err == nil {
+		return DateTime{d.Time}, nil
+	}
+	return DateTime{}, fmt.Errorf("%q is not a date-time: write 2024-03-01T13:45:30Z (ISO 8601; without an offset, UTC), 2024-03-01, now, now-2h, now-30m, today or today-7d", s)
+}
+
+// Lookback is how far before the stored watermark an incremental run
+// starts reading: days for a date, a duration for a datetime, a number for
+// an int.
+type Lookback struct {
+	Days int
+	Dur  time.Duration
+	N    int64
+}
+
+// ParseLookback parses an incremental block's lookback for a parameter of
+// type typ: Nd for a date; Nd, Nh, Nm or Ns for a datetime; a non-negative
+// integer for an int. "" is no lookback.
+func ParseLookback(typ, s string) (Lookback, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Lookback{}, nil
+	}
+	switch typ {
+	case ParamDate:
+		n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
+		if err != nil || n < 0 || !strings.HasSuffix(s, "d") || n > 10000*366 {
+			return Lookback{}, fmt.Errorf("%q: for a date parameter write Nd (days), e.g. 2d", s)
+		}
+		return Lookback{Days: n}, nil
+	case ParamDateTime:
+		m := lookbackTimeRE.FindStringSubmatch(s)
+		if m == nil {
+			return Lookback{}, fmt.Errorf("%q: for a datetime parameter write Nd, Nh, Nm or Ns (days, hours, minutes, seconds), e.g. 2h", s)
+		}
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		unit := timeUnits[m[2]]
+		if err != nil || n > int64(maxDuration/unit) {
+			return Lookback{}, fmt.Errorf("%q is too long (200 years at most)", s)
+		}
+		return Lookback{Dur: time.Duration(n) * unit}, nil
+	case ParamInt:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return Lookback{}, fmt.Errorf("%q: for an int parameter write a non-negative integer, e.g. 1000", s)
+		}
+		return Lookback{N: n}, nil
+	}
+	return Lookback{}, fmt.Errorf("an incremental parameter is a date, datetime or int, not %s", cmpOr(typ, ParamString))
+}
+
+// Before returns v (a Date, DateTime or int64) moved back by the lookback.
+func (l Lookback) Before(v any) any {
+	switch x := v.(type) {
+	case Date:
+		return Date{x.AddDate(0, 0, -l.Days)}
+	case DateTime:
+		return DateTime{x.Add(-l.Dur)}
+	case int64:
+		if x < math.MinInt64+1+l.N {
+			return int64(math.MinInt64 + 1)
+		}
+		return x - l.N
+	}
+	return v
+}
+
+// IsZero reports whether there is no lookback.
+func (l Lookback) IsZero() bool { return l == Lookback{} }
 
 // parseDate parses YYYY-MM-DD or a date relative to now.
 func parseDate(s string, now time.Time) (Date, error) {
@@ -187,6 +337,11 @@ func (j *Job) Partitions(given map[string]string, from, to string, now time.Time
 		}
 		for name, p := range j.Params {
 			raw, ok := given[name]
+			if !ok && j.Incremental != nil && name == j.Incremental.Param {
+				// The first run's watermark: the runner replaces it with
+				// the stored one.
+				raw, ok = j.Incremental.Initial, true
+			}
 			if !ok {
 				if p.Default == "" {
 					continue // a missing value is reported where a template uses it
@@ -200,6 +355,10 @@ func (j *Job) Partitions(given map[string]string, from, to string, now time.Time
 			base[name] = v
 		}
 	}
+	if _, ok := given[RunIDParam]; ok {
+		return nil, fmt.Errorf("--param %s: {{ .%s }} is set by every run (the UTC time it started)", RunIDParam, RunIDParam)
+	}
+	base[RunIDParam] = RunID(now)
 	if j.Partition == nil {
 		if from != "" || to != "" {
 			return nil, fmt.Errorf("--from/--to: job %s has no partition block to step through", j.Name)
@@ -280,3 +439,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// ParseParam parses a value of a parameter of type typ as --param does:
+// a Date, a DateTime, an int64 or a string; now resolves relative dates.
+func ParseParam(typ, s string, now time.Time) (any, error) { return parseParam(typ, s, now) }

@@ -146,9 +146,15 @@ func (d *decoder) validateStorage(j *Job) {
 				usesPart = true
 				return
 			}
+			if name == RunIDParam {
+				params[name] = RunID(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))
+				return
+			}
 			switch j.Params[name].Type {
 			case ParamDate:
 				params[name] = Date{time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)}
+			case ParamDateTime:
+				params[name] = DateTime{time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)}
 			case ParamInt:
 				params[name] = int64(0)
 			default:

@@ -47,6 +47,12 @@ var referenceExamples = map[string]string{
   param: day
   step: 1d
 `,
+	"incremental": `incremental:
+  param: day
+  column: order_date
+  initial: "2024-01-01"
+  lookback: 2d
+`,
 	"state": `state:
   path: .pbicopy-state/sales-daily.json
 `,

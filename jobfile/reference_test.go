@@ -76,12 +76,13 @@ func TestReferenceExamples(t *testing.T) {
 			t.Errorf("an example for %s, which is not a field of a job", name)
 		}
 	}
-	job := referenceJob()
-	if _, warnings, err := (Loader{LookupEnv: anyValue}).Load("reference.yaml", job); err != nil || len(warnings) > 0 {
-		t.Fatalf("the reference's examples do not make a valid job: %v %v\n%s", err, warnings, job)
-	}
-	if errs := schemaCheck(t, loadSchema(t), decodeYAML(t, job)); len(errs) > 0 {
-		t.Errorf("the schema refuses the reference's examples:\n%s", strings.Join(errs, "\n"))
+	for _, job := range [][]byte{referenceJob(), referenceJobWithout("partition")} {
+		if _, warnings, err := (Loader{LookupEnv: anyValue}).Load("reference.yaml", job); err != nil || len(warnings) > 0 {
+			t.Fatalf("the reference's examples do not make a valid job: %v %v\n%s", err, warnings, job)
+		}
+		if errs := schemaCheck(t, loadSchema(t), decodeYAML(t, job)); len(errs) > 0 {
+			t.Errorf("the schema refuses the reference's examples:\n%s", strings.Join(errs, "\n"))
+		}
 	}
 }
 
@@ -96,7 +97,7 @@ func TestReferenceRows(t *testing.T) {
 		"| `sinks[].postgres.key` | list of string | — | — |",
 		"| `source.powerbi.cloud` | string | `public` | `public`, `usgov`, `china`; a `${NAME}` reference |",
 		"| `mapping.columns[].type` | string | required | `string`, `int64`, `float64`, `bool`, `date`, `timestamp`; decimal(P,S)",
-		"| `params.<name>.type` | string | required | `date`, `int`, `string` |",
+		"| `params.<name>.type` | string | required | `date`, `datetime`, `int`, `string` |",
 		"| `params` | map of object | — | names of letters, digits and \\_, not starting with a digit |",
 		"`source.powerbi.table` needs `source.powerbi.paging`.",
 		"listed by a \\_manifest.json",

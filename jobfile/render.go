@@ -29,8 +29,12 @@ func (job *Job) TemplateParams(given map[string]string) (used, missing []string)
 		}
 		walkTemplate(t.Root, func(name string) { seen[name] = true })
 	}
+	delete(seen, RunIDParam) // every run sets it
 	for name := range seen {
 		used = append(used, name)
+		if job.Incremental != nil && name == job.Incremental.Param {
+			continue // the watermark, or incremental.initial
+		}
 		if _, ok := given[name]; !ok && job.Params[name].Default == "" {
 			missing = append(missing, name)
 		}
@@ -150,6 +154,8 @@ func (job *Job) Render(params map[string]string, placeholders bool) (Rendered, e
 			switch job.Params[m].Type {
 			case ParamDate:
 				given[m] = "2000-01-01"
+			case ParamDateTime:
+				given[m] = "2000-01-01T00:00:00Z"
 			case ParamInt:
 				given[m] = "0"
 			default:

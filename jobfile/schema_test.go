@@ -372,7 +372,7 @@ sinks:
 // the loader accepts and the reference's examples put together.
 func exampleJobs(t *testing.T) map[string][]byte {
 	t.Helper()
-	jobs := map[string][]byte{"load_test.go validJob": []byte(validJob), "reference examples": referenceJob()}
+	jobs := map[string][]byte{"load_test.go validJob": []byte(validJob), "reference examples": referenceJob(), "reference examples, incremental": referenceJobWithout("partition")}
 	for name, text := range schemaValidJobs {
 		jobs[name] = []byte(text)
 	}
@@ -397,10 +397,16 @@ func exampleJobs(t *testing.T) map[string][]byte {
 }
 
 // referenceJob puts the reference's examples together into one job.
-func referenceJob() []byte {
+func referenceJob() []byte { return referenceJobWithout("incremental") }
+
+// referenceJobWithout is the job the reference's examples make, but one
+// section: partition and incremental are distinct modes.
+func referenceJobWithout(section string) []byte {
 	var b strings.Builder
 	for _, f := range specFields(reflect.TypeFor[Job]()) {
-		b.WriteString(referenceExamples[f.name])
+		if f.name != section {
+			b.WriteString(referenceExamples[f.name])
+		}
 	}
 	return []byte(b.String())
 }
@@ -445,7 +451,7 @@ func TestSchemaRejectsInvalidJobs(t *testing.T) {
 		{"missing column field", base + "mapping: { columns: [ { from: '[a]', type: int64 } ] }\n", []string{"mapping.columns[0].to"}},
 		{"row group too big", strings.Replace(base, "csv: { path: a.csv }", "parquet: { path: a.parquet, rowGroupBytes: 2147483648 }", 1), []string{"sinks[0].parquet.rowGroupBytes"}},
 		{"bad cloud", strings.Replace(base, "{ file: r.json }", "{ powerbi: { workspace: w, dataset: d, query: q, cloud: germany, auth: {} } }", 1), []string{"source.powerbi.cloud"}},
-		{"bad param type", base + "params: { day: { type: datetime } }\n", []string{"params.day.type"}},
+		{"bad param type", base + "params: { day: { type: timestamp } }\n", []string{"params.day.type"}},
 		{"bad param name", base + "params: { 1day: { type: date } }\n", []string{"params.1day"}},
 		{"param without type", base + "params: { day: { default: today } }\n", []string{"params.day.type"}},
 		{"table without paging", strings.Replace(base, "{ file: r.json }", "{ powerbi: { workspace: w, dataset: d, table: Sales, auth: {} } }", 1), []string{"source.powerbi.paging"}},
@@ -542,7 +548,7 @@ func TestSchemaEnumsMatchLoader(t *testing.T) {
 	// Parameter types are checked where they are parsed.
 	checkedElsewhere := map[string]func(v string) error{
 		"params.*.type": func(v string) error {
-			sample := map[string]string{"date": "2024-03-01", "int": "7"}[v]
+			sample := map[string]string{"date": "2024-03-01", "datetime": "2024-03-01T13:45:30Z", "int": "7"}[v]
 			_, err := parseParam(v, cmpOr(sample, "x"), time.Now())
 			return err
 		},

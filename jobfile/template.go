@@ -35,6 +35,13 @@ func DAXLiteral(v any) (string, error) {
 		return daxInt(x)
 	case Date:
 		return daxTime(x.Time)
+	case DateTime:
+		s, err := daxTime(x.UTC())
+		if err == nil && strings.HasPrefix(s, "DATE(") {
+			// A datetime is always written DATETIME, even at midnight.
+			s = "DATETIME(" + strings.TrimSuffix(strings.TrimPrefix(s, "DATE("), ")") + ", 0, 0, 0)"
+		}
+		return s, err
 	case time.Time:
 		return daxTime(x)
 	case nil:

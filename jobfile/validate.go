@@ -36,6 +36,7 @@ func (d *decoder) validate(j *Job) {
 	d.validateSource(j)
 	d.validateMapping(j)
 	d.validateParams(j)
+	d.validateIncremental(j)
 	d.validateSinks(j)
 	d.validateStorage(j)
 }
@@ -222,6 +223,10 @@ func (d *decoder) validateParams(j *Job) {
 	d.fieldErrors(j, "", reflect.TypeFor[Job](), spec.CheckOnly(j, "params"))
 	for _, name := range sortedKeys(j.Params) {
 		p, path := j.Params[name], "params."+name
+		if name == RunIDParam {
+			d.errorf(line(path), path, "%s is set by every run ({{ .%s }}, the UTC time it started): give the parameter another name", RunIDParam, RunIDParam)
+			continue
+		}
 		if err := spec.Check(p); err != nil {
 			d.fieldErrors(j, path, reflect.TypeFor[ParamSpec](), err)
 			continue
@@ -264,4 +269,104 @@ func (d *decoder) validateParams(j *Job) {
 			d.errorf(line(kp+".path"), kp+".path", "every partition would write the same file: put {{ .%s }} in the path", pt.Param)
 		}
 	}
+}
+
+// validateIncremental checks the incremental block: its parameter, its
+// values in that parameter's type, its column, a query that uses the
+// watermark, and sinks that can take a window read again.
+func (d *decoder) validateIncremental(j *Job) {
+	inc := j.Incremental
+	if inc == nil {
+		return
+	}
+	line := j.lines.lineOf
+	if j.Partition != nil {
+		d.errorf(line("incremental"), "incremental", "incremental and partition are distinct modes and a job has one or the other: incremental reads from a stored watermark at every run, partition steps through --from/--to; make two jobs to have both")
+	}
+	if err := spec.Check(inc); err != nil {
+		d.fieldErrors(j, "incremental", reflect.TypeFor[IncrementalSpec](), err)
+		return
+	}
+	param, ok := j.Params[inc.Param]
+	switch {
+	case !ok:
+		d.errorf(line("incremental.param"), "incremental.param", "%q is not declared in params: declare it with type date, datetime or int", inc.Param)
+		return
+	case param.Type != ParamDate && param.Type != ParamDateTime && param.Type != ParamInt:
+		d.errorf(line("incremental.param"), "incremental.param", "%s is a %s parameter: a watermark is a date, datetime or int", inc.Param, cmpOr(param.Type, ParamString))
+		return
+	}
+	if _, err := parseParam(param.Type, inc.Initial, time.Now()); err != nil {
+		d.errorf(line("incremental.initial"), "incremental.initial", "%v", err)
+	}
+	lookback, err := ParseLookback(param.Type, inc.Lookback)
+	if err != nil {
+		d.errorf(line("incremental.lookback"), "incremental.lookback", "%v", err)
+	}
+	if m := j.Mapping; m != nil {
+		var names []string
+		found := false
+		for i, c := range m.Columns {
+			names = append(names, c.To)
+			if !strings.EqualFold(c.To, inc.Column) && !d.unset[fmt.Sprintf("mapping.columns[%d].to", i)] {
+				continue
+			}
+			found = true
+			t, err := mapping.ParseType(c.Type)
+			if err != nil || d.unset[fmt.Sprintf("mapping.columns[%d].type", i)] {
+				break
+			}
+			if want := watermarkColumnTypes[param.Type]; !slices.Contains(want, t.String()) {
+				d.errorf(line("incremental.column"), "incremental.column", "%s is a %s column, and the watermark is a %s (%s): map it as %s", c.To, t.String(), param.Type, inc.Param, strings.Join(want, " or "))
+			}
+			break
+		}
+		if !found {
+			d.errorf(line("incremental.column"), "incremental.column", "%q is not an output column (the to of a mapped column): use one of %s", inc.Column, strings.Join(names, ", "))
+		}
+	}
+	pb := j.Source.PowerBI
+	if pb == nil || j.Source.File != "" {
+		d.errorf(line("incremental"), "incremental", "an incremental job reads a powerbi source whose query filters on the watermark; a file source replays the same rows at every run")
+	} else if field, text := pb.Template(); text != "" {
+		if t, err := parseTemplate(field, text); err == nil && t.Tree != nil {
+			uses := false
+			walkTemplate(t.Root, func(name string) { uses = uses || name == inc.Param })
+			if !uses {
+				d.errorf(line("source.powerbi."+field), "source.powerbi."+field, "the watermark filters nothing: the incremental parameter %s is not used here; filter on it, e.g. FILTER(Sales, Sales[ModifiedOn] > {{ dax .%s }})", inc.Param, inc.Param)
+			}
+		}
+	}
+	if j.State == nil || j.State.Path == "" {
+		hasFile := false
+		for _, s := range j.Sinks {
+			hasFile = hasFile || s.Path() != ""
+		}
+		if !hasFile {
+			d.errorf(line("incremental"), "incremental", "the watermark is kept in a state file, and without a file sink it has no default place: set state.path (a local path or az://container/path)")
+		}
+	}
+	for i, s := range j.Sinks {
+		kp := fmt.Sprintf("sinks[%d].%s", i, s.Kind())
+		problem, warning := s.Incremental(!lookback.IsZero())
+		if problem != nil {
+			field, msg, _ := strings.Cut(problem.Error(), ": ")
+			d.errorf(line(kp+"."+field), kp+"."+field, "%s", msg)
+		}
+		if warning != nil {
+			field, msg, _ := strings.Cut(warning.Error(), ": ")
+			d.warnf(line(kp+"."+field), kp+"."+field, "%s", msg)
+		}
+		if path := s.Path(); path != "" && !strings.Contains(path, "."+RunIDParam) && !strings.Contains(path, "."+inc.Param) {
+			d.warnf(line(kp+".path"), kp+".path", "every run replaces this file with that run's new rows only: put {{ .%s }} in the path to keep each run's, e.g. out/run={{ .%s }}/data.parquet", RunIDParam, RunIDParam)
+		}
+	}
+}
+
+// watermarkColumnTypes are the column types whose maximum can become the
+// watermark of a parameter type.
+var watermarkColumnTypes = map[string][]string{
+	ParamDate:     {"date", "timestamp"},
+	ParamDateTime: {"timestamp", "date"},
+	ParamInt:      {"int64"},
 }

@@ -195,6 +195,7 @@ func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResu
 		res.Sinks = unpublished(p)
 		return err
 	}
+	res.mark = recv.mark
 	return r.commit(parent, p, res, recv.sinks, log)
 }
 
@@ -273,11 +274,19 @@ type attemptReceiver struct {
 	cancel context.CancelFunc
 	sinks  []sink.Sink
 	fo     *fanout
+	mark   *markTracker // incremental jobs: the watermark column's maximum
 }
 
 func (a *attemptReceiver) Schema(schema *arrow.Schema, notes []string) error {
 	if a.fo != nil {
 		return errors.New("the source announced its schema twice")
+	}
+	if inc := a.p.job.Incremental; inc != nil {
+		m, err := newMarkTracker(schema, inc.Column, a.p.job.Params[inc.Param].Type)
+		if err != nil {
+			return &phaseError{phase: "plan", err: err}
+		}
+		a.mark = m
 	}
 	s, err := a.r.openSinks(a.ctx, a.p, schema)
 	if err != nil {
@@ -303,6 +312,9 @@ func (a *attemptReceiver) Batch(rec arrow.RecordBatch) error {
 		return errors.New("the source sent a batch before its schema")
 	}
 	a.r.progress(ProgressEvent{Kind: ProgressRows, Job: a.p.job.Name, Rows: rec.NumRows()})
+	if a.mark != nil {
+		a.mark.add(rec)
+	}
 	return a.fo.emit(a.ctx, rec)
 }
 

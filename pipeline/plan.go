@@ -16,6 +16,9 @@ type RunPlan struct {
 	// MinRequests is the fewest executeQueries requests the run makes:
 	// one per partition to run (paged partitions make one per page).
 	MinRequests int
+	// Watermark is the watermark an incremental job would read from (New
+	// and Advanced unset); nil for other jobs.
+	Watermark *WatermarkResult
 }
 
 // PlannedPartition is one partition of a RunPlan.
@@ -39,6 +42,25 @@ func (r *Runner) Plan(job *jobfile.Job) (*RunPlan, error) {
 			return nil, err
 		}
 	}
+	rp := &RunPlan{Job: job.Name}
+	if job.Incremental != nil {
+		// The state is read, not written: a plan changes nothing.
+		ws, err := r.openWatermark(context.Background(), job)
+		if err != nil {
+			return nil, err
+		}
+		from, _, wr, err := r.watermarkFrom(job, ws, parts[0])
+		if err != nil {
+			return nil, err
+		}
+		params := make(map[string]any, len(parts[0].Params))
+		for k, v := range parts[0].Params {
+			params[k] = v
+		}
+		params[job.Incremental.Param] = from
+		parts[0].Params = params
+		rp.Watermark = wr
+	}
 	columns := 0
 	if job.Mapping != nil {
 		columns = len(job.Mapping.Columns)
@@ -48,7 +70,6 @@ func (r *Runner) Plan(job *jobfile.Job) (*RunPlan, error) {
 			return nil, err
 		}
 	}
-	rp := &RunPlan{Job: job.Name}
 	pb := job.Source.PowerBI
 	rp.Paged = pb != nil && pb.Paging != nil
 	for _, p := range parts {

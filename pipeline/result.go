@@ -64,7 +64,10 @@ type JobResult struct {
 	Partitions []*PartitionResult `json:"partitions,omitempty"`
 	Notes      []string           `json:"notes,omitempty"`
 	Columns    []string           `json:"columns,omitempty"`
-	err        error
+	// Watermark is what an incremental job did with its watermark; nil
+	// for other jobs, and when the run stopped before reading the state.
+	Watermark *WatermarkResult `json:"watermark,omitempty"`
+	err       error
 }
 
 // Err is the error that failed the job, or nil.
@@ -92,6 +95,7 @@ type PartitionResult struct {
 	Notes   []string     `json:"-"`
 	Columns []string     `json:"-"`
 	err     error
+	mark    *markTracker // the watermark column's maximum (incremental jobs)
 }
 
 // SinkResult is what one sink did: what it published, when it succeeded.

@@ -41,6 +41,9 @@ type Runner struct {
 	Concurrency int
 	// Resume skips the partitions the state file records as done.
 	Resume bool
+	// ResetWatermark makes an incremental job forget its stored watermark:
+	// it reads from incremental.initial, and saves the new one.
+	ResetWatermark bool
 	// Shard runs only a deterministic share of the partitions.
 	Shard Shard
 	// Now resolves relative dates; nil means time.Now.
@@ -181,6 +184,9 @@ func (r *Runner) partitions(job *jobfile.Job) ([]jobfile.Partition, error) {
 	if r.Resume && job.Partition == nil {
 		return nil, fmt.Errorf("--resume: job %s has no partitions to resume", job.Name)
 	}
+	if r.ResetWatermark && job.Incremental == nil {
+		return nil, fmt.Errorf("--reset-watermark: job %s is not incremental (it has no incremental block)", job.Name)
+	}
 	return r.Shard.Select(parts), nil
 }
 
@@ -198,6 +204,9 @@ func (r *Runner) run(ctx context.Context, job *jobfile.Job, res *JobResult, log 
 	}
 	if err := r.Sources.Prepare(ctx, job.Source, job.Name); err != nil {
 		return &phaseError{phase: "refresh", err: err}
+	}
+	if job.Incremental != nil {
+		return r.runIncremental(ctx, jp, parts[0], res, log)
 	}
 	var st *stateFile
 	if job.Partition != nil {
@@ -379,7 +388,7 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part jobfile.Par
 			return &phaseError{phase: "plan", err: err}
 		}
 		for attempt := 1; ; attempt++ {
-			pr.Sinks, pr.Notes, pr.Columns = nil, nil, nil
+			pr.Sinks, pr.Notes, pr.Columns, pr.mark = nil, nil, nil, nil
 			err = r.attempt(ctx, pp, pr, log)
 			if err == nil || !source.Retryable(err) || attempt == cutAttempts || ctx.Err() != nil {
 				return err

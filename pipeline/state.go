@@ -231,6 +231,9 @@ func (s *stateFile) Location() string { return s.folder.Location(s.name) }
 func fingerprint(job *jobfile.Job, p jobfile.Partition) (string, error) {
 	h := sha256.New()
 	for _, k := range slices.Sorted(maps.Keys(p.Params)) {
+		if k == jobfile.RunIDParam {
+			continue // differs at every run; an output path that uses it differs too
+		}
 		fmt.Fprintf(h, "param %s=%v\x00", k, p.Params[k])
 	}
 	if pb := job.Source.PowerBI; pb != nil {

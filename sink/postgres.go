@@ -330,3 +330,19 @@ func (o *PostgresOptions) partitioned() (problem, warning error) {
 	}
 	return nil, nil
 }
+
+// incremental refuses replace (each run would leave the new rows only) and
+// append with a lookback (the margin would be loaded again at every run),
+// and warns of append.
+func (o *PostgresOptions) incremental(lookback bool) (problem, warning error) {
+	switch o.mode() {
+	case pgReplace:
+		return errors.New("mode: replace would leave only each run's new rows in the table: use merge (with key)"), nil
+	case pgAppend:
+		if lookback {
+			return errors.New("mode: append with incremental.lookback would load the rows of the lookback again at every run: use mode merge (with key), which updates them"), nil
+		}
+		return nil, errors.New("mode: append loads a window a second time when a run fails after its commit but before the watermark is saved: prefer merge (with key)")
+	}
+	return nil, nil
+}

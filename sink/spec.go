@@ -104,6 +104,24 @@ func (s Spec) Partitioned() (problem, warning error) {
 	return nil, nil
 }
 
+// incrementalRules is implemented by the options of a kind of sink that
+// has rules of its own for incremental jobs.
+type incrementalRules interface {
+	incremental(lookback bool) (problem, warning error)
+}
+
+// Incremental checks s for an incremental job, which reads again, after a
+// failed run or within its lookback, rows an earlier run loaded: a problem
+// makes the job invalid, a warning is worth a look. Each starts with the
+// field it is about.
+func (s Spec) Incremental(lookback bool) (problem, warning error) {
+	_, opts, _ := s.kind()
+	if r, ok := opts.(incrementalRules); ok {
+		return r.incremental(lookback)
+	}
+	return nil, nil
+}
+
 // Path is the output path template of a file sink, as the job writes it;
 // "" for a table sink.
 func (s Spec) Path() string {

@@ -23,6 +23,7 @@ type backfillFlags struct {
 	rate        float64
 	resume      bool
 	shard       string
+	reset       bool
 }
 
 func (b *backfillFlags) register(fs *pflag.FlagSet) {
@@ -32,6 +33,7 @@ func (b *backfillFlags) register(fs *pflag.FlagSet) {
 	fs.Float64Var(&b.rate, "rate", powerbi.DefaultRate, "executeQueries requests per minute, shared by every page and partition (split it between shards of one principal)")
 	fs.BoolVar(&b.resume, "resume", false, "skip the partitions the state file records as done by the last run")
 	fs.StringVar(&b.shard, "shard", "", "run only share `i/n` of the partitions, those whose index modulo n is i; auto/n takes i from $JOB_COMPLETION_INDEX, as Kubernetes sets it in an Indexed Job (unset, not an integer, or not below n: exit 2)")
+	fs.BoolVar(&b.reset, "reset-watermark", false, "incremental jobs: forget the stored watermark and read from incremental.initial")
 }
 
 func (b *backfillFlags) apply(r *pipeline.Runner) error {
@@ -41,7 +43,7 @@ func (b *backfillFlags) apply(r *pipeline.Runner) error {
 	if b.rate <= 0 {
 		return usagef("--rate %g: use a positive number of requests per minute", b.rate)
 	}
-	r.From, r.To, r.Concurrency, r.Resume = b.from, b.to, b.concurrency, b.resume
+	r.From, r.To, r.Concurrency, r.Resume, r.ResetWatermark = b.from, b.to, b.concurrency, b.resume, b.reset
 	if b.shard != "" {
 		s, err := pipeline.ParseShard(b.shard, os.LookupEnv)
 		if err != nil {
@@ -107,6 +109,9 @@ func printPlan(w io.Writer, p *pipeline.RunPlan, r *pipeline.Runner, rate float6
 		fmt.Fprintf(w, ", %d already done (--resume)", p.Skipped)
 	}
 	fmt.Fprintln(w)
+	if wm := p.Watermark; wm != nil {
+		fmt.Fprintf(w, "  watermark %s = %s (%s), kept in %s\n", wm.Param, wm.From, watermarkOrigin(wm), wm.State)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, pp := range p.Partitions {
 		key := pp.Key
@@ -137,4 +142,19 @@ func oneLine(s string) string {
 		s = s[:157] + "..."
 	}
 	return s
+}
+
+// watermarkOrigin says where the watermark of a plan comes from.
+func watermarkOrigin(wm *pipeline.WatermarkResult) string {
+	switch {
+	case wm.Source == "--param":
+		return "from --param, for this run"
+	case wm.Source == "state" && wm.From == wm.Old:
+		return "stored"
+	case wm.Source == "state":
+		return "stored " + wm.Old + " minus the lookback"
+	case wm.Old != "":
+		return "incremental.initial: --reset-watermark forgets the stored " + wm.Old
+	}
+	return "incremental.initial: no watermark stored yet"
 }

@@ -13,7 +13,7 @@ import (
 // PBICOPY_TEST_MAIN=1). PBICOPY_TEST_FAULT=point:index[:rows] makes that
 // sink fail there (internal/faults); with PBICOPY_TEST_SIGNAL=INT or TERM
 // the process sends itself that signal there instead, as an operator
-// would at that moment.
+// would at that moment, and with KILL it kills itself with SIGKILL.
 func testChild() *app {
 	a := &app{stdout: os.Stdout, stderr: os.Stderr}
 	spec := os.Getenv("PBICOPY_TEST_FAULT")
@@ -24,7 +24,14 @@ func testChild() *app {
 	if err != nil {
 		panic(err)
 	}
-	if name := os.Getenv("PBICOPY_TEST_SIGNAL"); name != "" {
+	if os.Getenv("PBICOPY_TEST_SIGNAL") == "KILL" {
+		// As the kernel's OOM killer or a node's loss would: no handler
+		// runs, nothing is cleaned up.
+		plan.Act = func() {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	} else if name := os.Getenv("PBICOPY_TEST_SIGNAL"); name != "" {
 		sig := map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM}[name]
 		plan.Act = func() {
 			got := make(chan os.Signal, 1)

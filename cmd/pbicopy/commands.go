@@ -171,6 +171,7 @@ summary ends every run.`,
   pbicopy run jobs/sales.yaml --param day=2024-03-01
   pbicopy run jobs/sales.yaml --from 2024-01-01 --to 2024-12-31 --concurrency 4
   pbicopy run jobs/sales.yaml --from 2024-01-01 --to 2024-12-31 --resume
+  pbicopy run jobs/orders-incremental.yaml --param since=2024-03-01   # re-read from a date, once
   pbicopy run jobs/ --summary - > summary.json        # the JSON summary on stdout`,
 		Args: atLeastOneJob,
 		RunE: func(cmd *cobra.Command, paths []string) error { return a.cmdRun(cmd.Context(), f, paths) },

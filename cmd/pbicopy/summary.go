@@ -115,6 +115,8 @@ type jobSummary struct {
 	Partitions      []partitionSummary `json:"partitions,omitempty"`
 	Columns         []string           `json:"columns,omitempty"`
 	Notes           []string           `json:"notes,omitempty"`
+	// Watermark: an incremental job's old and new watermark.
+	Watermark *pipeline.WatermarkResult `json:"watermark,omitempty"`
 }
 
 // throttleSummary counts the requests answered 429 and the time spent
@@ -227,7 +229,7 @@ func jobSummaryOf(r *pipeline.JobResult, job *jobfile.Job) jobSummary {
 		Throttled:       throttleSummary{Count: r.Throttled, WaitSeconds: seconds(r.ThrottledWait), Wait: human(r.ThrottledWait)},
 		Backoff:         backoffSummary{Count: r.BackedOff, WaitSeconds: seconds(r.BackoffWait), Wait: human(r.BackoffWait)},
 		DurationSeconds: seconds(r.Duration), Duration: human(r.Duration),
-		Sinks: []sinkSummary{}, Columns: r.Columns, Notes: r.Notes,
+		Sinks: []sinkSummary{}, Columns: r.Columns, Notes: r.Notes, Watermark: r.Watermark,
 	}
 	for _, k := range r.Sinks {
 		ks := sinkSummary{Kind: k.Kind, Location: k.Location, Status: string(k.Status), Error: k.Error, RowsWritten: k.Rows, Bytes: k.Bytes, Published: k.Published}

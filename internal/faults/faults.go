@@ -25,6 +25,10 @@ const (
 	FirstWrite Point = "write1"    // before its first batch is written
 	LastWrite  Point = "writeLast" // before the batch that reaches Plan.Rows
 	Commit     Point = "commit"    // before its commit
+	// Committed is after its commit succeeded: the plan's Act runs there
+	// (a kill between the commits and the state's write); without an Act
+	// nothing happens, as what is published cannot fail any more.
+	Committed Point = "committed"
 )
 
 // ErrInjected is the failure a Plan without an action returns.
@@ -52,7 +56,7 @@ func Parse(s string) (*Plan, error) {
 	}
 	p := &Plan{At: Point(f[0])}
 	switch p.At {
-	case Open, FirstWrite, LastWrite, Commit:
+	case Open, FirstWrite, LastWrite, Commit, Committed:
 	default:
 		return nil, fmt.Errorf("fault %q: unknown point %q", s, f[0])
 	}
@@ -118,5 +122,9 @@ func (s *faulty) Commit(ctx context.Context) (sink.Result, error) {
 			return sink.Result{}, errors.Join(err, s.Sink.Abort(ctx))
 		}
 	}
-	return s.Sink.Commit(ctx)
+	res, err := s.Sink.Commit(ctx)
+	if err == nil && s.p.At == Committed && s.p.Act != nil {
+		s.p.Act()
+	}
+	return res, err
 }
