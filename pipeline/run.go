@@ -369,6 +369,7 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part jobfile.Par
 		if err != nil {
 			return &phaseError{phase: "plan", err: err}
 		}
+		defer pp.release()
 		for attempt := 1; ; attempt++ {
 			pr.Sinks, pr.Notes, pr.Columns = nil, nil, nil
 			err = r.attempt(ctx, pp, pr, log)
@@ -406,6 +407,7 @@ type jobPlan struct {
 	job     *jobfile.Job
 	columns []mapping.Column // nil: infer
 	unmap   mapping.Unmapped
+	infer   sharedInference // the columns inferred, with columns nil
 }
 
 // partPlan is one partition with its templates rendered.
@@ -414,6 +416,8 @@ type partPlan struct {
 	part  jobfile.Partition
 	src   source.Source
 	sinks []plannedSink
+	// release ends the partition's part in the job's shared inference.
+	release func()
 }
 
 func (r *Runner) planJob(job *jobfile.Job) (*jobPlan, error) {
@@ -453,7 +457,7 @@ func renderPaths(job *jobfile.Job, part jobfile.Partition) ([]plannedSink, error
 }
 
 func (r *Runner) planPartition(ctx context.Context, jp *jobPlan, part jobfile.Partition, log *slog.Logger) (*partPlan, error) {
-	pp := &partPlan{jobPlan: jp, part: part}
+	pp := &partPlan{jobPlan: jp, part: part, release: func() {}}
 	var err error
 	if pp.sinks, err = renderPaths(jp.job, part); err != nil {
 		return nil, err
@@ -464,7 +468,13 @@ func (r *Runner) planPartition(ctx context.Context, jp *jobPlan, part jobfile.Pa
 			return nil, err
 		}
 	}
+	if jp.columns == nil && jp.job.Partition != nil {
+		if pp.release, err = jp.infer.claim(ctx, part.Key, &req); err != nil {
+			return nil, err
+		}
+	}
 	if pp.src, err = r.Sources.Open(ctx, req); err != nil {
+		pp.release()
 		return nil, err
 	}
 	return pp, nil

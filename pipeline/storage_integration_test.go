@@ -223,7 +223,9 @@ func TestBlobRunCancelledIntegration(t *testing.T) {
 	f := newBlobFixture(t, fakepbi.Options{Tables: []*fakepbi.Table{fakepbi.BenchTable(400_000)}, MaxRows: -1, MaxValues: -1, MaxBytes: -1})
 	sinktest.PutBlob(t, f.cc, "big/out.csv", []byte("previous csv"))
 	before, _ := sinktest.ReadBlob(t, f.cc, "big/out.csv")
-	job := f.job(t, "EVALUATE Sales", "", "storage: { blockSize: 65536 }",
+	// Declared: an inferred mapping buffers the whole first response,
+	// which here passes the service's 15 MB before a block is staged.
+	job := f.job(t, "EVALUATE Sales", fakepbi.BenchMapping, "storage: { blockSize: 65536 }",
 		"  - csv: { path: 'az://${CONTAINER}/big/out.csv' }\n  - parquet: { path: 'az://${CONTAINER}/big/new.parquet' }\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

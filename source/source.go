@@ -76,8 +76,19 @@ type Request struct {
 	// paged source, the table expression to page through.
 	Query string
 	// Columns are the job's mapping; nil infers them from the data.
-	Columns  []mapping.Column
-	Unmapped mapping.Unmapped
+	Columns []mapping.Column
+	// InferredFrom, set with Columns, says that they were inferred from
+	// other data (it names which, for messages): a value that does not fit
+	// them fails with the mapping line to declare.
+	InferredFrom string
+	// NullType, when set, is the type inferred for a column null in every
+	// row read (with a note), for commands that show a result; zero: such
+	// a column is an error asking for its type.
+	NullType mapping.Type
+	// OnInferred, when not nil, is told the columns a source inferred
+	// (Columns nil), once it has decided them, before the first batch.
+	OnInferred func(cols []mapping.Column)
+	Unmapped   mapping.Unmapped
 	// BatchRows is the number of rows per batch; 0 is
 	// mapping.DefaultBatchRows.
 	BatchRows int

@@ -146,7 +146,9 @@ func (a *app) cmdQuery(ctx context.Context, f *queryFlags, dax string) error {
 // r: its schema first, then its batches.
 func queryBatches(ctx context.Context, conn *powerbi.Connector, rep *reporter, pb *source.PowerBISpec, dax string, r source.Receiver) error {
 	const job = "query"
-	src, err := conn.Open(ctx, source.Request{Job: job, Spec: source.Spec{PowerBI: pb}, Query: dax, Log: rep.log})
+	// A column null in every row is shown as string: there is no job to
+	// give it a type.
+	src, err := conn.Open(ctx, source.Request{Job: job, Spec: source.Spec{PowerBI: pb}, Query: dax, Log: rep.log, NullType: mapping.Type{Kind: mapping.String}})
 	if err != nil {
 		return err
 	}

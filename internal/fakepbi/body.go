@@ -260,6 +260,10 @@ func appendValue(dst []byte, typ ColumnType, v any) ([]byte, bool) {
 		if x, ok := v.(time.Time); ok {
 			return appendDateTime(dst, x)
 		}
+	case Variant:
+		if vt, ok := variantType(v); ok {
+			return appendValue(dst, vt, v)
+		}
 	}
 	return dst, false
 }

@@ -147,19 +147,13 @@ func newRows(req source.Request, r source.Receiver) (rowSink, error) {
 		if err := r.Schema(mapping.Schema(req.Columns), nil); err != nil {
 			return nil, err
 		}
-		return builderRows{NewBuilder(mem, req.Columns, req.Unmapped, req.BatchRows, emit)}, nil
-	}
-	log := req.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	in := NewInferrer(mem, req.BatchRows, func(cols []mapping.Column, notes []string) error {
-		for _, n := range notes {
-			log.Warn("inferred mapping: " + n)
+		b := NewBuilder(mem, req.Columns, req.Unmapped, req.BatchRows, emit)
+		if req.InferredFrom != "" {
+			return inferredRows{b, req.InferredFrom}, nil
 		}
-		return r.Schema(mapping.Schema(cols), notes)
-	}, emit)
-	return inferRows{in}, nil
+		return builderRows{b}, nil
+	}
+	return newInferRows(req, r, mem, emit), nil
 }
 
 type builderRows struct{ *Builder }

@@ -79,6 +79,12 @@ func (p *pager) run(ctx context.Context, recv rowReceiver) (pageStats, error) {
 		switch {
 		case err == nil:
 			cuts = 0
+			if pe, ok := recv.(interface{ EndPage() error }); ok {
+				// An inferring receiver decides the types from the first page.
+				if err := pe.EndPage(); err != nil {
+					return st, err
+				}
+			}
 		case errors.As(err, &se) && se.Truncated(), errors.As(err, &le):
 			// The rows received are a correct prefix of the page (the
 			// service completes the row it is on): keep them and fetch the
