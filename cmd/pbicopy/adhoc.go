@@ -162,19 +162,20 @@ func (a *app) jobSource(path string, allowFile bool) (*jobfile.Job, error) {
 	return job, nil
 }
 
-// source resolves the Power BI source of an ad-hoc command: the job's, or
-// the flags'.
-func (s *sourceFlags) source(a *app) (*source.PowerBISpec, *jobfile.Job, error) {
+// source resolves the source of an ad-hoc command: the job's, or the
+// flags' Power BI dataset. A job reading a saved response (source.file) is
+// refused unless allowFile.
+func (s *sourceFlags) source(a *app, allowFile bool) (source.Spec, *jobfile.Job, error) {
 	if s.job != "" {
 		if s.adhocFlagsGiven() {
-			return nil, nil, usagef("--job takes the dataset and credentials from the job file: leave out the other dataset and credential flags")
+			return source.Spec{}, nil, usagef("--job takes the dataset and credentials from the job file: leave out the other dataset and credential flags")
 		}
-		job, err := a.jobSource(s.job, false)
+		job, err := a.jobSource(s.job, allowFile)
 		if err != nil {
-			return nil, nil, err
+			return source.Spec{}, nil, err
 		}
-		return job.Source.PowerBI, job, nil
+		return job.Source, job, nil
 	}
-	spec, err := s.spec()
-	return spec, nil, err
+	pb, err := s.spec()
+	return source.Spec{PowerBI: pb}, nil, err
 }

@@ -56,7 +56,7 @@ func (a *app) cmdInfer(ctx context.Context, f inferFlags, pos []string) error {
 		if sf.adhocFlagsGiven() {
 			return usagef("infer JOB takes the dataset and credentials from the job file: leave out the dataset and credential flags")
 		}
-		job, err := a.jobSource(pos[0], false)
+		job, err := a.jobSource(pos[0], true)
 		if err != nil {
 			return err
 		}

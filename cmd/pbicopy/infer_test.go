@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,5 +86,48 @@ func TestInferCommentsAmbiguousColumns(t *testing.T) {
 	}
 	if len(cut.Queries()) != 1 {
 		t.Errorf("%d queries", len(cut.Queries()))
+	}
+}
+
+// TestFileJob: infer and query work on a job that replays a saved
+// executeQueries response (source.file), with the rules of a run; query
+// takes no DAX for it, and refresh refuses it.
+func TestFileJob(t *testing.T) {
+	dir := t.TempDir()
+	saved, err := os.ReadFile(filepath.Join("testdata", "saved-response.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := writeFile(t, filepath.Join(dir, "response.json"), string(saved))
+	job := writeFile(t, filepath.Join(dir, "saved.yaml"), "name: saved\nsource:\n  file: "+resp+"\nsinks:\n  - csv: { path: out.csv }\n")
+
+	code, stdout, stderr := runApp(t, context.Background(), "infer", job)
+	if code != exitOK {
+		t.Fatalf("infer: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	golden(t, "infer-file.txt", normalize(stdout, dir))
+
+	code, stdout, stderr = runApp(t, context.Background(), "query", "--job", job)
+	if code != exitOK {
+		t.Fatalf("query: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	golden(t, "query-file.txt", stdout)
+	code, stdout, stderr = runApp(t, context.Background(), "query", "--job", job, "--format", "json")
+	if code != exitOK || !strings.HasPrefix(stdout, `{"order_id":1,"order_date":"2024-03-01T00:00:00","amount":12.5,"comment":null,"margin":"0.25"}`) {
+		t.Fatalf("query --format json: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"query", "--job", job, "EVALUATE Sales"}, "job saved replays a saved response (source.file: " + resp + "), which no DAX query can change: leave out the query"},
+		{[]string{"refresh", "--job", job}, "job saved reads a saved response (source.file), not Power BI"},
+		{[]string{"query", "--job", job, "EVALUATE A", "EVALUATE B"}, "query takes one DAX query"},
+	} {
+		code, stdout, stderr := runApp(t, context.Background(), tc.args...)
+		if code != exitInvalid || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d\n%s\n%s\nwant exit 2 and %q", tc.args, code, stdout, stderr, tc.want)
+		}
 	}
 }
