@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,5 +130,44 @@ func TestFileJob(t *testing.T) {
 		if code != exitInvalid || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d\n%s\n%s\nwant exit 2 and %q", tc.args, code, stdout, stderr, tc.want)
 		}
+	}
+}
+
+// TestRunVerboseLogsInferredMapping: run -v of a job without a mapping logs
+// the mapping it inferred as a block ready to paste (raw in text logs, a
+// string in JSON ones); without -v it does not.
+func TestRunVerboseLogsInferredMapping(t *testing.T) {
+	dir := t.TempDir()
+	resp := writeFile(t, filepath.Join(dir, "response.json"),
+		`{"results":[{"tables":[{"rows":[{"Sales[OrderID]":1,"Sales[OrderDate]":"2024-03-01T00:00:00","[Margin %]":0.25},{"Sales[OrderID]":2,"Sales[OrderDate]":"2024-03-02T00:00:00","[Margin %]":"N/A"}]}]}]}`)
+	job := writeFile(t, filepath.Join(dir, "saved.yaml"), "name: saved\nsource:\n  file: "+resp+"\nsinks:\n  - csv: { path: "+filepath.Join(dir, "out.csv")+" }\n")
+	block := `mapping:
+  columns:
+    - { from: "Sales[OrderID]", to: order_id, type: int64 }
+    - { from: "Sales[OrderDate]", to: order_date, type: timestamp }
+    - { from: "[Margin %]", to: margin, type: string }
+  unmapped: error
+`
+	code, stdout, stderr := runApp(t, context.Background(), "run", "-v", "--log-format", "text", job)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "level=DEBUG msg=\"inferred mapping: add this block to the job file to keep these types (pbicopy infer comments the choices to review)\" job=saved\n"+block) {
+		t.Errorf("text logs:\n%s\nwant the block\n%s", stderr, block)
+	}
+	// The block pasted into the job runs.
+	withMapping := writeFile(t, filepath.Join(dir, "mapped.yaml"), "name: mapped\nsource:\n  file: "+resp+"\n"+block+"sinks:\n  - csv: { path: "+filepath.Join(dir, "mapped.csv")+" }\n")
+	if code, stdout, stderr := runApp(t, context.Background(), "run", withMapping); code != exitOK {
+		t.Fatalf("the logged block: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	code, _, stderr = runApp(t, context.Background(), "run", "-v", "--log-format", "json", job)
+	quoted, _ := json.Marshal(block)
+	if code != exitOK || !strings.Contains(stderr, `"mapping":`+string(quoted)) {
+		t.Errorf("json logs: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = runApp(t, context.Background(), "run", "--log-format", "text", job)
+	if code != exitOK || strings.Contains(stderr, "inferred mapping: add this block") || strings.Contains(stderr, "  columns:") {
+		t.Errorf("without -v: exit %d\n%s", code, stderr)
 	}
 }

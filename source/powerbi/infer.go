@@ -461,6 +461,8 @@ func newInferRows(req source.Request, r source.Receiver, mem memory.Allocator, e
 		if err := r.Schema(mapping.Schema(cols), notes); err != nil {
 			return err
 		}
+		log.Debug("inferred mapping: add this block to the job file to keep these types (pbicopy infer comments the choices to review)",
+			"mapping", MappingBlock(mapping.Block(cols, 0)))
 		if req.OnInferred != nil {
 			req.OnInferred(cols)
 		}
@@ -469,3 +471,8 @@ func newInferRows(req source.Request, r source.Receiver, mem memory.Allocator, e
 	in.nullType = req.NullType
 	return inferRows{in}
 }
+
+// MappingBlock is a mapping: block, as the debug log of a run without a
+// mapping gives it: a text log handler may write it as it is, ready to
+// paste, instead of quoted on one line.
+type MappingBlock string
