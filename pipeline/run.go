@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -418,6 +419,9 @@ type partPlan struct {
 	sinks []plannedSink
 	// release ends the partition's part in the job's shared inference.
 	release func()
+	// label is the sensitivity label of the current attempt's data, from
+	// the moment the source reads it.
+	label atomic.Pointer[source.Label]
 }
 
 func (r *Runner) planJob(job *jobfile.Job) (*jobPlan, error) {
@@ -462,7 +466,8 @@ func (r *Runner) planPartition(ctx context.Context, jp *jobPlan, part jobfile.Pa
 	if pp.sinks, err = renderPaths(jp.job, part); err != nil {
 		return nil, err
 	}
-	req := source.Request{Job: jp.job.Name, Spec: jp.job.Source, Columns: jp.columns, Unmapped: jp.unmap, BatchRows: r.BatchRows, Mem: r.mem(), Log: log}
+	req := source.Request{Job: jp.job.Name, Spec: jp.job.Source, Columns: jp.columns, Unmapped: jp.unmap, BatchRows: r.BatchRows, Mem: r.mem(), Log: log,
+		OnLabel: func(l *source.Label) { pp.label.Store(l) }}
 	if pb := jp.job.Source.PowerBI; pb != nil {
 		if req.Query, err = jp.job.RenderSource(part.Params); err != nil {
 			return nil, err

@@ -51,6 +51,27 @@ type Stats struct {
 	Pages     int           `json:"pages"`          // queries read in full (one per page of a paged source)
 	Truncated int           `json:"truncatedPages"` // pages cut by a service limit and continued smaller
 	RequestID string        `json:"requestId,omitempty"`
+	// Label is the sensitivity (information protection) label the data
+	// carries, nil when none.
+	Label *Label `json:"sensitivityLabel,omitempty"`
+}
+
+// Label is a Microsoft Purview sensitivity label, as Power BI gives it with
+// the data (informationProtectionLabel).
+type Label struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// String is the label's name and id, for messages.
+func (l *Label) String() string {
+	switch {
+	case l.Name == "":
+		return "id " + l.ID
+	case l.ID == "":
+		return l.Name
+	}
+	return l.Name + " (id " + l.ID + ")"
 }
 
 // Add adds o to s.
@@ -65,6 +86,9 @@ func (s *Stats) Add(o Stats) {
 	s.Truncated += o.Truncated
 	if o.RequestID != "" {
 		s.RequestID = o.RequestID
+	}
+	if o.Label != nil {
+		s.Label = o.Label
 	}
 }
 
@@ -85,6 +109,9 @@ type Request struct {
 	// row read (with a note), for commands that show a result; zero: such
 	// a column is an error asking for its type.
 	NullType mapping.Type
+	// OnLabel, when not nil, is told the sensitivity label of the data as
+	// soon as the source reads it (Stats.Label has it at the end).
+	OnLabel func(l *Label)
 	// OnInferred, when not nil, is told the columns a source inferred
 	// (Columns nil), once it has decided them, before the first batch.
 	OnInferred func(cols []mapping.Column)

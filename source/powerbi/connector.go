@@ -168,7 +168,7 @@ func (i inferRows) finish() error { return i.Finish() }
 func statsOf(qs QueryStats) source.Stats {
 	return source.Stats{
 		Rows: qs.Rows, Bytes: qs.Bytes, Requests: qs.Attempts, Retries: max(qs.Attempts-1, 0),
-		Throttled: qs.Throttled, Waited: qs.Waited, RequestID: qs.RequestID,
+		Throttled: qs.Throttled, Waited: qs.Waited, RequestID: qs.RequestID, Label: qs.Label,
 	}
 }
 
@@ -205,9 +205,11 @@ func (c *Connector) read(ctx context.Context, req source.Request, r source.Recei
 	}
 	defer rows.Release()
 	exec := func(ctx context.Context, dax string, recv rowReceiver) (QueryStats, error) {
-		return client.ExecuteQuery(ctx, Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}, recv)
+		return client.ExecuteQuery(ctx, Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser,
+			RefuseLabel: pb.SensitivityLabels == "refuse", OnLabel: req.OnLabel}, recv)
 	}
 	st, err := query(exec, rows)
+	logLabel(req, st.Label)
 	if err == nil {
 		err = rows.finish()
 	}
@@ -270,9 +272,19 @@ func (s *fileSource) Read(ctx context.Context, r source.Receiver) (source.Stats,
 		return source.Stats{}, err
 	}
 	defer rows.Release()
-	ds, err := readFile(ctx, s.path, rows, limitsFor(s.resultBytes))
+	lim := limitsFor(s.resultBytes)
+	lim.onLabel = s.req.OnLabel
+	ds, err := readFile(ctx, s.path, rows, lim)
 	if err == nil {
 		err = rows.finish()
 	}
-	return source.Stats{Rows: ds.Rows, Bytes: ds.Bytes}, err
+	logLabel(s.req, ds.Label)
+	return source.Stats{Rows: ds.Rows, Bytes: ds.Bytes, Label: ds.Label}, err
+}
+
+// logLabel reports the sensitivity label the data of req carries, if any.
+func logLabel(req source.Request, l *source.Label) {
+	if l != nil && req.Log != nil {
+		req.Log.Info("the data carries a sensitivity label", "label", l.Name, "labelId", l.ID)
+	}
 }

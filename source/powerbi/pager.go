@@ -70,6 +70,9 @@ func (p *pager) run(ctx context.Context, recv rowReceiver) (pageStats, error) {
 		st.Throttled += qs.Throttled
 		st.Waited += qs.Waited
 		st.RequestID = qs.RequestID
+		if qs.Label != nil {
+			st.Label = qs.Label
+		}
 		got := pr.rows - before
 		if p.progress != nil {
 			p.progress(st.Pages, pr.rows)
