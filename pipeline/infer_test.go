@@ -161,7 +161,7 @@ func TestInferFirstPage(t *testing.T) {
 		{"N/A in a later page", []string{"ID", "Status"},
 			`page 6: row 60000, column status (from Readings[Status]): value "N/A" does not fit the type int64 inferred from the 10000 rows of the first page (it is a string, not a number): it needs string; give the job a mapping: block (pbicopy infer prints one, run -v logs the inferred one) with the line  - { from: "Readings[Status]", to: status, type: string }`},
 		{"null through the first page", []string{"ID", "Late"},
-			`key Readings[Late] is null in all 10000 rows of the first response, so no type can be inferred: give the job a mapping: block (pbicopy infer prints one) with - { from: "Readings[Late]", to: late, type: TYPE }`},
+			`key Readings[Late] is null in all 10000 rows of the first page, so no type can be inferred: give the job a mapping: block (pbicopy infer prints one) with - { from: "Readings[Late]", to: late, type: TYPE }`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

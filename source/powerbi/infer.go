@@ -112,7 +112,7 @@ func (in *Inferrer) EndRow() error {
 	}
 	in.ends = append(in.ends, len(in.fields))
 	if n := len(in.ends); n >= in.maxRows || len(in.arena) >= in.maxBytes {
-		return in.decide(fmt.Sprintf("the first %d rows", n))
+		return in.decide(fmt.Sprintf("the first %d rows", n), "the first rows read")
 	}
 	return nil
 }
@@ -123,7 +123,7 @@ func (in *Inferrer) EndPage() error {
 	if in.b != nil || len(in.ends) == 0 {
 		return nil
 	}
-	return in.decide(fmt.Sprintf("the %d rows of the first page", len(in.ends)))
+	return in.decide(fmt.Sprintf("the %d rows of the first page", len(in.ends)), "the first page")
 }
 
 // Finish decides the schema if the result ended before it was, then emits
@@ -133,7 +133,7 @@ func (in *Inferrer) Finish() error {
 		if len(in.ends) == 0 {
 			return ErrNoRowsToInfer
 		}
-		if err := in.decide(fmt.Sprintf("the %d rows of the first response", len(in.ends))); err != nil {
+		if err := in.decide(fmt.Sprintf("the %d rows of the first response", len(in.ends)), "the first response"); err != nil {
 			return err
 		}
 	}
@@ -155,10 +155,15 @@ func (in *Inferrer) Columns() []mapping.Column {
 	return in.b.cols
 }
 
-func (in *Inferrer) decide(basis string) error {
+// decide infers the columns from the rows buffered, basis and where saying
+// what they were for messages, and replays the rows.
+func (in *Inferrer) decide(basis, where string) error {
 	cols, err := inferColumns(in.rawKeys, in.stats, len(in.ends))
 	var null *AllNullError
-	if errors.As(err, &null) && in.nullType.Kind != 0 {
+	if errors.As(err, &null) {
+		null.Where = where
+	}
+	if null != nil && in.nullType.Kind != 0 {
 		for i := range cols {
 			if cols[i].NonNull == 0 {
 				cols[i].Type = in.nullType
@@ -256,6 +261,7 @@ func columnNotes(cols []InferredColumn) []string {
 type AllNullError struct {
 	Columns []mapping.Column // From and To set; Type is the zero Type
 	Rows    int
+	Where   string // "the first response" (the default), "the first page", ...
 }
 
 func (e *AllNullError) Error() string {
@@ -268,8 +274,12 @@ func (e *AllNullError) Error() string {
 	if len(keys) > 1 {
 		what = "keys " + strings.Join(keys, ", ") + " are"
 	}
-	return fmt.Sprintf("%s null in all %d rows of the first response, so no type can be inferred: give the job a mapping: block (pbicopy infer prints one) with %s, TYPE being the column's type (string, int64, float64, decimal(19,4), bool, date, timestamp)",
-		what, e.Rows, strings.Join(lines, " and "))
+	where := e.Where
+	if where == "" {
+		where = "the first response"
+	}
+	return fmt.Sprintf("%s null in all %d rows of %s, so no type can be inferred: give the job a mapping: block (pbicopy infer prints one) with %s, TYPE being the column's type (string, int64, float64, decimal(19,4), bool, date, timestamp)",
+		what, e.Rows, where, strings.Join(lines, " and "))
 }
 
 // InferredTypeError is a value that does not fit the type inferred for its
