@@ -134,9 +134,9 @@ func (f *fanout) close() error {
 
 // openSinks opens every sink of a partition for batches of schema; when
 // one fails, those opened are aborted.
-func (r *Runner) openSinks(ctx context.Context, p *partPlan, schema *arrow.Schema) ([]sink.Sink, error) {
+func (r *Runner) openSinks(ctx context.Context, p *partPlan, schema *arrow.Schema, meta func() map[string]string) ([]sink.Sink, error) {
 	var opened []sink.Sink
-	env := sink.Env{Storage: r.Storage, Mem: r.mem(), Log: r.logger().With("job", p.job.Name)}
+	env := sink.Env{Storage: r.Storage, Mem: r.mem(), Log: r.logger().With("job", p.job.Name), Metadata: meta}
 	for i, ps := range p.sinks {
 		s, err := ps.target.Open(ctx, schema, env)
 		if err == nil && r.WrapSink != nil {
@@ -170,7 +170,11 @@ func (r *Runner) attempt(parent context.Context, p *partPlan, res *PartitionResu
 	recv.ctx = rctx
 
 	res.Attempts++
+	p.label.Store(nil)
 	st, err := p.src.Read(rctx, recv)
+	if st.Label != nil {
+		p.label.Store(st.Label)
+	}
 	rows, bytes := st.Rows, st.Bytes
 	res.Stats.Add(st)
 	res.Rows, res.Bytes = rows, bytes // the last attempt's, not the sum
@@ -277,6 +281,16 @@ type attemptReceiver struct {
 	mark   *markTracker // incremental jobs: the watermark column's maximum
 }
 
+// metadata is what the sinks record with the data (sink.Env.Metadata): its
+// sensitivity label, once the source has read it.
+func (a *attemptReceiver) metadata() map[string]string {
+	l := a.p.label.Load()
+	if l == nil {
+		return nil
+	}
+	return map[string]string{"sensitivity_label_id": l.ID, "sensitivity_label_name": l.Name}
+}
+
 func (a *attemptReceiver) Schema(schema *arrow.Schema, notes []string) error {
 	if a.fo != nil {
 		return errors.New("the source announced its schema twice")
@@ -288,7 +302,7 @@ func (a *attemptReceiver) Schema(schema *arrow.Schema, notes []string) error {
 		}
 		a.mark = m
 	}
-	s, err := a.r.openSinks(a.ctx, a.p, schema)
+	s, err := a.r.openSinks(a.ctx, a.p, schema, a.metadata)
 	if err != nil {
 		return err
 	}

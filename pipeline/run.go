@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -387,6 +388,7 @@ func (r *Runner) runPartition(ctx context.Context, jp *jobPlan, part jobfile.Par
 		if err != nil {
 			return &phaseError{phase: "plan", err: err}
 		}
+		defer pp.release()
 		for attempt := 1; ; attempt++ {
 			pr.Sinks, pr.Notes, pr.Columns, pr.mark = nil, nil, nil, nil
 			err = r.attempt(ctx, pp, pr, log)
@@ -433,6 +435,7 @@ type jobPlan struct {
 	job     *jobfile.Job
 	columns []mapping.Column // nil: infer
 	unmap   mapping.Unmapped
+	infer   sharedInference // the columns inferred, with columns nil
 }
 
 // partPlan is one partition with its templates rendered.
@@ -441,6 +444,11 @@ type partPlan struct {
 	part  jobfile.Partition
 	src   source.Source
 	sinks []plannedSink
+	// release ends the partition's part in the job's shared inference.
+	release func()
+	// label is the sensitivity label of the current attempt's data, from
+	// the moment the source reads it.
+	label atomic.Pointer[source.Label]
 }
 
 func (r *Runner) planJob(job *jobfile.Job) (*jobPlan, error) {
@@ -517,18 +525,25 @@ func unreached(job *jobfile.Job, part jobfile.Partition, status Status) []SinkRe
 }
 
 func (r *Runner) planPartition(ctx context.Context, jp *jobPlan, part jobfile.Partition, log *slog.Logger) (*partPlan, error) {
-	pp := &partPlan{jobPlan: jp, part: part}
+	pp := &partPlan{jobPlan: jp, part: part, release: func() {}}
 	var err error
 	if pp.sinks, err = renderPaths(jp.job, part); err != nil {
 		return nil, err
 	}
-	req := source.Request{Job: jp.job.Name, Spec: jp.job.Source, Columns: jp.columns, Unmapped: jp.unmap, BatchRows: r.BatchRows, Mem: r.mem(), Log: log}
+	req := source.Request{Job: jp.job.Name, Spec: jp.job.Source, Columns: jp.columns, Unmapped: jp.unmap, BatchRows: r.BatchRows, Mem: r.mem(), Log: log,
+		OnLabel: func(l *source.Label) { pp.label.Store(l) }}
 	if pb := jp.job.Source.PowerBI; pb != nil {
 		if req.Query, err = jp.job.RenderSource(part.Params); err != nil {
 			return nil, err
 		}
 	}
+	if jp.columns == nil && jp.job.Partition != nil {
+		if pp.release, err = jp.infer.claim(ctx, part.Key, &req); err != nil {
+			return nil, err
+		}
+	}
 	if pp.src, err = r.Sources.Open(ctx, req); err != nil {
+		pp.release()
 		return nil, err
 	}
 	return pp, nil

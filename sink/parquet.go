@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -29,9 +31,10 @@ type parquetSink struct {
 	rgBytes  int64
 	cut      bool // the current row group is full: start a new one before the next rows
 	rows     int64
-	cols     []arrow.Array // reused per Write
-	err      error         // sticky failure: Commit returns it
-	finished bool          // committed or aborted
+	cols     []arrow.Array            // reused per Write
+	err      error                    // sticky failure: Commit returns it
+	finished bool                     // committed or aborted
+	meta     func() map[string]string // Env.Metadata: written in the footer
 }
 
 var _ Sink = (*parquetSink)(nil)
@@ -217,7 +220,18 @@ func (s *parquetSink) Commit(ctx context.Context) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, errors.Join(err, s.Abort(ctx))
 	}
-	err := s.fw.Close()
+	var err error
+	if s.meta != nil {
+		md := s.meta()
+		for _, k := range slices.Sorted(maps.Keys(md)) {
+			if err = s.fw.AppendKeyValueMetadata(k, md[k]); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = s.fw.Close()
+	}
 	if err == nil {
 		err = s.out.err
 	}

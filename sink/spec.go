@@ -205,6 +205,10 @@ type Env struct {
 	Mem memory.Allocator
 	// Log receives the warnings of committed outputs; nil discards them.
 	Log *slog.Logger
+	// Metadata, when not nil, gives key-value metadata to record in each
+	// Parquet file (its footer), read when the file is finished: a source
+	// may learn it while it reads (the sensitivity label of the data).
+	Metadata func() map[string]string
 }
 
 func (e Env) mem() memory.Allocator {
@@ -314,15 +318,22 @@ func (f *fileSink) describe() string {
 // open opens a file output: one file, or a split output, locally or in a
 // blob container.
 func (f *fileSink) open(ctx context.Context, schema *arrow.Schema, env Env) (Sink, error) {
-	t := f.fileTarget
+	t := *f.fileTarget
+	t.blobOpts.Metadata = env.Metadata
 	folder, err := t.folder(ctx, env.Storage)
 	if err != nil {
 		return nil, err
 	}
-	encoder := func(dst Destination) (Sink, error) { return f.opts.encode(dst, schema, env.mem()) }
+	encoder := func(dst Destination) (Sink, error) {
+		s, err := f.opts.encode(dst, schema, env.mem())
+		if p, ok := s.(*parquetSink); ok {
+			p.meta = env.Metadata
+		}
+		return s, err
+	}
 	var s Sink
 	if t.out.Split() {
-		s, err = NewSplit(ctx, SplitConfig{Folder: folder, Pattern: t.name, Encoder: encoder, Format: f.kind, Job: t.job, Output: t.out})
+		s, err = NewSplit(ctx, SplitConfig{Folder: folder, Pattern: t.name, Encoder: encoder, Format: f.kind, Job: t.job, Output: t.out, Metadata: env.Metadata})
 		if err != nil {
 			return nil, err
 		}

@@ -98,6 +98,9 @@ type Manifest struct {
 	Rows    int64          `json:"rows"`
 	Bytes   int64          `json:"bytes"`
 	Parts   []ManifestPart `json:"parts"`
+	// Metadata is what the job recorded with the data (the sensitivity
+	// label of the data: sensitivity_label_id, sensitivity_label_name).
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // ManifestPart is one part of a split output.
@@ -122,6 +125,8 @@ type SplitConfig struct {
 	Format string
 	// Job is recorded in the manifest.
 	Job string
+	// Metadata, when not nil, is recorded in the manifest (read at Commit).
+	Metadata func() map[string]string
 	// Output holds the limits (MaxRows, MaxBytes: at least one set) and the
 	// overwrite policy of every part and of the manifest.
 	Output OutputOptions
@@ -360,6 +365,9 @@ func (s *splitSink) Commit(ctx context.Context) (Result, error) {
 		}
 	}
 	m := Manifest{Version: ManifestVersion, Job: s.cfg.Job, Format: s.cfg.Format, Created: s.now().UTC()}
+	if s.cfg.Metadata != nil {
+		m.Metadata = s.cfg.Metadata()
+	}
 	res := Result{Kind: s.cfg.Format, Location: s.cfg.Folder.Location(ManifestName)}
 	for i, p := range s.parts {
 		f, err := p.dst.Commit(ctx, p.held.rows)

@@ -111,6 +111,9 @@ type BlobOptions struct {
 	Concurrency int
 	// Job is recorded in the metadata of every blob published.
 	Job string
+	// Metadata, when not nil, gives more key-value metadata for every blob
+	// published (the sensitivity label of the data), read at its commit.
+	Metadata func() map[string]string
 }
 
 // Validate reports block sizes and concurrencies out of range.

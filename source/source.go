@@ -63,6 +63,27 @@ type Stats struct {
 	Pages     int    `json:"pages"`
 	Truncated int    `json:"truncatedPages"` // pages cut by a service limit and continued smaller
 	RequestID string `json:"requestId,omitempty"`
+	// Label is the sensitivity (information protection) label the data
+	// carries, nil when none.
+	Label *Label `json:"sensitivityLabel,omitempty"`
+}
+
+// Label is a Microsoft Purview sensitivity label, as Power BI gives it with
+// the data (informationProtectionLabel).
+type Label struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// String is the label's name and id, for messages.
+func (l *Label) String() string {
+	switch {
+	case l.Name == "":
+		return "id " + l.ID
+	case l.ID == "":
+		return l.Name
+	}
+	return l.Name + " (id " + l.ID + ")"
 }
 
 // Add adds o to s.
@@ -80,6 +101,9 @@ func (s *Stats) Add(o Stats) {
 	if o.RequestID != "" {
 		s.RequestID = o.RequestID
 	}
+	if o.Label != nil {
+		s.Label = o.Label
+	}
 }
 
 // Request is what opening the source of one partition needs.
@@ -90,8 +114,22 @@ type Request struct {
 	// paged source, the table expression to page through.
 	Query string
 	// Columns are the job's mapping; nil infers them from the data.
-	Columns  []mapping.Column
-	Unmapped mapping.Unmapped
+	Columns []mapping.Column
+	// InferredFrom, set with Columns, says that they were inferred from
+	// other data (it names which, for messages): a value that does not fit
+	// them fails with the mapping line to declare.
+	InferredFrom string
+	// NullType, when set, is the type inferred for a column null in every
+	// row read (with a note), for commands that show a result; zero: such
+	// a column is an error asking for its type.
+	NullType mapping.Type
+	// OnLabel, when not nil, is told the sensitivity label of the data as
+	// soon as the source reads it (Stats.Label has it at the end).
+	OnLabel func(l *Label)
+	// OnInferred, when not nil, is told the columns a source inferred
+	// (Columns nil), once it has decided them, before the first batch.
+	OnInferred func(cols []mapping.Column)
+	Unmapped   mapping.Unmapped
 	// BatchRows is the number of rows per batch; 0 is
 	// mapping.DefaultBatchRows.
 	BatchRows int

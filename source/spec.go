@@ -32,6 +32,9 @@ type PowerBISpec struct {
 	RefreshBefore    bool           `yaml:"refreshBefore" doc:"Refresh the dataset and wait for the refresh to complete before extracting (up to 2 hours); a failed refresh fails the job before any data moves. Needs the Contributor role on the workspace."`
 	Timeouts         *TimeoutsSpec  `yaml:"timeouts" doc:"How long to wait on a service that stops answering; a request that times out is read again, like a response that breaks off."`
 	Auth             azure.AuthSpec `yaml:"auth" required:"a credential" doc:"Service principal credentials."`
+	// SensitivityLabels says what to do with data the service sends with
+	// a sensitivity label (informationProtectionLabel).
+	SensitivityLabels string `yaml:"sensitivityLabels" enum:"allow,refuse" default:"allow" doc:"Data carrying a sensitivity label (Microsoft Purview, sent with the data): allow copies it and records the label in the log, the summary, Parquet metadata, blob metadata and split manifests; refuse fails the job before anything is published, for sinks that must not hold labelled data."`
 }
 
 // TimeoutsSpec bounds the waits on the Power BI service, so that a service

@@ -120,10 +120,11 @@ func (s *sourceFlags) spec() (*source.PowerBISpec, error) {
 	}, nil
 }
 
-// jobSource loads a job file for its Power BI source block alone: the
-// variables of the other sections (a sink's DSN, a storage key) need not
-// be set, for a command that uses none of them.
-func (a *app) jobSource(path string) (*jobfile.Job, error) {
+// jobSource loads a job file for its source block alone: the variables of
+// the other sections (a sink's DSN, a storage key) need not be set, for a
+// command that uses none of them. A job reading a saved response
+// (source.file) is refused unless allowFile.
+func (a *app) jobSource(path string, allowFile bool) (*jobfile.Job, error) {
 	jobs, notes, err := jobfile.Loader{SkipEnv: true}.LoadPaths([]string{path})
 	var inv *jobfile.InvalidError
 	if errors.As(err, &inv) {
@@ -138,8 +139,8 @@ func (a *app) jobSource(path string) (*jobfile.Job, error) {
 		return nil, usagef("%s: give one job file, not a folder", path)
 	}
 	job := jobs[0]
-	if job.Source.PowerBI == nil {
-		return nil, usagef("job %s reads a file, not Power BI", job.Name)
+	if job.Source.PowerBI == nil && !allowFile {
+		return nil, usagef("job %s reads a saved response (source.file), not Power BI", job.Name)
 	}
 	// The source's own values must be there.
 	var unset, warnings []jobfile.Problem
@@ -161,19 +162,20 @@ func (a *app) jobSource(path string) (*jobfile.Job, error) {
 	return job, nil
 }
 
-// source resolves the Power BI source of an ad-hoc command: the job's, or
-// the flags'.
-func (s *sourceFlags) source(a *app) (*source.PowerBISpec, *jobfile.Job, error) {
+// source resolves the source of an ad-hoc command: the job's, or the
+// flags' Power BI dataset. A job reading a saved response (source.file) is
+// refused unless allowFile.
+func (s *sourceFlags) source(a *app, allowFile bool) (source.Spec, *jobfile.Job, error) {
 	if s.job != "" {
 		if s.adhocFlagsGiven() {
-			return nil, nil, usagef("--job takes the dataset and credentials from the job file: leave out the other dataset and credential flags")
+			return source.Spec{}, nil, usagef("--job takes the dataset and credentials from the job file: leave out the other dataset and credential flags")
 		}
-		job, err := a.jobSource(s.job)
+		job, err := a.jobSource(s.job, allowFile)
 		if err != nil {
-			return nil, nil, err
+			return source.Spec{}, nil, err
 		}
-		return job.Source.PowerBI, job, nil
+		return job.Source, job, nil
 	}
-	spec, err := s.spec()
-	return spec, nil, err
+	pb, err := s.spec()
+	return source.Spec{PowerBI: pb}, nil, err
 }

@@ -4,18 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/source"
 	"github.com/pbicopy/pbicopy/source/powerbi"
 )
-
-// defaultSample is the number of rows infer samples.
-const defaultSample = 1000
 
 // inferFlags are the flags of infer.
 type inferFlags struct {
@@ -29,7 +25,11 @@ func (a *app) newInferCmd() *cobra.Command {
 	f := inferFlags{params: paramFlag{}}
 	cmd := &cobra.Command{
 		Use:   "infer [JOB.yaml]",
-		Short: "Sample a job's query (or --query) and print a mapping: block for it",
+		Short: "Read a job's first response (or --query's) and print a mapping: block for it",
+		Long: `Infer reads what a job without a mapping infers its columns from (the whole
+first response of its query, the first page of a paged job, or the saved
+response of a source.file job) and prints the mapping: block of the columns
+it infers, with a comment on every choice to review.`,
 		Example: `  pbicopy infer jobs/new.yaml > mapping.yaml
   pbicopy infer --workspace W --dataset D --query 'EVALUATE TOPN(100, Sales)'`,
 		Args: args(cobra.MaximumNArgs(1)),
@@ -37,25 +37,26 @@ func (a *app) newInferCmd() *cobra.Command {
 	}
 	addParamFlag(cmd, f.params)
 	f.source.register(cmd.Flags(), false)
-	cmd.Flags().StringVar(&f.query, "query", "", "the DAX `query` to sample (instead of a job file's)")
-	cmd.Flags().IntVar(&f.sample, "sample", defaultSample, "rows to sample")
+	cmd.Flags().StringVar(&f.query, "query", "", "the DAX `query` to read (instead of a job file's)")
+	cmd.Flags().IntVar(&f.sample, "sample", 0, "read only the first `N` rows (default: the whole first response, as a run does)")
 	return cmd
 }
 
-// cmdInfer samples a query and prints a mapping block for a job file.
+// cmdInfer reads a query's first response and prints a mapping block for
+// a job file.
 func (a *app) cmdInfer(ctx context.Context, f inferFlags, pos []string) error {
-	if f.sample < 1 {
-		return usagef("--sample %d: use 1 or more", f.sample)
+	if f.sample < 0 {
+		return usagef("--sample %d: use 1 or more (0: the whole first response)", f.sample)
 	}
 	sf := &f.source
-	var pb *source.PowerBISpec
-	var dax string
+	var spec source.Spec
+	var query string
 	switch {
 	case len(pos) == 1 && f.query == "":
 		if sf.adhocFlagsGiven() {
 			return usagef("infer JOB takes the dataset and credentials from the job file: leave out the dataset and credential flags")
 		}
-		job, err := a.jobSource(pos[0])
+		job, err := a.jobSource(pos[0], true)
 		if err != nil {
 			return err
 		}
@@ -63,13 +64,16 @@ func (a *app) cmdInfer(ctx context.Context, f inferFlags, pos []string) error {
 		if err != nil {
 			return usagef("job %s: %v", job.Name, err)
 		}
-		pb, dax = job.Source.PowerBI, rendered.Query
+		spec, query = job.Source, rendered.Query
+		if pb := spec.PowerBI; pb != nil && pb.Paging != nil {
+			query = rendered.Source // the table expression
+		}
 	case len(pos) == 0 && f.query != "":
-		var err error
-		if pb, err = sf.spec(); err != nil {
+		pb, err := sf.spec()
+		if err != nil {
 			return err
 		}
-		dax = f.query
+		spec, query = source.Spec{PowerBI: pb}, f.query
 	default:
 		return usagef("infer needs a job file, or --query 'EVALUATE ...' with --workspace and --dataset")
 	}
@@ -78,55 +82,50 @@ func (a *app) cmdInfer(ctx context.Context, f inferFlags, pos []string) error {
 		return err
 	}
 	defer rep.close()
-	cols, qs, err := a.connector(rep, 0).InferSample(ctx, pb, dax, f.sample)
+	res, err := a.connector(rep, 0).Infer(ctx, spec, query, f.sample)
 	rep.close()
 	if err != nil {
 		return err
 	}
-	sampled, _ := source.SampleQuery(dax, f.sample)
-	printMapping(a.stdout, cols, int(qs.Rows), sampled)
+	printMapping(a.stdout, res)
 	return nil
 }
 
 // printMapping writes a mapping block ready to paste into a job file, with
-// a comment on every column the data engineer should look at.
-func printMapping(w io.Writer, cols []powerbi.InferredColumn, rows int, query string) {
-	fmt.Fprintf(w, "# Inferred by pbicopy infer from %d sampled row(s) of:\n", rows)
-	for _, l := range strings.Split(strings.TrimSpace(query), "\n") {
-		fmt.Fprintf(w, "#   %s\n", strings.TrimRight(l, " \t\r"))
+// a comment on every column the data engineer should look at. A column
+// null in every row is written commented out, for its type to be filled
+// in: no type can be inferred for it.
+func printMapping(w io.Writer, res powerbi.InferResult) {
+	rows := res.Rows
+	if res.Query != "" {
+		fmt.Fprintf(w, "# Inferred by pbicopy infer from %s (%d rows) of:\n", res.Read, rows)
+		for _, l := range strings.Split(strings.TrimSpace(res.Query), "\n") {
+			fmt.Fprintf(w, "#   %s\n", strings.TrimRight(l, " \t\r"))
+		}
+	} else {
+		fmt.Fprintf(w, "# Inferred by pbicopy infer from %s (%d rows).\n", res.Read, rows)
 	}
-	fmt.Fprintln(w, "# Review the types: a sample may not show every value the model holds.")
+	if res.Cut != nil {
+		fmt.Fprintf(w, "# The response was cut after %d rows by the service's limits: a run of this query fails; page it or narrow it.\n", rows)
+	}
+	fmt.Fprintln(w, "# These are the types a run without a mapping infers; review the commented columns.")
 	fmt.Fprintln(w, "mapping:")
 	fmt.Fprintln(w, "  columns:")
-	for _, c := range cols {
+	for _, c := range res.Columns {
 		if c.Renamed {
 			fmt.Fprintf(w, "    # %s is named %s: its column name collides with another key's\n", c.From, c.To)
+		}
+		if c.NonNull == 0 {
+			fmt.Fprintf(w, "    # %s: null in all %d rows: no type can be inferred; write its type and uncomment the line\n", c.From, rows)
+			fmt.Fprintf(w, "    # - { from: %s, to: %s, type: TYPE }\n", mapping.YAMLString(c.From), mapping.YAMLName(c.To))
+			continue
 		}
 		if c.Note != "" {
 			fmt.Fprintf(w, "    # %s: %s\n", c.From, c.Note)
 		} else if c.NonNull < rows {
-			fmt.Fprintf(w, "    # %s: null in %d of %d sampled rows\n", c.From, rows-c.NonNull, rows)
+			fmt.Fprintf(w, "    # %s: null in %d of %d rows\n", c.From, rows-c.NonNull, rows)
 		}
-		fmt.Fprintf(w, "    - { from: %s, to: %s, type: %s }\n", yamlString(c.From), yamlName(c.To), yamlName(c.Type.String()))
+		fmt.Fprintf(w, "    %s\n", c.Line())
 	}
 	fmt.Fprintln(w, "  unmapped: error")
-}
-
-// yamlString quotes s as a YAML double-quoted scalar: Go's escapes (\n,
-// \t, \", \\, \xNN, \uNNNN, \UNNNNNNNN) are all YAML escapes too.
-func yamlString(s string) string { return strconv.Quote(s) }
-
-var plainNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
-
-// yamlReserved are the plain scalars a YAML reader may take for something
-// other than a string.
-var yamlReserved = map[string]bool{"null": true, "true": true, "false": true, "yes": true, "no": true, "on": true, "off": true, "y": true, "n": true}
-
-// yamlName writes a column name or type plain when YAML reads it back as
-// that string, and quoted otherwise.
-func yamlName(s string) string {
-	if plainNameRE.MatchString(s) && !yamlReserved[s] {
-		return s
-	}
-	return yamlString(s)
 }

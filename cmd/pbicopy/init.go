@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // jobNameRE is the job-name rule of the job file (jobfile.Job.Name).
@@ -105,7 +107,7 @@ name: %[1]s
   # To query Power BI instead, replace this line with a powerbi: block
   # (pbicopy init %[1]s -o - prints one).
   file: %[2]s
-`, name, yamlString(sourceFile))
+`, name, mapping.YAMLString(sourceFile))
 	} else {
 		b.WriteString(`source:
   powerbi:

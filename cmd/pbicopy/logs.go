@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/pbicopy/pbicopy/source/powerbi"
 )
 
 // jsonLogs reports whether what the command writes on stderr is JSON
@@ -44,7 +49,48 @@ func (a *app) plainLogger() *slog.Logger {
 	if a.jsonLogs() {
 		return slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: jsonAttr}))
 	}
-	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: textAttr}))
+	h := slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: textAttr})
+	return slog.New(&blockHandler{Handler: h, w: a.stderr, mu: &sync.Mutex{}})
+}
+
+// blockHandler writes an inferred mapping (a powerbi.MappingBlock attribute)
+// of a text record as it is, under the record's line, ready to paste,
+// instead of quoted on one line. JSON records keep it as a string.
+type blockHandler struct {
+	slog.Handler
+	w  io.Writer
+	mu *sync.Mutex // shared by the handlers derived from one
+}
+
+func (h *blockHandler) Handle(ctx context.Context, r slog.Record) error {
+	var block string
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if b, ok := a.Value.Any().(powerbi.MappingBlock); ok {
+			block = string(b)
+		} else {
+			out.AddAttrs(a)
+		}
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if block == "" {
+		return h.Handler.Handle(ctx, r)
+	}
+	if err := h.Handler.Handle(ctx, out); err != nil {
+		return err
+	}
+	_, err := io.WriteString(h.w, block)
+	return err
+}
+
+func (h *blockHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &blockHandler{Handler: h.Handler.WithAttrs(attrs), w: h.w, mu: h.mu}
+}
+
+func (h *blockHandler) WithGroup(name string) slog.Handler {
+	return &blockHandler{Handler: h.Handler.WithGroup(name), w: h.w, mu: h.mu}
 }
 
 // jsonAttr makes JSON records easy to query: durations are numbers of

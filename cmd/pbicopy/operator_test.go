@@ -212,7 +212,8 @@ func TestGoldenInfer(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	golden(t, "infer.txt", stdout)
-	if q := srv.Queries(); len(q) != 1 || q[0].Query != "EVALUATE TOPN(1000, Sales)" {
+	// The whole first response, as a run reads it: the query as it is.
+	if q := srv.Queries(); len(q) != 1 || q[0].Query != "EVALUATE Sales ORDER BY Sales[OrderID]" {
 		t.Errorf("infer sent %+v", q)
 	}
 	// The block pasted into the job makes a valid job whose run succeeds.

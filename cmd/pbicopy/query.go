@@ -42,23 +42,32 @@ type queryFlags struct {
 func (a *app) newQueryCmd() *cobra.Command {
 	var f queryFlags
 	cmd := &cobra.Command{
-		Use:   "query 'EVALUATE ...'",
+		Use:   "query ['EVALUATE ...']",
 		Short: "Run a DAX query and show the result as a table, or write it as CSV, JSON lines or Parquet",
 		Long: `Query runs one DAX query against a dataset, named by --workspace and
 --dataset (with the credentials flags) or taken from a job file's source with
 --job, and shows the first rows as a table, or writes the whole result with
 -o FILE: the format follows the file's extension (.csv, .json or .jsonl,
-.parquet) unless --format says otherwise.`,
+.parquet) unless --format says otherwise. With --job naming a job that
+replays a saved response (source.file), it shows or writes that response,
+typed as the job would type it without a mapping, and takes no query.`,
 		Example: `  pbicopy query --workspace W --dataset D 'EVALUATE TOPN(10, Sales)'
   pbicopy query --job jobs/sales.yaml -o sales.parquet 'EVALUATE Sales'
-  pbicopy query --job jobs/sales.yaml --format csv 'EVALUATE Sales' > sales.csv`,
+  pbicopy query --job jobs/sales.yaml --format csv 'EVALUATE Sales' > sales.csv
+  pbicopy query --job jobs/saved-response.yaml`,
 		Args: func(cmd *cobra.Command, pos []string) error {
-			if len(pos) != 1 {
-				return usagef("query needs one DAX query: pbicopy query --workspace W --dataset D 'EVALUATE ...'")
+			if len(pos) > 1 {
+				return usagef("query takes one DAX query: pbicopy query --workspace W --dataset D 'EVALUATE ...'")
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, pos []string) error { return a.cmdQuery(cmd.Context(), &f, pos[0]) },
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			dax := ""
+			if len(pos) == 1 {
+				dax = pos[0]
+			}
+			return a.cmdQuery(cmd.Context(), &f, dax)
+		},
 	}
 	fl := cmd.Flags()
 	f.source.register(fl, true)
@@ -111,9 +120,15 @@ func (a *app) cmdQuery(ctx context.Context, f *queryFlags, dax string) error {
 	if *maxRows < 0 {
 		return usagef("--max-rows %d: use 0 or more", *maxRows)
 	}
-	pb, _, err := sf.source(a)
+	spec, job, err := sf.source(a, true)
 	if err != nil {
 		return err
+	}
+	switch {
+	case spec.File != "" && dax != "":
+		return usagef("job %s replays a saved response (source.file: %s), which no DAX query can change: leave out the query", job.Name, spec.File)
+	case spec.File == "" && dax == "":
+		return usagef("query needs one DAX query: pbicopy query --workspace W --dataset D 'EVALUATE ...'")
 	}
 	rep, err := a.newReporter()
 	if err != nil {
@@ -126,7 +141,7 @@ func (a *app) cmdQuery(ctx context.Context, f *queryFlags, dax string) error {
 	switch *format {
 	case "table":
 		t := &tableOut{max: *maxRows}
-		err := queryBatches(ctx, conn, rep, pb, dax, t)
+		err := queryBatches(ctx, conn, rep, spec, dax, t)
 		rep.close()
 		if errors.Is(err, powerbi.ErrNoRowsToInfer) {
 			fmt.Fprintln(a.stdout, "(0 rows)")
@@ -138,16 +153,18 @@ func (a *app) cmdQuery(ctx context.Context, f *queryFlags, dax string) error {
 		t.print(a.stdout)
 		return nil
 	case "json":
-		return a.queryJSON(ctx, conn, rep, pb, dax, *out)
+		return a.queryJSON(ctx, conn, rep, spec, dax, *out)
 	}
-	return a.queryFile(ctx, runner, rep, pb, dax, *format, *out)
+	return a.queryFile(ctx, runner, rep, spec, dax, *format, *out)
 }
 
 // queryBatches runs dax and streams its result, typed by inference, into
 // r: its schema first, then its batches.
-func queryBatches(ctx context.Context, conn *powerbi.Connector, rep *reporter, pb *source.PowerBISpec, dax string, r source.Receiver) error {
+func queryBatches(ctx context.Context, conn *powerbi.Connector, rep *reporter, spec source.Spec, dax string, r source.Receiver) error {
 	const job = "query"
-	src, err := conn.Open(ctx, source.Request{Job: job, Spec: source.Spec{PowerBI: pb}, Query: dax, Log: rep.log})
+	// A column null in every row is shown as string: there is no job to
+	// give it a type.
+	src, err := conn.Open(ctx, source.Request{Job: job, Spec: adhocSpec(spec), Query: dax, Log: rep.log, NullType: mapping.Type{Kind: mapping.String}})
 	if err != nil {
 		return err
 	}
@@ -166,6 +183,18 @@ func queryBatches(ctx context.Context, conn *powerbi.Connector, rep *reporter, p
 	return err
 }
 
+// adhocSpec is the source of an ad-hoc query: the saved response of a
+// file source, or the Power BI dataset of a job's source or of the flags,
+// queried as it is (not paged, no refresh first).
+func adhocSpec(spec source.Spec) source.Spec {
+	if spec.File != "" {
+		return source.Spec{File: spec.File}
+	}
+	pb := *spec.PowerBI
+	pb.Table, pb.Paging, pb.RefreshBefore = "", nil, false
+	return source.Spec{PowerBI: &pb}
+}
+
 // receiverFuncs is a source.Receiver made of two functions.
 type receiverFuncs struct {
 	schema func(*arrow.Schema, []string) error
@@ -177,7 +206,7 @@ func (f receiverFuncs) Batch(rec arrow.RecordBatch) error            { return f.
 
 // queryFile writes the result through the job sinks (csv or parquet), to
 // out, or for CSV without -o to stdout.
-func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *reporter, pb *source.PowerBISpec, dax, format, out string) error {
+func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *reporter, spec source.Spec, dax, format, out string) error {
 	path := out
 	if path == "" {
 		dir, err := os.MkdirTemp("", "pbicopy-query-*")
@@ -187,9 +216,10 @@ func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *repor
 		defer os.RemoveAll(dir)
 		path = filepath.Join(dir, "query.csv")
 	}
-	src := *pb
-	src.Query, src.Table, src.Paging, src.RefreshBefore = jobfile.EscapeTemplate(dax), "", nil, false
-	job := &jobfile.Job{Name: "query", Source: source.Spec{PowerBI: &src}}
+	job := &jobfile.Job{Name: "query", Source: adhocSpec(spec)}
+	if pb := job.Source.PowerBI; pb != nil {
+		pb.Query = jobfile.EscapeTemplate(dax)
+	}
 	switch format {
 	case "csv":
 		job.Sinks = []sink.Spec{{CSV: &sink.CSVOptions{Path: jobfile.EscapeTemplate(path)}}}
@@ -220,7 +250,7 @@ func (a *app) queryFile(ctx context.Context, runner *pipeline.Runner, rep *repor
 
 // queryJSON writes one JSON object per row, with typed values, to out or
 // stdout. A file is written beside out and renamed over it at the end.
-func (a *app) queryJSON(ctx context.Context, conn *powerbi.Connector, rep *reporter, pb *source.PowerBISpec, dax, out string) error {
+func (a *app) queryJSON(ctx context.Context, conn *powerbi.Connector, rep *reporter, spec source.Spec, dax, out string) error {
 	var dst io.Writer = a.stdout
 	var tmp *os.File
 	if out != "" {
@@ -268,7 +298,7 @@ func (a *app) queryJSON(ctx context.Context, conn *powerbi.Connector, rep *repor
 		}
 		return nil
 	}
-	err := queryBatches(ctx, conn, rep, pb, dax, receiverFuncs{onSchema, emit})
+	err := queryBatches(ctx, conn, rep, spec, dax, receiverFuncs{onSchema, emit})
 	rep.close()
 	if errors.Is(err, powerbi.ErrNoRowsToInfer) {
 		err = nil // no rows, no lines

@@ -70,10 +70,11 @@ func (a *app) cmdRefresh(ctx context.Context, f *refreshFlags) error {
 	if *timeout <= 0 {
 		return usagef("--timeout %s: use a positive duration such as 2h", *timeout)
 	}
-	pb, _, err := sf.source(a)
+	spec, _, err := sf.source(a, false)
 	if err != nil {
 		return err
 	}
+	pb := spec.PowerBI
 	rep, err := a.newReporter()
 	if err != nil {
 		return err

@@ -38,10 +38,11 @@ type limits struct {
 	maxRows, maxValues int
 	maxBytes           int64
 	slot               string
+	label              *Label // Options.SensitivityLabel
 }
 
 func (o *Options) limits() limits {
-	l := limits{maxRows: o.MaxRows, maxValues: o.MaxValues, maxBytes: o.MaxBytes, slot: o.TruncationSlot}
+	l := limits{maxRows: o.MaxRows, maxValues: o.MaxValues, maxBytes: o.MaxBytes, slot: o.TruncationSlot, label: o.SensitivityLabel}
 	switch {
 	case l.maxRows == 0:
 		l.maxRows = DefaultMaxRows
@@ -134,7 +135,15 @@ func writeBody(w io.Writer, flush func(), rel *relation, includeNulls, withBOM b
 	if withBOM {
 		buf = append(buf, bom...)
 	}
-	buf = append(buf, `{"results":[{"tables":[{"rows":[`...)
+	buf = append(buf, '{')
+	if l := lim.label; l != nil {
+		buf = append(buf, `"informationProtectionLabel":{"id":`...)
+		buf = appendJSONString(buf, l.ID)
+		buf = append(buf, `,"name":`...)
+		buf = appendJSONString(buf, l.Name)
+		buf = append(buf, "},"...)
+	}
+	buf = append(buf, `"results":[{"tables":[{"rows":[`...)
 	emit := func() error {
 		if _, err := w.Write(buf); err != nil {
 			return err
@@ -259,6 +268,10 @@ func appendValue(dst []byte, typ ColumnType, v any) ([]byte, bool) {
 	case DateTime:
 		if x, ok := v.(time.Time); ok {
 			return appendDateTime(dst, x)
+		}
+	case Variant:
+		if vt, ok := variantType(v); ok {
+			return appendValue(dst, vt, v)
 		}
 	}
 	return dst, false

@@ -66,7 +66,8 @@
 // -3, 0.0001), DateTime values are strings without zone and without
 // trailing fractional zeros ("2024-02-29T00:00:00",
 // "2024-03-31T23:59:59.997"), strings are JSON-escaped with non-ASCII kept
-// as UTF-8.
+// as UTF-8. A Variant column (a measure that returns a number or "N/A")
+// writes each value as its own type does; it cannot be compared in a filter.
 //
 // Limits behave like the service's: beyond MaxRows rows or MaxValues values
 // the rows stop after the last one that fits and an error object

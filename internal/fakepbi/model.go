@@ -27,6 +27,10 @@ const (
 	// DateTime is a date and time of day without a time zone; values are
 	// time.Time, of which only the wall clock is used.
 	DateTime
+	// Variant is what a measure returning values of several types (a
+	// number, or "N/A" when there is none) gives: each value is one of the
+	// values of the types above.
+	Variant
 )
 
 // String returns the name of t as DAX error messages spell it.
@@ -44,6 +48,8 @@ func (t ColumnType) String() string {
 		return "True/False"
 	case DateTime:
 		return "Date"
+	case Variant:
+		return "Variant"
 	}
 	return fmt.Sprintf("ColumnType(%d)", int(t))
 }
@@ -132,7 +138,7 @@ func validateTables(tables []*Table) error {
 				errs = append(errs, fmt.Errorf("table %q has column %q twice", t.Name, c.Name))
 			}
 			cols[strings.ToLower(c.Name)] = true
-			if c.Type < Int64 || c.Type > DateTime {
+			if c.Type < Int64 || c.Type > Variant {
 				errs = append(errs, fmt.Errorf("table %q column %q has invalid type %d", t.Name, c.Name, int(c.Type)))
 			}
 		}

@@ -102,6 +102,15 @@ type Options struct {
 	// does with a clear-text endpoint. Entra ID cannot be used then
 	// (azidentity refuses an http authority).
 	PlainHTTP bool
+	// SensitivityLabel, when set, is the Microsoft Purview label of the
+	// dataset: every executeQueries response carries it, first, as
+	// "informationProtectionLabel": {"id": ..., "name": ...}.
+	SensitivityLabel *Label
+}
+
+// Label is a sensitivity label.
+type Label struct {
+	ID, Name string
 }
 
 // QueryRequest is an executeQueries request as the fake received it.

@@ -56,6 +56,8 @@ func typeGoName(t ColumnType) string {
 		return "Bool (bool)"
 	case DateTime:
 		return "DateTime (time.Time)"
+	case Variant:
+		return "Variant (int64, float64, Decimal, string, bool or time.Time)"
 	}
 	return "invalid"
 }
@@ -67,7 +69,31 @@ func cell(t *Table, row, col int) cval {
 	if v == nil {
 		return cval{}
 	}
-	switch t.Columns[col].Type {
+	return cellOf(t, row, col, t.Columns[col].Type, v)
+}
+
+// variantType is the type of a value of a Variant column.
+func variantType(v any) (ColumnType, bool) {
+	switch v.(type) {
+	case int64:
+		return Int64, true
+	case float64:
+		return Double, true
+	case Decimal:
+		return Currency, true
+	case string:
+		return String, true
+	case bool:
+		return Bool, true
+	case time.Time:
+		return DateTime, true
+	}
+	return 0, false
+}
+
+// cellOf is the cval of v, a value of a column of type typ.
+func cellOf(t *Table, row, col int, typ ColumnType, v any) cval {
+	switch typ {
 	case Int64:
 		if x, ok := v.(int64); ok {
 			return cval{k: kInt, i: x}
@@ -95,6 +121,10 @@ func cell(t *Table, row, col int) cval {
 	case DateTime:
 		if x, ok := v.(time.Time); ok {
 			return timeVal(x)
+		}
+	case Variant:
+		if vt, ok := variantType(v); ok {
+			return cellOf(t, row, col, vt, v)
 		}
 	}
 	panic(badValue(t, row, col, v))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/crc64"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -293,6 +294,12 @@ func (f *blobFile) Commit(ctx context.Context, rows int64) (sink.File, error) {
 	md := map[string]*string{MetaSHA256: to.Ptr(sum), MetaRows: to.Ptr(strconv.FormatInt(rows, 10))}
 	if f.c.opts.Job != "" {
 		md[MetaJob] = to.Ptr(f.c.opts.Job)
+	}
+	if f.c.opts.Metadata != nil {
+		for k, v := range f.c.opts.Metadata() {
+			// Metadata travels in HTTP headers: ASCII only.
+			md["pbicopy_"+k] = to.Ptr(url.PathEscape(v))
+		}
 	}
 	opts := &blockblob.CommitBlockListOptions{
 		Metadata:    md,

@@ -62,6 +62,12 @@ type Query struct {
 	Dataset          string
 	DAX              string
 	ImpersonatedUser string
+	// RefuseLabel fails a response that carries a sensitivity label
+	// (*LabelRefusedError) as soon as the label is read.
+	RefuseLabel bool
+	// OnLabel, when not nil, is told the response's sensitivity label as
+	// soon as it is read.
+	OnLabel func(*source.Label)
 }
 
 // QueryStats describes one executed query.
@@ -290,7 +296,9 @@ func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (Q
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			p.log.Debug("executeQueries answered", "requestId", st.requestID, "attempts", st.attempts)
-			ds, err := decode(progressBody(ctx, resp.Body), recv, limitsFor(p.maxBytes))
+			lim := limitsFor(p.maxBytes)
+			lim.refuseLabel, lim.onLabel = q.RefuseLabel, q.OnLabel
+			ds, err := decode(progressBody(ctx, resp.Body), recv, lim)
 			resp.Body.Close()
 			if err != nil {
 				var se *ServiceError

@@ -147,19 +147,13 @@ func newRows(req source.Request, r source.Receiver) (rowSink, error) {
 		if err := r.Schema(mapping.Schema(req.Columns), nil); err != nil {
 			return nil, err
 		}
-		return builderRows{NewBuilder(mem, req.Columns, req.Unmapped, req.BatchRows, emit)}, nil
-	}
-	log := req.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	in := NewInferrer(mem, req.BatchRows, func(cols []mapping.Column, notes []string) error {
-		for _, n := range notes {
-			log.Warn("inferred mapping: " + n)
+		b := NewBuilder(mem, req.Columns, req.Unmapped, req.BatchRows, emit)
+		if req.InferredFrom != "" {
+			return inferredRows{b, req.InferredFrom}, nil
 		}
-		return r.Schema(mapping.Schema(cols), notes)
-	}, emit)
-	return inferRows{in}, nil
+		return builderRows{b}, nil
+	}
+	return newInferRows(req, r, mem, emit), nil
 }
 
 type builderRows struct{ *Builder }
@@ -175,7 +169,7 @@ func statsOf(qs QueryStats) source.Stats {
 	return source.Stats{
 		Rows: qs.Rows, Bytes: qs.Bytes, Requests: qs.Attempts, Retries: max(qs.Attempts-1, 0),
 		Throttled: qs.Throttled, ThrottledWait: qs.ThrottledWait, BackedOff: qs.BackedOff, BackoffWait: qs.BackoffWait,
-		RequestID: qs.RequestID,
+		RequestID: qs.RequestID, Label: qs.Label,
 	}
 }
 
@@ -214,9 +208,11 @@ func (c *Connector) read(ctx context.Context, req source.Request, r source.Recei
 	}
 	defer rows.Release()
 	exec := func(ctx context.Context, dax string, recv rowReceiver) (QueryStats, error) {
-		return client.ExecuteQuery(ctx, Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}, recv)
+		return client.ExecuteQuery(ctx, Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser,
+			RefuseLabel: pb.SensitivityLabels == "refuse", OnLabel: req.OnLabel}, recv)
 	}
 	st, err := query(exec, rows)
+	logLabel(req, st.Label)
 	if err == nil {
 		err = rows.finish()
 	}
@@ -279,9 +275,19 @@ func (s *fileSource) Read(ctx context.Context, r source.Receiver) (source.Stats,
 		return source.Stats{}, err
 	}
 	defer rows.Release()
-	ds, err := readFile(ctx, s.path, rows, limitsFor(s.resultBytes))
+	lim := limitsFor(s.resultBytes)
+	lim.onLabel = s.req.OnLabel
+	ds, err := readFile(ctx, s.path, rows, lim)
 	if err == nil {
 		err = rows.finish()
 	}
-	return source.Stats{Rows: ds.Rows, Bytes: ds.Bytes}, err
+	logLabel(s.req, ds.Label)
+	return source.Stats{Rows: ds.Rows, Bytes: ds.Bytes, Label: ds.Label}, err
+}
+
+// logLabel reports the sensitivity label the data of req carries, if any.
+func logLabel(req source.Request, l *source.Label) {
+	if l != nil && req.Log != nil {
+		req.Log.Info("the data carries a sensitivity label", "label", l.Name, "labelId", l.ID)
+	}
 }

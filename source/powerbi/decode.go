@@ -11,13 +11,29 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pbicopy/pbicopy/source"
 )
 
 // DecodeStats describes a decoded response.
 type DecodeStats struct {
 	Rows  int64 // rows handed to the receiver
 	Bytes int64 // bytes of the response body read
+	// Label is the response's informationProtectionLabel, nil when it has
+	// none.
+	Label *source.Label
 }
+
+// LabelRefusedError is a response carrying a sensitivity label, decoded for
+// a source that refuses labelled data (sensitivityLabels: refuse).
+type LabelRefusedError struct{ Label *source.Label }
+
+func (e *LabelRefusedError) Error() string {
+	return fmt.Sprintf("the data carries the sensitivity label %s and source.powerbi.sensitivityLabels is refuse: nothing was published; query data without a label, or set sensitivityLabels: allow if the sinks may hold it", e.Label)
+}
+
+// Permanent: every partition of the dataset carries its label.
+func (e *LabelRefusedError) Permanent() bool { return true }
 
 // ServiceError is an error the service reported inside an HTTP 200 response,
 // in one of the three error slots of an executeQueries body.
@@ -139,8 +155,13 @@ type limits struct {
 	resultBytes int64
 	// valueBytes bounds a single name or value, as raw JSON.
 	valueBytes int64
-	// errorBytes bounds an error slot, as raw JSON.
+	// errorBytes bounds an error slot (and the label), as raw JSON.
 	errorBytes int64
+	// refuseLabel fails a response carrying a sensitivity label with a
+	// *LabelRefusedError, as soon as the label is read.
+	refuseLabel bool
+	// onLabel, when not nil, is told the label as soon as it is read.
+	onLabel func(*source.Label)
 }
 
 // maxErrorSlotBytes bounds the raw JSON of one error slot. The service puts
@@ -252,7 +273,7 @@ func decode(r io.Reader, recv rowReceiver, lim limits) (DecodeStats, error) {
 	}
 	g.dec = d.dec
 	err := d.response()
-	st := DecodeStats{Rows: d.rows, Bytes: cr.n}
+	st := DecodeStats{Rows: d.rows, Bytes: cr.n, Label: d.label}
 	if err != nil {
 		var le *LimitError
 		if errors.As(err, &le) {
@@ -294,6 +315,7 @@ type decoder struct {
 
 	sawRows                     bool
 	topErr, resultErr, tableErr *ServiceError
+	label                       *source.Label
 	nb                          []byte
 }
 
@@ -476,6 +498,8 @@ func (d *decoder) response() error {
 		case "error":
 			d.topErr, err = d.errorSlot("response")
 			return err
+		case "informationProtectionLabel":
+			return d.readLabel()
 		}
 		return d.skip()
 	})
@@ -593,4 +617,50 @@ func (d *decoder) rowsArray() error {
 func (d *decoder) nameBuf(name []byte) []byte {
 	d.nb = append(d.nb[:0], name...)
 	return d.nb
+}
+
+// readLabel reads the response's informationProtectionLabel: an object
+// with the label's id and name (other members ignored), or a string taken
+// as the name; null or an empty object is no label.
+func (d *decoder) readLabel() error {
+	d.guard.maxToken = d.lim.errorBytes
+	v, err := d.dec.ReadValue()
+	d.guard.maxToken = d.lim.valueBytes
+	if err != nil {
+		var big *tokenTooLarge
+		if errors.As(err, &big) {
+			return &BodyError{fmt.Errorf("the informationProtectionLabel is larger than %d bytes: not a label the service sends", big.limit)}
+		}
+		return d.syntax(err)
+	}
+	var l struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	switch v.Kind() {
+	case 'n':
+		return nil
+	case '"':
+		// Not the documented shape, but a label all the same.
+		if err := json.Unmarshal(v, &l.Name); err != nil {
+			return &BodyError{fmt.Errorf("the response is malformed: informationProtectionLabel: %w", err)}
+		}
+	case '{':
+		if err := json.Unmarshal(v, &l); err != nil {
+			return &BodyError{fmt.Errorf("the response is malformed: informationProtectionLabel is not a label with an id and a name: %s", clip(string(v)))}
+		}
+	default:
+		return &BodyError{fmt.Errorf("the response is malformed: informationProtectionLabel is not a label with an id and a name: %s", clip(string(v)))}
+	}
+	if l.ID == "" && l.Name == "" {
+		return nil // an empty label is none
+	}
+	d.label = &source.Label{ID: clip(l.ID), Name: clip(l.Name)}
+	if d.lim.onLabel != nil {
+		d.lim.onLabel(d.label)
+	}
+	if d.lim.refuseLabel {
+		return recvError{&LabelRefusedError{Label: d.label}}
+	}
+	return nil
 }

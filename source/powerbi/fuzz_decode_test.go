@@ -79,7 +79,7 @@ func FuzzDecode(f *testing.F) {
 
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		in := NewInferrer(mem, 3, nil, func(r arrow.RecordBatch) error { r.Release(); return nil })
-		in.minRows, in.maxRows = 2, 5
+		in.maxRows = 5
 		st, err = decode(strings.NewReader(string(data)), in, fuzzLimits)
 		checkFuzzDecode(t, data, st, err)
 		if err == nil {

@@ -74,6 +74,9 @@ func (p *pager) run(ctx context.Context, recv rowReceiver) (pageStats, error) {
 		st.BackedOff += qs.BackedOff
 		st.BackoffWait += qs.BackoffWait
 		st.RequestID = qs.RequestID
+		if qs.Label != nil {
+			st.Label = qs.Label
+		}
 		got := pr.rows - before
 		var se *ServiceError
 		var le *LimitError
@@ -81,6 +84,12 @@ func (p *pager) run(ctx context.Context, recv rowReceiver) (pageStats, error) {
 		case err == nil:
 			cuts = 0
 			st.Pages++
+			if pe, ok := recv.(interface{ EndPage() error }); ok {
+				// An inferring receiver decides the types from the first page.
+				if err := pe.EndPage(); err != nil {
+					return st, err
+				}
+			}
 		case errors.As(err, &se) && se.Truncated(), errors.As(err, &le):
 			// The rows received are a correct prefix of the page (the
 			// service completes the row it is on): keep them and fetch the
