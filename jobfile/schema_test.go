@@ -521,8 +521,11 @@ func TestSchemaEnumsMatchLoader(t *testing.T) {
 			return powerbi("cloud: " + v + ", auth: { tenant: t, clientId: c, clientSecret: '${S}' }")
 		},
 		"source.powerbi.auth.method": func(v string) string { return powerbi(auth(v)) },
-		"storage.cloud":              func(v string) string { return storage("cloud: " + v + ", auth: { method: managedIdentity }") },
-		"storage.auth.method":        func(v string) string { return storage(auth(v)) },
+		"source.powerbi.api": func(v string) string {
+			return powerbi("api: " + v + ", auth: { tenant: t, clientId: c, clientSecret: '${S}' }")
+		},
+		"storage.cloud":       func(v string) string { return storage("cloud: " + v + ", auth: { method: managedIdentity }") },
+		"storage.auth.method": func(v string) string { return storage(auth(v)) },
 		"mapping.columns[].type": func(v string) string {
 			return "name: t\nsource: { file: r.json }\nmapping: { columns: [ { from: '[a]', to: a, type: " + v + " } ] }\nsinks: [ { csv: { path: a.csv } } ]\n"
 		},
