@@ -143,7 +143,7 @@ func NewCast(from arrow.DataType, to Type) (Cast, error) {
 					b.AppendNull()
 					continue
 				}
-				b.UnsafeAppend(a.Value(i).ToFloat64(scale))
+				b.UnsafeAppend(decimalFloat(a.Value(i), scale))
 			}
 			return b.NewArray(), nil
 		}, nil
@@ -259,6 +259,21 @@ func floatCast(get func(arrow.Array, int) int64) Cast {
 		}
 		return b.NewArray(), nil
 	}
+}
+
+// decimalFloat is the float64 nearest to n at scale: 12.3456 gives the
+// same float64 as the literal 12.3456 (decimal128's ToFloat64 can be one
+// unit off).
+func decimalFloat(n decimal128.Num, scale int32) float64 {
+	const exact = 1 << 53
+	if scale >= 0 && scale <= 22 {
+		if v := int64(n.LowBits()); (n.HighBits() == 0 && n.LowBits() <= exact) || (n.HighBits() == -1 && v < 0 && v >= -exact) {
+			// Both operands are exact, so the quotient is correctly rounded.
+			return float64(v) / math.Pow10(int(scale))
+		}
+	}
+	f, _ := strconv.ParseFloat(n.ToString(scale), 64)
+	return f
 }
 
 func decimalToInt(scale int32) Cast {
