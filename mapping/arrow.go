@@ -415,33 +415,34 @@ func timeCast(micros func(arrow.Array, int) int64, to Type) Cast {
 // decoded.
 func decodeDictionary(mem memory.Allocator, d *array.Dictionary) (arrow.Array, error) {
 	dict := d.Dictionary()
+	var value func(i int) string
 	switch v := dict.(type) {
 	case *array.String:
-		b := array.NewStringBuilder(mem)
-		defer b.Release()
-		b.Reserve(d.Len())
-		for i := range d.Len() {
-			if d.IsNull(i) {
-				b.AppendNull()
-				continue
-			}
-			b.Append(v.Value(d.GetValueIndex(i)))
-		}
-		return b.NewArray(), nil
+		value = v.Value
 	case *array.LargeString:
-		b := array.NewStringBuilder(mem)
-		defer b.Release()
-		b.Reserve(d.Len())
-		for i := range d.Len() {
-			if d.IsNull(i) {
-				b.AppendNull()
-				continue
-			}
-			b.Append(v.Value(d.GetValueIndex(i)))
-		}
-		return b.NewArray(), nil
+		value = v.Value
+	default:
+		return nil, fmt.Errorf("mapping: cannot decode a dictionary of %s", dict.DataType())
 	}
-	return nil, fmt.Errorf("mapping: cannot decode a dictionary of %s", dict.DataType())
+	// One pass to size the data buffer, so that it is allocated once.
+	total := 0
+	for i := range d.Len() {
+		if d.IsValid(i) {
+			total += len(value(d.GetValueIndex(i)))
+		}
+	}
+	b := array.NewStringBuilder(mem)
+	defer b.Release()
+	b.Reserve(d.Len())
+	b.ReserveData(total)
+	for i := range d.Len() {
+		if d.IsNull(i) {
+			b.AppendNull()
+			continue
+		}
+		b.Append(value(d.GetValueIndex(i)))
+	}
+	return b.NewArray(), nil
 }
 
 // castToString renders every value as text.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/mapping"
@@ -331,5 +332,59 @@ func TestArrowBodyEndingEarly(t *testing.T) {
 	}
 	if _, err := read(nil); err == nil || !strings.Contains(err.Error(), "no Arrow stream of data") {
 		t.Errorf("empty body: %v", err)
+	}
+}
+
+// benchTableMapping is the benchmark table's declared mapping.
+func benchTableMapping(b *testing.B) []mapping.Column {
+	b.Helper()
+	var cols []mapping.Column
+	for _, line := range strings.Split(fakepbi.BenchMapping, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "- {") {
+			continue
+		}
+		var from, to, typ string
+		for _, part := range strings.Split(strings.Trim(line, "- {}"), ", ") {
+			k, v, _ := strings.Cut(part, ": ")
+			v = strings.Trim(v, `"`)
+			switch k {
+			case "from":
+				from = v
+			case "to":
+				to = v
+			case "type":
+				typ = v
+			}
+		}
+		cols = append(cols, mapping.Column{From: from, To: to, Type: mustType(b, typ)})
+	}
+	return cols
+}
+
+// BenchmarkArrowRead measures the Arrow path of a response held in memory:
+// the IPC streams read (LZ4), then mapped to the benchmark table's columns
+// (per row).
+func BenchmarkArrowRead(b *testing.B) {
+	const rows = 200_000
+	var body bytes.Buffer
+	if err := fakepbi.WriteArrowResponse(&body, []*fakepbi.Table{fakepbi.BenchTable(rows)}, "EVALUATE Sales", fakepbi.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	for _, mapped := range []bool{true, false} {
+		name := "natural"
+		var cols []mapping.Column
+		if mapped {
+			name, cols = "mapped", benchTableMapping(b)
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				m := &arrowMapper{mem: memory.DefaultAllocator, cols: cols, out: discardReceiver{}}
+				if _, err := readArrowStreams(bufio.NewReader(bytes.NewReader(body.Bytes())), memory.DefaultAllocator, m, slog.New(slog.DiscardHandler)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/rows, "ns/row")
+		})
 	}
 }
