@@ -78,6 +78,16 @@ func (a *app) cmdInfer(ctx context.Context, f inferFlags, pos []string) error {
 		return err
 	}
 	defer rep.close()
+	if pb.DaxQueries() {
+		// The Arrow API says the types: its schema alone, no rows.
+		cols, _, err := a.connector(rep, 0).InferArrow(ctx, pb, dax)
+		rep.close()
+		if err != nil {
+			return err
+		}
+		printMapping(a.stdout, cols, -1, dax)
+		return nil
+	}
 	cols, qs, err := a.connector(rep, 0).InferSample(ctx, pb, dax, f.sample)
 	rep.close()
 	if err != nil {
@@ -89,13 +99,23 @@ func (a *app) cmdInfer(ctx context.Context, f inferFlags, pos []string) error {
 }
 
 // printMapping writes a mapping block ready to paste into a job file, with
-// a comment on every column the data engineer should look at.
+// a comment on every column the data engineer should look at. rows < 0
+// says the columns come from the result's Arrow schema (executeDaxQueries),
+// not from sampled rows.
 func printMapping(w io.Writer, cols []powerbi.InferredColumn, rows int, query string) {
-	fmt.Fprintf(w, "# Inferred by pbicopy infer from %d sampled row(s) of:\n", rows)
+	if rows < 0 {
+		fmt.Fprintln(w, "# Inferred by pbicopy infer from the Arrow schema of the result (executeDaxQueries, schemaOnly: no rows read) of:")
+	} else {
+		fmt.Fprintf(w, "# Inferred by pbicopy infer from %d sampled row(s) of:\n", rows)
+	}
 	for _, l := range strings.Split(strings.TrimSpace(query), "\n") {
 		fmt.Fprintf(w, "#   %s\n", strings.TrimRight(l, " \t\r"))
 	}
-	fmt.Fprintln(w, "# Review the types: a sample may not show every value the model holds.")
+	if rows < 0 {
+		fmt.Fprintln(w, "# The types are the model's own; change one to cast (date keeps the day of a midnight date-time).")
+	} else {
+		fmt.Fprintln(w, "# Review the types: a sample may not show every value the model holds.")
+	}
 	fmt.Fprintln(w, "mapping:")
 	fmt.Fprintln(w, "  columns:")
 	for _, c := range cols {

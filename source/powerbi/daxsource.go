@@ -195,3 +195,57 @@ func (m *arrowMapper) Batch(rec arrow.RecordBatch) error {
 	m.rows += rec.NumRows()
 	return m.out.Batch(out)
 }
+
+// InferArrow asks the executeDaxQueries API for the schema of a query
+// (schemaOnly: no rows move) and returns the columns a job without a
+// mapping writes. A column with no type of its own (a Variant, binary) is
+// given type string with a note saying why.
+func (c *Connector) InferArrow(ctx context.Context, pb *source.PowerBISpec, dax string) ([]InferredColumn, QueryStats, error) {
+	client, err := c.Client(ctx, pb)
+	if err != nil {
+		return nil, QueryStats{}, err
+	}
+	sr := &schemaRecv{}
+	qs, err := client.ExecuteDaxQuery(ctx, DaxQuery{
+		Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser, SchemaOnly: true,
+	}, memory.DefaultAllocator, sr)
+	if err != nil {
+		return nil, qs, err
+	}
+	fields := sr.schema.Fields()
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.Name
+	}
+	names, _ := mapping.TargetNames(keys)
+	cols := make([]InferredColumn, len(fields))
+	for i, f := range fields {
+		col := InferredColumn{Column: mapping.Column{From: f.Name, To: names[i]}}
+		_, part := mapping.SplitKey(f.Name)
+		col.Renamed = names[i] != mapping.SnakeCase(part)
+		t, err := mapping.NaturalType(f.Type)
+		if err != nil {
+			t = mapping.Type{Kind: mapping.String}
+			switch f.Type.ID() {
+			case arrow.DENSE_UNION, arrow.SPARSE_UNION:
+				col.Note = "a Variant (values of mixed types): string writes each value as text"
+			case arrow.BINARY, arrow.LARGE_BINARY:
+				col.Note = "binary: string writes it as base64"
+			default:
+				col.Note = fmt.Sprintf("Arrow %s has no column type of its own: string writes it as text", f.Type)
+			}
+		}
+		col.Type = t
+		cols[i] = col
+	}
+	return cols, qs, nil
+}
+
+// schemaRecv keeps the schema of a result and no batch.
+type schemaRecv struct{ schema *arrow.Schema }
+
+func (s *schemaRecv) Schema(as *arrow.Schema) error {
+	s.schema = as
+	return nil
+}
+func (s *schemaRecv) Batch(arrow.RecordBatch) error { return nil }
