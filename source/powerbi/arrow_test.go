@@ -388,3 +388,19 @@ func BenchmarkArrowRead(b *testing.B) {
 		})
 	}
 }
+
+// TestArrowMyWorkspacePath: without a workspace the request goes to the My
+// workspace form of the URL, which the service refuses to service
+// principals (the error says to use the workspace path).
+func TestArrowMyWorkspacePath(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{})
+	_, err := realClient(t, srv).ExecuteDaxQuery(context.Background(), DaxQuery{Dataset: srv.Options().DatasetID, DAX: "EVALUATE Sales"}, checkedMem(t), &arrowMapper{out: discardReceiver{}})
+	q := srv.Queries()
+	if len(q) != 1 || q[0].Path != "/v1.0/myorg/datasets/"+srv.Options().DatasetID+"/executeDaxQueries" {
+		t.Fatalf("requests %+v", q)
+	}
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 403 || !strings.Contains(err.Error(), "Service principals must use the workspace (groups) path") {
+		t.Errorf("err = %v", err)
+	}
+}
