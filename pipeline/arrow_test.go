@@ -41,7 +41,7 @@ sinks:
 // the JSON API writes; without one, every column keeps the model's type
 // (the DateTime as timestamp), with no sampling.
 func TestArrowRunEndToEnd(t *testing.T) {
-	f := newFixture(t, fakepbi.Options{ArrowBatchRows: 64})
+	f := newFixture(t, fakepbi.Options{ArrowBatchRows: 250}) // sliced into batches of 100
 	job := f.arrowJob(t, "EVALUATE Sales", salesMapping)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	res := f.runner(mem).Run(context.Background(), job)
@@ -162,7 +162,7 @@ func TestArrowRunRecoversFromACut(t *testing.T) {
 // JSON API writes, and without a mapping creates the columns with the
 // model's types.
 func TestArrowRunToPostgres(t *testing.T) {
-	f := newFixture(t, fakepbi.Options{ArrowBatchRows: 70})
+	f := newFixture(t, fakepbi.Options{ArrowBatchRows: 250})
 	conn, schema := pgSchema(t)
 	f.env["PG_DSN"] = testPGDSN()
 	load := func(lines, mappingYAML, table string) {

@@ -10,6 +10,7 @@
 //	go run ./internal/bench -api executeQueries -sink parquet      # the same rows as JSON
 //
 // The response file is generated once per row count into -dir and reused.
+// PBICOPY_BENCH_CPUPROFILE=FILE writes the child's CPU profile to FILE.
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -223,6 +225,19 @@ func memLimitText() string {
 // limit: the synthetic responses it replays are far larger than any the
 // service sends, and a saved response is held to that limit like a live one.
 func child(jobPath string) int {
+	if path := os.Getenv("PBICOPY_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(pipeline.DefaultMemoryLimit)
 	}

@@ -1,6 +1,7 @@
 package powerbi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,7 +32,7 @@ func (s *daxSource) Read(ctx context.Context, r source.Receiver) (source.Stats, 
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	conv := &arrowMapper{mem: mem, cols: s.req.Columns, unmapped: s.req.Unmapped, out: r, log: s.req.Log}
+	conv := &arrowMapper{mem: mem, cols: s.req.Columns, unmapped: s.req.Unmapped, out: r, log: s.req.Log, batchRows: s.req.BatchRows}
 	qs, err := client.ExecuteDaxQuery(ctx, DaxQuery{
 		Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: s.req.Query,
 		ImpersonatedUser: pb.ImpersonatedUser, RowLimit: pb.RowLimit,
@@ -125,6 +126,9 @@ type arrowMapper struct {
 	unmapped mapping.Unmapped
 	out      source.Receiver
 	log      *slog.Logger
+	// batchRows is the most rows of a batch handed on; 0 is
+	// mapping.DefaultBatchRows.
+	batchRows int
 
 	schema *arrow.Schema
 	mapped []mapping.Column
@@ -192,8 +196,19 @@ func (m *arrowMapper) Batch(rec arrow.RecordBatch) error {
 		cols[c] = out
 	}
 	out := array.NewRecordBatch(m.schema, cols, rec.NumRows())
+	defer out.Release()
 	m.rows += rec.NumRows()
-	return m.out.Batch(out)
+	// The service's batches hold up to 100,000 rows; the sinks work best
+	// on batches of batchRows (the Parquet writer's buffers and dictionary
+	// tables grow with the batch): hand them on in zero-copy slices.
+	n := out.NumRows()
+	step := int64(cmp.Or(m.batchRows, mapping.DefaultBatchRows))
+	for off := int64(0); off < n; off += step {
+		if err := m.out.Batch(out.NewSlice(off, min(off+step, n))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // InferArrow asks the executeDaxQueries API for the schema of a query
