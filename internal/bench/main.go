@@ -209,7 +209,7 @@ func psqlCopy(self, dir, resp, pgDSN string, rows int, pbicopySecs float64) erro
 		return fmt.Errorf("psql \\copy: %w", err)
 	}
 	d := time.Since(t0).Seconds()
-	fmt.Printf("psql \\copy of the equivalent CSV: %.2fs = %.0f rows/s; pbicopy (JSON in, rows committed) / psql = %.2fx\n",
+	fmt.Printf("psql \\copy of the equivalent CSV: %.2fs = %.0f rows/s; pbicopy rows/s (rows committed) / psql rows/s = %.2fx\n",
 		d, float64(rows)/d, d/pbicopySecs)
 	return psql("drop table public.pbicopy_bench_psql").Run()
 }
