@@ -530,6 +530,9 @@ func TestSchemaEnumsMatchLoader(t *testing.T) {
 		"source.powerbi.sensitivityLabels": func(v string) string {
 			return powerbi("sensitivityLabels: " + v + ", auth: { tenant: t, clientId: c, clientSecret: '${S}' }")
 		},
+		"source.powerbi.api": func(v string) string {
+			return powerbi("api: " + v + ", auth: { tenant: t, clientId: c, clientSecret: '${S}' }")
+		},
 		"storage.cloud":       func(v string) string { return storage("cloud: " + v + ", auth: { method: managedIdentity }") },
 		"storage.auth.method": func(v string) string { return storage(auth(v)) },
 		"mapping.columns[].type": func(v string) string {

@@ -15,7 +15,7 @@ import (
 
 // Spec is the source block of a job file: exactly one of its fields is set.
 type Spec struct {
-	PowerBI *PowerBISpec `yaml:"powerbi" doc:"Query a Power BI semantic model through the executeQueries REST API."`
+	PowerBI *PowerBISpec `yaml:"powerbi" doc:"Query a Power BI semantic model through the executeQueries (JSON) or executeDaxQueries (Apache Arrow) REST API."`
 	File    string       `yaml:"file" doc:"Replay a saved executeQueries response (JSON) instead of calling Power BI."`
 }
 
@@ -23,6 +23,8 @@ type Spec struct {
 type PowerBISpec struct {
 	Workspace        string         `yaml:"workspace" required:"the workspace (group) id" doc:"Workspace (group) id."`
 	Dataset          string         `yaml:"dataset" required:"the dataset id" doc:"Dataset (semantic model) id."`
+	API              string         `yaml:"api" enum:"executeQueries,executeDaxQueries" default:"executeQueries" doc:"The REST API queried: executeQueries (JSON, any workspace, at most 100,000 rows / 1,000,000 values / 15 MB a query, types inferred or mapped) or executeDaxQueries (Apache Arrow with the model's exact types and no row or size cap; capacity workspaces only, and the tenant setting for XMLA endpoints must be on)."`
+	RowLimit         int            `yaml:"rowLimit" min:"1" doc:"executeDaxQueries only: the most rows the service returns (sent as resultsetRowcountLimit); a cap, not a pager: rows past it are not returned."`
 	Query            string         `yaml:"query" doc:"DAX query; a Go template over the params, where every value goes through {{ dax .name }}."`
 	Table            string         `yaml:"table" doc:"A DAX table expression to extract page by page, instead of query (needs paging)."`
 	Paging           *PagingSpec    `yaml:"paging" doc:"Keyset paging over table, past the service's 100,000-row / 1,000,000-value / 15 MB limits."`
@@ -129,6 +131,13 @@ func (p *PowerBISpec) Validate() error {
 			}
 		}
 	}
+	if p.DaxQueries() {
+		if p.Paging != nil {
+			fail("paging", "not used with api: executeDaxQueries, which has no row or size cap: give the whole query in query (partitions still split it)")
+		}
+	} else if p.RowLimit != 0 {
+		fail("rowLimit", "only used with api: executeDaxQueries (executeQueries has no such option): remove it, or set api: executeDaxQueries")
+	}
 	if p.Timeouts != nil {
 		errs = append(errs, prefixed("timeouts", p.Timeouts.Validate()))
 	}
@@ -177,6 +186,15 @@ func prefixed(name string, err error) error {
 	walk(err)
 	return errors.Join(out...)
 }
+
+// API values of PowerBISpec.API.
+const (
+	APIExecuteQueries    = "executeQueries"
+	APIExecuteDaxQueries = "executeDaxQueries"
+)
+
+// DaxQueries reports whether p queries the executeDaxQueries (Arrow) API.
+func (p *PowerBISpec) DaxQueries() bool { return p.API == APIExecuteDaxQueries }
 
 // Template names the field that holds the query template of p (query, or
 // table for a paged source) and its text.

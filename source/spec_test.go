@@ -81,3 +81,36 @@ func TestTimeouts(t *testing.T) {
 		}
 	}
 }
+
+func TestAPIOptions(t *testing.T) {
+	cases := []struct {
+		name string
+		set  func(p *PowerBISpec)
+		want string // "" when valid
+	}{
+		{"default api", func(p *PowerBISpec) {}, ""},
+		{"executeQueries", func(p *PowerBISpec) { p.API = APIExecuteQueries }, ""},
+		{"executeDaxQueries", func(p *PowerBISpec) { p.API = APIExecuteDaxQueries }, ""},
+		{"rowLimit with Arrow", func(p *PowerBISpec) { p.API, p.RowLimit = APIExecuteDaxQueries, 500 }, ""},
+		{"unknown api", func(p *PowerBISpec) { p.API = "executeSQL" }, "api: "},
+		{"rowLimit with JSON", func(p *PowerBISpec) { p.RowLimit = 500 }, "rowLimit: only used with api: executeDaxQueries"},
+		{"rowLimit zero or less", func(p *PowerBISpec) { p.API, p.RowLimit = APIExecuteDaxQueries, -1 }, "rowLimit: "},
+		{"paging with Arrow", func(p *PowerBISpec) {
+			p.API, p.Query, p.Table, p.Paging = APIExecuteDaxQueries, "", "Sales", &PagingSpec{Key: "Sales[OrderID]"}
+		}, "paging: not used with api: executeDaxQueries, which has no row or size cap"},
+	}
+	for _, c := range cases {
+		p := validPowerBI()
+		c.set(&p)
+		err := p.Validate()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: err = %v, want ...%s...", c.name, err, c.want)
+		}
+	}
+	if p := validPowerBI(); p.DaxQueries() {
+		t.Error("the default api is executeDaxQueries, want executeQueries")
+	}
+}

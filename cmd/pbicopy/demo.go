@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,11 +15,13 @@ import (
 	"github.com/pbicopy/pbicopy/jobfile"
 	"github.com/pbicopy/pbicopy/jobs"
 	"github.com/pbicopy/pbicopy/pipeline"
+	"github.com/pbicopy/pbicopy/source"
 )
 
 // cmdDemo starts the built-in fake Power BI and Entra ID on loopback, and
 // runs the embedded demo job against it through the real client-credentials
-// flow and the real executeQueries client.
+// flow and the real executeQueries client, then again through the
+// executeDaxQueries (Arrow) client.
 func (a *app) newDemoCmd() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
@@ -27,7 +30,8 @@ func (a *app) newDemoCmd() *cobra.Command {
 		Long: `Demo starts a fake Power BI and Entra ID on loopback, with a 1,000-row Sales
 table, and runs the embedded demo job against it through the real
 client-credentials flow and the real executeQueries client, writing Parquet
-and CSV into --out.`,
+and CSV into --out; then the same job through the executeDaxQueries (Apache
+Arrow) API, into sales-arrow.parquet and sales-arrow.csv.`,
 		Example: `  pbicopy demo
   pbicopy demo --out /tmp/demo`,
 		Args: args(cobra.NoArgs),
@@ -79,15 +83,29 @@ func (a *app) cmdDemo(ctx context.Context, out string) error {
 	if err != nil {
 		return err
 	}
+	// The same job through the executeDaxQueries (Arrow) API, into files of
+	// its own: the two outputs hold the same rows.
+	arrowJob, _, err := loader.Load(jobs.DemoFile, jobs.Demo)
+	if err != nil {
+		return err
+	}
+	arrowJob.Name = job.Name + "-arrow"
+	arrowJob.Source.PowerBI.API = source.APIExecuteDaxQueries
 	for _, s := range job.Sinks {
 		if p := s.Path(); p != "" {
 			s.SetPath(filepath.Join(out, filepath.Base(p)))
 		}
 	}
-	fmt.Fprintf(stdout, "fake Power BI listening on %s; running %s (job %s)\n", srv.URL(), jobs.DemoFile, job.Name)
+	for _, s := range arrowJob.Sinks {
+		if p := s.Path(); p != "" {
+			ext := filepath.Ext(p)
+			s.SetPath(filepath.Join(out, strings.TrimSuffix(filepath.Base(p), ext)+"-arrow"+ext))
+		}
+	}
+	fmt.Fprintf(stdout, "fake Power BI listening on %s; running %s (job %s, and %s through the Arrow API)\n", srv.URL(), jobs.DemoFile, job.Name, arrowJob.Name)
 	a.httpClient = srv.Client()
 	runner := &pipeline.Runner{Logger: rep.log, Sources: a.connector(rep, 0), Storage: a.storage(), Progress: rep.progress()}
-	if err := runJobs(ctx, runner, []*jobfile.Job{job}, runFlags{}, stdout, rep); err != nil {
+	if err := runJobs(ctx, runner, []*jobfile.Job{job, arrowJob}, runFlags{}, stdout, rep); err != nil {
 		return err
 	}
 	// A saved response of the same query, for the first-job walk of the
@@ -97,7 +115,16 @@ func (a *app) cmdDemo(ctx context.Context, out string) error {
 	if err := saveResponse(saved, opts, job.Source.PowerBI.Query); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "done: %d executeQueries request(s), %d token request(s). Look at the files in %s/\n", srv.QueryRequests(), srv.TokenRequests(), out)
+	var jsonQueries, arrowQueries int
+	for _, q := range srv.Queries() {
+		if q.API == "executeDaxQueries" {
+			arrowQueries++
+		} else {
+			jsonQueries++
+		}
+	}
+	fmt.Fprintf(stdout, "done: %d executeQueries and %d executeDaxQueries request(s), %d token request(s). Look at the files in %s/\n",
+		jsonQueries, arrowQueries, srv.TokenRequests(), out)
 	fmt.Fprintf(stdout, "%s is the response the fake sent, saved: pbicopy init first-job --source-file %s starts a job from it\n", saved, saved)
 	return nil
 }

@@ -82,7 +82,16 @@ func (a *app) cmdInfer(ctx context.Context, f inferFlags, pos []string) error {
 		return err
 	}
 	defer rep.close()
-	res, err := a.connector(rep, 0).Infer(ctx, spec, query, f.sample)
+	var res powerbi.InferResult
+	if pb := spec.PowerBI; pb != nil && pb.DaxQueries() {
+		// The Arrow API says the types: its schema alone, no rows.
+		var cols []powerbi.InferredColumn
+		cols, res.QueryStats, err = a.connector(rep, 0).InferArrow(ctx, pb, query)
+		res.Columns, res.Query, res.Rows = cols, query, -1
+		res.Read = "the Arrow schema of the result (executeDaxQueries, schemaOnly: no rows read)"
+	} else {
+		res, err = a.connector(rep, 0).Infer(ctx, spec, query, f.sample)
+	}
 	rep.close()
 	if err != nil {
 		return err
@@ -94,9 +103,27 @@ func (a *app) cmdInfer(ctx context.Context, f inferFlags, pos []string) error {
 // printMapping writes a mapping block ready to paste into a job file, with
 // a comment on every column the data engineer should look at. A column
 // null in every row is written commented out, for its type to be filled
-// in: no type can be inferred for it.
+// in: no type can be inferred for it. Rows < 0 says the columns come from
+// the result's Arrow schema (executeDaxQueries), not from rows.
 func printMapping(w io.Writer, res powerbi.InferResult) {
 	rows := res.Rows
+	if rows < 0 {
+		fmt.Fprintf(w, "# Inferred by pbicopy infer from %s of:\n", res.Read)
+		for _, l := range strings.Split(strings.TrimSpace(res.Query), "\n") {
+			fmt.Fprintf(w, "#   %s\n", strings.TrimRight(l, " \t\r"))
+		}
+		fmt.Fprintln(w, "# The types are the model's own; change one to cast (date keeps the day of a midnight date-time).")
+		fmt.Fprintln(w, "mapping:")
+		fmt.Fprintln(w, "  columns:")
+		for _, c := range res.Columns {
+			if c.Note != "" {
+				fmt.Fprintf(w, "    # %s: %s\n", c.From, c.Note)
+			}
+			fmt.Fprintf(w, "    %s\n", c.Line())
+		}
+		fmt.Fprintln(w, "  unmapped: error")
+		return
+	}
 	if res.Query != "" {
 		fmt.Fprintf(w, "# Inferred by pbicopy infer from %s (%d rows) of:\n", res.Read, rows)
 		for _, l := range strings.Split(strings.TrimSpace(res.Query), "\n") {

@@ -244,12 +244,19 @@ func TestDemo(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("demo: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, f := range []string{"sales.parquet", "sales.csv"} {
+	for _, f := range []string{"sales.parquet", "sales.csv", "sales-arrow.parquet", "sales-arrow.csv"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	if !regexp.MustCompile(`(?m)^demo-sales +succeeded +1,000 `).MatchString(stdout) || !strings.Contains(stdout, "1 token request") {
+	if !regexp.MustCompile(`(?m)^demo-sales +succeeded +1,000 `).MatchString(stdout) || !regexp.MustCompile(`(?m)^demo-sales-arrow +succeeded +1,000 `).MatchString(stdout) ||
+		!strings.Contains(stdout, "1 executeQueries and 1 executeDaxQueries request(s)") {
 		t.Errorf("demo output:\n%s", stdout)
+	}
+	// The Arrow API wrote what the JSON API wrote.
+	jsonCSV, err1 := os.ReadFile(filepath.Join(out, "sales.csv"))
+	arrowCSV, err2 := os.ReadFile(filepath.Join(out, "sales-arrow.csv"))
+	if err1 != nil || err2 != nil || string(jsonCSV) != string(arrowCSV) {
+		t.Errorf("the two demo CSVs differ (%v, %v)", err1, err2)
 	}
 }

@@ -579,3 +579,25 @@ func TestAdhocSecretEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestGoldenInferArrow: infer on an executeDaxQueries job prints the
+// mapping of the result's schema, from a schemaOnly request (no rows), and
+// the block makes a job whose run succeeds.
+func TestGoldenInferArrow(t *testing.T) {
+	srv, dir := fakeEnv(t, fakepbi.Options{})
+	arrow := strings.NewReplacer("    query:", "    api: executeDaxQueries\n    query:")
+	p := writeFile(t, filepath.Join(dir, "job.yaml"), "name: infer-arrow\n"+sourceBlock("EVALUATE Sales", arrow)+"sinks:\n  - csv: { path: out.csv }\n")
+	code, stdout, stderr := runApp(t, context.Background(), "infer", p)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	golden(t, "infer-arrow.txt", stdout)
+	if q := srv.Queries(); len(q) != 1 || !q[0].SchemaOnly || q[0].API != "executeDaxQueries" || q[0].Query != "EVALUATE Sales" {
+		t.Errorf("infer sent %+v", q)
+	}
+	jobText := "name: inferred\n" + sourceBlock("EVALUATE Sales", arrow) + stdout + "sinks:\n  - csv: { path: " + filepath.Join(dir, "inferred.csv") + " }\n"
+	jp := writeFile(t, filepath.Join(dir, "inferred.yaml"), jobText)
+	if code, stdout, stderr := runApp(t, context.Background(), "run", jp); code != exitOK {
+		t.Fatalf("running the inferred mapping: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}

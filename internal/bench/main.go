@@ -6,8 +6,11 @@
 //
 //	go run ./internal/bench -rows 1000000 -sink parquet
 //	go run ./internal/bench -rows 3000000 -sink parquet   # memory must not grow
+//	go run ./internal/bench -api executeDaxQueries -sink parquet   # from the fake over HTTPS
+//	go run ./internal/bench -api executeQueries -sink parquet      # the same rows as JSON
 //
 // The response file is generated once per row count into -dir and reused.
+// PBICOPY_BENCH_CPUPROFILE=FILE writes the child's CPU profile to FILE.
 package main
 
 import (
@@ -20,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -54,7 +58,15 @@ func main() {
 	blockSize := flag.Int64("blocksize", 0, "with -sink blobparquet: storage.blockSize (0: the default)")
 	blobConc := flag.Int("concurrency", 0, "with -sink blobparquet: storage.concurrency (0: the default)")
 	streamMB := flag.Int("stream", 1024, "with -sink blobparquet: also stream this many MB of random bytes through each destination alone (0: not)")
+	api := flag.String("api", "", "query the fake Power BI over HTTPS through this API (executeQueries or executeDaxQueries) instead of replaying a saved response")
 	flag.Parse()
+	if *api != "" {
+		if err := overHTTPS(*rows, *api, *sinks, *dir, *pgDSN); err != nil {
+			fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *sinks == "blobparquet" {
 		// Parquet to Azure Blob (Azurite) against the same output to a local file.
 		if err := blobCompare(*rows, *dir, *runs, *blockSize, *blobConc, *streamMB); err != nil {
@@ -118,21 +130,12 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 		return err
 	}
 	fmt.Printf("response: %s, %d rows, %.1f MB (ready in %s)\n", resp, rows, float64(st.Size())/1e6, time.Since(start).Round(time.Millisecond))
-	var sb strings.Builder
-	for _, s := range strings.Split(sinks, ",") {
-		switch s {
-		case "parquet":
-			fmt.Fprintf(&sb, "  - parquet: { path: %q }\n", filepath.Join(dir, "out.parquet"))
-		case "csv":
-			fmt.Fprintf(&sb, "  - csv: { path: %q }\n", filepath.Join(dir, "out.csv"))
-		case "postgres":
-			fmt.Fprintf(&sb, "  - postgres: { dsn: %q, table: public.pbicopy_bench, mode: append }\n", pgDSN)
-		default:
-			return fmt.Errorf("unknown sink %q", s)
-		}
+	sinkYAML, err := sinkBlock(sinks, dir, pgDSN)
+	if err != nil {
+		return err
 	}
 	job := filepath.Join(dir, "bench.yaml")
-	text := fmt.Sprintf("name: bench\nsource: { file: %q }\n%ssinks:\n%s", resp, Mapping, sb.String())
+	text := fmt.Sprintf("name: bench\nsource: { file: %q }\n%ssinks:\n%s", resp, Mapping, sinkYAML)
 	if err := os.WriteFile(job, []byte(text), 0o644); err != nil {
 		return err
 	}
@@ -145,10 +148,8 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 	for range runs {
 		if strings.Contains(sinks, "postgres") {
 			// Both loads start from an empty table after a checkpoint.
-			c := exec.Command("psql", pgDSN, "-q", "-c", "drop table if exists public.pbicopy_bench", "-c", "checkpoint")
-			c.Stderr = os.Stderr
-			if err := c.Run(); err != nil {
-				return fmt.Errorf("psql: %w", err)
+			if err := dropBenchTable(pgDSN); err != nil {
+				return err
 			}
 		}
 		cmd := exec.Command(self)
@@ -208,7 +209,7 @@ func psqlCopy(self, dir, resp, pgDSN string, rows int, pbicopySecs float64) erro
 		return fmt.Errorf("psql \\copy: %w", err)
 	}
 	d := time.Since(t0).Seconds()
-	fmt.Printf("psql \\copy of the equivalent CSV: %.2fs = %.0f rows/s; pbicopy (JSON in, rows committed) / psql = %.2fx\n",
+	fmt.Printf("psql \\copy of the equivalent CSV: %.2fs = %.0f rows/s; pbicopy rows/s (rows committed) / psql rows/s = %.2fx\n",
 		d, float64(rows)/d, d/pbicopySecs)
 	return psql("drop table public.pbicopy_bench_psql").Run()
 }
@@ -224,6 +225,19 @@ func memLimitText() string {
 // limit: the synthetic responses it replays are far larger than any the
 // service sends, and a saved response is held to that limit like a live one.
 func child(jobPath string) int {
+	if path := os.Getenv("PBICOPY_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(pipeline.DefaultMemoryLimit)
 	}

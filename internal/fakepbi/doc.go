@@ -1,5 +1,5 @@
-// Package fakepbi is an in-process fake of the Power BI executeQueries REST
-// API and of the Entra ID (Azure AD) client-credentials token endpoint,
+// Package fakepbi is an in-process fake of the Power BI executeQueries and
+// executeDaxQueries REST APIs and of the Entra ID (Azure AD) client-credentials token endpoint,
 // served over TLS on 127.0.0.1. Tests, benchmarks and `pbicopy demo` use it.
 //
 // # What it serves
@@ -41,6 +41,24 @@
 // not hold exactly one query; 400 DatasetExecuteQueriesError for a DAX error;
 // else 200 with the result, streamed (unless CutBody cuts it or Stall makes
 // it go silent, before the headers or after some bytes).
+//
+// The executeDaxQueries (Apache Arrow) API is served beside it (arrow.go),
+// under the same checks, injected failures, rate limit, cuts and stalls:
+//
+//	POST /v1.0/myorg/groups/{workspaceId}/datasets/{datasetId}/executeDaxQueries
+//
+// Its body is {"query": ..., "resultsetRowcountLimit": n, "schemaOnly": b}.
+// The answer is application/vnd.apache.arrow.stream: one Arrow IPC stream
+// per EVALUATE of the query, written with arrow-go's writer (LZ4-frame
+// buffers, batches of Options.ArrowBatchRows rows), with the service's types
+// (Integer int64, Double float64, Currency decimal128(19,4), String
+// dictionary<int32, utf8> with a dictionary per batch, Boolean bool,
+// DateTime date64 of the wall clock); resultsetRowcountLimit caps the rows
+// of each stream and schemaOnly sends the schemas alone. A DAX error answers
+// 200 with an error rowset: schema metadata IsError=true, FaultCode and
+// FaultString, and one row of ErrorCode, ErrorMessage, ErrorDescription,
+// ErrorLine and ErrorColumn. Options.ExecMetrics appends a rowset marked
+// IsExecMetrics=true.
 //
 // The dataset refresh API is served too (refresh.go):
 //

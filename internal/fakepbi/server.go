@@ -98,6 +98,12 @@ type Options struct {
 	// PowerBINotAuthorizedException, TokenExpired and a 404
 	// PowerBIEntityNotFound).
 	HeaderOnlyErrors bool
+	// ArrowBatchRows is the most rows of one record batch of an
+	// executeDaxQueries answer (zero: DefaultArrowBatchRows).
+	ArrowBatchRows int
+	// ExecMetrics appends an execution-metrics rowset (schema metadata
+	// IsExecMetrics=true) to every executeDaxQueries answer.
+	ExecMetrics bool
 	// PlainHTTP serves http instead of https, for tests of what a client
 	// does with a clear-text endpoint. Entra ID cannot be used then
 	// (azidentity refuses an http authority).
@@ -115,6 +121,8 @@ type Label struct {
 
 // QueryRequest is an executeQueries request as the fake received it.
 type QueryRequest struct {
+	// API is the endpoint called: executeQueries or executeDaxQueries.
+	API string
 	// Query is the text of the first query of the body ("" if none).
 	Query string
 	// Queries is the number of queries in the body.
@@ -125,6 +133,13 @@ type QueryRequest struct {
 	ImpersonatedUserName string
 	// Authorization is the Authorization header ("" if absent).
 	Authorization string
+	// Accept is the Accept header ("" if absent).
+	Accept string
+	// executeDaxQueries only: resultsetRowcountLimit (0 if absent),
+	// schemaOnly and queryTimeout (seconds, 0 if absent) as sent.
+	RowLimit     int
+	SchemaOnly   bool
+	QueryTimeout int
 	// Host is the host the request was sent to: 127.0.0.1:PORT, or
 	// localhost:PORT after a Redirect.
 	Host string
@@ -207,6 +222,8 @@ func Start(opts Options) (*Server, error) {
 	mux.HandleFunc("/{tenant}/oauth2/v2.0/token", s.token)
 	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/executeQueries", s.executeQueries)
 	mux.HandleFunc("/v1.0/myorg/datasets/{ds}/executeQueries", s.executeQueries)
+	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/executeDaxQueries", s.executeDaxQueries)
+	mux.HandleFunc("/v1.0/myorg/datasets/{ds}/executeDaxQueries", s.executeDaxQueries)
 	mux.HandleFunc("GET /secrets/{name}", s.keyVaultSecret)
 	mux.HandleFunc("GET /secrets/{name}/{$}", s.keyVaultSecret)
 	mux.HandleFunc("GET /secrets/{name}/{version}", s.keyVaultSecret)
@@ -411,9 +428,11 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 	var req requestBody
 	decErr := json.Unmarshal(body, &req)
 	rec := QueryRequest{
+		API:                  "executeQueries",
 		Queries:              len(req.Queries),
 		ImpersonatedUserName: req.ImpersonatedUserName,
 		Authorization:        r.Header.Get("Authorization"),
+		Accept:               r.Header.Get("Accept"),
 		Host:                 r.Host,
 		Path:                 r.URL.Path,
 		RequestID:            rid,
@@ -425,74 +444,7 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 	if req.SerializerSettings != nil {
 		rec.IncludeNulls = req.SerializerSettings.IncludeNulls
 	}
-
-	s.mu.Lock()
-	s.queries = append(s.queries, rec)
-	inj, retryAfter, status, info, redirectBase := injectNone, s.throttleAfter, s.failStatus, s.failInfo, s.redirectBase
-	switch {
-	case s.redirects > 0:
-		s.redirects--
-		inj = injectRedirect
-	case s.throttles > 0:
-		s.throttles--
-		inj = injectThrottle
-	case s.fails > 0:
-		s.fails--
-		inj = injectFail
-	}
-	latency := s.opts.Latency
-	s.mu.Unlock()
-
-	if latency > 0 {
-		t := time.NewTimer(latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		s.writeError(w, http.StatusMethodNotAllowed, codeMessageBody("MethodNotAllowed", "The requested resource does not support http method '"+r.Method+"'."))
-		return
-	}
-
-	switch inj {
-	case injectRedirect:
-		base := redirectBase
-		if base == "" {
-			base = "https://" + otherLoopback(r.Host)
-		}
-		w.Header().Set("Location", strings.TrimRight(base, "/")+r.URL.RequestURI())
-		w.WriteHeader(http.StatusTemporaryRedirect)
-		return
-	case injectThrottle:
-		s.tooMany(w, retryAfter)
-		return
-	case injectFail:
-		if info != "" {
-			writeInfo(w, status, info)
-			return
-		}
-		s.writeError(w, status, statusErrorBody(status))
-		return
-	}
-
-	if s.refuseToken(w, r.Header.Get("Authorization")) {
-		return
-	}
-	ws := r.PathValue("ws")
-	if ws == "" {
-		// Service principals must use the /groups/ path.
-		s.writeError(w, http.StatusForbidden, codeMessageBody("Unauthorized", "API is not accessible for application"))
-		return
-	}
-	if wait, ok := s.admit(time.Now()); !ok {
-		s.tooMany(w, wait)
-		return
-	}
-	if s.refuseEntity(w, ws, r.PathValue("ds")) {
+	if !s.intake(w, r, rec) {
 		return
 	}
 	switch {
@@ -518,7 +470,91 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusBadRequest, daxErrorBody(qe.Error()))
 		return
 	}
+	includeNulls := rec.IncludeNulls != nil && *rec.IncludeNulls
+	s.answer(w, r, "application/json; charset=utf-8", func(dst io.Writer, flush func()) error {
+		return writeBody(dst, flush, rel, includeNulls, s.opts.BOM, s.opts.limits())
+	})
+}
 
+// intake records a query request and applies what comes before its body
+// is looked at, in the service's order: injected failures, latency, the
+// method, the token, the workspace path, the rate limit and the ids. It
+// reports whether the request may go on; when not, it has answered it.
+func (s *Server) intake(w http.ResponseWriter, r *http.Request, rec QueryRequest) bool {
+	s.mu.Lock()
+	s.queries = append(s.queries, rec)
+	inj, retryAfter, status, info, redirectBase := injectNone, s.throttleAfter, s.failStatus, s.failInfo, s.redirectBase
+	switch {
+	case s.redirects > 0:
+		s.redirects--
+		inj = injectRedirect
+	case s.throttles > 0:
+		s.throttles--
+		inj = injectThrottle
+	case s.fails > 0:
+		s.fails--
+		inj = injectFail
+	}
+	latency := s.opts.Latency
+	s.mu.Unlock()
+
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return false
+		}
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.writeError(w, http.StatusMethodNotAllowed, codeMessageBody("MethodNotAllowed", "The requested resource does not support http method '"+r.Method+"'."))
+		return false
+	}
+
+	switch inj {
+	case injectRedirect:
+		base := redirectBase
+		if base == "" {
+			base = "https://" + otherLoopback(r.Host)
+		}
+		w.Header().Set("Location", strings.TrimRight(base, "/")+r.URL.RequestURI())
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		return false
+	case injectThrottle:
+		s.tooMany(w, retryAfter)
+		return false
+	case injectFail:
+		if info != "" {
+			writeInfo(w, status, info)
+			return false
+		}
+		s.writeError(w, status, statusErrorBody(status))
+		return false
+	}
+
+	if s.refuseToken(w, r.Header.Get("Authorization")) {
+		return false
+	}
+	ws := r.PathValue("ws")
+	if ws == "" {
+		// Service principals must use the /groups/ path.
+		s.writeError(w, http.StatusForbidden, codeMessageBody("Unauthorized", "API is not accessible for application"))
+		return false
+	}
+	if wait, ok := s.admit(time.Now()); !ok {
+		s.tooMany(w, wait)
+		return false
+	}
+	return !s.refuseEntity(w, ws, r.PathValue("ds"))
+}
+
+// answer sends HTTP 200 with the body write produces, applying CutBody and
+// Stall. write gets the writer and a function that flushes what was
+// written to the client. A body that fails (or is cut) aborts the
+// connection, so that the client sees a failed response.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, contentType string, write func(dst io.Writer, flush func()) error) {
 	s.mu.Lock()
 	cut, cutAfter := s.cuts > 0, s.cutAfter
 	if cut {
@@ -540,7 +576,7 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 		silence()
 		panic(http.ErrAbortHandler)
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	flush := func() { _ = rc.Flush() }
@@ -552,8 +588,7 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 	case cut:
 		dst = &cutWriter{w: w, left: cutAfter, flush: flush}
 	}
-	includeNulls := rec.IncludeNulls != nil && *rec.IncludeNulls
-	err = writeBody(dst, flush, rel, includeNulls, s.opts.BOM, s.opts.limits())
+	err := write(dst, flush)
 	if err == nil && (cut || stall) {
 		// The body was shorter than the cut: it still must not end well.
 		if stall {
@@ -565,7 +600,7 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 		// A Table bug must be seen; a client gone or a cut is expected.
 		var ve valueError
 		if errors.As(err, &ve) {
-			s.logf("fakepbi: executeQueries %q: %v", rec.Query, err)
+			s.logf("fakepbi: %s: %v", r.URL.Path, err)
 		}
 		// Abort the connection: the client must see a failed response, not
 		// a short one that ends cleanly.

@@ -38,6 +38,7 @@ var (
 	_ checker = (*querySource)(nil)
 	_ checker = (*pagedSource)(nil)
 	_ checker = (*fileSource)(nil)
+	_ checker = (*daxSource)(nil)
 )
 
 func (s *fileSource) check(context.Context) []source.Check {
@@ -59,6 +60,58 @@ func (s *pagedSource) check(ctx context.Context) []source.Check {
 		dax = "EVALUATE " + dax
 	}
 	return s.conn.checkPowerBI(ctx, s.req, dax)
+}
+
+// check proves the token and the query with a schemaOnly request: the
+// result's columns must fit the mapping (or have a type of their own).
+func (s *daxSource) check(ctx context.Context) []source.Check {
+	checks, client := s.conn.checkAuth(ctx, s.req.Spec.PowerBI)
+	if client == nil || s.req.Query == "" {
+		return checks
+	}
+	pb := s.req.Spec.PowerBI
+	m := &arrowMapper{mem: memory.DefaultAllocator, cols: s.req.Columns, unmapped: s.req.Unmapped, out: discardReceiver{}}
+	qs, err := client.ExecuteDaxQuery(ctx, DaxQuery{
+		Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: s.req.Query, ImpersonatedUser: pb.ImpersonatedUser, SchemaOnly: true,
+	}, memory.DefaultAllocator, m)
+	ch := source.Check{Name: "query", OK: err == nil}
+	if err != nil {
+		ch.Message = err.Error()
+	} else {
+		ch.Message = fmt.Sprintf("%s answered with its schema (schemaOnly): %d column(s), each fits its column type%s", oneLine(s.req.Query), len(m.mapped), requestIDNote(qs.RequestID))
+	}
+	return append(checks, ch)
+}
+
+// discardReceiver takes a source's result and keeps nothing.
+type discardReceiver struct{}
+
+func (discardReceiver) Schema(*arrow.Schema, []string) error { return nil }
+func (discardReceiver) Batch(rec arrow.RecordBatch) error {
+	rec.Release()
+	return nil
+}
+
+// checkAuth checks that a token is issued for pb; it returns the client
+// when it is.
+func (c *Connector) checkAuth(ctx context.Context, pb *source.PowerBISpec) ([]source.Check, *Client) {
+	client, err := c.Client(ctx, pb)
+	if err == nil {
+		if err = client.Token(ctx); err != nil {
+			err = explainAuthError(err, pb.Auth)
+		}
+	}
+	who := "a token was issued"
+	if pb.Auth.ClientID != "" {
+		who += " to app " + pb.Auth.ClientID
+	}
+	if pb.Auth.Tenant != "" {
+		who += " in tenant " + pb.Auth.Tenant
+	}
+	if err != nil {
+		return []source.Check{{Name: "auth", Message: err.Error()}}, nil
+	}
+	return []source.Check{{Name: "auth", OK: true, Message: who}}, client
 }
 
 func (c *Connector) checkPowerBI(ctx context.Context, req source.Request, dax string) []source.Check {

@@ -283,63 +283,87 @@ func (p *Client) ExecuteQuery(ctx context.Context, q Query, recv rowReceiver) (Q
 	if err != nil {
 		return QueryStats{}, err
 	}
-	target := p.endpoint.JoinPath("v1.0", "myorg", "groups", url.PathEscape(q.Workspace), "datasets", url.PathEscape(q.Dataset), "executeQueries")
+	target := p.queryURL(q.Workspace, q.Dataset, "executeQueries")
 	st := &attemptStats{}
 	ctx = context.WithValue(context.WithValue(ctx, attemptKey{}, st), queryKey{}, true)
+	resp, err := p.send(ctx, "", target, body, "application/json")
+	if err != nil {
+		return p.stats(st, DecodeStats{}), err
+	}
+	p.log.Debug("executeQueries answered", "requestId", st.requestID, "attempts", st.attempts)
+	lim := limitsFor(p.maxBytes)
+	lim.refuseLabel, lim.onLabel = q.RefuseLabel, q.OnLabel
+	ds, err := decode(progressBody(ctx, resp.Body), recv, lim)
+	resp.Body.Close()
+	if err != nil {
+		var se *ServiceError
+		var le *LimitError
+		var stall *StallError
+		switch {
+		case ctx.Err() != nil:
+			// The caller gave up (a context deadline passes for a
+			// network timeout): not a body that broke off.
+		case errors.As(err, &le):
+			le.RequestID = st.requestID
+		case errors.As(err, &stall):
+			err = &StallError{Phase: stall.Phase, Timeout: stall.Timeout, Waited: stall.Waited, Rows: ds.Rows, RequestID: st.requestID}
+		case errors.As(err, &se):
+			err = fmt.Errorf("%w (RequestId %s)", err, st.requestID)
+		case isStreamCut(err):
+			err = &StreamError{Err: err, RequestID: st.requestID}
+		}
+	}
+	return p.stats(st, ds), err
+}
+
+// queryURL is the URL of a query API (executeQueries, executeDaxQueries) on
+// a dataset: in workspace ws, or in My workspace when ws is empty.
+func (p *Client) queryURL(ws, ds, api string) *url.URL {
+	if ws == "" {
+		return p.endpoint.JoinPath("v1.0", "myorg", "datasets", url.PathEscape(ds), api)
+	}
+	return p.endpoint.JoinPath("v1.0", "myorg", "groups", url.PathEscape(ws), "datasets", url.PathEscape(ds), api)
+}
+
+// send posts a query request to target and returns the HTTP 200 answer,
+// whose body the caller reads and closes. It follows redirects (to Power
+// BI hosts only) and renews a token the service took for expired, once;
+// throttling and transient server errors are retried by the pipeline. op
+// names the API in errors ("" for executeQueries). ctx carries the
+// attempt stats and marks a query (queryKey) for the rate limiter.
+func (p *Client) send(ctx context.Context, op string, target *url.URL, body []byte, accept string) (*http.Response, error) {
+	name := cmp.Or(op, "executeQueries")
 	renewed := false
 	redirects := 0
 	for {
-		resp, err := p.post(ctx, target.String(), body)
+		resp, err := p.post(ctx, target.String(), body, accept)
 		if err != nil {
-			return p.stats(st, DecodeStats{}), requestError("executeQueries", err)
+			return nil, requestError(name, err)
 		}
 		switch {
 		case resp.StatusCode == http.StatusOK:
-			p.log.Debug("executeQueries answered", "requestId", st.requestID, "attempts", st.attempts)
-			lim := limitsFor(p.maxBytes)
-			lim.refuseLabel, lim.onLabel = q.RefuseLabel, q.OnLabel
-			ds, err := decode(progressBody(ctx, resp.Body), recv, lim)
-			resp.Body.Close()
-			if err != nil {
-				var se *ServiceError
-				var le *LimitError
-				var stall *StallError
-				switch {
-				case ctx.Err() != nil:
-					// The caller gave up (a context deadline passes for a
-					// network timeout): not a body that broke off.
-				case errors.As(err, &le):
-					le.RequestID = st.requestID
-				case errors.As(err, &stall):
-					err = &StallError{Phase: stall.Phase, Timeout: stall.Timeout, Waited: stall.Waited, Rows: ds.Rows, RequestID: st.requestID}
-				case errors.As(err, &se):
-					err = fmt.Errorf("%w (RequestId %s)", err, st.requestID)
-				case isStreamCut(err):
-					err = &StreamError{Err: err, RequestID: st.requestID}
-				}
-			}
-			return p.stats(st, ds), err
+			return resp, nil
 		case resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect:
-			loc, rerr := p.redirectTarget(target, resp)
+			loc, rerr := p.redirectTarget(name, target, resp)
 			drain(resp)
 			if rerr != nil {
-				return p.stats(st, DecodeStats{}), rerr
+				return nil, rerr
 			}
 			if redirects++; redirects > maxRedirects {
-				return p.stats(st, DecodeStats{}), fmt.Errorf("executeQueries: more than %d redirects", maxRedirects)
+				return nil, fmt.Errorf("%s: more than %d redirects", name, maxRedirects)
 			}
-			p.log.Debug("executeQueries redirected", "location", loc.Redacted())
+			p.log.Debug(name+" redirected", "location", loc.Redacted())
 			target = loc
 			continue
 		}
-		apiErr := p.apiError(ctx, resp, "")
+		apiErr := p.apiError(ctx, resp, op)
 		if apiErr.tokenExpired() && !renewed {
 			renewed = true
 			p.log.Info("access token expired at the service; retrying once with a new token", "requestId", apiErr.RequestID)
 			p.renewToken()
 			continue
 		}
-		return p.stats(st, DecodeStats{}), apiErr
+		return nil, apiErr
 	}
 }
 
@@ -348,12 +372,12 @@ func (p *Client) stats(st *attemptStats, ds DecodeStats) QueryStats {
 		BackedOff: st.backedOff, BackoffWait: st.backoffWait}
 }
 
-func (p *Client) post(ctx context.Context, target string, body []byte) (*http.Response, error) {
+func (p *Client) post(ctx context.Context, target string, body []byte, accept string) (*http.Response, error) {
 	req, err := runtime.NewRequest(ctx, http.MethodPost, target)
 	if err != nil {
 		return nil, err
 	}
-	req.Raw().Header.Set("Accept", "application/json")
+	req.Raw().Header.Set("Accept", accept)
 	if err := req.SetBody(streamingNopCloser(bytes.NewReader(body)), "application/json"); err != nil {
 		return nil, err
 	}
@@ -372,16 +396,16 @@ func streamingNopCloser(r *bytes.Reader) io.ReadSeekCloser {
 // loopback) on the endpoint's host, a Power BI host, or loopback when the
 // endpoint is itself on loopback. The bearer token goes with the request, so
 // it must never follow a redirect anywhere else.
-func (p *Client) redirectTarget(from *url.URL, resp *http.Response) (*url.URL, error) {
+func (p *Client) redirectTarget(op string, from *url.URL, resp *http.Response) (*url.URL, error) {
 	loc, err := resp.Location()
 	if err != nil {
-		return nil, fmt.Errorf("executeQueries: redirect %d without a usable Location: %w", resp.StatusCode, err)
+		return nil, fmt.Errorf("%s: redirect %d without a usable Location: %w", op, resp.StatusCode, err)
 	}
 	if loc.Scheme != "https" && !(loc.Scheme == "http" && azure.IsLoopback(loc.Hostname()) && azure.IsLoopback(p.endpoint.Hostname())) {
-		return nil, fmt.Errorf("executeQueries: refusing a redirect to %s: not https", loc.Redacted())
+		return nil, fmt.Errorf("%s: refusing a redirect to %s: not https", op, loc.Redacted())
 	}
 	if !trustedRedirectHost(p.endpoint.Hostname(), loc.Hostname()) {
-		return nil, fmt.Errorf("executeQueries: refusing a redirect to %s: not a Power BI host", loc.Host)
+		return nil, fmt.Errorf("%s: refusing a redirect to %s: not a Power BI host", op, loc.Host)
 	}
 	return loc, nil
 }

@@ -119,6 +119,8 @@ func (c *Connector) Open(ctx context.Context, req source.Request) (source.Source
 			return nil, err
 		}
 		return &fileSource{path: path, req: req, resultBytes: c.ResultBytes}, nil
+	case spec.PowerBI != nil && spec.PowerBI.DaxQueries():
+		return &daxSource{conn: c, req: req}, nil
 	case spec.PowerBI != nil && spec.PowerBI.Paging != nil:
 		return c.pagedSource(req)
 	case spec.PowerBI != nil:

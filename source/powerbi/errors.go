@@ -149,6 +149,8 @@ func (e *APIError) Hint() string {
 		return "The workspace is not accessible to the app: check source.powerbi.workspace, and add the service principal (or a security group it is in) to the workspace with the Viewer role or higher"
 	case e.Op == "refresh":
 		return refreshHint(e)
+	case strings.Contains(strings.ToLower(e.Message), "xmla endpoint"):
+		return "executeDaxQueries needs the workspace on a capacity (Premium, Fabric or Embedded) and the tenant setting \"Allow XMLA endpoints and Analyze in Excel with on-premises semantic models\" on: ask a Power BI admin, or use api: executeQueries"
 	case e.Code == "DatasetExecuteQueriesError":
 		return "The DAX query failed: fix the query (test it in DAX Studio or Power BI Desktop)"
 	case e.hasCode("ServicePrincipalIsNotAllowedByTenantAdminSwitch"):

@@ -540,7 +540,7 @@ func (p *Client) call(ctx context.Context, method string, target *url.URL, body 
 		}
 		switch {
 		case resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect:
-			loc, rerr := p.redirectTarget(target, resp)
+			loc, rerr := p.redirectTarget(op, target, resp)
 			drain(resp)
 			if rerr != nil {
 				return nil, rerr

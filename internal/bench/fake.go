@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pbicopy/pbicopy/internal/fakepbi"
+)
+
+// overHTTPS runs the benchmark job against the fake Power BI over HTTPS, in
+// a child process, through api (executeQueries or executeDaxQueries): the
+// fake serves the rows of the benchmark table in one response with its
+// limits lifted (the JSON API's 100,000-row / 15 MB caps would otherwise
+// cut it), so that both APIs move the same rows with the same mapping into
+// the same sinks. The fake runs in this process; the figures are the
+// child's (wall from start to exit, peak RSS from rusage).
+func overHTTPS(rows int, api, sinks, dir, pgDSN string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	srv, err := fakepbi.Start(fakepbi.Options{Tables: []*fakepbi.Table{fakepbi.BenchTable(rows)}, MaxRows: -1, MaxValues: -1, MaxBytes: -1})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	cert := filepath.Join(dir, "fake-cert.pem")
+	if err := os.WriteFile(cert, srv.CertificatePEM(), 0o644); err != nil {
+		return err
+	}
+	sinkYAML, err := sinkBlock(sinks, dir, pgDSN)
+	if err != nil {
+		return err
+	}
+	o := srv.Options()
+	text := fmt.Sprintf(`name: bench-%s
+source:
+  powerbi:
+    api: %s
+    workspace: %s
+    dataset: %s
+    endpoint: %s
+    query: EVALUATE Sales
+    auth: { tenant: %q, clientId: %q, clientSecret: %q, authorityHost: %q }
+%ssinks:
+%s`, strings.ToLower(api), api, o.WorkspaceID, o.DatasetID, srv.URL(), o.TenantID, o.ClientID, o.ClientSecret, srv.AuthorityHost(), Mapping, sinkYAML)
+	job := filepath.Join(dir, "bench-"+api+".yaml")
+	if err := os.WriteFile(job, []byte(text), 0o644); err != nil {
+		return err
+	}
+	if strings.Contains(sinks, "postgres") {
+		if err := dropBenchTable(pgDSN); err != nil {
+			return err
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), childEnv+"="+job, "SSL_CERT_FILE="+cert)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	secs := time.Since(t0).Seconds()
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	fmt.Printf("%s over HTTPS -> %s: %d rows in %.2fs = %.0f rows/s; child CPU %.2fs = %.0f rows per CPU-second; child peak RSS %.1f MB (GOMEMLIMIT %s)\n",
+		api, sinks, rows, secs, float64(rows)/secs, cpu, float64(rows)/cpu, float64(ru.Maxrss*1024)/1e6, memLimitText())
+	if strings.Contains(sinks, "postgres") {
+		resp, err := Response(dir, rows)
+		if err != nil {
+			return err
+		}
+		return psqlCopy(self, dir, resp, pgDSN, rows, secs)
+	}
+	return nil
+}
+
+// sinkBlock is the sinks: list of a benchmark job.
+func sinkBlock(sinks, dir, pgDSN string) (string, error) {
+	var sb strings.Builder
+	for _, s := range strings.Split(sinks, ",") {
+		switch s {
+		case "parquet":
+			fmt.Fprintf(&sb, "  - parquet: { path: %q }\n", filepath.Join(dir, "out.parquet"))
+		case "csv":
+			fmt.Fprintf(&sb, "  - csv: { path: %q }\n", filepath.Join(dir, "out.csv"))
+		case "postgres":
+			fmt.Fprintf(&sb, "  - postgres: { dsn: %q, table: public.pbicopy_bench, mode: append }\n", pgDSN)
+		default:
+			return "", fmt.Errorf("unknown sink %q", s)
+		}
+	}
+	return sb.String(), nil
+}
+
+// dropBenchTable starts a PostgreSQL load from an empty table after a
+// checkpoint.
+func dropBenchTable(pgDSN string) error {
+	c := exec.Command("psql", pgDSN, "-q", "-c", "drop table if exists public.pbicopy_bench", "-c", "checkpoint")
+	c.Stderr = os.Stderr
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("psql: %w", err)
+	}
+	return nil
+}
