@@ -178,7 +178,12 @@ func TestRunMetricsGroupingPerShard(t *testing.T) {
 params:
   day: { type: date }
 partition: { param: day, step: 1d }
-`+sourceBlock("EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }})", nil)+`sinks:
+`+sourceBlock("EVALUATE FILTER(Sales, Sales[OrderDate] = {{ dax .day }})", nil)+`mapping:
+  columns:
+    - { from: "Sales[OrderID]", to: order_id, type: int64 }
+    - { from: "Sales[Amount]", to: amount, type: "decimal(19,4)" }
+  unmapped: ignore
+sinks:
   - csv: { path: "`+filepath.Join(dir, "out")+`/day={{ .day }}.csv" }
 `)
 	gw := newFakeGateway(t, 0)

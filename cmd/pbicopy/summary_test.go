@@ -20,7 +20,12 @@ func dailyJob(t *testing.T, dir, name, table string) string {
 params:
   day: { type: date }
 partition: { param: day, step: 1d }
-`+sourceBlock("EVALUATE FILTER("+table+", "+table+"[OrderDate] = {{ dax .day }})", nil)+`sinks:
+`+sourceBlock("EVALUATE FILTER("+table+", "+table+"[OrderDate] = {{ dax .day }})", nil)+`mapping:
+  columns:
+    - { from: "`+table+`[OrderID]", to: order_id, type: int64 }
+    - { from: "`+table+`[Amount]", to: amount, type: "decimal(19,4)" }
+  unmapped: ignore
+sinks:
   - csv: { path: "`+filepath.Join(dir, "out", name)+`/day={{ .day }}.csv" }
 `)
 }
