@@ -206,6 +206,11 @@ func (f *localFile) Finish(ctx context.Context) error {
 // the rename, which is reported although the new file is in place (its
 // durability across a crash is then not guaranteed).
 func (f *localFile) Commit(ctx context.Context, rows int64) (File, error) {
+	if f.err != nil {
+		// A failed Write or Finish is sticky: nothing is published.
+		_ = f.discard()
+		return File{}, f.err
+	}
 	if f.done {
 		return File{}, fmt.Errorf("commit %s: destination already committed or aborted", f.target)
 	}

@@ -249,14 +249,14 @@ func (s *splitSink) openPart(ctx context.Context) error {
 // Write passes rec to the current part, slicing it at the row limit and
 // starting a new part when a limit is reached. It does not keep rec.
 func (s *splitSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
-	if s.finished {
-		return errors.New("write: sink already committed or aborted")
-	}
 	if s.err != nil {
 		return s.err
 	}
+	if s.finished {
+		return errors.New("write: sink already committed or aborted")
+	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return s.fail(err)
 	}
 	n := rec.NumRows()
 	if n == 0 {
@@ -318,6 +318,8 @@ func (s *splitSink) cut(ctx context.Context) error {
 	return nil
 }
 
+// fail records the first failure of Write, which every later Write and
+// Commit return.
 func (s *splitSink) fail(err error) error {
 	if err != nil && s.err == nil {
 		s.err = err
@@ -327,11 +329,11 @@ func (s *splitSink) fail(err error) error {
 
 // Commit publishes the parts and then the manifest.
 func (s *splitSink) Commit(ctx context.Context) (Result, error) {
-	if s.finished {
-		return Result{}, errors.New("commit: sink already committed or aborted")
-	}
 	if s.err != nil {
 		return Result{}, errors.Join(s.err, s.Abort(ctx))
+	}
+	if s.finished {
+		return Result{}, errors.New("commit: sink already committed or aborted")
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, errors.Join(err, s.Abort(ctx))
