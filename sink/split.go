@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
@@ -110,7 +109,9 @@ func partName(pattern string, n int, gen int64) string {
 }
 
 // Manifest lists the parts of a split output. It is written last, so a
-// reader can trust the folder once it exists.
+// reader can trust the folder once it exists. It holds no time and no
+// random value: the same rows give the same manifest, byte for byte, in
+// the same generation (the file's or blob's modification time says when).
 type Manifest struct {
 	Version int    `json:"version"`
 	Job     string `json:"job,omitempty"`
@@ -119,7 +120,6 @@ type Manifest struct {
 	// parts under names of the next generation, so that it never replaces
 	// a part the manifest it replaces lists.
 	Generation int64          `json:"generation,omitempty"`
-	Created    time.Time      `json:"created"`
 	Rows       int64          `json:"rows"`
 	Bytes      int64          `json:"bytes"`
 	Parts      []ManifestPart `json:"parts"`
@@ -150,8 +150,6 @@ type SplitConfig struct {
 	// Output holds the limits (MaxRows, MaxBytes: at least one set) and the
 	// overwrite policy of every part and of the manifest.
 	Output OutputOptions
-	// Now returns the manifest's creation time; nil means time.Now.
-	Now func() time.Time
 }
 
 // splitSink writes one output as numbered parts plus a manifest.
@@ -427,7 +425,7 @@ func (s *splitSink) Commit(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, s.rollback(ctx, 0, err)
 	}
-	m := Manifest{Version: ManifestVersion, Job: s.cfg.Job, Format: s.cfg.Format, Generation: s.gen, Created: s.now().UTC()}
+	m := Manifest{Version: ManifestVersion, Job: s.cfg.Job, Format: s.cfg.Format, Generation: s.gen}
 	res := Result{Kind: s.cfg.Format, Location: s.cfg.Folder.Location(ManifestName)}
 	for i, p := range s.parts {
 		f, err := p.dst.Commit(ctx, p.held.rows)
@@ -542,13 +540,6 @@ func (s *splitSink) removeGeneration(ctx context.Context, gen int64) []string {
 // it: local folders and blob folders.
 type statFolder interface {
 	Exists(ctx context.Context, name string) (bool, error)
-}
-
-func (s *splitSink) now() time.Time {
-	if s.cfg.Now != nil {
-		return s.cfg.Now()
-	}
-	return time.Now()
 }
 
 // Abort discards the current part and every part not yet published.
