@@ -117,6 +117,10 @@ func openLocal(path string, exclusive bool) (Destination, error) {
 	sweepTemps(filepath.Clean(dir))
 	tmp, err := createTemp(dir, name)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary name is an implementation detail
+		}
 		return nil, fmt.Errorf("open local file %s: %w", abs, err)
 	}
 	return &localFile{
