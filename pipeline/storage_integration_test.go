@@ -190,7 +190,7 @@ func TestBlobRunSplitIntegration(t *testing.T) {
 		var got [][]any
 		for i, p := range m.Parts {
 			name := "sales/date=2024-03-01/" + p.Path
-			if p.Path != fmt.Sprintf("part-%05d.parquet", i) {
+			if p.Path != fmt.Sprintf("part-%05d-g%d.parquet", i, m.Generation) {
 				t.Errorf("part %d is %s", i, p.Path)
 			}
 			pi, ok := sinktest.ReadBlob(t, f.cc, name)

@@ -25,6 +25,20 @@ func TestBlobAccountEndpoint(t *testing.T) {
 	if _, err := (BlobAccount{ServiceURL: "ftp://x?sig=secretsig"}).Endpoint(); err == nil || strings.Contains(err.Error(), "secretsig") {
 		t.Errorf("ftp endpoint: %v", err)
 	}
+	for i, acct := range []BlobAccount{
+		{ServiceURL: "http://acct.blob.core.windows.net/"},
+		{ConnectionString: "BlobEndpoint=http://10.0.0.5/acct;SharedAccessSignature=sv=1&sig=secretsig"},
+		{ConnectionString: "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=a2V5"},
+	} {
+		if _, err := acct.Endpoint(); err == nil || !strings.Contains(err.Error(), "uses http") || strings.Contains(err.Error(), "secretsig") {
+			t.Errorf("http account %d: %v, want a refusal of http", i, err)
+		}
+	}
+	for _, u := range []string{"http://localhost:10000/devstoreaccount1", "http://[::1]:10000/devstoreaccount1", "http://127.0.0.1:10000/x"} {
+		if _, err := (BlobAccount{ServiceURL: u}).Endpoint(); err != nil {
+			t.Errorf("%s on loopback: %v", u, err)
+		}
+	}
 	if m := (BlobAccount{SASToken: "x"}).Method(); m != "SAS token" {
 		t.Errorf("method %q", m)
 	}

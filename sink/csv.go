@@ -124,6 +124,9 @@ func NewCSV(dst Destination, schema *arrow.Schema, opts CSVOptions) (Sink, error
 // Write encodes rec row by row. It does not keep rec.
 func (s *csvSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if err := checkWrite(ctx, s.finished, s.err, rec, s.schema); err != nil {
+		if s.err == nil {
+			s.err = err // sticky, like every failure of Write
+		}
 		return err
 	}
 	s.bind(rec)
@@ -214,11 +217,11 @@ func (s *csvSink) unbind() {
 
 // Commit writes the remaining text and commits dst.
 func (s *csvSink) Commit(ctx context.Context) (Result, error) {
-	if s.finished {
-		return Result{}, errors.New("commit: sink already committed or aborted")
-	}
 	if err := s.err; err != nil {
 		return Result{}, errors.Join(err, s.Abort(ctx))
+	}
+	if s.finished {
+		return Result{}, errors.New("commit: sink already committed or aborted")
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, errors.Join(err, s.Abort(ctx))

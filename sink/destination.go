@@ -77,8 +77,10 @@ var _ Finisher = (*localFile)(nil)
 // directory; File.Location is the absolute path.
 //
 // It creates the parent directories (mode 0777 minus umask) and a temporary
-// file named .<name>.tmp-<random> in the target's directory, so that Commit
-// can rename it over the target on the same file system. The published file
+// file named .<name>.tmp-<pid>-<host>-<random> in the target's directory, so
+// that Commit can rename it over the target on the same file system. The
+// first open in a directory removes there the temporary files of killed
+// runs (see sweepTemps). The published file
 // has mode 0644 minus the umask, whatever the mode of the file it replaces.
 // Commit flushes, fsyncs the file, renames it over the target and fsyncs
 // the directory. The SHA-256 and byte count of File are computed while
@@ -112,8 +114,13 @@ func openLocal(path string, exclusive bool) (Destination, error) {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return nil, fmt.Errorf("open local file %s: %w", abs, err)
 	}
+	sweepTemps(filepath.Clean(dir))
 	tmp, err := createTemp(dir, name)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary name is an implementation detail
+		}
 		return nil, fmt.Errorf("open local file %s: %w", abs, err)
 	}
 	return &localFile{
@@ -137,11 +144,7 @@ var ErrExists = errors.New("it already exists and overwrite is false: remove it,
 // minus umask without reading the umask, which can only be done by changing
 // it process-wide (racing with other goroutines creating files).
 func createTemp(dir, name string) (*os.File, error) {
-	// Keep the temporary name within the 255-byte limit of most file systems.
-	if len(name) > 200 {
-		name = name[:200]
-	}
-	prefix := filepath.Join(dir, "."+name+".tmp-")
+	prefix := tempPrefix(dir, name)
 	for range 10000 {
 		tmpName := prefix + strconv.FormatUint(rand.Uint64(), 36)
 		f, err := os.OpenFile(tmpName, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
@@ -206,6 +209,11 @@ func (f *localFile) Finish(ctx context.Context) error {
 // the rename, which is reported although the new file is in place (its
 // durability across a crash is then not guaranteed).
 func (f *localFile) Commit(ctx context.Context, rows int64) (File, error) {
+	if f.err != nil {
+		// A failed Write or Finish is sticky: nothing is published.
+		_ = f.discard()
+		return File{}, f.err
+	}
 	if f.done {
 		return File{}, fmt.Errorf("commit %s: destination already committed or aborted", f.target)
 	}

@@ -141,6 +141,45 @@ func TestLocalFailedRename(t *testing.T) {
 	}
 }
 
+// TestLocalFailedWriteIsSticky fails a write of the temporary file (its
+// descriptor closed underneath): every later Write and Commit return that
+// failure, the previous file stays and no temporary file is left.
+func TestLocalFailedWriteIsSticky(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.txt")
+	if err := os.WriteFile(path, []byte("before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := OpenLocal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.(*localFile).tmp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, first := dst.Write(make([]byte, 2*localBufferSize))
+	if first == nil {
+		t.Fatal("a write to a closed file succeeded")
+	}
+	if _, err := dst.Write([]byte("more")); !errors.Is(err, first) {
+		t.Errorf("Write after a failed one: %v, want %v", err, first)
+	}
+	for i := range 2 {
+		if _, err := dst.Commit(context.Background(), 1); !errors.Is(err, first) {
+			t.Errorf("Commit %d after a failed Write: %v, want %v", i+1, err, first)
+		}
+	}
+	if err := dst.Abort(context.Background()); err != nil {
+		t.Errorf("Abort: %v", err)
+	}
+	if data, err := os.ReadFile(path); err != nil || string(data) != "before" {
+		t.Errorf("target holds %q (%v), want the previous content", data, err)
+	}
+	if names := tempFiles(t, dir, "out.txt"); len(names) > 0 {
+		t.Errorf("files left: %q", names)
+	}
+}
+
 func TestLocalCanceledCommit(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out.txt")

@@ -198,24 +198,27 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 // writable checks that a batch can be written now.
 func (s *parquetSink) writable(ctx context.Context, rec arrow.RecordBatch) error {
 	if err := checkWrite(ctx, s.finished, s.err, rec, s.schema); err != nil {
-		return err
+		return s.fail(err)
 	}
 	return nil
 }
 
-// fail records err so that Commit refuses to publish.
+// fail records the first failure, which every later Write and Commit
+// return, so that nothing is published after a failed Write.
 func (s *parquetSink) fail(err error) error {
-	s.err = err
-	return err
+	if s.err == nil {
+		s.err = err
+	}
+	return s.err
 }
 
 // Commit writes the last row group and the footer, then commits dst.
 func (s *parquetSink) Commit(ctx context.Context) (Result, error) {
-	if s.finished {
-		return Result{}, errors.New("commit: sink already committed or aborted")
-	}
 	if err := s.err; err != nil {
 		return Result{}, errors.Join(err, s.Abort(ctx))
+	}
+	if s.finished {
+		return Result{}, errors.New("commit: sink already committed or aborted")
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, errors.Join(err, s.Abort(ctx))
@@ -328,14 +331,15 @@ func checkSchema(sc *arrow.Schema) error {
 	return nil
 }
 
-// checkWrite is the common check of a file sink's Write: not finished, no
-// earlier failure, ctx alive, and the batch of the sink's schema.
+// checkWrite is the common check of a file sink's Write: no earlier
+// failure (which it returns again), not finished, ctx alive, and the batch
+// of the sink's schema.
 func checkWrite(ctx context.Context, finished bool, failed error, rec arrow.RecordBatch, schema *arrow.Schema) error {
-	if finished {
-		return errors.New("write: sink already committed or aborted")
-	}
 	if failed != nil {
 		return failed
+	}
+	if finished {
+		return errors.New("write: sink already committed or aborted")
 	}
 	if err := ctx.Err(); err != nil {
 		return err

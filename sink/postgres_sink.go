@@ -133,6 +133,7 @@ type pgSink struct {
 	copyErr    error // set before copyDone closes
 
 	written  int64 // rows accepted by Write
+	err      error // first failure of Write: sticky
 	finished bool  // Commit or Abort has run
 }
 
@@ -287,8 +288,21 @@ func (s *pgSink) startCopy(ctx context.Context, target pgx.Identifier) {
 
 // Write queues rec for the COPY. It returns the COPY's error if the COPY has
 // already failed, and refuses a string holding a NUL character unless the
-// sink strips them. Write retains rec until the COPY has consumed it.
+// sink strips them. Write retains rec until the COPY has consumed it. A
+// failed Write is sticky: every later Write and Commit returns its error,
+// and Commit rolls back.
 func (s *pgSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	if s.err != nil {
+		return s.err
+	}
+	if err := s.write(ctx, rec); err != nil {
+		s.err = err
+		return err
+	}
+	return nil
+}
+
+func (s *pgSink) write(ctx context.Context, rec arrow.RecordBatch) error {
 	if s.finished || s.closed {
 		return fmt.Errorf("write to %s: the sink is already committed or aborted", s.name)
 	}
@@ -352,6 +366,9 @@ func pgFindNul(a *array.String) (int, bool) {
 // Commit ends the COPY, finishes the mode's work (merge, partition delete),
 // runs postSQL and commits. On failure the transaction is rolled back.
 func (s *pgSink) Commit(ctx context.Context) (Result, error) {
+	if s.err != nil {
+		return Result{}, errors.Join(s.err, s.Abort(ctx))
+	}
 	if s.finished {
 		return Result{}, fmt.Errorf("commit %s: the sink is already committed or aborted", s.name)
 	}

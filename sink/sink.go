@@ -16,7 +16,9 @@ import (
 //
 // Write is called from one goroutine at a time, with batches whose schema is
 // the one given when the sink was opened. The caller owns rec and releases it
-// after Write returns; a sink that needs rec longer must Retain it.
+// after Write returns; a sink that needs rec longer must Retain it. A failed
+// Write is sticky: every later Write and Commit returns that error (Commit
+// after aborting), so nothing written around a failure can be published.
 //
 // Commit publishes everything written, atomically: after it returns nil the
 // output is visible in full; after it returns an error nothing new is visible.

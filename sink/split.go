@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
@@ -63,6 +63,15 @@ func (l localFolder) ReadFile(_ context.Context, name string) ([]byte, error) {
 	return os.ReadFile(l.Location(name))
 }
 
+// Exists reports whether the named file exists.
+func (l localFolder) Exists(_ context.Context, name string) (bool, error) {
+	_, err := os.Lstat(l.Location(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (l localFolder) Remove(_ context.Context, name string) error {
 	if err := os.Remove(l.Location(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -82,22 +91,38 @@ const ManifestName = "_manifest.json"
 const ManifestVersion = 1
 
 // PartName returns the name of part n (counting from 0) of a split output
-// whose names follow pattern: the number is zero-padded to five digits
-// (00000, 00001, ...), and longer past 99999.
+// whose names follow pattern, without a generation: the number is
+// zero-padded to five digits (00000, 00001, ...), and longer past 99999.
 func PartName(pattern string, n int) string {
-	return strings.ReplaceAll(pattern, PartMarker, fmt.Sprintf("%05d", n))
+	return partName(pattern, n, 0)
+}
+
+// partName is the name of part n of generation gen: PartMarker becomes
+// 00000-g<gen> (the number alone for generation 0, the names written
+// before generations).
+func partName(pattern string, n int, gen int64) string {
+	num := fmt.Sprintf("%05d", n)
+	if gen > 0 {
+		num += "-g" + strconv.FormatInt(gen, 10)
+	}
+	return strings.ReplaceAll(pattern, PartMarker, num)
 }
 
 // Manifest lists the parts of a split output. It is written last, so a
-// reader can trust the folder once it exists.
+// reader can trust the folder once it exists. It holds no time and no
+// random value: the same rows give the same manifest, byte for byte, in
+// the same generation (the file's or blob's modification time says when).
 type Manifest struct {
-	Version int            `json:"version"`
-	Job     string         `json:"job,omitempty"`
-	Format  string         `json:"format"` // parquet or csv
-	Created time.Time      `json:"created"`
-	Rows    int64          `json:"rows"`
-	Bytes   int64          `json:"bytes"`
-	Parts   []ManifestPart `json:"parts"`
+	Version int    `json:"version"`
+	Job     string `json:"job,omitempty"`
+	Format  string `json:"format"` // parquet or csv
+	// Generation counts the commits of the output: every commit writes its
+	// parts under names of the next generation, so that it never replaces
+	// a part the manifest it replaces lists.
+	Generation int64          `json:"generation,omitempty"`
+	Rows       int64          `json:"rows"`
+	Bytes      int64          `json:"bytes"`
+	Parts      []ManifestPart `json:"parts"`
 	// Metadata is what the job recorded with the data (the sensitivity
 	// label of the data: sensitivity_label_id, sensitivity_label_name).
 	Metadata map[string]string `json:"metadata,omitempty"`
@@ -130,14 +155,14 @@ type SplitConfig struct {
 	// Output holds the limits (MaxRows, MaxBytes: at least one set) and the
 	// overwrite policy of every part and of the manifest.
 	Output OutputOptions
-	// Now returns the manifest's creation time; nil means time.Now.
-	Now func() time.Time
 }
 
 // splitSink writes one output as numbered parts plus a manifest.
 type splitSink struct {
 	cfg      SplitConfig
 	match    *regexp.Regexp // names cfg.Pattern makes
+	gen      int64          // generation of the parts written
+	stale    []int64        // generations skipped: parts a failed commit left
 	parts    []*splitPart   // finished parts, then the current one
 	cur      Sink           // encoder of the current part; nil after a cut
 	curRows  int64
@@ -168,17 +193,23 @@ var _ Sink = (*splitSink)(nil)
 // Commit, so a failure of the source, however late, leaves the previous
 // output untouched, as it does for a single file.
 //
-// Commit publishes in this order: it removes the previous manifest (so
-// that readers stop trusting the folder), publishes every part, each one
-// atomically, writes the new manifest (ManifestName, in the folder, listing
-// the parts in order with their rows, bytes and SHA-256), and last removes
-// the parts the previous manifest listed that this run did not rewrite
-// (only names cfg.Pattern makes are ever removed; failures are reported in
-// Result.Warnings). If Commit fails midway, some parts may be published
-// but no manifest is: the folder must not be trusted until a run succeeds.
+// Commit is all or nothing for readers that follow the manifest. Every
+// commit writes its parts under new names, those of the next generation
+// (part-00000-g7.parquet after a manifest of generation 6), so it never
+// replaces a file the current manifest lists. It publishes in this order:
+// every part (each one atomically, created only if absent), then the new
+// manifest (ManifestName, in the folder, listing the parts in order with
+// their rows, bytes and SHA-256; one atomic replace), and last it removes
+// the parts the previous manifest listed (only names cfg.Pattern makes are
+// ever removed; failures are reported in Result.Warnings). If Commit fails
+// before the manifest is replaced, it removes the parts it published, and
+// the previous manifest and its parts stay as they were: readers go on
+// reading the previous output. A part of the next generation found
+// published when the sink opens was left by a commit that never finished
+// (a killed process): that generation is skipped, and its parts are removed
+// once the new manifest is published.
 // With cfg.Output.Overwrite false, NewSplit fails if a manifest exists,
-// and every part and the manifest are created only if absent. Abort
-// publishes nothing.
+// and so does Commit if one appeared meanwhile. Abort publishes nothing.
 //
 // NewSplit opens the first part at once, so that a refused credential or
 // an existing file is reported before any row is read.
@@ -190,19 +221,53 @@ func NewSplit(ctx context.Context, cfg SplitConfig) (Sink, error) {
 		return nil, errors.New("split output: neither a row nor a byte limit is set")
 	}
 	s := &splitSink{cfg: cfg, match: partRE(cfg.Pattern)}
-	if !cfg.Output.Overwrite {
-		_, err := cfg.Folder.ReadFile(ctx, ManifestName)
-		switch {
-		case err == nil:
-			return nil, fmt.Errorf("split output %s: %w", cfg.Folder.Location(ManifestName), ErrExists)
-		case !errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("split output: read the previous manifest: %w", err)
-		}
-	}
-	if err := s.openPart(ctx); err != nil {
+	prev, _, err := s.previous(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	if prev != nil {
+		s.gen = prev.Generation
+	}
+	s.gen++
+	// A published part 0 of the next generation is what a commit that
+	// never finished left: skip that generation (parts are published in
+	// order and removed in reverse, so part 0 is there if any is).
+	for {
+		err := s.openPart(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, ErrExists) || len(s.stale) >= maxStaleGenerations {
+			return nil, err
+		}
+		s.stale = append(s.stale, s.gen)
+		s.gen++
+	}
+}
+
+// maxStaleGenerations bounds the generations a split output skips when it
+// opens: each one is the leftover of a commit that did not finish, which
+// the next successful commit removes.
+const maxStaleGenerations = 100
+
+// previous reads the manifest in the folder: nil if there is none or, with
+// a warning, if it is not valid JSON. With overwrite false an existing
+// manifest is an error wrapping ErrExists.
+func (s *splitSink) previous(ctx context.Context) (*Manifest, []string, error) {
+	data, err := s.cfg.Folder.ReadFile(ctx, ManifestName)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("split output: read the previous manifest: %w", err)
+	case !s.cfg.Output.Overwrite:
+		return nil, nil, fmt.Errorf("split output %s: %w", s.cfg.Folder.Location(ManifestName), ErrExists)
+	}
+	prev := &Manifest{}
+	if err := json.Unmarshal(data, prev); err != nil {
+		return nil, []string{fmt.Sprintf("the previous manifest %s is not valid JSON (%v): the parts it listed were left in place", s.cfg.Folder.Location(ManifestName), err)}, nil
+	}
+	return prev, nil, nil
 }
 
 // partRE matches the names pattern makes, with the part number captured
@@ -215,28 +280,40 @@ func partRE(pattern string) *regexp.Regexp {
 	expr := pieces[0]
 	for i, p := range pieces[1:] {
 		if i == 0 {
-			expr += `(\d{5,})` + p
+			expr += `(\d{5,})(?:-g(\d+))?` + p
 		} else {
-			expr += `\d{5,}` + p
+			expr += `\d{5,}(?:-g\d+)?` + p
 		}
 	}
 	return regexp.MustCompile("^" + expr + "$")
 }
 
-// madeByPattern reports whether name is a part name of the pattern.
+// madeByPattern reports whether name is a part name of the pattern, of any
+// generation.
 func (s *splitSink) madeByPattern(name string) bool {
 	m := s.match.FindStringSubmatch(name)
 	if m == nil {
 		return false
 	}
 	n, err := strconv.Atoi(m[1])
-	return err == nil && PartName(s.cfg.Pattern, n) == name
+	if err != nil {
+		return false
+	}
+	var gen int64
+	if m[2] != "" {
+		if gen, err = strconv.ParseInt(m[2], 10, 64); err != nil || gen == 0 {
+			return false
+		}
+	}
+	return partName(s.cfg.Pattern, n, gen) == name
 }
 
-// openPart opens the next part and its encoder.
+// openPart opens the next part and its encoder. Parts are new names, so
+// they are always created only if absent: a part found there was left by
+// a commit that did not finish, or is being published by another run.
 func (s *splitSink) openPart(ctx context.Context) error {
-	name := PartName(s.cfg.Pattern, len(s.parts))
-	dst, err := s.cfg.Folder.Open(ctx, name, s.cfg.Output.Overwrite)
+	name := partName(s.cfg.Pattern, len(s.parts), s.gen)
+	dst, err := s.cfg.Folder.Open(ctx, name, false)
 	if err != nil {
 		return err
 	}
@@ -254,14 +331,14 @@ func (s *splitSink) openPart(ctx context.Context) error {
 // Write passes rec to the current part, slicing it at the row limit and
 // starting a new part when a limit is reached. It does not keep rec.
 func (s *splitSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
-	if s.finished {
-		return errors.New("write: sink already committed or aborted")
-	}
 	if s.err != nil {
 		return s.err
 	}
+	if s.finished {
+		return errors.New("write: sink already committed or aborted")
+	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return s.fail(err)
 	}
 	n := rec.NumRows()
 	if n == 0 {
@@ -323,6 +400,8 @@ func (s *splitSink) cut(ctx context.Context) error {
 	return nil
 }
 
+// fail records the first failure of Write, which every later Write and
+// Commit return.
 func (s *splitSink) fail(err error) error {
 	if err != nil && s.err == nil {
 		s.err = err
@@ -332,11 +411,11 @@ func (s *splitSink) fail(err error) error {
 
 // Commit publishes the parts and then the manifest.
 func (s *splitSink) Commit(ctx context.Context) (Result, error) {
-	if s.finished {
-		return Result{}, errors.New("commit: sink already committed or aborted")
-	}
 	if s.err != nil {
 		return Result{}, errors.Join(s.err, s.Abort(ctx))
+	}
+	if s.finished {
+		return Result{}, errors.New("commit: sink already committed or aborted")
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, errors.Join(err, s.Abort(ctx))
@@ -346,25 +425,12 @@ func (s *splitSink) Commit(ctx context.Context) (Result, error) {
 			return Result{}, errors.Join(err, s.Abort(ctx))
 		}
 	}
-	var prev *Manifest
-	var warnings []string
-	if s.cfg.Output.Overwrite {
-		data, err := s.cfg.Folder.ReadFile(ctx, ManifestName)
-		switch {
-		case err == nil:
-			prev = &Manifest{}
-			if jerr := json.Unmarshal(data, prev); jerr != nil {
-				prev = nil
-				warnings = append(warnings, fmt.Sprintf("the previous manifest %s is not valid JSON (%v): the parts it listed that this run did not rewrite were left in place", s.cfg.Folder.Location(ManifestName), jerr))
-			}
-			if err := s.cfg.Folder.Remove(ctx, ManifestName); err != nil {
-				return Result{}, errors.Join(fmt.Errorf("remove the previous manifest: %w", err), s.Abort(ctx))
-			}
-		case !errors.Is(err, fs.ErrNotExist):
-			return Result{}, errors.Join(fmt.Errorf("read the previous manifest: %w", err), s.Abort(ctx))
-		}
+	s.finished = true
+	prev, warnings, err := s.previous(ctx)
+	if err != nil {
+		return Result{}, s.rollback(ctx, 0, err)
 	}
-	m := Manifest{Version: ManifestVersion, Job: s.cfg.Job, Format: s.cfg.Format, Created: s.now().UTC()}
+	m := Manifest{Version: ManifestVersion, Job: s.cfg.Job, Format: s.cfg.Format, Generation: s.gen}
 	if s.cfg.Metadata != nil {
 		m.Metadata = s.cfg.Metadata()
 	}
@@ -372,29 +438,20 @@ func (s *splitSink) Commit(ctx context.Context) (Result, error) {
 	for i, p := range s.parts {
 		f, err := p.dst.Commit(ctx, p.held.rows)
 		if err != nil {
-			return Result{}, errors.Join(fmt.Errorf("publish part %d of %d (no manifest was written): %w", i+1, len(s.parts), err), s.Abort(ctx))
+			return Result{}, s.rollback(ctx, i, fmt.Errorf("publish part %d of %d: %w", i+1, len(s.parts), err))
 		}
 		m.Parts = append(m.Parts, ManifestPart{Path: p.name, Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256})
 		m.Rows += f.Rows
 		m.Bytes += f.Bytes
 		res.Files = append(res.Files, f)
 	}
-	s.finished = true
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return Result{}, err
+		return Result{}, s.rollback(ctx, len(s.parts), err)
 	}
 	data = append(data, '\n')
-	mdst, err := s.cfg.Folder.Open(ctx, ManifestName, s.cfg.Output.Overwrite)
-	if err != nil {
-		return Result{}, fmt.Errorf("write the manifest (the parts are published): %w", err)
-	}
-	if _, err := mdst.Write(data); err != nil {
-		_ = mdst.Abort(ctx)
-		return Result{}, fmt.Errorf("write the manifest (the parts are published): %w", err)
-	}
-	if _, err := mdst.Commit(ctx, m.Rows); err != nil {
-		return Result{}, fmt.Errorf("write the manifest (the parts are published): %w", err)
+	if err := s.writeManifest(ctx, data); err != nil {
+		return Result{}, s.rollback(ctx, len(s.parts), fmt.Errorf("write the manifest: %w", err))
 	}
 	if prev != nil {
 		for _, p := range prev.Parts {
@@ -410,15 +467,87 @@ func (s *splitSink) Commit(ctx context.Context) (Result, error) {
 			}
 		}
 	}
+	for _, gen := range s.stale {
+		warnings = append(warnings, s.removeGeneration(ctx, gen)...)
+	}
 	res.Rows, res.Bytes, res.Warnings = m.Rows, m.Bytes, warnings
 	return res, nil
 }
 
-func (s *splitSink) now() time.Time {
-	if s.cfg.Now != nil {
-		return s.cfg.Now()
+// writeManifest publishes the manifest. A failed publish whose outcome is
+// unknown (a blob commit whose answer was lost) is checked by reading the
+// manifest back: if it holds data, it was published.
+func (s *splitSink) writeManifest(ctx context.Context, data []byte) error {
+	dst, err := s.cfg.Folder.Open(ctx, ManifestName, s.cfg.Output.Overwrite)
+	if err != nil {
+		return err
 	}
-	return time.Now()
+	if _, err := dst.Write(data); err != nil {
+		_ = dst.Abort(ctx)
+		return err
+	}
+	f, err := dst.Commit(ctx, int64(len(s.parts)))
+	if err == nil || f.Location != "" {
+		return nil // a Location says it is published (a directory sync failed)
+	}
+	if got, rerr := s.cfg.Folder.ReadFile(context.WithoutCancel(ctx), ManifestName); rerr == nil && bytes.Equal(got, data) {
+		return nil
+	}
+	return err
+}
+
+// rollback ends a Commit that failed before the manifest was replaced: it
+// aborts the parts not published and removes, last first, the first
+// published ones, so that nothing of this commit stays beside the previous
+// output. A part that cannot be removed is named in the error.
+func (s *splitSink) rollback(ctx context.Context, published int, cause error) error {
+	errs := []error{cause}
+	for _, p := range s.parts {
+		errs = append(errs, p.dst.Abort(ctx)) // a no-op for the published ones
+	}
+	rctx := context.WithoutCancel(ctx)
+	for i := published - 1; i >= 0; i-- {
+		name := s.parts[i].name
+		if err := s.cfg.Folder.Remove(rctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("remove the new part %s, which no manifest lists: %w", s.cfg.Folder.Location(name), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeGeneration removes the parts of a generation that a commit which
+// never finished published, last first, and returns the failures as
+// warnings. It stops at the first part number that is absent.
+func (s *splitSink) removeGeneration(ctx context.Context, gen int64) []string {
+	st, ok := s.cfg.Folder.(statFolder)
+	if !ok {
+		return []string{fmt.Sprintf("parts of generation %d, left by a commit that did not finish, could not be listed: remove %s", gen, s.cfg.Folder.Location(partName(s.cfg.Pattern, 0, gen)))}
+	}
+	var names []string
+	for n := 0; ; n++ {
+		name := partName(s.cfg.Pattern, n, gen)
+		exists, err := st.Exists(ctx, name)
+		if err != nil {
+			return []string{fmt.Sprintf("look up %s: %v", s.cfg.Folder.Location(name), err)}
+		}
+		if !exists {
+			break
+		}
+		names = append(names, name)
+	}
+	var warnings []string
+	for _, name := range slices.Backward(names) {
+		if err := s.cfg.Folder.Remove(ctx, name); err != nil {
+			warnings = append(warnings, fmt.Sprintf("remove %s, left by a commit that did not finish: %v", s.cfg.Folder.Location(name), err))
+		}
+	}
+	return warnings
+}
+
+// statFolder is a Folder that tells whether a file exists without reading
+// it: local folders and blob folders.
+type statFolder interface {
+	Exists(ctx context.Context, name string) (bool, error)
 }
 
 // Abort discards the current part and every part not yet published.

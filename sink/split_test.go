@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
@@ -34,9 +33,13 @@ func TestPartName(t *testing.T) {
 			t.Errorf("PartName(%q, %d) = %q, want %q", c.pattern, c.n, got, c.want)
 		}
 	}
+	if got := partName("p={{.part}}/x-{{.part}}.csv", 7, 12); got != "p=00007-g12/x-00007-g12.csv" {
+		t.Errorf("partName of generation 12: %q", got)
+	}
 	s := &splitSink{cfg: SplitConfig{Pattern: "p={{.part}}/x-{{.part}}.csv"}, match: partRE("p={{.part}}/x-{{.part}}.csv")}
 	for name, want := range map[string]bool{
-		"p=00007/x-00007.csv": true, "p=123456/x-123456.csv": true,
+		"p=00007/x-00007.csv": true, "p=123456/x-123456.csv": true, "p=00007-g3/x-00007-g3.csv": true,
+		"p=00007-g3/x-00007-g4.csv": false, "p=00007-g0/x-00007-g0.csv": false, "p=00007-g/x-00007-g.csv": false,
 		"p=00007/x-00008.csv": false, "p=0007/x-0007.csv": false, "../p=00007/x-00007.csv": false,
 		"p=00007/x-00007.csv.bak": false, "_manifest.json": false,
 	} {
@@ -61,7 +64,6 @@ func splitConfig(ff fileFormat, folder Folder, mem memory.Allocator, out OutputO
 		Format: ff.kind,
 		Job:    "split-job",
 		Output: out,
-		Now:    func() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) },
 	}
 }
 
@@ -95,7 +97,7 @@ func checkSplit(t *testing.T, ff fileFormat, read readerOf, mem memory.Allocator
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatalf("manifest: %v\n%s", err, data)
 	}
-	if m.Version != 1 || m.Job != "split-job" || m.Format != ff.kind || !m.Created.Equal(time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)) || m.Rows != int64(len(rows)) {
+	if m.Version != 1 || m.Job != "split-job" || m.Format != ff.kind || m.Rows != int64(len(rows)) {
 		t.Errorf("manifest header %+v", m)
 	}
 	if len(m.Parts) != wantParts {
@@ -104,7 +106,7 @@ func checkSplit(t *testing.T, ff fileFormat, read readerOf, mem memory.Allocator
 	var got [][]any
 	var bytes int64
 	for i, p := range m.Parts {
-		if want := fmt.Sprintf("part-%05d.%s", i, ff.name); p.Path != want {
+		if want := fmt.Sprintf("part-%05d-g%d.%s", i, m.Generation, ff.name); p.Path != want {
 			t.Errorf("part %d is %q, want %q", i, p.Path, want)
 		}
 		path, pdata, ok := read(t, "sales/"+p.Path)
@@ -172,7 +174,7 @@ func TestSplitLocal(t *testing.T) {
 			if m.Parts[0].Rows != 1000 || m.Parts[1].Rows != 1000 || m.Parts[2].Rows != 500 {
 				t.Errorf("part rows %+v", m.Parts)
 			}
-			if names := tempFiles(t, filepath.Join(dir, "sales"), ManifestName, "part-00000."+ff.name, "part-00001."+ff.name, "part-00002."+ff.name); len(names) > 0 {
+			if names := tempFiles(t, filepath.Join(dir, "sales"), ManifestName, "part-00000-g1."+ff.name, "part-00001-g1."+ff.name, "part-00002-g1."+ff.name); len(names) > 0 {
 				t.Errorf("files left: %q", names)
 			}
 
@@ -189,7 +191,7 @@ func TestSplitLocal(t *testing.T) {
 			rows = sinktest.ManyRows(1500)
 			res = writeSplit(t, splitConfig(ff, folder, mem, OutputOptions{Overwrite: true, MaxRows: 1000}), mem, rows, 4096)
 			checkSplit(t, ff, read, mem, &res, rows, 2)
-			if _, _, ok := read(t, "sales/part-00002."+ff.name); ok {
+			if _, _, ok := read(t, "sales/part-00002-g1."+ff.name); ok {
 				t.Error("the previous run's third part is still there")
 			}
 			for _, kept := range []string{"sales/keep.txt", "outside." + ff.name} {
@@ -333,12 +335,20 @@ func TestSplitOverwriteFalse(t *testing.T) {
 	if _, err := NewSplit(context.Background(), cfg); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), ManifestName) {
 		t.Errorf("second create-only split output: %v", err)
 	}
-	// A part in the way, without a manifest.
+	// Parts without a manifest, as a commit killed before its manifest
+	// leaves them: their generation is skipped, and they are removed once
+	// the new manifest is published.
 	if err := os.Remove(filepath.Join(dir, "sales", ManifestName)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewSplit(context.Background(), cfg); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "part-00000.csv") {
-		t.Errorf("create-only split output over an existing part: %v", err)
+	rows := sinktest.ManyRows(120)
+	res := writeSplit(t, cfg, mem, rows, 50)
+	m := checkSplit(t, ff, localReader(dir), mem, &res, rows, 2)
+	if m.Generation != 2 {
+		t.Errorf("generation %d, want 2 (1 skipped)", m.Generation)
+	}
+	if names := tempFiles(t, filepath.Join(dir, "sales"), ManifestName, "part-00000-g2.csv", "part-00001-g2.csv"); len(names) > 0 {
+		t.Errorf("files left: %q", names)
 	}
 }
 

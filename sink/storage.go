@@ -22,7 +22,7 @@ import (
 // reach Azure Blob Storage.
 type StorageSpec struct {
 	Account          string          `yaml:"account" pattern:"^[a-z0-9]{3,24}$" patternDoc:"a storage account name: 3 to 24 lowercase letters and digits" defaultDoc:"the connection string's account, else AZURE_STORAGE_ACCOUNT" doc:"Storage account name, for az:// paths."`
-	Endpoint         string          `yaml:"endpoint" defaultDoc:"https://<account>.blob.<cloud's suffix>" doc:"Blob service URL, for a private endpoint or an emulator (Azurite: http://127.0.0.1:10000/devstoreaccount1)."`
+	Endpoint         string          `yaml:"endpoint" defaultDoc:"https://<account>.blob.<cloud's suffix>" doc:"Blob service URL, for a private endpoint or an emulator (Azurite: http://127.0.0.1:10000/devstoreaccount1). https; http only on loopback (127.0.0.1, ::1, localhost), as for a connection string's BlobEndpoint."`
 	ConnectionString string          `yaml:"connectionString" defaultDoc:"AZURE_STORAGE_CONNECTION_STRING, when no other credential is set" doc:"Connection string with an AccountKey or a SharedAccessSignature; write ${ENV_VAR}."`
 	SASToken         string          `yaml:"sasToken" doc:"Shared access signature for the container (permissions r, c, w, and d for split outputs); write ${ENV_VAR}."`
 	AccountKey       string          `yaml:"accountKey" doc:"Storage account key; write ${ENV_VAR}."`
@@ -50,6 +50,10 @@ func (st *StorageSpec) Validate() error {
 			fail("endpoint", "not a Blob service URL such as https://myaccount.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1")
 		case u.RawQuery != "" || u.User != nil:
 			fail("endpoint", "the URL carries a query or user information: put a SAS token in storage.sasToken")
+		default:
+			if err := checkBlobScheme(u); err != nil {
+				fail("endpoint", "%v", err)
+			}
 		}
 	}
 	var given []string
@@ -205,11 +209,25 @@ func (a BlobAccount) Endpoint() (string, error) {
 	if err != nil || p.Host == "" || p.Scheme != "https" && p.Scheme != "http" {
 		return "", fmt.Errorf("%q is not a Blob service URL such as https://myaccount.blob.core.windows.net/", RedactURL(u))
 	}
+	if err := checkBlobScheme(p); err != nil {
+		return "", err
+	}
 	p.RawQuery, p.Fragment = "", ""
 	if !strings.HasSuffix(p.Path, "/") {
 		p.Path += "/"
 	}
 	return p.String(), nil
+}
+
+// checkBlobScheme refuses a Blob service URL in http off loopback: its
+// requests carry a SAS token or a bearer token, or are signed with the
+// account key, and carry the data, which http would send in clear text.
+// http is accepted on loopback only (Azurite, a local proxy).
+func checkBlobScheme(u *url.URL) error {
+	if u.Scheme == "http" && !azure.IsLoopback(u.Hostname()) {
+		return fmt.Errorf("%q uses http, which would send the data and the credentials in clear text: use https (http is accepted on loopback only: 127.0.0.1, ::1, localhost)", RedactURL(u.String()))
+	}
+	return nil
 }
 
 // RedactURL drops the query of a URL, where a SAS token would be.

@@ -170,3 +170,35 @@ func TestPostgresKeepsTheContractIntegration(t *testing.T) {
 		t.Run(mode, func(t *testing.T) { contract.Run(t, table(mode)) })
 	}
 }
+
+// TestSplitCommitFaults fails a split output's commit at each step: the
+// previous manifest and its parts stay as they were, and nothing is left.
+func TestSplitCommitFaults(t *testing.T) {
+	for _, format := range []string{"parquet", "csv"} {
+		t.Run(format, func(t *testing.T) {
+			contract.SplitCommitFaults(t, format, func(t *testing.T) contract.SplitPlace {
+				dir := t.TempDir()
+				folder, err := sink.LocalFolder(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return contract.SplitPlace{Folder: folder, Read: localFiles(dir), Files: func(t *testing.T) map[string]string {
+					files := map[string]string{}
+					err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+						if err != nil || d.IsDir() {
+							return err
+						}
+						data, err := os.ReadFile(p)
+						rel, _ := filepath.Rel(dir, p)
+						files[filepath.ToSlash(rel)] = string(data)
+						return err
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return files
+				}}
+			})
+		})
+	}
+}

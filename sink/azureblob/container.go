@@ -241,6 +241,18 @@ func (c *Container) ReadFile(ctx context.Context, name string) ([]byte, error) {
 	return data, nil
 }
 
+// Exists reports whether the named blob exists.
+func (c *Container) Exists(ctx context.Context, name string) (bool, error) {
+	_, err := c.client.NewBlobClient(name).GetProperties(ctx, nil)
+	switch {
+	case err == nil:
+		return true, nil
+	case bloberror.HasCode(err, bloberror.BlobNotFound):
+		return false, nil
+	}
+	return false, c.wrap("look up blob", name, err)
+}
+
 // Remove deletes the named blob and its snapshots; a missing blob is not an
 // error.
 func (c *Container) Remove(ctx context.Context, name string) error {
@@ -270,6 +282,9 @@ func (f *blobFolder) Open(ctx context.Context, name string, overwrite bool) (sin
 }
 func (f *blobFolder) ReadFile(ctx context.Context, name string) ([]byte, error) {
 	return f.c.ReadFile(ctx, f.prefix+name)
+}
+func (f *blobFolder) Exists(ctx context.Context, name string) (bool, error) {
+	return f.c.Exists(ctx, f.prefix+name)
 }
 func (f *blobFolder) Remove(ctx context.Context, name string) error {
 	return f.c.Remove(ctx, f.prefix+name)

@@ -278,9 +278,21 @@ func TestBlobUploadFailureIntegration(t *testing.T) {
 	for i := 0; i < 50 && werr == nil; i++ {
 		_, werr = dst.Write(randomBytes(int(sink.MinBlockSize)))
 	}
+	if werr != nil {
+		// A failed Write is sticky.
+		if _, err := dst.Write([]byte("more")); !errors.Is(err, werr) {
+			t.Errorf("Write after a failed one: %v, want %v", err, werr)
+		}
+	}
 	_, cerr := dst.Commit(ctx, 1)
 	if cerr == nil {
 		t.Fatal("Commit into a deleted container succeeded")
+	}
+	if werr != nil && !errors.Is(cerr, werr) {
+		t.Errorf("Commit after a failed Write: %v, want %v", cerr, werr)
+	}
+	if _, err := dst.Commit(ctx, 1); err == nil {
+		t.Error("a second Commit succeeded")
 	}
 	t.Logf("error: %v (Write: %v)", cerr, werr)
 	if !strings.Contains(cerr.Error(), "ContainerNotFound") || !strings.Contains(cerr.Error(), "create the container") || strings.Contains(cerr.Error(), "\n") {

@@ -124,3 +124,37 @@ func TestBlobOutputsKeepTheContractIntegration(t *testing.T) {
 		t.Run(format+" split", func(t *testing.T) { contract.Run(t, blobFile(format, true)) })
 	}
 }
+
+// TestSplitCommitFaultsIntegration fails a split output's commit into a
+// blob folder at each step: the previous manifest and its parts stay as
+// they were, and no blob is left.
+func TestSplitCommitFaultsIntegration(t *testing.T) {
+	for _, format := range []string{"parquet", "csv"} {
+		t.Run(format, func(t *testing.T) {
+			contract.SplitCommitFaults(t, format, func(t *testing.T) contract.SplitPlace {
+				az := sinktest.StartAzurite(t)
+				cc := sinktest.NewContainer(t, az)
+				c, err := azureblob.OpenContainer(sink.BlobAccount{ConnectionString: az.ConnectionString}, sinktest.ContainerName(cc), sink.BlobOptions{BlockSize: sink.MinBlockSize}, nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				const prefix = "sales/"
+				return contract.SplitPlace{
+					Folder: c.Folder(prefix),
+					Read: func(t *testing.T, name string) ([]byte, bool) {
+						info, ok := sinktest.ReadBlob(t, cc, prefix+name)
+						return info.Data, ok
+					},
+					Files: func(t *testing.T) map[string]string {
+						files := map[string]string{}
+						for _, name := range sinktest.ListBlobs(t, cc) {
+							info, _ := sinktest.ReadBlob(t, cc, name)
+							files[strings.TrimPrefix(name, prefix)] = string(info.Data)
+						}
+						return files
+					},
+				}
+			})
+		})
+	}
+}

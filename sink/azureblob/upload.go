@@ -278,6 +278,11 @@ func (f *blobFile) release() {
 
 // Commit commits the block list with the blob's metadata.
 func (f *blobFile) Commit(ctx context.Context, rows int64) (sink.File, error) {
+	if f.err != nil {
+		// A failed Write or Finish is sticky: nothing is committed.
+		_ = f.Abort(ctx)
+		return sink.File{}, f.err
+	}
 	if f.done {
 		return sink.File{}, fmt.Errorf("commit blob %s: destination already committed or aborted", f.c.Location(f.name))
 	}

@@ -9,6 +9,7 @@ package contract
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,6 +68,7 @@ func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"SecondCommit", testSecondCommit},
 		{"AbortKeepsPrevious", testAbortKeepsPrevious},
 		{"FailedWriteThenAbort", testFailedWriteThenAbort},
+		{"FailedWriteIsSticky", testFailedWriteIsSticky},
 		{"CanceledCommit", testCanceledCommit},
 		{"AfterCommit", testAfterCommit},
 	}
@@ -188,6 +190,63 @@ func testFailedWriteThenAbort(t *testing.T, s Subject) {
 		t.Errorf("abort after a failed write: %v", err)
 	}
 	expect(t, s, sinktest.AllTypes, before, "after a failed write and an abort")
+}
+
+// testFailedWriteIsSticky checks that after a failed Write every later
+// Write and Commit return that failure, so that no caller can publish the
+// rows written around it: the place keeps what it held, with nothing left
+// behind.
+func testFailedWriteIsSticky(t *testing.T, s Subject) {
+	faults := []struct {
+		name  string
+		write func(ctx context.Context, k sink.Sink, mem memory.Allocator) error
+	}{
+		{"a batch of another schema", func(ctx context.Context, k sink.Sink, mem memory.Allocator) error {
+			bad := sinktest.MustBatch(t, mem, otherSchema, [][]any{{int64(1)}})
+			defer bad.Release()
+			return k.Write(ctx, bad)
+		}},
+		{"a canceled context", func(ctx context.Context, k sink.Sink, mem memory.Allocator) error {
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			rec := sinktest.MustBatch(t, mem, sinktest.AllTypes, sinktest.ManyRows(10))
+			defer rec.Release()
+			return k.Write(cctx, rec)
+		}},
+	}
+	before := sinktest.AllTypesRows()[:4]
+	publish(t, s, sinktest.AllTypes, before, 2)
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			ctx := context.Background()
+			mem := sinktest.CheckedAlloc(t)
+			k, err := s.Open(ctx, sinktest.AllTypes, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sinktest.WriteBatches(t, k, mem, sinktest.AllTypes, sinktest.ManyRows(1500), 500)
+			first := f.write(ctx, k, mem)
+			if first == nil {
+				t.Fatalf("%s was accepted", f.name)
+			}
+			good := sinktest.MustBatch(t, mem, sinktest.AllTypes, sinktest.ManyRows(20))
+			err = k.Write(ctx, good)
+			good.Release()
+			if !errors.Is(err, first) {
+				t.Errorf("a Write after the failed one returned %v, want the first failure (%v)", err, first)
+			}
+			for i := range 2 {
+				res, err := k.Commit(ctx)
+				if !errors.Is(err, first) {
+					t.Errorf("Commit %d after the failed Write returned %v (result %+v), want the first failure (%v)", i+1, err, res, first)
+				}
+			}
+			if err := k.Abort(ctx); err != nil {
+				t.Errorf("abort after a failed commit: %v", err)
+			}
+			expect(t, s, sinktest.AllTypes, before, "after a failed write and commits")
+		})
+	}
 }
 
 func testCanceledCommit(t *testing.T, s Subject) {
