@@ -60,32 +60,44 @@ func (b pgBackoff) delay(attempt int) time.Duration {
 // or nothing: until Commit returns nil no reader sees any of its rows, and a
 // failure anywhere (source, encoding, constraint, network, cancellation)
 // leaves the table exactly as it was. NewPostgres connects (pgx.ParseConfig
-// honours the PG* environment variables), begins the transaction, takes a
-// transaction-scoped advisory lock keyed by the qualified table name (so two
-// runs on one table serialise instead of interleaving), runs preSQL, checks
-// the table (creating it, or adding columns with schemaEvolution:
-// addColumns), and reports a column whose type does not fit before any row
-// is sent. It then starts a binary COPY that Write feeds.
+// honours the PG* environment variables), begins the transaction, runs
+// preSQL, checks the table (it may be missing if createTable allows, or
+// lack columns if schemaEvolution: addColumns allows), reports a column
+// whose type does not fit before any row is sent, and starts a binary COPY
+// that Write feeds.
 //
-// The modes:
-//   - append COPYs into the table.
-//   - replace deletes every row and COPYs the new ones, in the same
-//     transaction. DELETE rather than TRUNCATE or a rename swap: it is the
-//     only way that is MVCC-safe for every reader. Readers are never blocked
-//     and see the old rows until the commit, then the new ones; a
-//     repeatable-read reader whose snapshot predates the commit keeps seeing
-//     the old rows, where TRUNCATE or a swapped-in table would show it an
-//     empty table. Indexes, grants, triggers, dependent views and
-//     foreign keys are untouched. The price: the DELETE costs time in
-//     proportion to the old rows (about a second per million here), the old
+// Locks. No lock that another load waits for is taken before Commit, so a
+// load whose source is slow or stalled holds up no other: the COPY goes
+// into the table itself (append, replace), into a new table of a private
+// name (append, replace of a missing table) or into a temporary table
+// (merge, replacePartition, columns to add). Commit then takes a
+// transaction-scoped advisory lock keyed by the qualified table name, the
+// narrowest that keeps the mode's guarantee, and does the mode's work under
+// it:
+//   - append into an existing table takes none: appends need no order.
+//   - replace takes the table's lock and deletes every row but those its
+//     COPY wrote (told apart by xmin). DELETE rather than TRUNCATE or a
+//     rename swap: it is the only way that is MVCC-safe for every reader.
+//     Readers are never blocked and see the old rows until the commit,
+//     then the new ones; a repeatable-read reader whose snapshot predates
+//     the commit keeps seeing the old rows, where TRUNCATE or a swapped-in
+//     table would show it an empty table. Indexes, grants, triggers,
+//     dependent views and foreign keys are untouched. The price: the old
 //     rows stay as dead tuples until (auto)vacuum reclaims them, and ON
 //     DELETE triggers fire.
-//   - merge COPYs into a temporary table, checks that the key is never null
-//     and unique in the load, then runs INSERT ... ON CONFLICT (key) DO
-//     UPDATE. An existing table needs a unique index on exactly the key
-//     columns; a table pbicopy creates gets it as its primary key.
-//   - replacePartition COPYs into a temporary table, deletes the rows whose
-//     partitionColumn value occurs in the load, then inserts the load.
+//   - a missing table is created under the table's lock at the commit
+//     (the private table renamed, or created and filled from the
+//     temporary table), as are columns that schemaEvolution adds.
+//   - merge checks that the key is never null and unique in the load, then
+//     runs INSERT ... ON CONFLICT (key) DO UPDATE under the table's lock.
+//     An existing table needs a unique index on exactly the key columns; a
+//     table pbicopy creates gets it as its primary key.
+//   - replacePartition, when every loaded value of partitionColumn lies in
+//     the partition's range, takes the table's lock shared and the range's
+//     lock, deletes the range and inserts the load: partitions of one
+//     table commit side by side. A load without a range, or with values
+//     outside it, deletes the rows whose value occurs in the load too, and
+//     takes the table's lock.
 //
 // Errors of the setup phase that say the server or the network is
 // momentarily unavailable (SQLSTATE classes 08, 40, 53, 57P, refused or
@@ -94,12 +106,13 @@ func (b pgBackoff) delay(attempt int) time.Duration {
 // replayed, so a transient error mid-COPY fails the run; the table is
 // unchanged and the job can be run again.
 //
-// A second run on the same table waits for the first to end, however long
-// that takes; to bound the wait, set lock_timeout in the DSN
-// (options='-c lock_timeout=10min') or PGOPTIONS. The role needs INSERT on
-// the table, and also DELETE for replace and replacePartition, UPDATE for
-// merge, TEMPORARY on the database for merge and replacePartition, and
-// CREATE on the schema to create the table.
+// A commit waits for the lock as long as another load of the table holds
+// it (only for that load's commit); to bound the wait, set lock_timeout in
+// the DSN (options='-c lock_timeout=10min') or PGOPTIONS. The role needs
+// INSERT on the table, and also DELETE for replace and replacePartition,
+// UPDATE for merge, TEMPORARY on the database for merge,
+// replacePartition and a load that adds columns, and CREATE on the schema
+// to create the table.
 //
 // Write retains each batch until the COPY has encoded it (at most a few
 // batches are held). ctx bounds the setup only; the connection lives until
@@ -134,7 +147,25 @@ type pgSink struct {
 
 	written  int64 // rows accepted by Write
 	finished bool  // Commit or Abort has run
+
+	path    pgPath       // where the COPY goes
+	private string       // pgNewTable: the table's name until the commit
+	state   pgTableState // the table as the setup found it
 }
+
+// pgPath is where a load COPYs its rows.
+type pgPath uint8
+
+const (
+	// pgDirect: into the table (append and replace of an existing table).
+	pgDirect pgPath = iota + 1
+	// pgNewTable: into a new table of a private name, renamed at the commit
+	// (append and replace of a table that does not exist yet).
+	pgNewTable
+	// pgStaged: into a temporary table, moved at the commit (merge,
+	// replacePartition, and columns or a table to create otherwise).
+	pgStaged
+)
 
 func newPostgres(ctx context.Context, schema *arrow.Schema, opts PostgresOptions, backoff pgBackoff) (Sink, error) {
 	if err := opts.Validate(); err != nil {
@@ -227,35 +258,43 @@ func (s *pgSink) open(ctx context.Context, cfg *pgx.ConnConfig) (err error) {
 	}
 	name := pgDisplayName(schemaName, s.tableName)
 
-	if _, err := tx.Exec(ctx, "select pg_advisory_xact_lock($1)", pgLockKey(schemaName, s.tableName)); err != nil {
-		return fmt.Errorf("lock %s: %w", name, err)
-	}
 	if err := pgExecScript(ctx, conn, s.opts.PreSQL); err != nil {
 		return fmt.Errorf("preSQL for %s: %w", name, err)
 	}
 
 	table := pgTable{schema: schemaName, name: s.tableName, display: name}
-	existed, err := table.prepare(ctx, tx, s.fields, s.opts)
+	st, err := table.inspect(ctx, tx, s.fields, s.opts)
 	if err != nil {
 		return err
 	}
 
+	// Where the COPY goes decides which lock the commit needs; none is
+	// taken before the commit, so a load waiting for its source holds
+	// nothing another load waits for.
 	copyTarget := pgx.Identifier{schemaName, s.tableName}
-	switch s.opts.mode() {
-	case pgReplace:
-		if existed {
-			if _, err := tx.Exec(ctx, "delete from "+copyTarget.Sanitize()); err != nil {
-				return fmt.Errorf("delete the old rows of %s: %w", name, err)
-			}
+	mode := s.opts.mode()
+	switch {
+	case (mode == pgAppend || mode == pgReplace) && st.exists && len(st.missing) == 0:
+		s.path = pgDirect
+	case (mode == pgAppend || mode == pgReplace) && !st.exists && st.schemaExists:
+		// A table of its own, invisible to others until the commit renames
+		// it: creating the target now would make every other load of it
+		// wait for this one.
+		s.path = pgNewTable
+		s.private = fmt.Sprintf("pbicopy_new_%016x", rand.Uint64())
+		copyTarget = pgx.Identifier{schemaName, s.private}
+		if _, err := tx.Exec(ctx, pgCreateTableSQL(copyTarget.Sanitize(), s.fields, nil)); err != nil {
+			return fmt.Errorf("create table %s: %w", name, err)
 		}
-	case pgMerge, pgReplacePartition:
+	default:
+		s.path = pgStaged
 		if _, err := tx.Exec(ctx, pgCreateStageSQL(s.fields)); err != nil {
 			return fmt.Errorf("create staging table for %s: %w", name, err)
 		}
 		copyTarget = pgx.Identifier{"pg_temp", pgStage}
 	}
 
-	s.schemaName, s.name, s.conn, s.tx = schemaName, name, conn, tx
+	s.schemaName, s.name, s.conn, s.tx, s.state = schemaName, name, conn, tx, st
 	s.startCopy(ctx, copyTarget)
 	return nil
 }
@@ -333,7 +372,7 @@ func (s *pgSink) copyFailure() error {
 	if s.copyErr == nil {
 		return fmt.Errorf("copy into %s: the copy ended early", s.name)
 	}
-	return pgExplain(fmt.Errorf("copy into %s: %w", s.name, s.copyErr))
+	return s.explain(fmt.Errorf("copy into %s: %w", s.name, s.copyErr))
 }
 
 // pgFindNul returns the first row of a whose value holds a NUL byte.
@@ -368,7 +407,7 @@ func (s *pgSink) Commit(ctx context.Context) (Result, error) {
 	rows, err := s.finish(ctx)
 	if err != nil {
 		s.rollback(ctx)
-		return Result{}, pgExplain(err)
+		return Result{}, s.explain(err)
 	}
 	_ = s.conn.Close(ctx) // committed already: an error here changes nothing
 	return Result{Kind: "postgres", Location: s.name, Rows: rows}, nil
@@ -384,15 +423,7 @@ func (s *pgSink) finish(ctx context.Context) (int64, error) {
 	if s.copyRows != s.written {
 		return 0, fmt.Errorf("copy into %s: %d rows sent but the server counted %d", s.name, s.written, s.copyRows)
 	}
-	rows := s.copyRows
-	table := pgTable{schema: s.schemaName, name: s.tableName, display: s.name}
-	var err error
-	switch s.opts.mode() {
-	case pgMerge:
-		rows, err = table.merge(ctx, s.tx, s.fields, s.opts.Key)
-	case pgReplacePartition:
-		rows, err = table.replacePartition(ctx, s.tx, s.fields, s.opts.PartitionColumn, s.opts.Partition)
-	}
+	rows, err := s.publish(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -408,6 +439,159 @@ func (s *pgSink) finish(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("commit %s: %w", s.name, err)
 	}
 	return rows, nil
+}
+
+// publish does the work of the commit that needs a lock: it takes the
+// narrowest lock that keeps the mode's guarantee, and moves the loaded rows
+// into place. It returns the rows loaded.
+func (s *pgSink) publish(ctx context.Context) (int64, error) {
+	table := pgTable{schema: s.schemaName, name: s.tableName, display: s.name}
+	mode := s.opts.mode()
+	switch s.path {
+	case pgDirect:
+		if mode == pgAppend {
+			return s.copyRows, nil // appends need no order among themselves
+		}
+		if err := s.lock(ctx, table, pgLockTable); err != nil {
+			return 0, err
+		}
+		return s.copyRows, s.deleteOthers(ctx, table)
+
+	case pgNewTable:
+		if err := s.lock(ctx, table, pgLockTable); err != nil {
+			return 0, err
+		}
+		private := pgx.Identifier{s.schemaName, s.private}.Sanitize()
+		st, err := table.inspect(ctx, s.tx, s.fields, s.opts)
+		if err != nil {
+			return 0, err
+		}
+		if !st.exists {
+			if _, err := s.tx.Exec(ctx, "alter table "+private+" rename to "+pgx.Identifier{s.tableName}.Sanitize()); err != nil {
+				return 0, fmt.Errorf("create table %s: %w", s.name, err)
+			}
+			return s.copyRows, nil
+		}
+		// Another load created the table meanwhile.
+		n, err := s.insertStaged(ctx, table, private)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := s.tx.Exec(ctx, "drop table "+private); err != nil {
+			return 0, fmt.Errorf("load %s: %w", s.name, err)
+		}
+		return n, nil
+	}
+
+	// Staged: merge, replacePartition, or a table or columns to create.
+	kind := pgLockTable
+	inRange := false
+	if mode == pgReplacePartition {
+		strays, err := table.strays(ctx, s.tx, s.opts.PartitionColumn, s.opts.Partition)
+		if err != nil {
+			return 0, err
+		}
+		inRange = !strays
+		if inRange && s.state.exists && len(s.state.missing) == 0 {
+			kind = pgLockRange
+		}
+	}
+	if err := s.lock(ctx, table, kind); err != nil {
+		return 0, err
+	}
+	switch mode {
+	case pgMerge:
+		if _, err := table.prepare(ctx, s.tx, s.fields, s.opts); err != nil {
+			return 0, err
+		}
+		return table.merge(ctx, s.tx, s.fields, s.opts.Key)
+	case pgReplacePartition:
+		if kind == pgLockTable {
+			if _, err := table.prepare(ctx, s.tx, s.fields, s.opts); err != nil {
+				return 0, err
+			}
+		}
+		return table.replacePartition(ctx, s.tx, s.fields, s.opts.PartitionColumn, s.opts.Partition, inRange)
+	}
+	return s.insertStaged(ctx, table, pgStageIdent)
+}
+
+// insertStaged prepares the table (creating it or adding columns) and
+// inserts the rows of from, first deleting the old rows for replace.
+func (s *pgSink) insertStaged(ctx context.Context, table pgTable, from string) (int64, error) {
+	existed, err := table.prepare(ctx, s.tx, s.fields, s.opts)
+	if err != nil {
+		return 0, err
+	}
+	if existed && s.opts.mode() == pgReplace {
+		if _, err := s.tx.Exec(ctx, "delete from "+table.ident()); err != nil {
+			return 0, fmt.Errorf("delete the old rows of %s: %w", s.name, err)
+		}
+	}
+	n, err := table.insertFrom(ctx, s.tx, s.fields, from)
+	if err != nil {
+		return 0, fmt.Errorf("load %s: %w", s.name, err)
+	}
+	return n, nil
+}
+
+// deleteOthers deletes, for replace, every row of the table but those this
+// transaction wrote: the COPY went straight into the table, so its rows
+// are told apart by their xmin. Under the table's lock, the DELETE's
+// snapshot holds every load committed before, so the last replace wins
+// whole.
+func (s *pgSink) deleteOthers(ctx context.Context, table pgTable) error {
+	if _, err := s.tx.Exec(ctx, "delete from "+table.ident()+" where xmin <> pg_current_xact_id()::xid"); err != nil {
+		return fmt.Errorf("delete the old rows of %s: %w", s.name, err)
+	}
+	// A transaction id is 32 bits in a row: once the cluster has used
+	// 2^32 of them, a frozen old row may carry this transaction's number.
+	// Count what is left then, so that such a row fails the load instead
+	// of staying.
+	var wrapped bool
+	if err := s.tx.QueryRow(ctx, "select pg_current_xact_id()::text::numeric >= 4294967296").Scan(&wrapped); err != nil {
+		return fmt.Errorf("delete the old rows of %s: %w", s.name, err)
+	}
+	if !wrapped {
+		return nil
+	}
+	var left int64
+	if err := s.tx.QueryRow(ctx, "select count(*) from "+table.ident()).Scan(&left); err != nil {
+		return fmt.Errorf("delete the old rows of %s: %w", s.name, err)
+	}
+	if left != s.copyRows {
+		return fmt.Errorf("delete the old rows of %s: %d rows would remain beside the %d loaded; nothing was changed", s.name, left-s.copyRows, s.copyRows)
+	}
+	return nil
+}
+
+// The locks a commit takes, all transaction-scoped advisory locks keyed by
+// the qualified table name (and the partition's range).
+const (
+	// pgLockTable is the table's lock, exclusive: the load has the table
+	// to itself for its commit.
+	pgLockTable = iota
+	// pgLockRange is the table's lock shared and the partition range's
+	// lock exclusive: loads of other ranges commit at the same time.
+	pgLockRange
+)
+
+// lock takes the commit's lock.
+func (s *pgSink) lock(ctx context.Context, table pgTable, kind int) error {
+	key := pgLockKey(table.schema, table.name)
+	var err error
+	switch kind {
+	case pgLockTable:
+		_, err = s.tx.Exec(ctx, "select pg_advisory_xact_lock($1)", key)
+	case pgLockRange:
+		rng := s.opts.Partition
+		_, err = s.tx.Exec(ctx, "select pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)", key,
+			pgRangeLockKey(table.schema, table.name, rng))
+	}
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", s.name, err)
+	}
+	return nil
 }
 
 // Abort stops the COPY and rolls the transaction back. It is a no-op after
@@ -460,6 +644,21 @@ func pgLockKey(schema, table string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("pbicopy\x00" + schema + "\x00" + table))
 	return int64(h.Sum64())
+}
+
+// pgRangeLockKey is the advisory lock key of one partition range of a
+// table. Two ranges that collide only wait for each other.
+func pgRangeLockKey(schema, table string, rng *PartitionRange) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "pbicopy\x00%s\x00%s\x00range\x00%v\x00%v", schema, table, pgRangeText(rng.From), pgRangeText(rng.To))
+	return int64(h.Sum64())
+}
+
+func pgRangeText(v any) string {
+	if t, ok := v.(time.Time); ok {
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprint(v)
 }
 
 // pgExecScript runs user SQL, possibly several statements, with the simple
@@ -571,6 +770,22 @@ func pgExplain(err error) error {
 		return err
 	}
 	return &pgMessageError{msg: err.Error() + " (" + strings.Join(extra, "; ") + ")", err: err}
+}
+
+// explain is pgExplain, naming the table where the server names the
+// table the COPY went into ("at COPY pbicopy_stage, line 2").
+func (s *pgSink) explain(err error) error {
+	err = pgExplain(err)
+	var me *pgMessageError
+	if !errors.As(err, &me) || me != err {
+		return err
+	}
+	for _, n := range []string{s.private, pgStage} {
+		if n != "" {
+			me.msg = strings.ReplaceAll(me.msg, "at COPY "+n+",", "at COPY "+s.tableName+",")
+		}
+	}
+	return me
 }
 
 // pgMessageError replaces the text of the error it wraps.

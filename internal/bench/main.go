@@ -6,6 +6,8 @@
 //
 //	go run ./internal/bench -rows 1000000 -sink parquet
 //	go run ./internal/bench -rows 3000000 -sink parquet   # memory must not grow
+//	go run ./internal/bench -sink postgres -pgmode replace  # beside psql \copy
+//	go run ./internal/bench -pgparts 4 -rows 25000 -latency 3s -workers 4
 //
 // The response file is generated once per row count into -dir and reused.
 package main
@@ -54,7 +56,19 @@ func main() {
 	blockSize := flag.Int64("blocksize", 0, "with -sink blobparquet: storage.blockSize (0: the default)")
 	blobConc := flag.Int("concurrency", 0, "with -sink blobparquet: storage.concurrency (0: the default)")
 	streamMB := flag.Int("stream", 1024, "with -sink blobparquet: also stream this many MB of random bytes through each destination alone (0: not)")
+	pgMode := flag.String("pgmode", "append", "with -sink postgres: the sink's mode (append or replace)")
+	pgKeep := flag.Bool("pgkeep", false, "with -sink postgres: load over the rows of the previous run instead of into a new table")
+	withPSQL := flag.Bool("psql", true, "with -sink postgres: also time psql \\copy of the same rows")
+	pgParts := flag.Int("pgparts", 0, "measure a replacePartition backfill of this many partitions of -rows rows each into one PostgreSQL table, with -latency a query")
+	workers := flag.Int("workers", 1, "with -pgparts: partitions at a time (--concurrency)")
 	flag.Parse()
+	if *pgParts > 0 {
+		if err := pgPartitions(*pgParts, *rows, *workers, *latency, *pgDSN, *dir); err != nil {
+			fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *sinks == "blobparquet" {
 		// Parquet to Azure Blob (Azurite) against the same output to a local file.
 		if err := blobCompare(*rows, *dir, *runs, *blockSize, *blobConc, *streamMB); err != nil {
@@ -70,7 +84,7 @@ func main() {
 		}
 		return
 	}
-	if err := parent(*rows, *sinks, *dir, *pgDSN, *runs); err != nil {
+	if err := parent(*rows, *sinks, *dir, *pgDSN, *pgMode, *pgKeep, *withPSQL, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
 		os.Exit(1)
 	}
@@ -107,7 +121,7 @@ func Response(dir string, rows int) (string, error) {
 	return path, os.Rename(tmp, path)
 }
 
-func parent(rows int, sinks, dir, pgDSN string, runs int) error {
+func parent(rows int, sinks, dir, pgDSN, pgMode string, pgKeep, withPSQL bool, runs int) error {
 	start := time.Now()
 	resp, err := Response(dir, rows)
 	if err != nil {
@@ -126,7 +140,7 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 		case "csv":
 			fmt.Fprintf(&sb, "  - csv: { path: %q }\n", filepath.Join(dir, "out.csv"))
 		case "postgres":
-			fmt.Fprintf(&sb, "  - postgres: { dsn: %q, table: public.pbicopy_bench, mode: append }\n", pgDSN)
+			fmt.Fprintf(&sb, "  - postgres: { dsn: %q, table: public.pbicopy_bench, mode: %s }\n", pgDSN, pgMode)
 		default:
 			return fmt.Errorf("unknown sink %q", s)
 		}
@@ -144,8 +158,13 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 	var bestRSS int64
 	for range runs {
 		if strings.Contains(sinks, "postgres") {
-			// Both loads start from an empty table after a checkpoint.
-			c := exec.Command("psql", pgDSN, "-q", "-c", "drop table if exists public.pbicopy_bench", "-c", "checkpoint")
+			// Both loads start from an empty table after a checkpoint
+			// (-pgkeep: pbicopy's holds the rows of the previous run).
+			drop := "drop table if exists public.pbicopy_bench"
+			if pgKeep {
+				drop = "select 1"
+			}
+			c := exec.Command("psql", pgDSN, "-q", "-c", drop, "-c", "checkpoint")
 			c.Stderr = os.Stderr
 			if err := c.Run(); err != nil {
 				return fmt.Errorf("psql: %w", err)
@@ -168,7 +187,7 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 	secs := best.Seconds()
 	fmt.Printf("sink %s: %d rows in %.2fs = %.0f rows/s, %.1f MB/s of JSON, peak RSS %.1f MB (GOMAXPROCS default, GOMEMLIMIT %s)\n",
 		sinks, rows, secs, float64(rows)/secs, float64(st.Size())/1e6/secs, float64(bestRSS)/1e6, memLimitText())
-	if strings.Contains(sinks, "postgres") {
+	if strings.Contains(sinks, "postgres") && withPSQL {
 		return psqlCopy(self, dir, resp, pgDSN, rows, secs)
 	}
 	return nil
