@@ -400,3 +400,58 @@ func TestPostgresReplacePartitionOutsideRangeIntegration(t *testing.T) {
 		t.Errorf("read back: %s", d)
 	}
 }
+
+// TestPostgresLockTimeoutIntegration: a load that waits for a lock longer
+// than lockTimeout fails, naming the table and the session holding the
+// lock, and leaves the table unchanged; once the holder is gone, the same
+// load succeeds.
+func TestPostgresLockTimeoutIntegration(t *testing.T) {
+	db := pgtOpen(t)
+	mem := pgtAlloc(t)
+	ctx := context.Background()
+	schema := arrow.NewSchema([]arrow.Field{sinktest.Field("id", arrow.PrimitiveTypes.Int64)}, nil)
+	cases := []struct {
+		name, mode string
+		hold       func(table string) string // the holder's statement
+	}{
+		{"another load's commit", pgReplace, func(table string) string {
+			return fmt.Sprintf("select pg_advisory_xact_lock(%d)", pgLockKey(db.Schema, table))
+		}},
+		{"a table lock", pgAppend, func(table string) string {
+			return "lock table " + db.Table(table) + " in share mode"
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			table := "lt_" + c.mode
+			opts := pgtOpts(db, table, c.mode)
+			pgtMustLoad(t, mem, opts, schema, [][]any{{1}, {2}})
+			before := db.Checksum(table)
+
+			holder, err := pgx.Connect(ctx, sinktest.PGDSN()+" application_name=lock_holder")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer holder.Close(ctx)
+			tx, err := holder.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, c.hold(table)); err != nil {
+				t.Fatal(err)
+			}
+			opts.LockTimeout = "300ms"
+			_, err = pgtLoad(t, mem, opts, schema, [][]any{{3}})
+			pgtWantError(t, err, "lock "+db.Schema+"."+table+": waited 300ms (lockTimeout)",
+				fmt.Sprintf("held by pid %d (lock_holder, ", holder.PgConn().PID()),
+				fmt.Sprintf("SELECT pg_terminate_backend(%d)", holder.PgConn().PID()), "raise lockTimeout")
+			if got := db.Checksum(table); got != before {
+				t.Errorf("the timed-out load changed the table: %s, was %s", got, before)
+			}
+			if err := tx.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			pgtMustLoad(t, mem, opts, schema, [][]any{{3}})
+		})
+	}
+}

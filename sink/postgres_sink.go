@@ -106,9 +106,10 @@ func (b pgBackoff) delay(attempt int) time.Duration {
 // replayed, so a transient error mid-COPY fails the run; the table is
 // unchanged and the job can be run again.
 //
-// A commit waits for the lock as long as another load of the table holds
-// it (only for that load's commit); to bound the wait, set lock_timeout in
-// the DSN (options='-c lock_timeout=10min') or PGOPTIONS. The role needs
+// A load waits for a lock (another load's commit, DDL, rows others are
+// writing) at most opts.LockTimeout (SET LOCAL lock_timeout); then it
+// fails with an error naming the table and the sessions holding the lock.
+// The role needs
 // INSERT on the table, and also DELETE for replace and replacePartition,
 // UPDATE for merge, TEMPORARY on the database for merge,
 // replacePartition and a load that adds columns, and CREATE on the schema
@@ -147,6 +148,10 @@ type pgSink struct {
 
 	written  int64 // rows accepted by Write
 	finished bool  // Commit or Abort has run
+
+	cfg      *pgx.ConnConfig // to look up who holds a lock the load timed out on
+	pid      uint32          // the load's backend
+	lockKeys []int64         // the advisory locks the commit asked for
 
 	path    pgPath       // where the COPY goes
 	private string       // pgNewTable: the table's name until the commit
@@ -203,6 +208,7 @@ func newPostgres(ctx context.Context, schema *arrow.Schema, opts PostgresOptions
 		cfg.RuntimeParams["application_name"] = "pbicopy"
 	}
 
+	s.cfg = cfg
 	attempt := 1
 	for ; ; attempt++ {
 		err = s.open(ctx, cfg)
@@ -216,11 +222,11 @@ func newPostgres(ctx context.Context, schema *arrow.Schema, opts PostgresOptions
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, pgRedactErr(fmt.Errorf("%w (gave up after %d attempts: %w)", pgExplain(err), attempt, context.Cause(ctx)), opts.DSN)
+			return nil, pgRedactErr(fmt.Errorf("%w (gave up after %d attempts: %w)", s.explain(err), attempt, context.Cause(ctx)), opts.DSN)
 		case <-t.C:
 		}
 	}
-	err = pgExplain(err)
+	err = s.explain(err)
 	if attempt > 1 {
 		err = fmt.Errorf("%w (after %d attempts)", err, attempt)
 	}
@@ -240,10 +246,16 @@ func (s *pgSink) open(ctx context.Context, cfg *pgx.ConnConfig) (err error) {
 		}
 	}()
 	pgRegisterCodecs(conn.TypeMap())
+	s.pid = conn.PgConn().PID()
 
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction for %s: %w", s.name, err)
+	}
+	// lockTimeout bounds every wait for a lock in the load's transaction:
+	// the commit's advisory lock, and table and row locks held by others.
+	if _, err := tx.Exec(ctx, fmt.Sprintf("set local lock_timeout = %d", max(1, s.opts.lockTimeout().Milliseconds()))); err != nil {
+		return fmt.Errorf("set lockTimeout for %s: %w", s.name, err)
 	}
 	schemaName := s.schemaName
 	if schemaName == "" {
@@ -582,11 +594,12 @@ func (s *pgSink) lock(ctx context.Context, table pgTable, kind int) error {
 	var err error
 	switch kind {
 	case pgLockTable:
+		s.lockKeys = []int64{key}
 		_, err = s.tx.Exec(ctx, "select pg_advisory_xact_lock($1)", key)
 	case pgLockRange:
-		rng := s.opts.Partition
-		_, err = s.tx.Exec(ctx, "select pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)", key,
-			pgRangeLockKey(table.schema, table.name, rng))
+		rk := pgRangeLockKey(table.schema, table.name, s.opts.Partition)
+		s.lockKeys = []int64{key, rk}
+		_, err = s.tx.Exec(ctx, "select pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)", key, rk)
 	}
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", s.name, err)
@@ -773,8 +786,13 @@ func pgExplain(err error) error {
 }
 
 // explain is pgExplain, naming the table where the server names the
-// table the COPY went into ("at COPY pbicopy_stage, line 2").
+// table the COPY went into ("at COPY pbicopy_stage, line 2"), and saying
+// who held the lock a load timed out on.
 func (s *pgSink) explain(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == pgLockNotAvailable {
+		return &pgMessageError{msg: s.lockTimeoutText(pe), err: err}
+	}
 	err = pgExplain(err)
 	var me *pgMessageError
 	if !errors.As(err, &me) || me != err {
@@ -786,6 +804,99 @@ func (s *pgSink) explain(err error) error {
 		}
 	}
 	return me
+}
+
+// pgLockNotAvailable is the SQLSTATE of a lock wait that lock_timeout
+// ended.
+const pgLockNotAvailable = "55P03"
+
+// lockTimeoutText describes a lock wait that lockTimeout ended: the table,
+// the time waited, and the sessions holding the lock, looked up on a
+// connection of their own (the load's transaction has failed).
+func (s *pgSink) lockTimeoutText(pe *pgconn.PgError) string {
+	msg := fmt.Sprintf("lock %s: waited %s (lockTimeout) for a lock", s.name, s.opts.lockTimeout())
+	holders, herr := s.lockHolders()
+	switch {
+	case herr != nil:
+		msg += fmt.Sprintf(" (the session holding it could not be looked up: %v)", herr)
+	case len(holders) == 0:
+		msg += " whose holder has let it go since: run the job again"
+	default:
+		texts := make([]string, len(holders))
+		for i, h := range holders {
+			texts[i] = h.String()
+		}
+		msg += fmt.Sprintf(" held by %s: let it finish, end it (SELECT pg_terminate_backend(%d)), or raise lockTimeout",
+			strings.Join(texts, ", "), holders[0].pid)
+	}
+	return msg + " (" + pe.Message + ", SQLSTATE " + pe.Code + ")"
+}
+
+// ident is the table's name as far as the setup resolved it.
+func (s *pgSink) ident() pgx.Identifier {
+	if s.schemaName == "" {
+		return pgx.Identifier{s.tableName}
+	}
+	return pgx.Identifier{s.schemaName, s.tableName}
+}
+
+// pgHolder is a session holding a lock.
+type pgHolder struct {
+	pid        uint32
+	app, state string
+	since      *time.Time // the start of its transaction
+}
+
+func (h pgHolder) String() string {
+	var parts []string
+	if h.app != "" {
+		parts = append(parts, h.app)
+	}
+	if h.state != "" {
+		parts = append(parts, h.state)
+	}
+	if h.since != nil {
+		parts = append(parts, "transaction started "+h.since.UTC().Format(time.RFC3339))
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("pid %d", h.pid)
+	}
+	return fmt.Sprintf("pid %d (%s)", h.pid, strings.Join(parts, ", "))
+}
+
+// lockHolders lists the other sessions that hold the advisory locks the
+// commit asked for or, when the wait was elsewhere, a lock on the table
+// that stops writes.
+func (s *pgSink) lockHolders() ([]pgHolder, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	keys := s.lockKeys
+	if keys == nil {
+		keys = []int64{}
+	}
+	rows, err := conn.Query(ctx, `select distinct on (l.pid) l.pid, coalesce(a.application_name, ''), coalesce(a.state, ''), a.xact_start
+		from pg_locks l left join pg_stat_activity a on a.pid = l.pid
+		where l.granted and l.pid <> $1 and (
+			l.locktype = 'advisory' and l.objsubid = 1 and l.database = (select oid from pg_database where datname = current_database())
+				and ((l.classid::int8 << 32) | l.objid::int8) = any($2)
+			or cardinality($2) = 0 and l.locktype = 'relation' and l.relation = to_regclass($3)
+				and l.mode not in ('AccessShareLock', 'RowShareLock'))
+		order by l.pid limit 5`, s.pid, keys, s.ident().Sanitize())
+	if err != nil {
+		return nil, err
+	}
+	var out []pgHolder
+	var h pgHolder
+	_, err = pgx.ForEachRow(rows, []any{&h.pid, &h.app, &h.state, &h.since}, func() error {
+		out = append(out, h)
+		return nil
+	})
+	return out, err
 }
 
 // pgMessageError replaces the text of the error it wraps.
