@@ -44,7 +44,8 @@ type PostgresOptions struct {
 	PartitionColumn string   `yaml:"partitionColumn" doc:"Column whose loaded values select the rows to delete: required by mode replacePartition and only used by it."`
 	PreSQL          string   `yaml:"preSQL" doc:"SQL run in the load's transaction before the table is checked; it must not end the transaction."`
 	PostSQL         string   `yaml:"postSQL" doc:"SQL run in the load's transaction after the rows are in; it must not end the transaction."`
-	CreateTable     *bool    `yaml:"createTable" default:"true" doc:"Create the table when it is missing; the schema must exist."`
+	CreateTable     *bool    `yaml:"createTable" default:"true" doc:"Create the table when it is missing."`
+	CreateSchema    bool     `yaml:"createSchema" default:"false" doc:"Create the table's schema when it is missing (CREATE SCHEMA IF NOT EXISTS, in the load's transaction); otherwise a missing schema is an error."`
 	SchemaEvolution string   `yaml:"schemaEvolution" enum:"addColumns" defaultDoc:"none: a mapped column missing from the table is an error" doc:"addColumns: add a mapped column the table lacks, in the load's transaction."`
 	StripNul        bool     `yaml:"stripNul" default:"false" doc:"Remove NUL characters from strings instead of failing the run: PostgreSQL text cannot hold them."`
 	LockTimeout     string   `yaml:"lockTimeout" default:"10m" pattern:"^(([0-9]+[.]?[0-9]*|[.][0-9]+)(ns|us|µs|ms|s|m|h))+$" patternDoc:"a duration such as 30s, 10m or 1h" doc:"The longest the load waits for a lock (another load's commit on the table, DDL); then it fails, naming the table and the session holding the lock."`

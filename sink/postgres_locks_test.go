@@ -455,3 +455,82 @@ func TestPostgresLockTimeoutIntegration(t *testing.T) {
 		})
 	}
 }
+
+// TestPostgresCreateSchemaIntegration: a missing schema is an error unless
+// createSchema is true; then the load creates it in its transaction (a
+// failed load leaves no schema), and concurrent loads of two tables of one
+// new schema both commit.
+func TestPostgresCreateSchemaIntegration(t *testing.T) {
+	db := pgtOpen(t)
+	mem := pgtAlloc(t)
+	ctx := context.Background()
+	schema := arrow.NewSchema([]arrow.Field{sinktest.Field("id", arrow.PrimitiveTypes.Int64)}, nil)
+	newSchema := db.Schema + "_new"
+	t.Cleanup(func() { db.Exec("drop schema if exists " + pgx.Identifier{newSchema}.Sanitize() + " cascade") })
+	schemaExists := func() bool {
+		var ok bool
+		if err := db.Conn.QueryRow(ctx, "select exists (select 1 from pg_namespace where nspname = $1)", newSchema).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	opts := func(table, mode string) PostgresOptions {
+		return PostgresOptions{DSN: db.DSN(), Table: pgx.Identifier{newSchema, table}.Sanitize(), Mode: mode}
+	}
+
+	// The default: a clear error, nothing created; the probe says the same.
+	_, err := pgtLoad(t, mem, opts("a", pgAppend), schema, [][]any{{1}})
+	pgtWantError(t, err, "schema "+newSchema+" does not exist: create it first, or set createSchema: true")
+	_, err = ProbePostgres(ctx, opts("a", pgAppend))
+	pgtWantError(t, err, "schema "+newSchema+" does not exist", "set createSchema: true")
+
+	withSchema := func(table, mode string) PostgresOptions {
+		o := opts(table, mode)
+		o.CreateSchema = true
+		return o
+	}
+	desc, err := ProbePostgres(ctx, withSchema("a", pgAppend))
+	if err != nil || !strings.Contains(desc, "schema "+newSchema+" and table "+newSchema+".a will be created") {
+		t.Errorf("probe = %q, %v", desc, err)
+	}
+	// A failed load leaves no schema.
+	s, err := NewPostgres(ctx, schema, withSchema("a", pgAppend))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtWrite(t, ctx, s, mem, schema, [][]any{{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if schemaExists() {
+		t.Fatal("an aborted load left the schema behind")
+	}
+
+	// Two loads into two tables of the new schema, in every staging mode.
+	a := pgtOpenNow(t, schema, withSchema("a", pgAppend))
+	mOpts := withSchema("m", pgMerge)
+	mOpts.Key = []string{"id"}
+	m := pgtOpenNow(t, schema, mOpts)
+	for _, s := range []Sink{a, m} {
+		if err := pgtWrite(t, ctx, s, mem, schema, [][]any{{1}, {2}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mDone := pgtCommitAsync(m)
+	if _, err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-mDone; r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, table := range []string{"a", "m"} {
+		var n int64
+		if err := db.Conn.QueryRow(ctx, "select count(*) from "+pgx.Identifier{newSchema, table}.Sanitize()).Scan(&n); err != nil || n != 2 {
+			t.Errorf("%s: %d rows (%v), want 2", table, n, err)
+		}
+	}
+	// With the schema there, createSchema changes nothing.
+	pgtMustLoad(t, mem, withSchema("a", pgReplace), schema, [][]any{{3}})
+}

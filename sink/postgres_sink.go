@@ -87,7 +87,8 @@ func (b pgBackoff) delay(attempt int) time.Duration {
 //     DELETE triggers fire.
 //   - a missing table is created under the table's lock at the commit
 //     (the private table renamed, or created and filled from the
-//     temporary table), as are columns that schemaEvolution adds.
+//     temporary table), as are columns that schemaEvolution adds and,
+//     with createSchema, a missing schema (under the schema's lock).
 //   - merge checks that the key is never null and unique in the load, then
 //     runs INSERT ... ON CONFLICT (key) DO UPDATE under the table's lock.
 //     An existing table needs a unique index on exactly the key columns; a
@@ -508,6 +509,11 @@ func (s *pgSink) publish(ctx context.Context) (int64, error) {
 			kind = pgLockRange
 		}
 	}
+	if !s.state.schemaExists {
+		if err := s.createSchema(ctx, table); err != nil {
+			return 0, err
+		}
+	}
 	if err := s.lock(ctx, table, kind); err != nil {
 		return 0, err
 	}
@@ -573,6 +579,21 @@ func (s *pgSink) deleteOthers(ctx context.Context, table pgTable) error {
 	}
 	if left != s.copyRows {
 		return fmt.Errorf("delete the old rows of %s: %d rows would remain beside the %d loaded; nothing was changed", s.name, left-s.copyRows, s.copyRows)
+	}
+	return nil
+}
+
+// createSchema creates the table's schema (createSchema: true) under the
+// schema's lock, taken before any table's lock, so that loads of the
+// tables of a new schema do not race to create it.
+func (s *pgSink) createSchema(ctx context.Context, table pgTable) error {
+	key := pgSchemaLockKey(table.schema)
+	s.lockKeys = []int64{key}
+	if _, err := s.tx.Exec(ctx, "select pg_advisory_xact_lock($1)", key); err != nil {
+		return fmt.Errorf("lock schema %s: %w", pgDisplayName(table.schema), err)
+	}
+	if _, err := s.tx.Exec(ctx, "create schema if not exists "+pgx.Identifier{table.schema}.Sanitize()); err != nil {
+		return fmt.Errorf("create schema %s: %w", pgDisplayName(table.schema), err)
 	}
 	return nil
 }
@@ -656,6 +677,13 @@ func (s *pgSink) rollback(ctx context.Context) error {
 func pgLockKey(schema, table string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("pbicopy\x00" + schema + "\x00" + table))
+	return int64(h.Sum64())
+}
+
+// pgSchemaLockKey is the advisory lock key of a schema pbicopy creates.
+func pgSchemaLockKey(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("pbicopy\x00schema\x00" + schema))
 	return int64(h.Sum64())
 }
 

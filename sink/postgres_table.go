@@ -48,10 +48,14 @@ func (t pgTable) inspect(ctx context.Context, tx pgx.Tx, fields []pgField, opts 
 	var st pgTableState
 	var nsOID uint32
 	err := tx.QueryRow(ctx, "select oid from pg_namespace where nspname = $1", t.schema).Scan(&nsOID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return st, fmt.Errorf("check table %s: schema %s does not exist: create it first", t.display, pgDisplayName(t.schema))
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) && !opts.CreateSchema:
+		return st, fmt.Errorf("check table %s: schema %s does not exist: create it first, or set createSchema: true", t.display, pgDisplayName(t.schema))
+	case errors.Is(err, pgx.ErrNoRows) && !opts.createTable():
+		return st, fmt.Errorf("check table %s: schema %s does not exist and createTable is false", t.display, pgDisplayName(t.schema))
+	case errors.Is(err, pgx.ErrNoRows):
+		return st, nil // created at the commit
+	case err != nil:
 		return st, fmt.Errorf("check table %s: %w", t.display, err)
 	}
 	st.schemaExists = true
