@@ -488,6 +488,21 @@ func faultCells() []faultCell {
 			}}
 			return true
 		}},
+		{phase: "PostgreSQL: session terminated at commit", wantPhase: "commit sinks[0]", inject: func(t *testing.T, e *faultEnv) bool {
+			if e.subj.pg == nil {
+				return false
+			}
+			// Every row is sent; the sink's session ends as its commit
+			// (the end of the COPY, the mode's work, COMMIT) starts.
+			conn, app := e.subj.pg, e.subj.app
+			e.faults = &faults.Plan{Index: 0, At: faults.Commit, Act: func() {
+				var n int
+				if err := conn.QueryRow(context.Background(), "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = $1", app).Scan(&n); err != nil || n == 0 {
+					t.Errorf("no session terminated (%d): %v", n, err)
+				}
+			}}
+			return true
+		}},
 		{phase: "after the commit of sink 1, before sink 2", wantPhase: "commit sinks[1]", published: true, inject: func(t *testing.T, e *faultEnv) bool {
 			// A second sink that commits after the subject (a local file
 			// ranks after every other kind) fails at its commit.

@@ -1,9 +1,11 @@
 package sink
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/jackc/pgx/v5"
@@ -42,9 +44,11 @@ type PostgresOptions struct {
 	PartitionColumn string   `yaml:"partitionColumn" doc:"Column whose loaded values select the rows to delete: required by mode replacePartition and only used by it."`
 	PreSQL          string   `yaml:"preSQL" doc:"SQL run in the load's transaction before the table is checked; it must not end the transaction."`
 	PostSQL         string   `yaml:"postSQL" doc:"SQL run in the load's transaction after the rows are in; it must not end the transaction."`
-	CreateTable     *bool    `yaml:"createTable" default:"true" doc:"Create the table when it is missing; the schema must exist."`
+	CreateTable     *bool    `yaml:"createTable" default:"true" doc:"Create the table when it is missing."`
+	CreateSchema    bool     `yaml:"createSchema" default:"false" doc:"Create the table's schema when it is missing (CREATE SCHEMA IF NOT EXISTS, in the load's transaction); otherwise a missing schema is an error."`
 	SchemaEvolution string   `yaml:"schemaEvolution" enum:"addColumns" defaultDoc:"none: a mapped column missing from the table is an error" doc:"addColumns: add a mapped column the table lacks, in the load's transaction."`
 	StripNul        bool     `yaml:"stripNul" default:"false" doc:"Remove NUL characters from strings instead of failing the run: PostgreSQL text cannot hold them."`
+	LockTimeout     string   `yaml:"lockTimeout" default:"10m" pattern:"^(([0-9]+[.]?[0-9]*|[.][0-9]+)(ns|us|µs|ms|s|m|h))+$" patternDoc:"a duration such as 30s, 10m or 1h" doc:"The longest the load waits for a lock (another load's commit on the table, DDL); then it fails, naming the table and the session holding the lock."`
 
 	// Partition, set by the runner for one partition of a backfill, makes
 	// replacePartition also delete every row whose partition column lies in
@@ -66,6 +70,11 @@ func (o PostgresOptions) Validate() error {
 	if strings.TrimSpace(o.Table) != "" {
 		if _, _, err := pgParseTable(o.Table); err != nil {
 			errs = append(errs, fmt.Errorf("table: %w", err))
+		}
+	}
+	if o.LockTimeout != "" {
+		if d, err := time.ParseDuration(o.LockTimeout); err == nil && d < time.Millisecond {
+			errs = append(errs, fmt.Errorf("lockTimeout: %q is shorter than PostgreSQL's 1ms resolution: use a positive duration such as 10m", o.LockTimeout))
 		}
 	}
 	mode := o.mode()
@@ -102,6 +111,15 @@ func (o PostgresOptions) mode() string {
 		return pgAppend
 	}
 	return o.Mode
+}
+
+// lockTimeout is the LockTimeout option, or its default.
+func (o PostgresOptions) lockTimeout() time.Duration {
+	d, err := time.ParseDuration(cmp.Or(o.LockTimeout, spec.Default[PostgresOptions]("lockTimeout")))
+	if err != nil {
+		panic("sink: lockTimeout was not validated: " + err.Error())
+	}
+	return d
 }
 
 func (o PostgresOptions) createTable() bool {

@@ -31,26 +31,77 @@ type pgColumn struct {
 	generated  string // "" or s (GENERATED ALWAYS AS (...) STORED)
 }
 
-// prepare makes the table ready for the load: it creates a missing table,
-// or checks an existing one and adds missing columns when allowed. Every
-// problem is reported at once, before any row is sent. It reports whether
-// the table existed.
-func (t pgTable) prepare(ctx context.Context, tx pgx.Tx, fields []pgField, opts PostgresOptions) (bool, error) {
+// pgTableState is what inspect found of the target table.
+type pgTableState struct {
+	schemaExists bool
+	exists       bool
+	relOID       uint32
+	missing      []pgField // mapped columns the table lacks (addColumns only)
+}
+
+// inspect checks, without changing anything, that the table can take the
+// load: its schema exists, it exists or may be created, its columns fit
+// the mapping (those it lacks may be added), and for merge it has a unique
+// index on the key. Every problem is reported at once, before any row is
+// sent.
+func (t pgTable) inspect(ctx context.Context, tx pgx.Tx, fields []pgField, opts PostgresOptions) (pgTableState, error) {
+	var st pgTableState
 	var nsOID uint32
 	err := tx.QueryRow(ctx, "select oid from pg_namespace where nspname = $1", t.schema).Scan(&nsOID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("check table %s: schema %s does not exist: create it first", t.display, pgDisplayName(t.schema))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) && !opts.CreateSchema:
+		return st, fmt.Errorf("check table %s: schema %s does not exist: create it first, or set createSchema: true", t.display, pgDisplayName(t.schema))
+	case errors.Is(err, pgx.ErrNoRows) && !opts.createTable():
+		return st, fmt.Errorf("check table %s: schema %s does not exist and createTable is false", t.display, pgDisplayName(t.schema))
+	case errors.Is(err, pgx.ErrNoRows):
+		return st, nil // created at the commit
+	case err != nil:
+		return st, fmt.Errorf("check table %s: %w", t.display, err)
 	}
-	if err != nil {
-		return false, fmt.Errorf("check table %s: %w", t.display, err)
-	}
-	var relOID uint32
+	st.schemaExists = true
 	var relkind string
-	err = tx.QueryRow(ctx, "select oid, relkind::text from pg_class where relnamespace = $1 and relname = $2", nsOID, t.name).Scan(&relOID, &relkind)
+	err = tx.QueryRow(ctx, "select oid, relkind::text from pg_class where relnamespace = $1 and relname = $2", nsOID, t.name).Scan(&st.relOID, &relkind)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if !opts.createTable() {
-			return false, fmt.Errorf("check table %s: the table does not exist and createTable is false", t.display)
+			return st, fmt.Errorf("check table %s: the table does not exist and createTable is false", t.display)
 		}
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("check table %s: %w", t.display, err)
+	}
+	st.exists = true
+	if relkind != "r" && relkind != "p" {
+		return st, fmt.Errorf("check table %s: it is a %s, not a table", t.display, pgRelkindName(relkind))
+	}
+
+	cols, err := t.columns(ctx, tx, st.relOID)
+	if err != nil {
+		return st, err
+	}
+	missing, problems := pgCompare(fields, cols, opts.SchemaEvolution == pgAddColumns)
+	if len(problems) > 0 {
+		return st, fmt.Errorf("check table %s: the table does not match the mapping: %s", t.display, strings.Join(problems, "; "))
+	}
+	st.missing = missing
+	if opts.mode() == pgMerge {
+		if err := t.checkUniqueKey(ctx, tx, st.relOID, opts.Key); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// prepare makes the table ready for the load: it creates a missing table,
+// or checks an existing one and adds missing columns when allowed. It
+// reports whether the table existed. The caller holds the table's
+// exclusive lock when prepare may change the table.
+func (t pgTable) prepare(ctx context.Context, tx pgx.Tx, fields []pgField, opts PostgresOptions) (bool, error) {
+	st, err := t.inspect(ctx, tx, fields, opts)
+	if err != nil {
+		return st.exists, err
+	}
+	if !st.exists {
 		var key []string
 		if opts.mode() == pgMerge {
 			key = opts.Key
@@ -60,25 +111,10 @@ func (t pgTable) prepare(ctx context.Context, tx pgx.Tx, fields []pgField, opts 
 		}
 		return false, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("check table %s: %w", t.display, err)
-	}
-	if relkind != "r" && relkind != "p" {
-		return true, fmt.Errorf("check table %s: it is a %s, not a table", t.display, pgRelkindName(relkind))
-	}
-
-	cols, err := t.columns(ctx, tx, relOID)
-	if err != nil {
-		return true, err
-	}
-	missing, problems := pgCompare(fields, cols, opts.SchemaEvolution == pgAddColumns)
-	if len(problems) > 0 {
-		return true, fmt.Errorf("check table %s: the table does not match the mapping: %s", t.display, strings.Join(problems, "; "))
-	}
-	if len(missing) > 0 {
+	if len(st.missing) > 0 {
 		var b strings.Builder
 		b.WriteString("alter table " + t.ident())
-		for i, f := range missing {
+		for i, f := range st.missing {
 			if i > 0 {
 				b.WriteByte(',')
 			}
@@ -86,11 +122,6 @@ func (t pgTable) prepare(ctx context.Context, tx pgx.Tx, fields []pgField, opts 
 		}
 		if _, err := tx.Exec(ctx, b.String()); err != nil {
 			return true, fmt.Errorf("add columns to %s: %w", t.display, err)
-		}
-	}
-	if opts.mode() == pgMerge {
-		if err := t.checkUniqueKey(ctx, tx, relOID, opts.Key); err != nil {
-			return true, err
 		}
 	}
 	return true, nil
@@ -231,7 +262,7 @@ func (t pgTable) checkUniqueKey(ctx context.Context, tx pgx.Tx, relOID uint32, k
 // merge upserts the staged rows into the table and returns the number of
 // rows inserted or updated.
 func (t pgTable) merge(ctx context.Context, tx pgx.Tx, fields []pgField, key []string) (int64, error) {
-	stage := pgx.Identifier{"pg_temp", pgStage}.Sanitize()
+	stage := pgStageIdent
 	if _, err := tx.Exec(ctx, "analyze "+stage); err != nil {
 		return 0, fmt.Errorf("merge into %s: %w", t.display, err)
 	}
@@ -280,33 +311,64 @@ func (t pgTable) merge(ctx context.Context, tx pgx.Tx, fields []pgField, key []s
 	return tag.RowsAffected(), nil
 }
 
-// replacePartition deletes the table's rows whose partition value occurs in
-// the staged rows (null included), inserts the staged rows, and returns
-// their number.
-func (t pgTable) replacePartition(ctx context.Context, tx pgx.Tx, fields []pgField, column string, rng *PartitionRange) (int64, error) {
-	stage := pgx.Identifier{"pg_temp", pgStage}.Sanitize()
-	if _, err := tx.Exec(ctx, "analyze "+stage); err != nil {
-		return 0, fmt.Errorf("replace partitions of %s: %w", t.display, err)
+// pgStageIdent is the quoted name of the staging table.
+var pgStageIdent = pgx.Identifier{"pg_temp", pgStage}.Sanitize()
+
+// strays reports whether a staged row's partition value is null or lies
+// outside rng: such a load deletes by value beyond its own range, so it
+// needs the whole table to itself.
+func (t pgTable) strays(ctx context.Context, tx pgx.Tx, column string, rng *PartitionRange) (bool, error) {
+	if _, err := tx.Exec(ctx, "analyze "+pgStageIdent); err != nil {
+		return false, fmt.Errorf("replace partitions of %s: %w", t.display, err)
+	}
+	if rng == nil {
+		return true, nil
 	}
 	p := pgx.Identifier{column}.Sanitize()
-	del := "delete from " + t.ident() + " where " + p + " in (select " + p + " from " + stage + ") or (" +
-		p + " is null and exists (select 1 from " + stage + " where " + p + " is null))"
+	var out bool
+	err := tx.QueryRow(ctx, "select exists (select 1 from "+pgStageIdent+" where "+p+" is null or not ("+p+" >= $1 and "+p+" < $2))", rng.From, rng.To).Scan(&out)
+	if err != nil {
+		return false, fmt.Errorf("replace partitions of %s: %w", t.display, err)
+	}
+	return out, nil
+}
+
+// replacePartition deletes the table's rows whose partition value lies in
+// rng and, unless inRange says every staged value lies in rng, also those
+// whose value occurs in the staged rows (null included); it then inserts
+// the staged rows and returns their number.
+func (t pgTable) replacePartition(ctx context.Context, tx pgx.Tx, fields []pgField, column string, rng *PartitionRange, inRange bool) (int64, error) {
+	p := pgx.Identifier{column}.Sanitize()
+	var conds []string
 	var args []any
+	if !inRange {
+		conds = append(conds, p+" in (select "+p+" from "+pgStageIdent+")",
+			"("+p+" is null and exists (select 1 from "+pgStageIdent+" where "+p+" is null))")
+	}
 	if rng != nil {
-		del += " or (" + p + " >= $1 and " + p + " < $2)"
+		conds = append(conds, "("+p+" >= $1 and "+p+" < $2)")
 		args = []any{rng.From, rng.To}
 	}
-	if _, err := tx.Exec(ctx, del, args...); err != nil {
+	if _, err := tx.Exec(ctx, "delete from "+t.ident()+" where "+strings.Join(conds, " or "), args...); err != nil {
 		return 0, fmt.Errorf("replace partitions of %s: delete: %w", t.display, err)
 	}
+	n, err := t.insertFrom(ctx, tx, fields, pgStageIdent)
+	if err != nil {
+		return 0, fmt.Errorf("replace partitions of %s: %w", t.display, err)
+	}
+	return n, nil
+}
+
+// insertFrom inserts every row of the table from (quoted) into t.
+func (t pgTable) insertFrom(ctx context.Context, tx pgx.Tx, fields []pgField, from string) (int64, error) {
 	cols := make([]string, len(fields))
 	for i, f := range fields {
 		cols[i] = f.name
 	}
 	colList := pgQuoteList(cols)
-	tag, err := tx.Exec(ctx, "insert into "+t.ident()+" ("+colList+") select "+colList+" from "+stage)
+	tag, err := tx.Exec(ctx, "insert into "+t.ident()+" ("+colList+") select "+colList+" from "+from)
 	if err != nil {
-		return 0, fmt.Errorf("replace partitions of %s: insert: %w", t.display, err)
+		return 0, fmt.Errorf("insert: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }

@@ -35,7 +35,10 @@ func TestPostgresOptionsValidate(t *testing.T) {
 		{"merge", PostgresOptions{Table: "a.b", Mode: "merge", Key: []string{"id", "day"}}, nil},
 		{"partition", PostgresOptions{Table: "a.b", Mode: "replacePartition", PartitionColumn: "day"}, nil},
 		{"all", PostgresOptions{Table: "a.b", Mode: "replace", PreSQL: "x", PostSQL: "y", CreateTable: &no, SchemaEvolution: "addColumns", StripNul: true}, nil},
+		{"lock timeout", PostgresOptions{Table: "a.b", LockTimeout: "1h30m"}, nil},
 		{"no table", PostgresOptions{}, []string{"table: required"}},
+		{"bad lock timeout", PostgresOptions{Table: "a.b", LockTimeout: "10"}, []string{`lockTimeout: "10" is not a duration such as 30s, 10m or 1h`}},
+		{"tiny lock timeout", PostgresOptions{Table: "a.b", LockTimeout: "10us"}, []string{`lockTimeout: "10us" is shorter than PostgreSQL's 1ms resolution`}},
 		{"bad mode", PostgresOptions{Table: "a.b", Mode: "upsert"}, []string{`mode: "upsert" is not allowed: use append (the default), replace, merge or replacePartition`}},
 		{"merge without key", PostgresOptions{Table: "a.b", Mode: "merge"}, []string{"key: required when mode is merge"}},
 		{"key without merge", PostgresOptions{Table: "a.b", Key: []string{"id"}}, []string{"key: only used when mode is merge, not append"}},
@@ -355,5 +358,14 @@ func TestPostgresFindNul(t *testing.T) {
 	defer sliced.Release()
 	if r, ok := pgFindNul(sliced.Column(0).(*array.String)); ok {
 		t.Errorf("pgFindNul found a NUL at %d in rows without one", r)
+	}
+}
+
+func TestPostgresLockTimeoutDefault(t *testing.T) {
+	if d := (PostgresOptions{}).lockTimeout(); d != 10*time.Minute {
+		t.Errorf("default lockTimeout = %s, want 10m", d)
+	}
+	if d := (PostgresOptions{LockTimeout: "90s"}).lockTimeout(); d != 90*time.Second {
+		t.Errorf("lockTimeout 90s = %s", d)
 	}
 }

@@ -112,8 +112,11 @@ func probePostgres(ctx context.Context, cfg *pgx.ConnConfig, opts PostgresOption
 
 	var usage, create bool
 	err = tx.QueryRow(ctx, `select has_schema_privilege(oid, 'USAGE'), has_schema_privilege(oid, 'CREATE') from pg_namespace where nspname = $1`, schemaName).Scan(&usage, &create)
+	if errors.Is(err, pgx.ErrNoRows) && opts.CreateSchema && opts.createTable() {
+		return probeCreateSchema(ctx, tx, name, schemaName, role)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", fmt.Errorf("schema %s does not exist: create it (CREATE SCHEMA %s) or fix the table name", pgDisplayName(schemaName), schemaSQL)
+		return "", fmt.Errorf("schema %s does not exist: create it (CREATE SCHEMA %s), set createSchema: true, or fix the table name", pgDisplayName(schemaName), schemaSQL)
 	}
 	if err != nil {
 		return "", fmt.Errorf("read schema %s: %w", pgDisplayName(schemaName), err)
@@ -174,4 +177,23 @@ func probePostgres(ctx context.Context, cfg *pgx.ConnConfig, opts PostgresOption
 			role, strings.Join(missing, ", "), name, opts.mode(), strings.Join(need, ", "), strings.Join(need, ", "), pgx.Identifier{schemaName, tableName}.Sanitize(), roleSQL)
 	}
 	return fmt.Sprintf("table %s exists; role %s has %s", name, role, strings.Join(need, ", ")), nil
+}
+
+// probeCreateSchema checks that the role may create the missing schema of
+// a load with createSchema: true, and the temporary table such a load
+// stages its rows in.
+func probeCreateSchema(ctx context.Context, tx pgx.Tx, name, schemaName, role string) (string, error) {
+	var db string
+	var create, temp bool
+	if err := tx.QueryRow(ctx, `select current_database(), has_database_privilege(current_database(), 'CREATE'), has_database_privilege(current_database(), 'TEMPORARY')`).Scan(&db, &create, &temp); err != nil {
+		return "", fmt.Errorf("read database privileges: %w", err)
+	}
+	dbSQL, roleSQL := pgx.Identifier{db}.Sanitize(), pgx.Identifier{role}.Sanitize()
+	switch {
+	case !create:
+		return "", fmt.Errorf("schema %s does not exist and role %s cannot create it: GRANT CREATE ON DATABASE %s TO %s, or create the schema", pgDisplayName(schemaName), role, dbSQL, roleSQL)
+	case !temp:
+		return "", fmt.Errorf("schema %s does not exist, and the load that creates it stages its rows in a temporary table, which role %s may not create: GRANT TEMPORARY ON DATABASE %s TO %s", pgDisplayName(schemaName), role, dbSQL, roleSQL)
+	}
+	return fmt.Sprintf("schema %s and table %s will be created (createSchema; role %s has CREATE on database %s)", pgDisplayName(schemaName), name, role, db), nil
 }

@@ -32,7 +32,7 @@ func overHTTPS(rows int, api, sinks, dir, pgDSN string) error {
 	if err := os.WriteFile(cert, srv.CertificatePEM(), 0o644); err != nil {
 		return err
 	}
-	sinkYAML, err := sinkBlock(sinks, dir, pgDSN)
+	sinkYAML, err := sinkBlock(sinks, dir, pgDSN, "append")
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ source:
 		return err
 	}
 	if strings.Contains(sinks, "postgres") {
-		if err := dropBenchTable(pgDSN); err != nil {
+		if err := dropBenchTable(pgDSN, false); err != nil {
 			return err
 		}
 	}
@@ -84,7 +84,7 @@ source:
 }
 
 // sinkBlock is the sinks: list of a benchmark job.
-func sinkBlock(sinks, dir, pgDSN string) (string, error) {
+func sinkBlock(sinks, dir, pgDSN, pgMode string) (string, error) {
 	var sb strings.Builder
 	for _, s := range strings.Split(sinks, ",") {
 		switch s {
@@ -93,7 +93,7 @@ func sinkBlock(sinks, dir, pgDSN string) (string, error) {
 		case "csv":
 			fmt.Fprintf(&sb, "  - csv: { path: %q }\n", filepath.Join(dir, "out.csv"))
 		case "postgres":
-			fmt.Fprintf(&sb, "  - postgres: { dsn: %q, table: public.pbicopy_bench, mode: append }\n", pgDSN)
+			fmt.Fprintf(&sb, "  - postgres: { dsn: %q, table: public.pbicopy_bench, mode: %s }\n", pgDSN, pgMode)
 		default:
 			return "", fmt.Errorf("unknown sink %q", s)
 		}
@@ -102,9 +102,13 @@ func sinkBlock(sinks, dir, pgDSN string) (string, error) {
 }
 
 // dropBenchTable starts a PostgreSQL load from an empty table after a
-// checkpoint.
-func dropBenchTable(pgDSN string) error {
-	c := exec.Command("psql", pgDSN, "-q", "-c", "drop table if exists public.pbicopy_bench", "-c", "checkpoint")
+// checkpoint; keep keeps the rows of the previous run.
+func dropBenchTable(pgDSN string, keep bool) error {
+	drop := "drop table if exists public.pbicopy_bench"
+	if keep {
+		drop = "select 1"
+	}
+	c := exec.Command("psql", pgDSN, "-q", "-c", drop, "-c", "checkpoint")
 	c.Stderr = os.Stderr
 	if err := c.Run(); err != nil {
 		return fmt.Errorf("psql: %w", err)

@@ -8,6 +8,8 @@
 //	go run ./internal/bench -rows 3000000 -sink parquet   # memory must not grow
 //	go run ./internal/bench -api executeDaxQueries -sink parquet   # from the fake over HTTPS
 //	go run ./internal/bench -api executeQueries -sink parquet      # the same rows as JSON
+//	go run ./internal/bench -sink postgres -pgmode replace  # beside psql \copy
+//	go run ./internal/bench -pgparts 4 -rows 25000 -latency 3s -workers 4
 //
 // The response file is generated once per row count into -dir and reused.
 // PBICOPY_BENCH_CPUPROFILE=FILE writes the child's CPU profile to FILE.
@@ -59,9 +61,21 @@ func main() {
 	blobConc := flag.Int("concurrency", 0, "with -sink blobparquet: storage.concurrency (0: the default)")
 	streamMB := flag.Int("stream", 1024, "with -sink blobparquet: also stream this many MB of random bytes through each destination alone (0: not)")
 	api := flag.String("api", "", "query the fake Power BI over HTTPS through this API (executeQueries or executeDaxQueries) instead of replaying a saved response")
+	pgMode := flag.String("pgmode", "append", "with -sink postgres: the sink's mode (append or replace)")
+	pgKeep := flag.Bool("pgkeep", false, "with -sink postgres: load over the rows of the previous run instead of into a new table")
+	withPSQL := flag.Bool("psql", true, "with -sink postgres: also time psql \\copy of the same rows")
+	pgParts := flag.Int("pgparts", 0, "measure a replacePartition backfill of this many partitions of -rows rows each into one PostgreSQL table, with -latency a query")
+	workers := flag.Int("workers", 1, "with -pgparts: partitions at a time (--concurrency)")
 	flag.Parse()
 	if *api != "" {
 		if err := overHTTPS(*rows, *api, *sinks, *dir, *pgDSN); err != nil {
+			fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *pgParts > 0 {
+		if err := pgPartitions(*pgParts, *rows, *workers, *latency, *pgDSN, *dir); err != nil {
 			fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
 			os.Exit(1)
 		}
@@ -82,7 +96,7 @@ func main() {
 		}
 		return
 	}
-	if err := parent(*rows, *sinks, *dir, *pgDSN, *runs); err != nil {
+	if err := parent(*rows, *sinks, *dir, *pgDSN, *pgMode, *pgKeep, *withPSQL, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
 		os.Exit(1)
 	}
@@ -119,7 +133,7 @@ func Response(dir string, rows int) (string, error) {
 	return path, os.Rename(tmp, path)
 }
 
-func parent(rows int, sinks, dir, pgDSN string, runs int) error {
+func parent(rows int, sinks, dir, pgDSN, pgMode string, pgKeep, withPSQL bool, runs int) error {
 	start := time.Now()
 	resp, err := Response(dir, rows)
 	if err != nil {
@@ -130,7 +144,7 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 		return err
 	}
 	fmt.Printf("response: %s, %d rows, %.1f MB (ready in %s)\n", resp, rows, float64(st.Size())/1e6, time.Since(start).Round(time.Millisecond))
-	sinkYAML, err := sinkBlock(sinks, dir, pgDSN)
+	sinkYAML, err := sinkBlock(sinks, dir, pgDSN, pgMode)
 	if err != nil {
 		return err
 	}
@@ -147,8 +161,9 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 	var bestRSS int64
 	for range runs {
 		if strings.Contains(sinks, "postgres") {
-			// Both loads start from an empty table after a checkpoint.
-			if err := dropBenchTable(pgDSN); err != nil {
+			// Both loads start from an empty table after a checkpoint
+			// (-pgkeep: pbicopy's holds the rows of the previous run).
+			if err := dropBenchTable(pgDSN, pgKeep); err != nil {
 				return err
 			}
 		}
@@ -169,7 +184,7 @@ func parent(rows int, sinks, dir, pgDSN string, runs int) error {
 	secs := best.Seconds()
 	fmt.Printf("sink %s: %d rows in %.2fs = %.0f rows/s, %.1f MB/s of JSON, peak RSS %.1f MB (GOMAXPROCS default, GOMEMLIMIT %s)\n",
 		sinks, rows, secs, float64(rows)/secs, float64(st.Size())/1e6/secs, float64(bestRSS)/1e6, memLimitText())
-	if strings.Contains(sinks, "postgres") {
+	if strings.Contains(sinks, "postgres") && withPSQL {
 		return psqlCopy(self, dir, resp, pgDSN, rows, secs)
 	}
 	return nil
