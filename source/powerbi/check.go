@@ -125,20 +125,8 @@ func (c *Connector) checkPowerBI(ctx context.Context, req source.Request, dax st
 		return err == nil
 	}
 	pb := req.Spec.PowerBI
-	client, err := c.Client(ctx, pb)
-	if err == nil {
-		if err = client.Token(ctx); err != nil {
-			err = explainAuthError(err, pb.Auth)
-		}
-	}
-	who := "a token was issued"
-	if pb.Auth.ClientID != "" {
-		who += " to app " + pb.Auth.ClientID
-	}
-	if pb.Auth.Tenant != "" {
-		who += " in tenant " + pb.Auth.Tenant
-	}
-	if !add("auth", err, who) || dax == "" {
+	checks, client := c.checkAuth(ctx, pb)
+	if client == nil || dax == "" {
 		return checks
 	}
 	var recv rowReceiver
