@@ -230,6 +230,21 @@ func jobMetrics(r *pipeline.JobResult, end time.Time) prometheus.Gatherer {
 	if r.Status == pipeline.Succeeded {
 		gauge("pbicopy_job_last_success_timestamp_seconds", "When the last successful run of the job ended, in Unix seconds.", endSeconds)
 	}
+	if w := r.Watermark; w != nil {
+		// An incremental job: its watermark as a number (Unix seconds for
+		// a date or a date-time, the value for an int), before and after.
+		if v, ok := watermarkValue(w.Old); ok {
+			gauge("pbicopy_job_watermark_previous", "The watermark stored before the last run (Unix seconds for a date or date-time, else the integer).", v)
+		}
+		if v, ok := watermarkValue(w.New); ok {
+			gauge("pbicopy_job_watermark", "The watermark stored after the last run (Unix seconds for a date or date-time, else the integer).", v)
+		}
+		advanced := 0.0
+		if w.Advanced {
+			advanced = 1
+		}
+		gauge("pbicopy_job_watermark_advanced", "Whether the last run saved a new watermark (1) or kept the old one (0).", advanced)
+	}
 	if len(r.Sinks) == 0 {
 		return reg
 	}
@@ -245,4 +260,22 @@ func jobMetrics(r *pipeline.JobResult, end time.Time) prometheus.Gatherer {
 	}
 	reg.MustRegister(rows, written) // a vector without series is left out
 	return reg
+}
+
+// watermarkValue is a watermark as the parameter prints it (1234,
+// 2024-03-01, 2024-03-01T13:45:30Z) as a number: the integer, or Unix
+// seconds.
+func watermarkValue(s string) (float64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return float64(n), true
+	}
+	for _, layout := range []string{time.DateOnly, time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return float64(t.Unix()), true
+		}
+	}
+	return 0, false
 }

@@ -256,6 +256,43 @@ func TestPushMetricsOnlyPostgres(t *testing.T) {
 	}
 }
 
+// TestPushMetricsWatermark: an incremental job reports its watermark
+// before and after the run as numbers, and whether it advanced; a job
+// without one reports none of them.
+func TestPushMetricsWatermark(t *testing.T) {
+	g := newPushGateway(t)
+	results := []*pipeline.JobResult{
+		{Job: "orders", Status: pipeline.Succeeded, Watermark: &pipeline.WatermarkResult{Old: "2024-03-01T10:00:00Z", New: "2024-03-02T08:30:00Z", Advanced: true}},
+		{Job: "ids", Status: pipeline.Failed, Watermark: &pipeline.WatermarkResult{Old: "1234", New: "1234"}},
+		{Job: "first", Status: pipeline.Succeeded, Watermark: &pipeline.WatermarkResult{New: "2024-03-01", Advanced: true}},
+		{Job: "plain", Status: pipeline.Succeeded},
+	}
+	if err := Push(context.Background(), g.URL, results, Options{Client: g.Client()}); err != nil {
+		t.Fatal(err)
+	}
+	pushes := g.recorded()
+	if len(pushes) != len(results) {
+		t.Fatalf("%d pushes, want %d", len(pushes), len(results))
+	}
+	want := []map[string]float64{
+		{"pbicopy_job_watermark_previous": 1709287200, "pbicopy_job_watermark": 1709368200, "pbicopy_job_watermark_advanced": 1},
+		{"pbicopy_job_watermark_previous": 1234, "pbicopy_job_watermark": 1234, "pbicopy_job_watermark_advanced": 0},
+		{"pbicopy_job_watermark": 1709251200, "pbicopy_job_watermark_advanced": 1},
+		{},
+	}
+	for i, p := range pushes {
+		if p.err != nil {
+			t.Fatal(p.err)
+		}
+		for _, name := range []string{"pbicopy_job_watermark_previous", "pbicopy_job_watermark", "pbicopy_job_watermark_advanced"} {
+			v, ok := p.series[name]
+			if w, want := want[i][name]; ok != want || v != w {
+				t.Errorf("job %s: %s = %v (present %v), want %v (present %v)", results[i].Job, name, v, ok, w, want)
+			}
+		}
+	}
+}
+
 func TestPushMetricsGroupingKey(t *testing.T) {
 	host := DefaultInstance()
 	for _, c := range []struct {
