@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/sink"
@@ -105,6 +106,9 @@ func (f *fanout) failure() error {
 // emit hands rec to every sink; it takes over rec's reference.
 func (f *fanout) emit(ctx context.Context, rec arrow.RecordBatch) error {
 	defer rec.Release()
+	if len(f.chans) > 1 {
+		settleNullCounts(rec)
+	}
 	for _, ch := range f.chans {
 		rec.Retain()
 		select {
@@ -118,6 +122,28 @@ func (f *fanout) emit(ctx context.Context, rec arrow.RecordBatch) error {
 		}
 	}
 	return nil
+}
+
+// settleNullCounts computes the null count of every column of rec, here in
+// one goroutine: arrow computes it lazily, on the first NullN, and writes it
+// into the array, so that two sinks reading a shared slice (the Arrow
+// source hands on zero-copy slices, whose count is unknown) would race.
+func settleNullCounts(rec arrow.RecordBatch) {
+	var settle func(a arrow.Array)
+	settle = func(a arrow.Array) {
+		a.NullN() // computes and stores the count in the array's data
+		for _, cd := range a.Data().Children() {
+			c := array.MakeFromData(cd)
+			settle(c)
+			c.Release()
+		}
+		if d, ok := a.(*array.Dictionary); ok {
+			settle(d.Dictionary())
+		}
+	}
+	for _, c := range rec.Columns() {
+		settle(c)
+	}
 }
 
 // close ends the stream and waits for every sink to take what it was sent;
