@@ -195,6 +195,9 @@ func readRunSummary(t *testing.T, path string) runSummary {
 // but what the commit order had published; no temporary file; then a run
 // without the fault publishes the new data.
 func TestRunFailureExitIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("each case runs the command as a child process against PostgreSQL and Azurite (about 20 s)")
+	}
 	w := newFailWorld(t)
 	version := 1
 	w.facts.Set(version, fakepbi.NoPoison, -1)

@@ -26,6 +26,9 @@ import (
 // everything it wrote for each of them: stdout, stderr, the summary, the
 // state, the manifests, the data files, the blobs, the metrics it pushed.
 func TestSecretsNeverWrittenIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("it runs the failure matrix's runs as child processes (about 15 s)")
+	}
 	ctx := context.Background()
 	const (
 		clientSecret = "Cl1ent-S3cret-pbicopy-7f3a9"

@@ -216,8 +216,15 @@ var shared struct {
 // own (NewContainer). If Azurite cannot be found or started, t is skipped,
 // or failed when RequireEnv is set. The package's TestMain must call
 // StopAzurite after m.Run.
+//
+// Under go test -short the test is skipped (unless RequireEnv is set):
+// starting Azurite and going through its HTTP stack costs most of the short
+// run's time, and the short run is for the edit-test loop.
 func StartAzurite(t testing.TB) *Azurite {
 	t.Helper()
+	if testing.Short() && os.Getenv(RequireEnv) == "" {
+		t.Skip("Azure Blob test on Azurite: runs without -short")
+	}
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.az == nil && shared.err == nil {
