@@ -7,12 +7,17 @@ import (
 	"io"
 	"maps"
 	"reflect"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	pqschema "github.com/apache/arrow-go/v18/parquet/schema"
 )
@@ -24,17 +29,27 @@ const parquetCreatedBy = "pbicopy"
 type parquetSink struct {
 	dst      Destination
 	schema   *arrow.Schema // the schema batches arrive with
-	wschema  *arrow.Schema // the schema given to pqarrow (wall-clock timestamps wrapped)
-	tsCols   []int         // columns of schema that are wall-clock timestamps
-	out      *errTrap      // dst as pqarrow sees it
-	fw       *pqarrow.FileWriter
+	out      *errTrap      // dst as the encoder sees it
+	fw       *file.Writer
+	rgw      file.BufferedRowGroupWriter // the row group being buffered; nil before the first rows
+	rgRows   int64                       // rows in rgw
+	rgMax    int64                       // most rows in a row group (the writer's property)
 	rgBytes  int64
 	cut      bool // the current row group is full: start a new one before the next rows
 	rows     int64
-	cols     []arrow.Array            // reused per Write
+	enc      []columnEncoder
+	workers  int                      // columns encoded at a time
 	err      error                    // sticky failure: Commit returns it
 	finished bool                     // committed or aborted
 	meta     func() map[string]string // Env.Metadata: written in the footer
+	mem      *recycler                // the encoder's memory, given back by Commit and Abort
+}
+
+// columnEncoder is the state of one column's encoding.
+type columnEncoder struct {
+	nullable bool
+	def      []int16 // definition levels of a nullable column, reused
+	err      error   // of the last batch
 }
 
 var _ Sink = (*parquetSink)(nil)
@@ -85,20 +100,17 @@ func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem 
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	s := &parquetSink{dst: dst, schema: schema, wschema: schema, rgBytes: opts.rowGroupBytes()}
+	rec := newRecycler(mem)
+	s := &parquetSink{dst: dst, schema: schema, rgBytes: opts.rowGroupBytes(), mem: rec}
 	fields := schema.Fields()
 	for i, f := range fields {
 		if f.Type.ID() == arrow.TIMESTAMP {
-			s.tsCols = append(s.tsCols, i)
 			fields[i].Type = wallClockMicros
 		}
 	}
-	if len(s.tsCols) > 0 {
-		md := schema.Metadata()
-		s.wschema = arrow.NewSchema(fields, &md)
-	}
+	md := schema.Metadata()
 	props := parquet.NewWriterProperties(
-		parquet.WithAllocator(mem),
+		parquet.WithAllocator(rec),
 		parquet.WithCompression(opts.codec()),
 		parquet.WithStats(true),
 		parquet.WithCreatedBy(parquetCreatedBy),
@@ -108,9 +120,20 @@ func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem 
 	// The Arrow schema is not stored in the footer (no WithStoreSchema): it
 	// would name the private extension type that marks wall-clock columns,
 	// and the Parquet types alone read back as the same Arrow types.
-	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem))
+	pqs, err := pqarrow.ToParquet(arrow.NewSchema(fields, &md), props, pqarrow.NewArrowWriterProperties())
+	if err != nil {
+		rec.Close()
+		return nil, fmt.Errorf("start parquet file: %w", err)
+	}
+	kv := make(metadata.KeyValueMetadata, 0, md.Len())
+	for i, k := range md.Keys() {
+		if err := kv.Append(k, md.Values()[i]); err != nil {
+			rec.Close()
+			return nil, fmt.Errorf("start parquet file: %w", err)
+		}
+	}
 	s.out = &errTrap{w: dst}
-	fw, err := pqarrow.NewFileWriter(s.wschema, s.out, props, arrProps)
+	fw, err := file.NewParquetWriterWithError(s.out, pqs.Root(), file.WithWriterProps(props), file.WithWriteMetadata(kv))
 	if err == nil {
 		err = s.out.err
 	}
@@ -118,9 +141,16 @@ func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem 
 		if fw != nil {
 			_ = fw.Close() // releases memory; the error is already known
 		}
+		rec.Close()
 		return nil, fmt.Errorf("start parquet file: %w", err)
 	}
 	s.fw = fw
+	s.rgMax = props.MaxRowGroupLength()
+	s.enc = make([]columnEncoder, len(fields))
+	for i, f := range fields {
+		s.enc[i].nullable = f.Nullable
+	}
+	s.workers = min(runtime.GOMAXPROCS(0), len(fields))
 	return s, nil
 }
 
@@ -158,41 +188,100 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if rec.NumRows() == 0 {
 		return nil
 	}
-	if s.cut {
-		err := s.fw.NewBufferedRowGroupChecked()
+	n := rec.NumRows()
+	if s.rgw == nil || s.cut || s.rgRows+n > s.rgMax {
+		rgw, err := s.fw.AppendBufferedRowGroupChecked()
 		if err == nil {
 			err = s.out.err
 		}
 		if err != nil {
 			return s.fail(fmt.Errorf("write parquet: %w", err))
 		}
-		s.cut = false
+		s.rgw, s.rgRows, s.cut = rgw, 0, false
 	}
-	wrec := rec
-	if len(s.tsCols) > 0 {
-		s.cols = append(s.cols[:0], rec.Columns()...)
-		for _, i := range s.tsCols {
-			s.cols[i] = array.NewExtensionArrayWithStorage(wallClockMicros, s.cols[i])
-		}
-		wrec = array.NewRecordBatch(s.wschema, s.cols, rec.NumRows())
-		for _, i := range s.tsCols {
-			s.cols[i].Release()
-		}
-		defer wrec.Release()
-	}
-	err := s.fw.WriteBuffered(wrec)
-	clear(s.cols)
+	err := s.encode(rec)
 	if err == nil {
 		err = s.out.err
 	}
 	if err != nil {
 		return s.fail(fmt.Errorf("write parquet: %w", err))
 	}
-	s.rows += rec.NumRows()
+	s.rows += n
+	s.rgRows += n
 	// The cut itself waits for the next Write: cutting now would leave an
 	// empty row group at the end of the file if this was the last batch.
-	s.cut = s.fw.RowGroupTotalBytesWritten() >= s.rgBytes
+	s.cut = s.rgw.TotalBytesWritten() >= s.rgBytes
 	return nil
+}
+
+// encode adds the columns of rec to the buffered row group, several at a
+// time: each column of a buffered row group has its own encoder, page
+// buffer and statistics, so columns are independent until the row group is
+// flushed, in column order, and the bytes do not depend on the schedule.
+// It returns the error of the first failing column.
+func (s *parquetSink) encode(rec arrow.RecordBatch) error {
+	cols := rec.Columns()
+	if s.workers <= 1 {
+		ctx := pqarrow.NewArrowWriteContext(context.Background(), nil)
+		for i, c := range cols {
+			if err := s.encodeColumn(ctx, i, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		next atomic.Int32
+		wg   sync.WaitGroup
+	)
+	for range s.workers {
+		wg.Go(func() {
+			// A write context holds scratch space: one per goroutine.
+			ctx := pqarrow.NewArrowWriteContext(context.Background(), nil)
+			for i := int(next.Add(1)) - 1; i < len(cols); i = int(next.Add(1)) - 1 {
+				s.enc[i].err = s.encodeColumn(ctx, i, cols[i])
+			}
+		})
+	}
+	wg.Wait()
+	var err error
+	for i := range s.enc {
+		if err == nil {
+			err = s.enc[i].err
+		}
+		s.enc[i].err = nil
+	}
+	return err
+}
+
+// encodeColumn adds column i of a batch to the row group: the values as
+// they are (a wall-clock timestamp column's storage is int64 microseconds),
+// with definition levels for a nullable column.
+func (s *parquetSink) encodeColumn(ctx context.Context, i int, a arrow.Array) error {
+	cw, err := s.rgw.Column(i)
+	if err != nil {
+		return err
+	}
+	e := &s.enc[i]
+	var def []int16
+	if e.nullable {
+		def = slices.Grow(e.def[:0], a.Len())[:a.Len()]
+		e.def = def
+		if a.NullN() == 0 {
+			for j := range def {
+				def[j] = 1
+			}
+		} else {
+			for j := range def {
+				if a.IsValid(j) {
+					def[j] = 1
+				} else {
+					def[j] = 0
+				}
+			}
+		}
+	}
+	return pqarrow.WriteArrowToColumn(ctx, cw, a, def, nil, e.nullable)
 }
 
 // writable checks that a batch can be written now.
@@ -235,6 +324,7 @@ func (s *parquetSink) Commit(ctx context.Context) (Result, error) {
 	if err == nil {
 		err = s.fw.Close()
 	}
+	s.mem.Close()
 	if err == nil {
 		err = s.out.err
 	}
@@ -256,7 +346,10 @@ func (s *parquetSink) encodedBytes() int64 {
 	if s.finished {
 		return s.out.n
 	}
-	return s.out.n + s.fw.RowGroupTotalBytesWritten()
+	if s.rgw == nil {
+		return s.out.n
+	}
+	return s.out.n + s.rgw.TotalBytesWritten()
 }
 
 // Abort aborts dst and releases the buffered row group.
@@ -271,6 +364,7 @@ func (s *parquetSink) Abort(ctx context.Context) error {
 		s.out.err = errors.New("aborted")
 	}
 	_ = s.fw.Close()
+	s.mem.Close()
 	return s.dst.Abort(ctx)
 }
 
