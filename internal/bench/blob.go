@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
@@ -189,13 +188,14 @@ func runChild(job string, env []string, runs int) (best time.Duration, rss int64
 		}
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		t0 := time.Now()
-		if err := cmd.Run(); err != nil {
-			return 0, 0, 0, fmt.Errorf("run: %w", err)
+		r, err := runMeasured(cmd)
+		if err != nil {
+			return 0, 0, 0, err
 		}
 		if d := time.Since(t0); best == 0 || d < best {
 			best, cpu = d, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()
 		}
-		rss = max(rss, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss*1024)
+		rss = max(rss, r)
 	}
 	return best, rss, cpu, nil
 }

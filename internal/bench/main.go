@@ -27,7 +27,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
@@ -44,10 +43,14 @@ const Mapping = fakepbi.BenchMapping
 
 func main() {
 	if job := os.Getenv(childEnv); job != "" {
-		os.Exit(child(job))
+		code := child(job)
+		reportHWM()
+		os.Exit(code)
 	}
 	if to := os.Getenv(streamEnv); to != "" {
-		os.Exit(streamChild(to))
+		code := streamChild(to)
+		reportHWM()
+		os.Exit(code)
 	}
 	rows := flag.Int("rows", 1_000_000, "rows in the synthetic response")
 	sinks := flag.String("sink", "parquet", "sinks to write: parquet, csv, postgres, or a comma-separated list")
@@ -60,6 +63,7 @@ func main() {
 	blockSize := flag.Int64("blocksize", 0, "with -sink blobparquet: storage.blockSize (0: the default)")
 	blobConc := flag.Int("concurrency", 0, "with -sink blobparquet: storage.concurrency (0: the default)")
 	streamMB := flag.Int("stream", 1024, "with -sink blobparquet: also stream this many MB of random bytes through each destination alone (0: not)")
+	prerender := flag.Bool("prerender", true, "with -api: the fake renders its answer before the run and replays the bytes (false: it renders while it sends, on the same cores)")
 	api := flag.String("api", "", "query the fake Power BI over HTTPS through this API (executeQueries or executeDaxQueries) instead of replaying a saved response")
 	pgMode := flag.String("pgmode", "append", "with -sink postgres: the sink's mode (append or replace)")
 	pgKeep := flag.Bool("pgkeep", false, "with -sink postgres: load over the rows of the previous run instead of into a new table")
@@ -68,7 +72,7 @@ func main() {
 	workers := flag.Int("workers", 1, "with -pgparts: partitions at a time (--concurrency)")
 	flag.Parse()
 	if *api != "" {
-		if err := overHTTPS(*rows, *api, *sinks, *dir, *pgDSN); err != nil {
+		if err := overHTTPS(*rows, *api, *sinks, *dir, *pgDSN, *prerender); err != nil {
 			fmt.Fprintln(os.Stderr, "pbicopy-bench:", err)
 			os.Exit(1)
 		}
@@ -171,11 +175,11 @@ func parent(rows int, sinks, dir, pgDSN, pgMode string, pgKeep, withPSQL bool, r
 		cmd.Env = append(os.Environ(), childEnv+"="+job)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		t0 := time.Now()
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("run: %w", err)
+		rss, err := runMeasured(cmd)
+		if err != nil {
+			return err
 		}
 		d := time.Since(t0)
-		rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
 		if best == 0 || d < best {
 			best = d
 		}

@@ -85,11 +85,10 @@ func (s *Server) executeDaxQueries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusBadRequest, badRequestBody("resultsetRowcountLimit must not be negative.", "request.resultsetRowcountLimit"))
 		return
 	}
-	s.answer(w, r, ArrowContentType, func(dst io.Writer, flush func()) error {
-		return writeArrowBody(dst, flush, s.opts.Tables, rec.Query, arrowSettings{
-			rowLimit: rec.RowLimit, schemaOnly: rec.SchemaOnly, batchRows: s.opts.ArrowBatchRows, metrics: s.opts.ExecMetrics,
-		})
-	})
+	set := arrowSettings{rowLimit: rec.RowLimit, schemaOnly: rec.SchemaOnly, batchRows: s.opts.ArrowBatchRows, metrics: s.opts.ExecMetrics}
+	s.answer(w, r, ArrowContentType, s.replay(bodyKey("executeDaxQueries", rec.Query, set), func(dst io.Writer, flush func()) error {
+		return writeArrowBody(dst, flush, s.opts.Tables, rec.Query, set)
+	}))
 }
 
 // arrowSettings shape one executeDaxQueries answer.

@@ -232,3 +232,51 @@ func TestWriteArrowResponseEqualsHTTPBody(t *testing.T) {
 		t.Error("WriteArrowResponse differs from the served body")
 	}
 }
+
+// TestPrerenderReplaysTheSameBytes checks that a prerendered answer is the
+// rendered one byte for byte, through both APIs, that requests with other
+// options are still rendered, and that faults still apply to a replay.
+func TestPrerenderReplaysTheSameBytes(t *testing.T) {
+	srv := startServer(t, Options{Tables: []*Table{BenchTable(5000)}, BOM: true})
+	tok := getToken(t, srv)
+	const q = "EVALUATE Sales"
+	json1 := runQuery(t, srv, tok, q, false)
+	_, dax1 := post(t, srv.Client(), daxURL(srv), tok, daxBody(q, nil))
+	for _, api := range []string{"executeQueries", "executeDaxQueries"} {
+		if err := srv.Prerender(api, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Prerender("executeSomething", q); err == nil {
+		t.Error("Prerender of an unknown API: no error")
+	}
+	if err := srv.Prerender("executeQueries", "EVALUATE Nope"); err == nil {
+		t.Error("Prerender of a failing query: no error")
+	}
+	if json2 := runQuery(t, srv, tok, q, false); !bytes.Equal(json1, json2) {
+		t.Errorf("executeQueries: replay differs from the rendered answer (%d vs %d bytes)", len(json2), len(json1))
+	}
+	if _, dax2 := post(t, srv.Client(), daxURL(srv), tok, daxBody(q, nil)); !bytes.Equal(dax1, dax2) {
+		t.Errorf("executeDaxQueries: replay differs from the rendered answer (%d vs %d bytes)", len(dax2), len(dax1))
+	}
+	// Other options: rendered, not replayed.
+	if _, b := post(t, srv.Client(), daxURL(srv), tok, daxBody(q, map[string]any{"resultsetRowcountLimit": 7})); len(readStreams(t, b)) != 1 || readStreams(t, b)[0].rows != 7 {
+		t.Error("rowcount limit 7 over a prerendered answer: not 7 rows")
+	}
+	if withNulls := runQuery(t, srv, tok, q, true); bytes.Equal(withNulls, json1) {
+		t.Error("includeNulls answered with the prerendered answer")
+	}
+	// A cut applies to a replay: the body ends short, in error.
+	srv.CutBody(1, 1000)
+	hreq, _ := http.NewRequest(http.MethodPost, daxURL(srv), strings.NewReader(daxBody(q, nil)))
+	hreq.Header.Set("Authorization", "Bearer "+tok)
+	r, err := srv.Client().Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err == nil || len(b) >= len(dax1) {
+		t.Errorf("cut replay: %d bytes of %d, error %v", len(b), len(dax1), err)
+	}
+}

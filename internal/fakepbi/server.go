@@ -1,6 +1,7 @@
 package fakepbi
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -177,6 +178,7 @@ type Server struct {
 	closing       chan struct{} // closed by Close: stalled answers give up
 	window        []time.Time   // times of the requests served in the rate window
 	refresh       refreshState
+	bodies        map[string][]byte // prerendered answers, by bodyKey
 }
 
 // Start starts a fake server on a free port of 127.0.0.1, with a fresh
@@ -471,9 +473,75 @@ func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	includeNulls := rec.IncludeNulls != nil && *rec.IncludeNulls
-	s.answer(w, r, "application/json; charset=utf-8", func(dst io.Writer, flush func()) error {
+	s.answer(w, r, "application/json; charset=utf-8", s.replay(bodyKey("executeQueries", rec.Query, includeNulls), func(dst io.Writer, flush func()) error {
 		return writeBody(dst, flush, rel, includeNulls, s.opts.BOM, s.opts.limits())
-	})
+	}))
+}
+
+// Prerender renders the successful answer of api (executeQueries or
+// executeDaxQueries) to query, with default request options, and serves
+// its bytes to every later such request instead of rendering it again.
+// Benchmarks use it so that the figures measure the client, not the fake:
+// the real service renders its answers on other machines. Injected cuts,
+// stalls and failures still apply to a replayed answer.
+func (s *Server) Prerender(api, query string) error {
+	var (
+		buf   bytes.Buffer
+		err   error
+		extra any
+	)
+	switch api {
+	case "executeQueries":
+		var rel *relation
+		if rel, err = plan(s.opts.Tables, query); err == nil {
+			err = writeBody(&buf, func() {}, rel, false, s.opts.BOM, s.opts.limits())
+		}
+		extra = false
+	case "executeDaxQueries":
+		set := arrowSettings{batchRows: s.opts.ArrowBatchRows, metrics: s.opts.ExecMetrics}
+		err = writeArrowBody(&buf, func() {}, s.opts.Tables, query, set)
+		extra = set
+	default:
+		err = fmt.Errorf("unknown API %q", api)
+	}
+	if err != nil {
+		return fmt.Errorf("prerender %s: %w", api, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bodies == nil {
+		s.bodies = map[string][]byte{}
+	}
+	s.bodies[bodyKey(api, query, extra)] = buf.Bytes()
+	return nil
+}
+
+// bodyKey names an answer of api to query with the request options that
+// shape it.
+func bodyKey(api, query string, options any) string {
+	return fmt.Sprintf("%s\x00%v\x00%s", api, options, query)
+}
+
+// replay returns a writer of the answer prerendered under key, in pieces
+// flushed as they go like a rendered answer, or write when there is none.
+func (s *Server) replay(key string, write func(dst io.Writer, flush func()) error) func(dst io.Writer, flush func()) error {
+	s.mu.Lock()
+	body, ok := s.bodies[key]
+	s.mu.Unlock()
+	if !ok {
+		return write
+	}
+	return func(dst io.Writer, flush func()) error {
+		for len(body) > 0 {
+			n := min(len(body), 256<<10)
+			if _, err := dst.Write(body[:n]); err != nil {
+				return err
+			}
+			flush()
+			body = body[n:]
+		}
+		return nil
+	}
 }
 
 // intake records a query request and applies what comes before its body
