@@ -25,6 +25,7 @@ type PowerBISpec struct {
 	Dataset          string         `yaml:"dataset" required:"the dataset id" doc:"Dataset (semantic model) id."`
 	API              string         `yaml:"api" enum:"executeQueries,executeDaxQueries" default:"executeQueries" doc:"The REST API queried: executeQueries (JSON, any workspace, at most 100,000 rows / 1,000,000 values / 15 MB a query, types inferred or mapped) or executeDaxQueries (Apache Arrow with the model's exact types and no row or size cap; capacity workspaces only, and the tenant setting for XMLA endpoints must be on)."`
 	RowLimit         int            `yaml:"rowLimit" min:"1" doc:"executeDaxQueries only: the most rows the service returns (sent as resultsetRowcountLimit); a cap, not a pager: rows past it are not returned."`
+	QueryTimeout     string         `yaml:"queryTimeout" pattern:"^(([0-9]+[.]?[0-9]*|[.][0-9]+)(ns|us|µs|ms|s|m|h))+$" patternDoc:"a duration such as 90s or 20m" doc:"executeDaxQueries only: how long the service may run the query before it cancels it and answers with an error, sent as queryTimeout in whole seconds (rounded up); the service's own limit applies when it is not given. It must not be longer than timeouts.request, or pbicopy would give up first."`
 	Query            string         `yaml:"query" doc:"DAX query; a Go template over the params, where every value goes through {{ dax .name }}."`
 	Table            string         `yaml:"table" doc:"A DAX table expression to extract page by page, instead of query (needs paging)."`
 	Paging           *PagingSpec    `yaml:"paging" doc:"Keyset paging over table, past the service's 100,000-row / 1,000,000-value / 15 MB limits."`
@@ -37,6 +38,16 @@ type PowerBISpec struct {
 	// SensitivityLabels says what to do with data the service sends with
 	// a sensitivity label (informationProtectionLabel).
 	SensitivityLabels string `yaml:"sensitivityLabels" enum:"allow,refuse" default:"allow" doc:"Data carrying a sensitivity label (Microsoft Purview, sent with the data): allow copies it and records the label in the log, the summary, Parquet metadata, blob metadata and split manifests; refuse fails the job before anything is published, for sinks that must not hold labelled data."`
+}
+
+// QueryTimeoutSeconds is queryTimeout in whole seconds, rounded up (0
+// when not given). It expects p to have passed Validate.
+func (p *PowerBISpec) QueryTimeoutSeconds() int {
+	d, err := time.ParseDuration(p.QueryTimeout)
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return int((d + time.Second - 1) / time.Second)
 }
 
 // TimeoutsSpec bounds the waits on the Power BI service, so that a service
@@ -135,8 +146,20 @@ func (p *PowerBISpec) Validate() error {
 		if p.Paging != nil {
 			fail("paging", "not used with api: executeDaxQueries, which has no row or size cap: give the whole query in query (partitions still split it)")
 		}
-	} else if p.RowLimit != 0 {
-		fail("rowLimit", "only used with api: executeDaxQueries (executeQueries has no such option): remove it, or set api: executeDaxQueries")
+	} else {
+		if p.RowLimit != 0 {
+			fail("rowLimit", "only used with api: executeDaxQueries (executeQueries has no such option): remove it, or set api: executeDaxQueries")
+		}
+		if p.QueryTimeout != "" {
+			fail("queryTimeout", "only used with api: executeDaxQueries (executeQueries has no such option): remove it, or set api: executeDaxQueries")
+		}
+	}
+	if p.QueryTimeout != "" && p.DaxQueries() {
+		if d, err := time.ParseDuration(p.QueryTimeout); err != nil || d <= 0 {
+			fail("queryTimeout", "%q is not a positive duration such as 90s or 20m", p.QueryTimeout)
+		} else if _, request := p.Timeouts.Durations(); d > request && (p.Timeouts == nil || p.Timeouts.Validate() == nil) {
+			fail("queryTimeout", "%s is longer than timeouts.request (%s): pbicopy would give up on the request before the service gives up on the query; shorten it or raise timeouts.request", d, request)
+		}
 	}
 	if p.Timeouts != nil {
 		errs = append(errs, prefixed("timeouts", p.Timeouts.Validate()))

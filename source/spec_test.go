@@ -82,6 +82,15 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
+func TestQueryTimeoutSeconds(t *testing.T) {
+	for text, want := range map[string]int{"": 0, "90s": 90, "1500ms": 2, "20m": 1200, "1ns": 1} {
+		p := PowerBISpec{QueryTimeout: text}
+		if got := p.QueryTimeoutSeconds(); got != want {
+			t.Errorf("%q: %d seconds, want %d", text, got, want)
+		}
+	}
+}
+
 func TestAPIOptions(t *testing.T) {
 	cases := []struct {
 		name string
@@ -95,6 +104,15 @@ func TestAPIOptions(t *testing.T) {
 		{"unknown api", func(p *PowerBISpec) { p.API = "executeSQL" }, "api: "},
 		{"rowLimit with JSON", func(p *PowerBISpec) { p.RowLimit = 500 }, "rowLimit: only used with api: executeDaxQueries"},
 		{"rowLimit zero or less", func(p *PowerBISpec) { p.API, p.RowLimit = APIExecuteDaxQueries, -1 }, "rowLimit: "},
+		{"queryTimeout with Arrow", func(p *PowerBISpec) { p.API, p.QueryTimeout = APIExecuteDaxQueries, "5m" }, ""},
+		{"queryTimeout with JSON", func(p *PowerBISpec) { p.QueryTimeout = "5m" }, "queryTimeout: only used with api: executeDaxQueries"},
+		{"queryTimeout not a duration", func(p *PowerBISpec) { p.API, p.QueryTimeout = APIExecuteDaxQueries, "5 minutes" }, "queryTimeout: "},
+		{"queryTimeout zero", func(p *PowerBISpec) { p.API, p.QueryTimeout = APIExecuteDaxQueries, "0s" }, "queryTimeout: \"0s\" is not a positive duration"},
+		{"queryTimeout past the request timeout", func(p *PowerBISpec) { p.API, p.QueryTimeout = APIExecuteDaxQueries, "11m" },
+			"queryTimeout: 11m0s is longer than timeouts.request (10m0s)"},
+		{"queryTimeout within a raised request timeout", func(p *PowerBISpec) {
+			p.API, p.QueryTimeout, p.Timeouts = APIExecuteDaxQueries, "50m", &TimeoutsSpec{Request: "1h"}
+		}, ""},
 		{"paging with Arrow", func(p *PowerBISpec) {
 			p.API, p.Query, p.Table, p.Paging = APIExecuteDaxQueries, "", "Sales", &PagingSpec{Key: "Sales[OrderID]"}
 		}, "paging: not used with api: executeDaxQueries, which has no row or size cap"},

@@ -85,6 +85,19 @@ func (s *Server) executeDaxQueries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusBadRequest, badRequestBody("resultsetRowcountLimit must not be negative.", "request.resultsetRowcountLimit"))
 		return
 	}
+	if rec.QueryTimeout > 0 {
+		s.mu.Lock()
+		latency := s.opts.Latency
+		s.mu.Unlock()
+		if latency > time.Duration(rec.QueryTimeout)*time.Second {
+			// The query "ran" (Options.Latency) past queryTimeout: the
+			// service cancels it and answers with an error rowset. The
+			// wording is this fake's.
+			qe := &QueryError{Line: 1, Column: 1, Message: fmt.Sprintf("The query was cancelled because it ran longer than its timeout of %d seconds.", rec.QueryTimeout)}
+			s.answer(w, r, ArrowContentType, func(dst io.Writer, _ func()) error { return writeErrorRowset(dst, qe) })
+			return
+		}
+	}
 	set := arrowSettings{rowLimit: rec.RowLimit, schemaOnly: rec.SchemaOnly, batchRows: s.opts.ArrowBatchRows, metrics: s.opts.ExecMetrics}
 	s.answer(w, r, ArrowContentType, s.replay(bodyKey("executeDaxQueries", rec.Query, set), func(dst io.Writer, flush func()) error {
 		return writeArrowBody(dst, flush, s.opts.Tables, rec.Query, set)

@@ -76,7 +76,9 @@ type Options struct {
 	TruncationSlot string
 	// TokenLifetime is how long issued tokens stay valid (zero: one hour).
 	TokenLifetime time.Duration
-	// Latency is added before each executeQueries answer.
+	// Latency is added before each executeQueries and executeDaxQueries
+	// answer: the time the query runs. An executeDaxQueries request whose
+	// queryTimeout is shorter is answered with a timeout error rowset.
 	Latency time.Duration
 	// RateLimit, when positive, lets at most RateLimit executeQueries
 	// requests be served in any RatePer window (zero: one minute); the

@@ -30,6 +30,9 @@ type DaxQuery struct {
 	RowLimit int
 	// SchemaOnly asks for the schema of the result, without rows.
 	SchemaOnly bool
+	// QueryTimeout is queryTimeout: the seconds the service may run the
+	// query before it cancels it (0: the service's default).
+	QueryTimeout int
 }
 
 type executeDaxQueriesRequest struct {
@@ -37,6 +40,7 @@ type executeDaxQueriesRequest struct {
 	RowLimit         int    `json:"resultsetRowcountLimit,omitempty"`
 	SchemaOnly       bool   `json:"schemaOnly,omitempty"`
 	ImpersonatedUser string `json:"impersonatedUserName,omitempty"`
+	QueryTimeout     int    `json:"queryTimeout,omitempty"`
 }
 
 // ArrowReceiver takes the result of an executeDaxQueries request.
@@ -57,7 +61,7 @@ type ArrowReceiver interface {
 // failed query with, and a *ResultsetsError for a query with more than one
 // EVALUATE. A rowset of execution metrics is logged (debug) and skipped.
 func (p *Client) ExecuteDaxQuery(ctx context.Context, q DaxQuery, mem memory.Allocator, recv ArrowReceiver) (QueryStats, error) {
-	body, err := json.Marshal(executeDaxQueriesRequest{Query: q.DAX, RowLimit: q.RowLimit, SchemaOnly: q.SchemaOnly, ImpersonatedUser: q.ImpersonatedUser})
+	body, err := json.Marshal(executeDaxQueriesRequest{Query: q.DAX, RowLimit: q.RowLimit, SchemaOnly: q.SchemaOnly, ImpersonatedUser: q.ImpersonatedUser, QueryTimeout: q.QueryTimeout})
 	if err != nil {
 		return QueryStats{}, err
 	}

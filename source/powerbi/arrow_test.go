@@ -275,6 +275,33 @@ func TestArrowSourceMetricsAndLimits(t *testing.T) {
 	}
 }
 
+// TestArrowQueryTimeout checks that queryTimeout reaches the service in
+// whole seconds, and that a query the service cancels for running past it
+// fails with the service's message, not retried.
+func TestArrowQueryTimeout(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{Tables: []*fakepbi.Table{arrowTable(50)}})
+	pb := daxSpec(srv)
+	pb.QueryTimeout = "1500ms"
+	if _, _, err := readDax(t, srv, pb, "EVALUATE Sales", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if q := srv.Queries()[0]; q.QueryTimeout != 2 {
+		t.Errorf("queryTimeout sent: %d, want 2 (seconds, rounded up)", q.QueryTimeout)
+	}
+	srv.SetLatency(2500 * time.Millisecond)
+	r, _, err := readDax(t, srv, pb, "EVALUATE Sales", nil, nil)
+	var de *DaxError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "ran longer than its timeout of 2 seconds") || source.Retryable(err) {
+		t.Errorf("query past its timeout: %v", err)
+	}
+	if r.c.rows() != 0 {
+		t.Errorf("%d rows delivered from a cancelled query", r.c.rows())
+	}
+	if n := len(srv.Queries()); n != 2 {
+		t.Errorf("%d requests, want 2 (a cancelled query is not retried)", n)
+	}
+}
+
 func TestArrowStall(t *testing.T) {
 	srv := startFake(t, fakepbi.Options{Tables: []*fakepbi.Table{arrowTable(3000)}, ArrowBatchRows: 100})
 	pb := daxSpec(srv)

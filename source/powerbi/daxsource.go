@@ -35,7 +35,7 @@ func (s *daxSource) Read(ctx context.Context, r source.Receiver) (source.Stats, 
 	conv := &arrowMapper{mem: mem, cols: s.req.Columns, unmapped: s.req.Unmapped, out: r, log: s.req.Log, batchRows: s.req.BatchRows}
 	qs, err := client.ExecuteDaxQuery(ctx, DaxQuery{
 		Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: s.req.Query,
-		ImpersonatedUser: pb.ImpersonatedUser, RowLimit: pb.RowLimit,
+		ImpersonatedUser: pb.ImpersonatedUser, RowLimit: pb.RowLimit, QueryTimeout: pb.QueryTimeoutSeconds(),
 	}, mem, conv)
 	st := statsOf(qs)
 	st.Pages = 1
