@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -28,9 +31,9 @@ const parquetCreatedBy = "pbicopy"
 // parquetSink encodes batches as one Parquet file written to a Destination.
 type parquetSink struct {
 	dst      Destination
-	schema   *arrow.Schema // the schema batches arrive with
-	out      *errTrap      // dst as the encoder sees it
-	fw       *file.Writer
+	schema   *arrow.Schema               // the schema batches arrive with
+	out      *errTrap                    // dst as the encoder sees it
+	fw       *file.Writer                // nil until the first rows (or Commit) start the file
 	rgw      file.BufferedRowGroupWriter // the row group being buffered; nil before the first rows
 	rgRows   int64                       // rows in rgw
 	rgMax    int64                       // most rows in a row group (the writer's property)
@@ -43,6 +46,10 @@ type parquetSink struct {
 	finished bool                     // committed or aborted
 	meta     func() map[string]string // Env.Metadata: written in the footer
 	mem      *recycler                // the encoder's memory, given back by Commit and Abort
+	pageSize int64
+	codec    compress.Compression
+	pqs      *pqschema.Schema
+	kv       metadata.KeyValueMetadata // the footer's metadata from the schema's
 }
 
 // columnEncoder is the state of one column's encoding.
@@ -101,7 +108,7 @@ func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem 
 		mem = memory.DefaultAllocator
 	}
 	rec := newRecycler(mem)
-	s := &parquetSink{dst: dst, schema: schema, rgBytes: opts.rowGroupBytes(), mem: rec}
+	s := &parquetSink{dst: dst, schema: schema, rgBytes: opts.rowGroupBytes(), mem: rec, pageSize: pageSize, codec: opts.codec()}
 	fields := schema.Fields()
 	for i, f := range fields {
 		if f.Type.ID() == arrow.TIMESTAMP {
@@ -109,31 +116,61 @@ func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem 
 		}
 	}
 	md := schema.Metadata()
-	props := parquet.NewWriterProperties(
-		parquet.WithAllocator(rec),
-		parquet.WithCompression(opts.codec()),
-		parquet.WithStats(true),
-		parquet.WithCreatedBy(parquetCreatedBy),
-		parquet.WithDataPageSize(pageSize),
-		parquet.WithDictionaryPageSizeLimit(pageSize),
-	)
 	// The Arrow schema is not stored in the footer (no WithStoreSchema): it
 	// would name the private extension type that marks wall-clock columns,
 	// and the Parquet types alone read back as the same Arrow types.
-	pqs, err := pqarrow.ToParquet(arrow.NewSchema(fields, &md), props, pqarrow.NewArrowWriterProperties())
+	pqs, err := pqarrow.ToParquet(arrow.NewSchema(fields, &md), s.props(nil), pqarrow.NewArrowWriterProperties())
 	if err != nil {
 		rec.Close()
 		return nil, fmt.Errorf("start parquet file: %w", err)
 	}
-	kv := make(metadata.KeyValueMetadata, 0, md.Len())
+	s.pqs = pqs
+	s.kv = make(metadata.KeyValueMetadata, 0, md.Len())
 	for i, k := range md.Keys() {
-		if err := kv.Append(k, md.Values()[i]); err != nil {
+		if err := s.kv.Append(k, md.Values()[i]); err != nil {
 			rec.Close()
 			return nil, fmt.Errorf("start parquet file: %w", err)
 		}
 	}
 	s.out = &errTrap{w: dst}
-	fw, err := file.NewParquetWriterWithError(s.out, pqs.Root(), file.WithWriterProps(props), file.WithWriteMetadata(kv))
+	s.enc = make([]columnEncoder, len(fields))
+	for i, f := range fields {
+		s.enc[i].nullable = f.Nullable
+	}
+	s.workers = min(runtime.GOMAXPROCS(0), len(fields))
+	return s, nil
+}
+
+// props are the writer properties of the file: dictionary encoding for
+// every column but those noDict names.
+func (s *parquetSink) props(noDict []bool) *parquet.WriterProperties {
+	p := []parquet.WriterProperty{
+		parquet.WithAllocator(s.mem),
+		parquet.WithCompression(s.codec),
+		parquet.WithStats(true),
+		parquet.WithCreatedBy(parquetCreatedBy),
+		parquet.WithDataPageSize(s.pageSize),
+		parquet.WithDictionaryPageSizeLimit(s.pageSize),
+	}
+	for i, off := range noDict {
+		if off {
+			p = append(p, parquet.WithDictionaryPath(parquet.ColumnPath{s.schema.Field(i).Name}, false))
+		}
+	}
+	return parquet.NewWriterProperties(p...)
+}
+
+// start starts the file, once the first batch (nil when there is none)
+// has told which columns are worth a dictionary (see dictionaryPays).
+func (s *parquetSink) start(first arrow.RecordBatch) error {
+	noDict := make([]bool, len(s.enc))
+	if first != nil {
+		for i, c := range first.Columns() {
+			noDict[i] = !dictionaryPays(c)
+		}
+	}
+	props := s.props(noDict)
+	fw, err := file.NewParquetWriterWithError(s.out, s.pqs.Root(), file.WithWriterProps(props), file.WithWriteMetadata(s.kv))
 	if err == nil {
 		err = s.out.err
 	}
@@ -141,17 +178,72 @@ func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem 
 		if fw != nil {
 			_ = fw.Close() // releases memory; the error is already known
 		}
-		rec.Close()
-		return nil, fmt.Errorf("start parquet file: %w", err)
+		return fmt.Errorf("start parquet file: %w", err)
 	}
 	s.fw = fw
 	s.rgMax = props.MaxRowGroupLength()
-	s.enc = make([]columnEncoder, len(fields))
-	for i, f := range fields {
-		s.enc[i].nullable = f.Nullable
+	return nil
+}
+
+// dictionaryMinValues is the fewest values of a first batch from which
+// dictionaryPays judges a column.
+const dictionaryMinValues = 1000
+
+// dictionaryPays tells from a column's first batch whether dictionary
+// encoding is worth its cost: not for a column whose values are mostly
+// distinct (keys, times to the millisecond, amounts), where the encoder
+// would hash every value into a dictionary that fills up and is then
+// dropped for plain encoding, in every row group; pqarrow's hashing of
+// decimals alone cost a quarter of the encoder's time in profiles. A
+// column of at least dictionaryMinValues values more than half of which
+// are distinct is written plain; any other keeps the dictionary.
+func dictionaryPays(a arrow.Array) bool {
+	n := a.Len() - a.NullN()
+	if n < dictionaryMinValues {
+		return true
 	}
-	s.workers = min(runtime.GOMAXPROCS(0), len(fields))
-	return s, nil
+	var distinct int
+	switch a := a.(type) {
+	case *array.Int64:
+		distinct = countDistinct(a, a.Value)
+	case *array.Timestamp:
+		distinct = countDistinct(a, a.Value)
+	case *array.Date32:
+		distinct = countDistinct(a, a.Value)
+	case *array.Float64:
+		distinct = countDistinct(a, func(i int) uint64 { return math.Float64bits(a.Value(i)) })
+	case *array.Decimal128:
+		distinct = countDistinct(a, a.Value)
+	case *array.String:
+		seen := make(map[string]struct{}, n/2)
+		for i := range a.Len() {
+			if a.IsValid(i) {
+				if v := a.Value(i); !hasKey(seen, v) {
+					seen[strings.Clone(v)] = struct{}{}
+				}
+			}
+		}
+		distinct = len(seen)
+	default: // bool: two values
+		return true
+	}
+	return distinct*2 <= n
+}
+
+func hasKey[K comparable](m map[K]struct{}, k K) bool {
+	_, ok := m[k]
+	return ok
+}
+
+// countDistinct counts the distinct values of the valid entries of a.
+func countDistinct[K comparable](a arrow.Array, value func(int) K) int {
+	seen := make(map[K]struct{}, a.Len()/2)
+	for i := range a.Len() {
+		if a.IsValid(i) {
+			seen[value(i)] = struct{}{}
+		}
+	}
+	return len(seen)
 }
 
 // errTrap passes writes to w until one fails, then keeps the error and
@@ -189,6 +281,11 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 		return nil
 	}
 	n := rec.NumRows()
+	if s.fw == nil {
+		if err := s.start(rec); err != nil {
+			return s.fail(err)
+		}
+	}
 	if s.rgw == nil || s.cut || s.rgRows+n > s.rgMax {
 		rgw, err := s.fw.AppendBufferedRowGroupChecked()
 		if err == nil {
@@ -313,7 +410,10 @@ func (s *parquetSink) Commit(ctx context.Context) (Result, error) {
 		return Result{}, errors.Join(err, s.Abort(ctx))
 	}
 	var err error
-	if s.meta != nil {
+	if s.fw == nil { // no rows: a file of the schema alone
+		err = s.start(nil)
+	}
+	if err == nil && s.meta != nil {
 		md := s.meta()
 		for _, k := range slices.Sorted(maps.Keys(md)) {
 			if err = s.fw.AppendKeyValueMetadata(k, md[k]); err != nil {
@@ -363,7 +463,9 @@ func (s *parquetSink) Abort(ctx context.Context) error {
 	if s.out.err == nil {
 		s.out.err = errors.New("aborted")
 	}
-	_ = s.fw.Close()
+	if s.fw != nil {
+		_ = s.fw.Close()
+	}
 	s.mem.Close()
 	return s.dst.Abort(ctx)
 }

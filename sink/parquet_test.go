@@ -1,13 +1,19 @@
 package sink
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
@@ -157,5 +163,128 @@ func TestParquetBadOptions(t *testing.T) {
 	defer dst.Abort(context.Background())
 	if _, err := NewParquet(dst, sinktest.AllTypes, ParquetOptions{Compression: "lz4"}, nil); err == nil {
 		t.Error("codec lz4 accepted")
+	}
+}
+
+// TestParquetColumnsInParallel checks that encoding columns several at a
+// time writes the same bytes as one at a time, and leaks nothing.
+func TestParquetColumnsInParallel(t *testing.T) {
+	mem := sinktest.CheckedAlloc(t)
+	rows := sinktest.ManyRows(20_000)
+	write := func(workers int) []byte {
+		path := filepath.Join(t.TempDir(), "out.parquet")
+		dst, err := OpenLocal(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := newParquet(dst, sinktest.AllTypes, ParquetOptions{RowGroupBytes: 64 << 10}, mem, parquet.DefaultDataPageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.workers = workers
+		sinktest.WriteBatches(t, s, mem, sinktest.AllTypes, rows, 1500)
+		if _, err := s.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	one := write(1)
+	for _, n := range []int{2, 3, 8} {
+		if !bytes.Equal(write(n), one) {
+			t.Errorf("%d columns at a time wrote other bytes than one at a time", n)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "one.parquet")
+	if err := os.WriteFile(path, one, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d := sinktest.DiffRows(rows, sinktest.ReadParquet(t, path, sinktest.AllTypes, mem)); d != "" {
+		t.Error(d)
+	}
+}
+
+// TestDictionaryPays checks the rule that keeps or drops dictionary
+// encoding for a column from its first batch, and that the file says so.
+func TestDictionaryPays(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ints := func(n int, f func(i int) int64) arrow.Array {
+		b := array.NewInt64Builder(mem)
+		defer b.Release()
+		for i := range n {
+			if i%10 == 0 {
+				b.AppendNull()
+			} else {
+				b.Append(f(i))
+			}
+		}
+		return b.NewArray()
+	}
+	strs := func(n int, f func(i int) string) arrow.Array {
+		b := array.NewStringBuilder(mem)
+		defer b.Release()
+		for i := range n {
+			b.Append(f(i))
+		}
+		return b.NewArray()
+	}
+	for _, c := range []struct {
+		name string
+		a    arrow.Array
+		want bool
+	}{
+		{"unique keys", ints(5000, func(i int) int64 { return int64(i) }), false},
+		{"twenty quantities", ints(5000, func(i int) int64 { return int64(i % 20) }), true},
+		{"a third distinct", ints(5000, func(i int) int64 { return int64(i / 3) }), true},
+		{"few values: not judged", ints(900, func(i int) int64 { return int64(i) }), true},
+		{"unique strings", strs(3000, func(i int) string { return fmt.Sprint("id-", i) }), false},
+		{"customers", strs(3000, func(i int) string { return fmt.Sprint("customer ", i%300) }), true},
+	} {
+		if got := dictionaryPays(c.a); got != c.want {
+			t.Errorf("%s: dictionaryPays = %v, want %v", c.name, got, c.want)
+		}
+		c.a.Release()
+	}
+
+	// In the file: the unique column plain, the repetitive one with a
+	// dictionary.
+	sc := arrow.NewSchema([]arrow.Field{sinktest.Field("id", arrow.PrimitiveTypes.Int64), sinktest.Field("qty", arrow.PrimitiveTypes.Int64)}, nil)
+	id, qty := ints(5000, func(i int) int64 { return int64(i) }), ints(5000, func(i int) int64 { return int64(i % 20) })
+	rec := array.NewRecordBatch(sc, []arrow.Array{id, qty}, 5000)
+	id.Release()
+	qty.Release()
+	defer rec.Release()
+	path := filepath.Join(t.TempDir(), "dict.parquet")
+	dst, err := OpenLocal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewParquet(dst, sc, ParquetOptions{}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i, wantDict := range []bool{false, true} {
+		cc, err := r.MetaData().RowGroup(0).ColumnChunk(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cc.HasDictionaryPage(); got != wantDict {
+			t.Errorf("column %s: dictionary page %v, want %v (encodings %v)", sc.Field(i).Name, got, wantDict, cc.Encodings())
+		}
 	}
 }

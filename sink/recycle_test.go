@@ -2,16 +2,10 @@ package sink
 
 import (
 	"bytes"
-	"context"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-
-	"github.com/pbicopy/pbicopy/internal/sinktest"
 )
 
 // TestRecycler checks that recycled buffers come back zeroed and sized as
@@ -72,45 +66,4 @@ func TestRecycler(t *testing.T) {
 	r.Close()
 	r.Free(r.Allocate(1 << 20)) // after Close: straight back
 	mem.AssertSize(t, 0)
-}
-
-// TestParquetColumnsInParallel checks that encoding columns several at a
-// time writes the same bytes as one at a time, and leaks nothing.
-func TestParquetColumnsInParallel(t *testing.T) {
-	mem := sinktest.CheckedAlloc(t)
-	rows := sinktest.ManyRows(20_000)
-	write := func(workers int) []byte {
-		path := filepath.Join(t.TempDir(), "out.parquet")
-		dst, err := OpenLocal(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := newParquet(dst, sinktest.AllTypes, ParquetOptions{RowGroupBytes: 64 << 10}, mem, parquet.DefaultDataPageSize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.workers = workers
-		sinktest.WriteBatches(t, s, mem, sinktest.AllTypes, rows, 1500)
-		if _, err := s.Commit(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	one := write(1)
-	for _, n := range []int{2, 3, 8} {
-		if !bytes.Equal(write(n), one) {
-			t.Errorf("%d columns at a time wrote other bytes than one at a time", n)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "one.parquet")
-	if err := os.WriteFile(path, one, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if d := sinktest.DiffRows(rows, sinktest.ReadParquet(t, path, sinktest.AllTypes, mem)); d != "" {
-		t.Error(d)
-	}
 }
