@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -424,25 +425,41 @@ func decodeDictionary(mem memory.Allocator, d *array.Dictionary) (arrow.Array, e
 	default:
 		return nil, fmt.Errorf("mapping: cannot decode a dictionary of %s", dict.DataType())
 	}
-	// One pass to size the data buffer, so that it is allocated once.
-	total := 0
-	for i := range d.Len() {
+	// One pass to size the data, then the three buffers written directly:
+	// a builder would zero what it reserves and check each append.
+	n, total := d.Len(), 0
+	for i := range n {
 		if d.IsValid(i) {
 			total += len(value(d.GetValueIndex(i)))
 		}
 	}
-	b := array.NewStringBuilder(mem)
-	defer b.Release()
-	b.Reserve(d.Len())
-	b.ReserveData(total)
-	for i := range d.Len() {
-		if d.IsNull(i) {
-			b.AppendNull()
-			continue
-		}
-		b.Append(value(d.GetValueIndex(i)))
+	if total > math.MaxInt32 {
+		return nil, fmt.Errorf("mapping: %d bytes of text in one batch, more than a string column holds", total)
 	}
-	return b.NewArray(), nil
+	offsets := memory.NewResizableBuffer(mem)
+	defer offsets.Release()
+	offsets.Resize(arrow.Int32Traits.BytesRequired(n + 1))
+	data := memory.NewResizableBuffer(mem)
+	defer data.Release()
+	data.Resize(total)
+	var validity *memory.Buffer
+	if d.NullN() > 0 {
+		validity = memory.NewResizableBuffer(mem)
+		defer validity.Release()
+		validity.Resize(int(bitutil.BytesForBits(int64(n))))
+		bitutil.CopyBitmap(d.NullBitmapBytes(), d.Data().Offset(), n, validity.Bytes(), 0)
+	}
+	off, buf, pos := arrow.Int32Traits.CastFromBytes(offsets.Bytes()), data.Bytes(), 0
+	for i := range n {
+		off[i] = int32(pos)
+		if d.IsValid(i) {
+			pos += copy(buf[pos:], value(d.GetValueIndex(i)))
+		}
+	}
+	off[n] = int32(pos)
+	ad := array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{validity, offsets, data}, nil, d.NullN(), 0)
+	defer ad.Release()
+	return array.NewStringData(ad), nil
 }
 
 // castToString renders every value as text.

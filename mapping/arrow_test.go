@@ -180,10 +180,31 @@ func TestDictionaryAndVariantToString(t *testing.T) {
 	}
 	db.AppendNull()
 	dict := db.NewArray()
-	db.Release()
 	if got, err := cast(t, mem, dict, "string"); err != nil || got != "b a b (null)" {
 		t.Errorf("dictionary: %q %v", got, err)
 	}
+	// A slice (as batches are cut into) keeps its offset into the indices
+	// and the validity bitmap; an empty string stays apart from a null.
+	for _, s := range []string{"", "a", "ccc"} {
+		if err := db.AppendString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		if i%3 == 0 {
+			db.AppendNull()
+		} else if err := db.AppendString(strings.Repeat("x", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := db.NewArray()
+	db.Release()
+	slice := array.NewSlice(long, 2, 13)
+	long.Release()
+	if got, err := cast(t, mem, slice, "string"); err != nil || got != "ccc (null) x xx (null) xxxx xxxxx (null) xxxxxxx xxxxxxxx (null)" {
+		t.Errorf("sliced dictionary: %q %v", got, err)
+	}
+	slice.Release()
 
 	// A Variant: a dense union of an int64, a string and a double.
 	ub := array.NewEmptyDenseUnionBuilder(mem)
