@@ -21,7 +21,7 @@ type Spec struct {
 
 // PowerBISpec is a query against one Power BI dataset.
 type PowerBISpec struct {
-	Workspace        string         `yaml:"workspace" required:"the workspace (group) id" doc:"Workspace (group) id."`
+	Workspace        string         `yaml:"workspace" required:"the workspace (group) id, or me for My workspace" doc:"Workspace (group) id, or me for My workspace (the signed-in user's own, through the API paths without groups/{id}); service principals and managed identities have no My workspace."`
 	Dataset          string         `yaml:"dataset" required:"the dataset id" doc:"Dataset (semantic model) id."`
 	API              string         `yaml:"api" enum:"executeQueries,executeDaxQueries" default:"executeQueries" doc:"The REST API queried: executeQueries (JSON, any workspace, at most 100,000 rows / 1,000,000 values / 15 MB a query, types inferred or mapped) or executeDaxQueries (Apache Arrow with the model's exact types and no row or size cap; capacity workspaces only, and the tenant setting for XMLA endpoints must be on)."`
 	RowLimit         int            `yaml:"rowLimit" min:"1" doc:"executeDaxQueries only: the most rows the service returns (sent as resultsetRowcountLimit); a cap, not a pager: rows past it are not returned."`
@@ -39,6 +39,22 @@ type PowerBISpec struct {
 	// a sensitivity label (informationProtectionLabel).
 	SensitivityLabels string `yaml:"sensitivityLabels" enum:"allow,refuse" default:"allow" doc:"Data carrying a sensitivity label (Microsoft Purview, sent with the data): allow copies it and records the label in the log, the summary, Parquet metadata, blob metadata and split manifests; refuse fails the job before anything is published, for sinks that must not hold labelled data."`
 }
+
+// MyWorkspace reports whether the workspace is me: the signed-in user's
+// My workspace.
+func (p *PowerBISpec) MyWorkspace() bool { return p.Workspace == MyWorkspace }
+
+// GroupID is the workspace id the REST paths take: "" for My workspace,
+// whose paths have no groups/{id}.
+func (p *PowerBISpec) GroupID() string {
+	if p.MyWorkspace() {
+		return ""
+	}
+	return p.Workspace
+}
+
+// MyWorkspace is the workspace value that names the signed-in user's own.
+const MyWorkspace = "me"
 
 // QueryTimeoutSeconds is queryTimeout in whole seconds, rounded up (0
 // when not given). It expects p to have passed Validate.
@@ -163,6 +179,12 @@ func (p *PowerBISpec) Validate() error {
 	}
 	if p.Timeouts != nil {
 		errs = append(errs, prefixed("timeouts", p.Timeouts.Validate()))
+	}
+	if p.MyWorkspace() {
+		switch m := p.Auth.EffectiveMethod(); m {
+		case azure.MethodClientSecret, azure.MethodClientCertificate, azure.MethodWorkloadIdentity, azure.MethodManagedIdentity:
+			fail("workspace", "me (My workspace) belongs to a signed-in user, and auth method %s is an app identity, which has none: give the workspace id (a service principal's models live in a workspace it is a member of)", m)
+		}
 	}
 	if p.Endpoint != "" {
 		if err := CheckEndpoint(p.Endpoint); err != nil {

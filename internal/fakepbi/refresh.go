@@ -219,7 +219,11 @@ func (r *fakeRefresh) details() map[string]any {
 // refreshAuth checks the token and the ids, answering the error if one is
 // wrong.
 func (s *Server) refreshAuth(w http.ResponseWriter, r *http.Request) bool {
-	return !s.refuseToken(w, r.Header.Get("Authorization")) && !s.refuseEntity(w, r.PathValue("ws"), r.PathValue("ds"))
+	if s.refuseToken(w, r.Header.Get("Authorization")) {
+		return false
+	}
+	ws, ok := s.myWorkspace(w, r)
+	return ok && !s.refuseEntity(w, ws, r.PathValue("ds"))
 }
 
 // refreshes serves POST (start) and GET (history) on .../refreshes.

@@ -233,6 +233,8 @@ func Start(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /secrets/{name}/{version}", s.keyVaultSecret)
 	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/refreshes", s.refreshes)
 	mux.HandleFunc("/v1.0/myorg/groups/{ws}/datasets/{ds}/refreshes/{id}", s.refreshByID)
+	mux.HandleFunc("/v1.0/myorg/datasets/{ds}/refreshes", s.refreshes)
+	mux.HandleFunc("/v1.0/myorg/datasets/{ds}/refreshes/{id}", s.refreshByID)
 	s.ts = httptest.NewUnstartedServer(mux)
 	if opts.PlainHTTP {
 		s.ts.Start()
@@ -607,10 +609,8 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request, rec QueryRequest
 	if s.refuseToken(w, r.Header.Get("Authorization")) {
 		return false
 	}
-	ws := r.PathValue("ws")
-	if ws == "" {
-		// Service principals must use the /groups/ path.
-		s.writeError(w, http.StatusForbidden, codeMessageBody("Unauthorized", "API is not accessible for application"))
+	ws, ok := s.myWorkspace(w, r)
+	if !ok {
 		return false
 	}
 	if wait, ok := s.admit(time.Now()); !ok {
@@ -809,6 +809,40 @@ const (
 type issuedToken struct {
 	expires time.Time
 	scope   string // the resource scope it was issued for
+	user    string // a signed-in user's UPN; "" for an app (service principal)
+}
+
+// UserToken issues a Power BI token for the signed-in user upn, as the
+// Azure CLI hands one out (az account get-access-token): the only kind of
+// token the My-workspace paths (without groups/{id}) accept, serving the
+// fake's one dataset. App tokens from the token endpoint are refused there,
+// as the service refuses service principals.
+func (s *Server) UserToken(upn string) string {
+	tok := "fakepbi-user." + rand.Text() + rand.Text()
+	lifetime := s.opts.TokenLifetime
+	s.mu.Lock()
+	s.tokens[tok] = issuedToken{expires: time.Now().Add(lifetime), scope: PowerBIScope, user: upn}
+	s.mu.Unlock()
+	return tok
+}
+
+// myWorkspace checks a request on a My-workspace path (ws is ""): only a
+// user's token may use it, for the fake's workspace. It reports whether
+// the request may go on; when not, it has answered it.
+func (s *Server) myWorkspace(w http.ResponseWriter, r *http.Request) (ws string, ok bool) {
+	if ws = r.PathValue("ws"); ws != "" {
+		return ws, true
+	}
+	_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	s.mu.Lock()
+	it := s.tokens[strings.TrimSpace(tok)]
+	s.mu.Unlock()
+	if it.user == "" {
+		// Service principals must use the /groups/ path.
+		s.writeError(w, http.StatusForbidden, codeMessageBody("Unauthorized", "API is not accessible for application"))
+		return "", false
+	}
+	return s.opts.WorkspaceID, true
 }
 
 // checkToken checks a bearer token for the Power BI scope.

@@ -427,7 +427,7 @@ func TestArrowMyWorkspacePath(t *testing.T) {
 		t.Fatalf("requests %+v", q)
 	}
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Status != 403 || !strings.Contains(err.Error(), "Service principals must use the workspace (groups) path") {
+	if !errors.As(err, &ae) || ae.Status != 403 || !strings.Contains(err.Error(), "has no My workspace and must use the workspace (groups) path") {
 		t.Errorf("err = %v", err)
 	}
 }

@@ -72,7 +72,7 @@ func (s *daxSource) check(ctx context.Context) []source.Check {
 	pb := s.req.Spec.PowerBI
 	m := &arrowMapper{mem: memory.DefaultAllocator, cols: s.req.Columns, unmapped: s.req.Unmapped, out: discardReceiver{}}
 	qs, err := client.ExecuteDaxQuery(ctx, DaxQuery{
-		Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: s.req.Query, ImpersonatedUser: pb.ImpersonatedUser, SchemaOnly: true,
+		Workspace: pb.GroupID(), Dataset: pb.Dataset, DAX: s.req.Query, ImpersonatedUser: pb.ImpersonatedUser, SchemaOnly: true,
 	}, memory.DefaultAllocator, m)
 	ch := source.Check{Name: "query", OK: err == nil}
 	if err != nil {
@@ -151,7 +151,7 @@ func (c *Connector) checkPowerBI(ctx context.Context, req source.Request, dax st
 			return err
 		}
 	}
-	q := Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}
+	q := Query{Workspace: pb.GroupID(), Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser}
 	rr := &recordingReceiver{recv: recv}
 	sent, qs, err := Sample(ctx, client, q, 1, rr)
 	if err == nil {

@@ -210,7 +210,7 @@ func (c *Connector) read(ctx context.Context, req source.Request, r source.Recei
 	}
 	defer rows.Release()
 	exec := func(ctx context.Context, dax string, recv rowReceiver) (QueryStats, error) {
-		return client.ExecuteQuery(ctx, Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser,
+		return client.ExecuteQuery(ctx, Query{Workspace: pb.GroupID(), Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser,
 			RefuseLabel: pb.SensitivityLabels == "refuse", OnLabel: req.OnLabel}, recv)
 	}
 	st, err := query(exec, rows)

@@ -34,7 +34,7 @@ func (s *daxSource) Read(ctx context.Context, r source.Receiver) (source.Stats, 
 	}
 	conv := &arrowMapper{mem: mem, cols: s.req.Columns, unmapped: s.req.Unmapped, out: r, log: s.req.Log, batchRows: s.req.BatchRows}
 	qs, err := client.ExecuteDaxQuery(ctx, DaxQuery{
-		Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: s.req.Query,
+		Workspace: pb.GroupID(), Dataset: pb.Dataset, DAX: s.req.Query,
 		ImpersonatedUser: pb.ImpersonatedUser, RowLimit: pb.RowLimit, QueryTimeout: pb.QueryTimeoutSeconds(),
 	}, mem, conv)
 	st := statsOf(qs)
@@ -222,7 +222,7 @@ func (c *Connector) InferArrow(ctx context.Context, pb *source.PowerBISpec, dax 
 	}
 	sr := &schemaRecv{}
 	qs, err := client.ExecuteDaxQuery(ctx, DaxQuery{
-		Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser, SchemaOnly: true,
+		Workspace: pb.GroupID(), Dataset: pb.Dataset, DAX: dax, ImpersonatedUser: pb.ImpersonatedUser, SchemaOnly: true,
 	}, memory.DefaultAllocator, sr)
 	if err != nil {
 		return nil, qs, err

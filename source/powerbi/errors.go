@@ -158,7 +158,7 @@ func (e *APIError) Hint() string {
 	case e.Status == http.StatusUnauthorized:
 		return "The service principal is not authorized: check the tenant settings \"Service principals can use Fabric APIs\" and \"Dataset Execute Queries REST API\", and that the app has a role (Viewer or higher) on the workspace"
 	case e.Status == http.StatusForbidden && strings.Contains(strings.ToLower(e.Message), "not accessible for application"):
-		return "Service principals must use the workspace (groups) path: check source.powerbi.workspace"
+		return "An app identity (service principal, managed identity) has no My workspace and must use the workspace (groups) path: give the workspace id in source.powerbi.workspace instead of me"
 	case e.Status == http.StatusForbidden:
 		return "Access was refused: the app needs a workspace role (Viewer or higher) and Build permission on the dataset; models with row-level security or SSO cannot be queried by a service principal"
 	case e.Status == http.StatusNotFound:

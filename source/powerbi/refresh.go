@@ -161,7 +161,12 @@ func refreshHint(e *APIError) string {
 	return ""
 }
 
+// refreshesURL is the refreshes collection of a dataset: in My workspace
+// when workspace is "".
 func (p *Client) refreshesURL(workspace, dataset string) *url.URL {
+	if workspace == "" {
+		return p.endpoint.JoinPath("v1.0", "myorg", "datasets", url.PathEscape(dataset), "refreshes")
+	}
 	return p.endpoint.JoinPath("v1.0", "myorg", "groups", url.PathEscape(workspace), "datasets", url.PathEscape(dataset), "refreshes")
 }
 
@@ -600,7 +605,7 @@ func (c *Connector) RefreshAndWait(ctx context.Context, pb *source.PowerBISpec, 
 	if job != "" {
 		log = log.With("job", job)
 	}
-	ref, err := client.StartRefresh(ctx, pb.Workspace, pb.Dataset, opts)
+	ref, err := client.StartRefresh(ctx, pb.GroupID(), pb.Dataset, opts)
 	if err != nil {
 		return nil, RefreshState{}, err
 	}
@@ -615,7 +620,7 @@ func (c *Connector) RefreshAndWait(ctx context.Context, pb *source.PowerBISpec, 
 		wctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	st, err := client.WaitRefresh(wctx, pb.Workspace, pb.Dataset, ref.ID, WaitOptions{
+	st, err := client.WaitRefresh(wctx, pb.GroupID(), pb.Dataset, ref.ID, WaitOptions{
 		Interval: c.RetryDelay,
 		OnPoll: func(st RefreshState) {
 			if onPoll != nil {

@@ -92,7 +92,7 @@ func (c *Connector) Infer(ctx context.Context, spec source.Spec, query string, s
 		if cerr != nil {
 			return res, cerr
 		}
-		q := Query{Workspace: pb.Workspace, Dataset: pb.Dataset, DAX: query, ImpersonatedUser: pb.ImpersonatedUser}
+		q := Query{Workspace: pb.GroupID(), Dataset: pb.Dataset, DAX: query, ImpersonatedUser: pb.ImpersonatedUser}
 		switch {
 		case pb.Paging != nil:
 			n := source.FirstPageRows
