@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -36,28 +38,12 @@ func overHTTPS(rows int, api, sinks, dir, pgDSN string, prerender bool) error {
 			return err
 		}
 	}
-	cert := filepath.Join(dir, "fake-cert.pem")
-	if err := os.WriteFile(cert, srv.CertificatePEM(), 0o644); err != nil {
-		return err
-	}
-	sinkYAML, err := sinkBlock(sinks, dir, pgDSN, "append")
+	cert, err := writeCert(srv, dir)
 	if err != nil {
 		return err
 	}
-	o := srv.Options()
-	text := fmt.Sprintf(`name: bench-%s
-source:
-  powerbi:
-    api: %s
-    workspace: %s
-    dataset: %s
-    endpoint: %s
-    query: %s
-    auth: { tenant: %q, clientId: %q, clientSecret: %q, authorityHost: %q }
-%ssinks:
-%s`, strings.ToLower(api), api, o.WorkspaceID, o.DatasetID, srv.URL(), benchQuery, o.TenantID, o.ClientID, o.ClientSecret, srv.AuthorityHost(), Mapping, sinkYAML)
-	job := filepath.Join(dir, "bench-"+api+".yaml")
-	if err := os.WriteFile(job, []byte(text), 0o644); err != nil {
+	job, err := writeBenchJob(srv, api, sinks, dir, pgDSN)
+	if err != nil {
 		return err
 	}
 	if strings.Contains(sinks, "postgres") {
@@ -89,6 +75,71 @@ source:
 		}
 		return psqlCopy(self, dir, resp, pgDSN, rows, secs)
 	}
+	return nil
+}
+
+// writeCert writes the fake's certificate into dir, for SSL_CERT_FILE.
+func writeCert(srv *fakepbi.Server, dir string) (string, error) {
+	cert := filepath.Join(dir, "fake-cert.pem")
+	return cert, os.WriteFile(cert, srv.CertificatePEM(), 0o644)
+}
+
+// writeBenchJob writes the benchmark job for api against srv into dir and
+// returns its path.
+func writeBenchJob(srv *fakepbi.Server, api, sinks, dir, pgDSN string) (string, error) {
+	sinkYAML, err := sinkBlock(sinks, dir, pgDSN, "append")
+	if err != nil {
+		return "", err
+	}
+	o := srv.Options()
+	text := fmt.Sprintf(`name: bench-%s
+source:
+  powerbi:
+    api: %s
+    workspace: %s
+    dataset: %s
+    endpoint: %s
+    query: %s
+    auth: { tenant: %q, clientId: %q, clientSecret: %q, authorityHost: %q }
+%ssinks:
+%s`, strings.ToLower(api), api, o.WorkspaceID, o.DatasetID, srv.URL(), benchQuery, o.TenantID, o.ClientID, o.ClientSecret, srv.AuthorityHost(), Mapping, sinkYAML)
+	job := filepath.Join(dir, "bench-"+api+".yaml")
+	return job, os.WriteFile(job, []byte(text), 0o644)
+}
+
+// serve starts the fake with the benchmark table, prerenders its answer
+// through both APIs, writes a job for each (to sinks, in dir) and the
+// certificate, prints how to run them with the pbicopy CLI, and serves
+// until interrupted: for timing the real CLI, e.g. with farm-bench.
+func serve(rows int, sinks, dir, pgDSN string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	srv, err := fakepbi.Start(fakepbi.Options{Tables: []*fakepbi.Table{fakepbi.BenchTable(rows)}, MaxRows: -1, MaxValues: -1, MaxBytes: -1})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	cert, err := writeCert(srv, dir)
+	if err != nil {
+		return err
+	}
+	var jobs []string
+	for _, api := range []string{"executeDaxQueries", "executeQueries"} {
+		if err := srv.Prerender(api, benchQuery); err != nil {
+			return err
+		}
+		job, err := writeBenchJob(srv, api, sinks, dir, pgDSN)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, job)
+	}
+	fmt.Printf("serving %d rows at %s; run, for example:\n  farm-bench --vs 'SSL_CERT_FILE=%s pbicopy run %s' -- 'SSL_CERT_FILE=%s pbicopy run %s'\n",
+		rows, srv.URL(), cert, jobs[1], cert, jobs[0])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
 	return nil
 }
 
