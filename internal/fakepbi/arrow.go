@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -213,9 +214,27 @@ func arrowType(t ColumnType) arrow.DataType {
 		return arrow.FixedWidthTypes.Boolean
 	case DateTime:
 		return arrow.FixedWidthTypes.Date64
+	case Variant:
+		return variantArrowType
 	}
 	panic("fakepbi: no Arrow type for " + t.String())
 }
+
+// variantArrowType is the dense union a Variant column comes as: a child
+// per type a value can have, in the order of variantChildren (the child
+// names and order are this fake's; strings are plain utf8 inside it). A
+// blank is a null in the first child: a union has no validity of its own.
+var variantArrowType = arrow.DenseUnionOf([]arrow.Field{
+	{Name: "Integer", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: "Double", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	{Name: "Currency", Type: &arrow.Decimal128Type{Precision: 19, Scale: 4}, Nullable: true},
+	{Name: "String", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "Boolean", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+	{Name: "DateTime", Type: arrow.FixedWidthTypes.Date64, Nullable: true},
+}, []arrow.UnionTypeCode{0, 1, 2, 3, 4, 5})
+
+// variantChildren are the column types of variantArrowType's children.
+var variantChildren = []ColumnType{Int64, Double, Currency, String, Bool, DateTime}
 
 // writeArrowStream writes one data rowset: rel's rows in batches of up to
 // set.batchRows, LZ4-compressed, flushed after each batch.
@@ -299,51 +318,82 @@ func cellAppender(t *Table, col int, fb array.Builder) func(row int) {
 	typ := t.Columns[col].Type
 	return func(row int) {
 		v := t.Value(row, col)
+		if typ == Variant {
+			ub := fb.(*array.DenseUnionBuilder)
+			if v == nil {
+				ub.Append(0)
+				ub.Child(0).AppendNull()
+				return
+			}
+			vt, ok := variantType(v)
+			if !ok {
+				panic(badValue(t, row, col, v))
+			}
+			code := slices.Index(variantChildren, vt)
+			ub.Append(arrow.UnionTypeCode(code))
+			if !appendCell(t, row, col, vt, ub.Child(code), v) {
+				panic(badValue(t, row, col, v))
+			}
+			return
+		}
 		if v == nil {
 			fb.AppendNull()
 			return
 		}
-		switch typ {
-		case Int64:
-			if x, ok := v.(int64); ok {
-				fb.(*array.Int64Builder).Append(x)
-				return
+		if !appendCell(t, row, col, typ, fb, v) {
+			panic(badValue(t, row, col, v))
+		}
+	}
+}
+
+// appendCell appends v, a value of type typ in row of column col of t, to
+// fb, and reports whether v is of that type.
+func appendCell(t *Table, row, col int, typ ColumnType, fb array.Builder, v any) bool {
+	switch typ {
+	case Int64:
+		if x, ok := v.(int64); ok {
+			fb.(*array.Int64Builder).Append(x)
+			return true
+		}
+	case Double:
+		if x, ok := v.(float64); ok {
+			fb.(*array.Float64Builder).Append(x)
+			return true
+		}
+	case Currency:
+		if _, ok := v.(Decimal); ok {
+			c := cellOf(t, row, col, Currency, v) // parses and checks the literal: i is the value times 10^4
+			fb.(*array.Decimal128Builder).Append(decimal128.FromI64(c.i))
+			return true
+		}
+	case String:
+		if x, ok := v.(string); ok {
+			if !utf8.ValidString(x) {
+				panic(valueError{fmt.Errorf("fakepbi: table %s row %d column %s: %q is not UTF-8", t.Name, row, t.Columns[col].Name, x)})
 			}
-		case Double:
-			if x, ok := v.(float64); ok {
-				fb.(*array.Float64Builder).Append(x)
-				return
-			}
-		case Currency:
-			if _, ok := v.(Decimal); ok {
-				c := cell(t, row, col) // parses and checks the literal: i is the value times 10^4
-				fb.(*array.Decimal128Builder).Append(decimal128.FromI64(c.i))
-				return
-			}
-		case String:
-			if x, ok := v.(string); ok {
-				if !utf8.ValidString(x) {
-					panic(valueError{fmt.Errorf("fakepbi: table %s row %d column %s: %q is not UTF-8", t.Name, row, t.Columns[col].Name, x)})
-				}
-				if err := fb.(*array.BinaryDictionaryBuilder).AppendString(x); err != nil {
+			switch b := fb.(type) {
+			case *array.BinaryDictionaryBuilder:
+				if err := b.AppendString(x); err != nil {
 					panic(valueError{err})
 				}
-				return
+			case *array.StringBuilder:
+				b.Append(x)
 			}
-		case Bool:
-			if x, ok := v.(bool); ok {
-				fb.(*array.BooleanBuilder).Append(x)
-				return
-			}
-		case DateTime:
-			if x, ok := v.(time.Time); ok {
-				c := timeVal(x) // the wall clock, read as UTC
-				fb.(*array.Date64Builder).Append(arrow.Date64(c.i*1000 + int64(c.n)/1_000_000))
-				return
-			}
+			return true
 		}
-		panic(badValue(t, row, col, v))
+	case Bool:
+		if x, ok := v.(bool); ok {
+			fb.(*array.BooleanBuilder).Append(x)
+			return true
+		}
+	case DateTime:
+		if x, ok := v.(time.Time); ok {
+			c := timeVal(x) // the wall clock, read as UTC
+			fb.(*array.Date64Builder).Append(arrow.Date64(c.i*1000 + int64(c.n)/1_000_000))
+			return true
+		}
 	}
+	return false
 }
 
 // writeErrorRowset writes the rowset the service answers a failed query
