@@ -77,7 +77,10 @@ var _ Sink = (*parquetSink)(nil)
 // Batches are buffered into row groups, cut between batches once
 // opts.RowGroupBytes of encoded data are buffered; every column chunk has
 // statistics; the codec is opts.Compression. Data pages hold up to 1 MiB,
-// less when opts.MaxBytesPerFile is small (see NewSplit). Memory for the encoded data
+// less when opts.MaxBytesPerFile is small (see NewSplit). The columns of a
+// batch are encoded in parallel (the bytes do not depend on it), and the
+// file starts with the first batch, which decides the columns encoded
+// without a dictionary (see dictionaryPays). Memory for the encoded data
 // comes from mem (nil means memory.DefaultAllocator) and is all released by
 // Commit or Abort.
 func NewParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem memory.Allocator) (Sink, error) {
@@ -249,12 +252,12 @@ func countDistinct[K comparable](a arrow.Array, value func(int) K) int {
 // errTrap passes writes to w until one fails, then keeps the error and
 // discards the rest, always reporting success to its caller.
 //
-// It stands between pqarrow and the destination because pqarrow does not
-// release the memory of a row group whose flush failed: with the trap the
-// encoder always runs to the end and frees its buffers, and the sink reports
-// the error from err. It also hides any Close method of the destination:
-// pqarrow closes a writer that has one, and the destination must stay open
-// until Commit or Abort.
+// It stands between arrow-go's file writer and the destination because the
+// writer does not release the memory of a row group whose flush failed:
+// with the trap the encoder always runs to the end and frees its buffers,
+// and the sink reports the error from err. It also hides any Close method
+// of the destination: the writer closes a sink that has one, and the
+// destination must stay open until Commit or Abort.
 type errTrap struct {
 	w   io.Writer
 	err error
@@ -311,6 +314,10 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	return nil
 }
 
+// parallelMinRows is the fewest rows of a batch whose columns are encoded
+// in parallel: for fewer, starting the goroutines costs more than it saves.
+const parallelMinRows = 1024
+
 // encode adds the columns of rec to the buffered row group, several at a
 // time: each column of a buffered row group has its own encoder, page
 // buffer and statistics, so columns are independent until the row group is
@@ -318,7 +325,7 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 // It returns the error of the first failing column.
 func (s *parquetSink) encode(rec arrow.RecordBatch) error {
 	cols := rec.Columns()
-	if s.workers <= 1 {
+	if s.workers <= 1 || rec.NumRows() < parallelMinRows {
 		ctx := pqarrow.NewArrowWriteContext(context.Background(), nil)
 		for i, c := range cols {
 			if err := s.encodeColumn(ctx, i, c); err != nil {
