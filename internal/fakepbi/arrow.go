@@ -94,7 +94,7 @@ func (s *Server) executeDaxQueries(w http.ResponseWriter, r *http.Request) {
 			// The query "ran" (Options.Latency) past queryTimeout: the
 			// service cancels it and answers with an error rowset. The
 			// wording is this fake's.
-			qe := &QueryError{Line: 1, Column: 1, Message: fmt.Sprintf("The query was cancelled because it ran longer than its timeout of %d seconds.", rec.QueryTimeout)}
+			qe := &QueryError{Line: 1, Column: 1, Message: fmt.Sprintf("The query was cancelled because it ran longer than its queryTimeout of %ds.", rec.QueryTimeout)}
 			s.answer(w, r, ArrowContentType, func(dst io.Writer, _ func()) error { return writeErrorRowset(dst, qe) })
 			return
 		}

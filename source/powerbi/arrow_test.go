@@ -282,17 +282,17 @@ func TestArrowSourceMetricsAndLimits(t *testing.T) {
 func TestArrowQueryTimeout(t *testing.T) {
 	srv := startFake(t, fakepbi.Options{Tables: []*fakepbi.Table{arrowTable(50)}})
 	pb := daxSpec(srv)
-	pb.QueryTimeout = "1500ms"
+	pb.QueryTimeout = "500ms"
 	if _, _, err := readDax(t, srv, pb, "EVALUATE Sales", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if q := srv.Queries()[0]; q.QueryTimeout != 2 {
-		t.Errorf("queryTimeout sent: %d, want 2 (seconds, rounded up)", q.QueryTimeout)
+	if q := srv.Queries()[0]; q.QueryTimeout != 1 {
+		t.Errorf("queryTimeout sent: %d, want 1 (seconds, rounded up)", q.QueryTimeout)
 	}
-	srv.SetLatency(2500 * time.Millisecond)
+	srv.SetLatency(1100 * time.Millisecond)
 	r, _, err := readDax(t, srv, pb, "EVALUATE Sales", nil, nil)
 	var de *DaxError
-	if !errors.As(err, &de) || !strings.Contains(err.Error(), "ran longer than its timeout of 2 seconds") || source.Retryable(err) {
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "ran longer than its queryTimeout of 1s") || source.Retryable(err) {
 		t.Errorf("query past its timeout: %v", err)
 	}
 	if r.c.rows() != 0 {
