@@ -25,10 +25,7 @@ import (
 // bytes, so that its own work (as much CPU as the client's, on a machine
 // with two cores) stays out of the figures, as the real service's does.
 func overHTTPS(rows int, api, sinks, dir, pgDSN string, prerender bool) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	srv, err := fakepbi.Start(fakepbi.Options{Tables: []*fakepbi.Table{fakepbi.BenchTable(rows)}, MaxRows: -1, MaxValues: -1, MaxBytes: -1})
+	srv, err := startBenchFake(rows, dir)
 	if err != nil {
 		return err
 	}
@@ -78,6 +75,15 @@ func overHTTPS(rows int, api, sinks, dir, pgDSN string, prerender bool) error {
 	return nil
 }
 
+// startBenchFake makes dir and starts the fake with the benchmark table of
+// rows rows, in one answer (the JSON API's caps lifted).
+func startBenchFake(rows int, dir string) (*fakepbi.Server, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return fakepbi.Start(fakepbi.Options{Tables: []*fakepbi.Table{fakepbi.BenchTable(rows)}, MaxRows: -1, MaxValues: -1, MaxBytes: -1})
+}
+
 // writeCert writes the fake's certificate into dir, for SSL_CERT_FILE.
 func writeCert(srv *fakepbi.Server, dir string) (string, error) {
 	cert := filepath.Join(dir, "fake-cert.pem")
@@ -109,13 +115,12 @@ source:
 
 // serve starts the fake with the benchmark table, prerenders its answer
 // through both APIs, writes a job for each (to sinks, in dir) and the
-// certificate, prints how to run them with the pbicopy CLI, and serves
-// until interrupted: for timing the real CLI, e.g. with farm-bench.
+// certificate, prints how to time them, and serves until interrupted. The
+// jobs run in this program's child mode, the pipeline as pbicopy run runs
+// it but for the service's 15 MB guard, which the JSON job's one 1M-row
+// answer passes (the real service would cut it).
 func serve(rows int, sinks, dir, pgDSN string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	srv, err := fakepbi.Start(fakepbi.Options{Tables: []*fakepbi.Table{fakepbi.BenchTable(rows)}, MaxRows: -1, MaxValues: -1, MaxBytes: -1})
+	srv, err := startBenchFake(rows, dir)
 	if err != nil {
 		return err
 	}
@@ -135,8 +140,15 @@ func serve(rows int, sinks, dir, pgDSN string) error {
 		}
 		jobs = append(jobs, job)
 	}
-	fmt.Printf("serving %d rows at %s; run, for example:\n  farm-bench --vs 'SSL_CERT_FILE=%s pbicopy run %s' -- 'SSL_CERT_FILE=%s pbicopy run %s'\n",
-		rows, srv.URL(), cert, jobs[1], cert, jobs[0])
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	run := func(job string) string {
+		return fmt.Sprintf("env %s=%s SSL_CERT_FILE=%s %s", childEnv, job, cert, self)
+	}
+	fmt.Printf("serving %d rows at %s; time the Arrow job against the JSON job with:\n  farm-bench --vs '%s' -- %s\n",
+		rows, srv.URL(), run(jobs[1]), run(jobs[0]))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()

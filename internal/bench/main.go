@@ -8,7 +8,7 @@
 //	go run ./internal/bench -rows 3000000 -sink parquet   # memory must not grow
 //	go run ./internal/bench -api executeDaxQueries -sink parquet   # from the fake over HTTPS
 //	go run ./internal/bench -api executeQueries -sink parquet      # the same rows as JSON
-//	go run ./internal/bench -serve -sink parquet   # serve both, time the CLI with farm-bench
+//	go run ./internal/bench -serve -sink parquet   # serve both; it prints the farm-bench line
 //	go run ./internal/bench -sink postgres -pgmode replace  # beside psql \copy
 //	go run ./internal/bench -pgparts 4 -rows 25000 -latency 3s -workers 4
 //
@@ -65,7 +65,7 @@ func main() {
 	blobConc := flag.Int("concurrency", 0, "with -sink blobparquet: storage.concurrency (0: the default)")
 	streamMB := flag.Int("stream", 1024, "with -sink blobparquet: also stream this many MB of random bytes through each destination alone (0: not)")
 	prerender := flag.Bool("prerender", true, "with -api: the fake renders its answer before the run and replays the bytes (false: it renders while it sends, on the same cores)")
-	serveMode := flag.Bool("serve", false, "serve the benchmark table from the fake (prerendered, both APIs), write a job for each, and wait: for timing the pbicopy CLI itself")
+	serveMode := flag.Bool("serve", false, "serve the benchmark table from the fake (prerendered, both APIs), write a job for each, and wait: for timing whole processes with farm-bench")
 	api := flag.String("api", "", "query the fake Power BI over HTTPS through this API (executeQueries or executeDaxQueries) instead of replaying a saved response")
 	pgMode := flag.String("pgmode", "append", "with -sink postgres: the sink's mode (append or replace)")
 	pgKeep := flag.Bool("pgkeep", false, "with -sink postgres: load over the rows of the previous run instead of into a new table")
