@@ -490,62 +490,37 @@ func castToString(mem memory.Allocator, arr arrow.Array) (arrow.Array, error) {
 // its child.
 func textOf(t arrow.DataType) (func(arr arrow.Array, i int) (string, bool), bool) {
 	if get, kind := numberReader(t); kind == numInt || kind == numUint64 || kind == numFloat {
-		return func(a arrow.Array, i int) (string, bool) {
-			if a.IsNull(i) {
-				return "", false
-			}
+		return orNull(func(a arrow.Array, i int) string {
 			v := get(a, i)
 			switch kind {
 			case numFloat:
-				return strconv.FormatFloat(asFloat(v), 'g', -1, 64), true
+				return strconv.FormatFloat(asFloat(v), 'g', -1, 64)
 			case numUint64:
-				return strconv.FormatUint(uint64(v), 10), true
+				return strconv.FormatUint(uint64(v), 10)
 			}
-			return strconv.FormatInt(v, 10), true
-		}, true
+			return strconv.FormatInt(v, 10)
+		}), true
 	}
 	if micros, ok := microsReader(t); ok {
 		layout := "2006-01-02T15:04:05.999999"
 		if t.ID() == arrow.DATE32 {
 			layout = "2006-01-02"
 		}
-		return func(a arrow.Array, i int) (string, bool) {
-			if a.IsNull(i) {
-				return "", false
-			}
-			return time.UnixMicro(micros(a, i)).UTC().Format(layout), true
-		}, true
+		return orNull(func(a arrow.Array, i int) string { return time.UnixMicro(micros(a, i)).UTC().Format(layout) }), true
 	}
 	switch t.ID() {
 	case arrow.DECIMAL128:
 		scale := t.(*arrow.Decimal128Type).Scale
-		return func(a arrow.Array, i int) (string, bool) {
-			if a.IsNull(i) {
-				return "", false
-			}
-			return a.(*array.Decimal128).Value(i).ToString(scale), true
-		}, true
+		return orNull(func(a arrow.Array, i int) string { return a.(*array.Decimal128).Value(i).ToString(scale) }), true
 	case arrow.BOOL:
-		return func(a arrow.Array, i int) (string, bool) {
-			if a.IsNull(i) {
-				return "", false
-			}
-			return strconv.FormatBool(a.(*array.Boolean).Value(i)), true
-		}, true
+		return orNull(func(a arrow.Array, i int) string { return strconv.FormatBool(a.(*array.Boolean).Value(i)) }), true
 	case arrow.STRING, arrow.LARGE_STRING:
-		return func(a arrow.Array, i int) (string, bool) {
-			if a.IsNull(i) {
-				return "", false
-			}
-			return a.ValueStr(i), true
-		}, true
+		return orNull(arrow.Array.ValueStr), true
 	case arrow.BINARY, arrow.LARGE_BINARY:
-		return func(a arrow.Array, i int) (string, bool) {
-			if a.IsNull(i) {
-				return "", false
-			}
-			return base64.StdEncoding.EncodeToString(a.(array.BinaryLike).ValueBytes()[a.(array.BinaryLike).ValueOffset64(i):a.(array.BinaryLike).ValueOffset64(i+1)]), true
-		}, true
+		return orNull(func(a arrow.Array, i int) string {
+			b := a.(array.BinaryLike)
+			return base64.StdEncoding.EncodeToString(b.ValueBytes()[b.ValueOffset64(i):b.ValueOffset64(i+1)])
+		}), true
 	case arrow.DICTIONARY:
 		inner, ok := textOf(t.(*arrow.DictionaryType).ValueType)
 		if !ok {
@@ -583,6 +558,17 @@ func textOf(t arrow.DataType) (func(arr arrow.Array, i int) (string, bool), bool
 		}, true
 	}
 	return nil, false
+}
+
+// orNull is the renderer of textOf that gives render's text for a value
+// and false for a null.
+func orNull(render func(a arrow.Array, i int) string) func(arrow.Array, int) (string, bool) {
+	return func(a arrow.Array, i int) (string, bool) {
+		if a.IsNull(i) {
+			return "", false
+		}
+		return render(a, i), true
+	}
 }
 
 func castError(arr arrow.Array, i int, why string) *CastError {
