@@ -1,7 +1,6 @@
 package fakepbi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,39 +45,19 @@ type daxRequestBody struct {
 // EVALUATE of the query, or a single error rowset (HTTP 200) when the query
 // fails. With Options.ExecMetrics an execution-metrics stream follows.
 func (s *Server) executeDaxQueries(w http.ResponseWriter, r *http.Request) {
-	rid := newUUID()
-	w.Header().Set("RequestId", rid)
-	body, readErr := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
 	var req daxRequestBody
-	decErr := json.Unmarshal(body, &req)
-	rec := QueryRequest{
-		API:                  "executeDaxQueries",
-		ImpersonatedUserName: req.ImpersonatedUserName,
-		Authorization:        r.Header.Get("Authorization"),
-		Accept:               r.Header.Get("Accept"),
-		Host:                 r.Host,
-		Path:                 r.URL.Path,
-		RequestID:            rid,
-		Received:             time.Now(),
-		SchemaOnly:           req.SchemaOnly,
-		QueryTimeout:         req.QueryTimeout,
-	}
+	rec, bodyErr := readQueryRequest(w, r, "executeDaxQueries", &req)
+	rec.ImpersonatedUserName, rec.SchemaOnly, rec.QueryTimeout = req.ImpersonatedUserName, req.SchemaOnly, req.QueryTimeout
 	if req.Query != nil {
 		rec.Query, rec.Queries = *req.Query, 1
 	}
 	if req.ResultsetRowcountLimit != nil {
 		rec.RowLimit = *req.ResultsetRowcountLimit
 	}
-	if !s.intake(w, r, rec) {
+	if !s.intake(w, r, rec) || s.refuseBody(w, bodyErr) {
 		return
 	}
 	switch {
-	case readErr != nil || len(body) > maxRequestBody:
-		s.writeError(w, http.StatusBadRequest, badRequestBody("The request body could not be read or is too large.", "request"))
-		return
-	case decErr != nil:
-		s.writeError(w, http.StatusBadRequest, badRequestBody("The request body is not valid JSON: "+decErr.Error(), "request"))
-		return
 	case strings.TrimSpace(rec.Query) == "":
 		s.writeError(w, http.StatusBadRequest, badRequestBody("The Query field is required.", "request.query"))
 		return
@@ -239,15 +218,7 @@ var variantChildren = []ColumnType{Int64, Double, Currency, String, Bool, DateTi
 // writeArrowStream writes one data rowset: rel's rows in batches of up to
 // set.batchRows, LZ4-compressed, flushed after each batch.
 func writeArrowStream(w io.Writer, flush func(), rel *relation, set arrowSettings) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			ve, ok := r.(valueError)
-			if !ok {
-				panic(r)
-			}
-			err = ve
-		}
-	}()
+	defer recoverValueError(&err)
 	t := rel.base
 	fields := make([]arrow.Field, len(rel.cols))
 	for i, c := range rel.cols {

@@ -102,19 +102,24 @@ func WriteResponse(w io.Writer, tables []*Table, query string, includeNulls bool
 	return writeBody(w, nil, rel, includeNulls, opts.BOM, opts.limits())
 }
 
+// recoverValueError, deferred by a writer of rows, turns the panic of a
+// table value of the wrong type (a valueError) into the writer's error;
+// any other panic goes on.
+func recoverValueError(err *error) {
+	if r := recover(); r != nil {
+		ve, ok := r.(valueError)
+		if !ok {
+			panic(r)
+		}
+		*err = ve
+	}
+}
+
 // writeBody streams the 200 body for rel: rows are generated, encoded into
 // one reused buffer and handed to w every flushAt bytes, then flush (if not
 // nil) is called. Nothing else is held in memory.
 func writeBody(w io.Writer, flush func(), rel *relation, includeNulls, withBOM bool, lim limits) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			ve, ok := r.(valueError)
-			if !ok {
-				panic(r)
-			}
-			err = ve
-		}
-	}()
+	defer recoverValueError(&err)
 	t := rel.base
 	ncols := len(rel.cols)
 	keys := make([][]byte, ncols)

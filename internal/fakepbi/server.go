@@ -428,38 +428,19 @@ type requestBody struct {
 }
 
 func (s *Server) executeQueries(w http.ResponseWriter, r *http.Request) {
-	rid := newUUID()
-	w.Header().Set("RequestId", rid)
-	body, readErr := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
 	var req requestBody
-	decErr := json.Unmarshal(body, &req)
-	rec := QueryRequest{
-		API:                  "executeQueries",
-		Queries:              len(req.Queries),
-		ImpersonatedUserName: req.ImpersonatedUserName,
-		Authorization:        r.Header.Get("Authorization"),
-		Accept:               r.Header.Get("Accept"),
-		Host:                 r.Host,
-		Path:                 r.URL.Path,
-		RequestID:            rid,
-		Received:             time.Now(),
-	}
+	rec, bodyErr := readQueryRequest(w, r, "executeQueries", &req)
+	rec.Queries, rec.ImpersonatedUserName = len(req.Queries), req.ImpersonatedUserName
 	if len(req.Queries) > 0 && req.Queries[0].Query != nil {
 		rec.Query = *req.Queries[0].Query
 	}
 	if req.SerializerSettings != nil {
 		rec.IncludeNulls = req.SerializerSettings.IncludeNulls
 	}
-	if !s.intake(w, r, rec) {
+	if !s.intake(w, r, rec) || s.refuseBody(w, bodyErr) {
 		return
 	}
 	switch {
-	case readErr != nil || len(body) > maxRequestBody:
-		s.writeError(w, http.StatusBadRequest, badRequestBody("The request body could not be read or is too large.", "request"))
-		return
-	case decErr != nil:
-		s.writeError(w, http.StatusBadRequest, badRequestBody("The request body is not valid JSON: "+decErr.Error(), "request"))
-		return
 	case len(req.Queries) != 1:
 		s.writeError(w, http.StatusBadRequest, badRequestBody(fmt.Sprintf("Exactly one query is supported per request; the request has %d.", len(req.Queries)), "request.queries"))
 		return
@@ -546,6 +527,49 @@ func (s *Server) replay(key string, write func(dst io.Writer, flush func()) erro
 		}
 		return nil
 	}
+}
+
+// errBodyUnreadable is a request body that could not be read, or is too
+// large.
+var errBodyUnreadable = errors.New("unreadable body")
+
+// readQueryRequest starts a query request of api: it gives it a RequestId,
+// decodes its body (at most maxRequestBody bytes) into req, and returns the
+// record of what every API has, with the body's failure, which the handler
+// answers (refuseBody) once intake has let the request on, as the service
+// checks the token before the body.
+func readQueryRequest(w http.ResponseWriter, r *http.Request, api string, req any) (QueryRequest, error) {
+	rid := newUUID()
+	w.Header().Set("RequestId", rid)
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	if err != nil || len(body) > maxRequestBody {
+		err = errBodyUnreadable
+	} else {
+		err = json.Unmarshal(body, req)
+	}
+	return QueryRequest{
+		API:           api,
+		Authorization: r.Header.Get("Authorization"),
+		Accept:        r.Header.Get("Accept"),
+		Host:          r.Host,
+		Path:          r.URL.Path,
+		RequestID:     rid,
+		Received:      time.Now(),
+	}, err
+}
+
+// refuseBody answers the 400 of a body readQueryRequest failed on, and
+// reports whether it did.
+func (s *Server) refuseBody(w http.ResponseWriter, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, errBodyUnreadable):
+		s.writeError(w, http.StatusBadRequest, badRequestBody("The request body could not be read or is too large.", "request"))
+	default:
+		s.writeError(w, http.StatusBadRequest, badRequestBody("The request body is not valid JSON: "+err.Error(), "request"))
+	}
+	return true
 }
 
 // intake records a query request and applies what comes before its body
