@@ -447,16 +447,27 @@ func (d *decoder) skip() error {
 	return nil
 }
 
-func (d *decoder) errorSlot(slot string) (*ServiceError, error) {
+// readLarge reads the next value whole, allowed up to the size of an
+// error slot rather than of a cell; what names it and kind says what the
+// service sends there, in the error for one larger still.
+func (d *decoder) readLarge(what, kind string) (jsontext.Value, error) {
 	d.guard.maxToken = d.lim.errorBytes
 	v, err := d.dec.ReadValue()
 	d.guard.maxToken = d.lim.valueBytes
 	if err != nil {
 		var big *tokenTooLarge
 		if errors.As(err, &big) {
-			return nil, &BodyError{fmt.Errorf("the %s error slot is larger than %d bytes: not an error the service sends", slot, big.limit)}
+			return nil, &BodyError{fmt.Errorf("%s is larger than %d bytes: not %s the service sends", what, big.limit, kind)}
 		}
 		return nil, d.syntax(err)
+	}
+	return v, nil
+}
+
+func (d *decoder) errorSlot(slot string) (*ServiceError, error) {
+	v, err := d.readLarge("the "+slot+" error slot", "an error")
+	if err != nil {
+		return nil, err
 	}
 	if v.Kind() == 'n' {
 		return nil, nil
@@ -623,15 +634,9 @@ func (d *decoder) nameBuf(name []byte) []byte {
 // with the label's id and name (other members ignored), or a string taken
 // as the name; null or an empty object is no label.
 func (d *decoder) readLabel() error {
-	d.guard.maxToken = d.lim.errorBytes
-	v, err := d.dec.ReadValue()
-	d.guard.maxToken = d.lim.valueBytes
+	v, err := d.readLarge("the informationProtectionLabel", "a label")
 	if err != nil {
-		var big *tokenTooLarge
-		if errors.As(err, &big) {
-			return &BodyError{fmt.Errorf("the informationProtectionLabel is larger than %d bytes: not a label the service sends", big.limit)}
-		}
-		return d.syntax(err)
+		return err
 	}
 	var l struct {
 		ID   string `json:"id"`
