@@ -164,7 +164,7 @@ func TestArrowRunRecoversFromACut(t *testing.T) {
 func TestArrowRunToPostgres(t *testing.T) {
 	f := newFixture(t, fakepbi.Options{ArrowBatchRows: 250})
 	conn, schema := pgSchema(t)
-	f.env["PG_DSN"] = testPGDSN()
+	f.env["PG_DSN"] = sinktest.PGDSN()
 	load := func(lines, mappingYAML, table string) {
 		t.Helper()
 		text := fmt.Sprintf("name: pg\n%s%s\nsinks:\n  - postgres: { dsn: \"${PG_DSN}\", table: %s.%s }\n", fakeSource(lines, fakeAuth), mappingYAML, schema, table)

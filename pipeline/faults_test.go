@@ -230,7 +230,7 @@ func pgSubjectOf(mode string) func(t *testing.T, f *fixture, bf *blobFixture, wh
 		table := schema + ".facts"
 		// The sink's sessions carry the schema's name, so that a fault
 		// that terminates them reaches this subject's only.
-		f.env["PG_DSN"] = withAppName(testPGDSN(), schema)
+		f.env["PG_DSN"] = withAppName(sinktest.PGDSN(), schema)
 		extra := map[string]string{"merge": ", key: [id]", "replacePartition": ", partitionColumn: day"}[mode]
 		content := func(t *testing.T, day string) string {
 			var exists bool

@@ -115,7 +115,7 @@ incremental:
 %s%s
 sinks:
 %s`, fakeSource(sourceLines, fakeAuth), ordersMapping, lookback, state, sinks)
-	w.env["PG_DSN"] = testPGDSN()
+	w.env["PG_DSN"] = sinktest.PGDSN()
 	job, _, err := jobfile.Loader{LookupEnv: w.lookup}.Load("orders.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)

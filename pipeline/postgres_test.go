@@ -3,8 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,30 +15,11 @@ import (
 	"github.com/pbicopy/pbicopy/jobfile"
 )
 
-func testPGDSN() string {
-	if dsn := os.Getenv("PBICOPY_TEST_PG_DSN"); dsn != "" {
-		return dsn
-	}
-	return "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=5"
-}
-
 // pgSchema makes a scratch schema for one test and drops it at the end.
 func pgSchema(t *testing.T) (*pgx.Conn, string) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, testPGDSN())
-	if err != nil {
-		sinktest.SkipOrFail(t, "no PostgreSQL server: %v", err)
-	}
-	schema := fmt.Sprintf("pbicopy_e2e_%08x", rand.Uint32())
-	if _, err := conn.Exec(ctx, "create schema "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "drop schema "+schema+" cascade")
-		conn.Close(context.Background())
-	})
-	return conn, schema
+	db := sinktest.OpenPG(t)
+	return db.Conn, db.Schema
 }
 
 // pgJob is a job from the fake Power BI into one PostgreSQL table.
@@ -51,7 +30,7 @@ func (f *fixture) pgJob(t *testing.T, query, sinkYAML string) *jobfile.Job {
 sinks:
   - postgres: %s
 `, fakeSource(queryLine(query), fakeAuth), salesMapping, sinkYAML)
-	f.env["PG_DSN"] = testPGDSN()
+	f.env["PG_DSN"] = sinktest.PGDSN()
 	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load("pg.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +160,7 @@ func TestPostgresAndFilesTogetherIntegration(t *testing.T) {
 	f := newFixture(t, fakepbi.Options{})
 	conn, schema := pgSchema(t)
 	tableName := schema + ".sales"
-	f.env["PG_DSN"] = testPGDSN()
+	f.env["PG_DSN"] = sinktest.PGDSN()
 	text := strings.Replace(fmt.Sprintf(`name: all-sinks
 %s%s
 sinks:

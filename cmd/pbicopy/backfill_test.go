@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/internal/sinktest"
@@ -51,28 +48,13 @@ sinks:
   - postgres: { dsn: "${T_PG}", table: %[2]s, mode: replacePartition, partitionColumn: order_date }
 `
 
-func pgDSN() string {
-	if dsn := os.Getenv("PBICOPY_TEST_PG_DSN"); dsn != "" {
-		return dsn
-	}
-	return "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=5"
-}
-
 // TestResumeAfterKill kills a backfill with SIGKILL mid-way, resumes it,
 // and compares the result with an uninterrupted run, row for row, in
 // Parquet, CSV and PostgreSQL.
 func TestResumeAfterKillIntegration(t *testing.T) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgDSN())
-	if err != nil {
-		sinktest.SkipOrFail(t, "no PostgreSQL server: %v", err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("pbicopy_resume_%08x", rand.Uint32())
-	if _, err := conn.Exec(ctx, "create schema "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "drop schema "+schema+" cascade") })
+	db := sinktest.OpenPG(t) // its own schema, dropped at the end
+	conn, schema := db.Conn, db.Schema
 
 	srv, err := fakepbi.Start(fakepbi.Options{Latency: 150 * time.Millisecond})
 	if err != nil {
@@ -87,7 +69,7 @@ func TestResumeAfterKillIntegration(t *testing.T) {
 	}
 	env := append(os.Environ(), "PBICOPY_TEST_MAIN=1", "SSL_CERT_FILE="+certFile,
 		"T_WS="+o.WorkspaceID, "T_DS="+o.DatasetID, "T_EP="+srv.URL(), "T_AUTH="+srv.AuthorityHost(),
-		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret, "T_PG="+pgDSN())
+		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret, "T_PG="+sinktest.PGDSN())
 	writeJobFile := func(name, out, table string) string {
 		p := filepath.Join(dir, name+".yaml")
 		if err := os.WriteFile(p, []byte(fmt.Sprintf(backfillJobText, out, table)), 0o644); err != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,21 +49,13 @@ type failWorld struct {
 
 func newFailWorld(t *testing.T) *failWorld {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgDSN())
-	if err != nil {
-		sinktest.SkipOrFail(t, "no PostgreSQL server: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	schema := fmt.Sprintf("pbicopy_fail_%08x", rand.Uint32())
-	if _, err := conn.Exec(ctx, "create schema "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "drop schema "+schema+" cascade") })
+	db := sinktest.OpenPG(t) // its own schema, dropped at the end
+	conn, schema := db.Conn, db.Schema
 	az := sinktest.StartAzurite(t)
 	cc := sinktest.NewContainer(t, az)
 
 	w := &failWorld{facts: &fakepbi.Facts{Rows: failRows, Days: 1}, dir: t.TempDir(), cc: cc, pg: conn, table: schema + ".facts", schema: schema}
+	var err error
 	w.srv, err = fakepbi.Start(fakepbi.Options{Tables: []*fakepbi.Table{w.facts.Table()}})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +71,7 @@ func newFailWorld(t *testing.T) *failWorld {
 		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret,
 		// The sink's sessions carry the schema's name, so that a fault
 		// that terminates them reaches this test's only.
-		"T_PG="+pgDSN()+" application_name="+schema, "T_AZ="+az.ConnectionString)
+		"T_PG="+sinktest.PGDSN()+" application_name="+schema, "T_AZ="+az.ConnectionString)
 	w.job = filepath.Join(w.dir, "facts.yaml")
 	text := fmt.Sprintf(`name: facts
 source:

@@ -5,15 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/internal/sinktest"
@@ -53,16 +50,8 @@ sinks:
 // table as it was.
 func TestIncrementalKilledAfterCommitIntegration(t *testing.T) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgDSN())
-	if err != nil {
-		sinktest.SkipOrFail(t, "no PostgreSQL server: %v", err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("pbicopy_incr_%08x", rand.Uint32())
-	if _, err := conn.Exec(ctx, "create schema "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "drop schema "+schema+" cascade") })
+	db := sinktest.OpenPG(t) // its own schema, dropped at the end
+	conn, schema := db.Conn, db.Schema
 	srv, err := fakepbi.Start(fakepbi.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +65,7 @@ func TestIncrementalKilledAfterCommitIntegration(t *testing.T) {
 	}
 	env := append(os.Environ(), "PBICOPY_TEST_MAIN=1", "SSL_CERT_FILE="+certFile,
 		"T_WS="+o.WorkspaceID, "T_DS="+o.DatasetID, "T_EP="+srv.URL(), "T_AUTH="+srv.AuthorityHost(),
-		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret, "T_PG="+pgDSN())
+		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret, "T_PG="+sinktest.PGDSN())
 	statePath := filepath.Join(dir, "state", "sales.json")
 	table := schema + ".sales"
 	job := filepath.Join(dir, "sales.yaml")

@@ -72,17 +72,8 @@ func TestKillLoopIntegration(t *testing.T) {
 	}
 	t.Logf("PBICOPY_KILL_SEED=%d PBICOPY_KILL_RUNS=%d", seed, runs)
 
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgDSN())
-	if err != nil {
-		sinktest.SkipOrFail(t, "no PostgreSQL server: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	schema := fmt.Sprintf("pbicopy_kill_%08x", rand.Uint32())
-	if _, err := conn.Exec(ctx, "create schema "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "drop schema "+schema+" cascade") })
+	db := sinktest.OpenPG(t) // its own schema, dropped at the end
+	schema := db.Schema
 	az := sinktest.StartAzurite(t)
 
 	for i, kind := range killKinds {
@@ -129,14 +120,14 @@ func newKillWorld(t *testing.T, kind killKind, az *sinktest.Azurite, table strin
 	}
 	w.env = append(os.Environ(), "PBICOPY_TEST_MAIN=1", "SSL_CERT_FILE="+certFile,
 		"T_WS="+o.WorkspaceID, "T_DS="+o.DatasetID, "T_EP="+w.srv.URL(), "T_AUTH="+w.srv.AuthorityHost(),
-		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret, "T_PG="+pgDSN(), "T_AZ="+az.ConnectionString)
+		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret, "T_PG="+sinktest.PGDSN(), "T_AZ="+az.ConnectionString)
 	container := "unused"
 	if strings.HasPrefix(kind.name, "blob") {
 		w.cc = sinktest.NewContainer(t, az)
 		container = sinktest.ContainerName(w.cc)
 	}
 	if strings.HasPrefix(kind.name, "postgres") {
-		w.pgConn, err = pgx.Connect(context.Background(), pgDSN())
+		w.pgConn, err = pgx.Connect(context.Background(), sinktest.PGDSN())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -509,7 +509,7 @@ func TestEveryCommandIsDocumented(t *testing.T) {
 // nothing is created.
 func TestValidateOnlinePostgresIntegration(t *testing.T) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgDSN())
+	conn, err := pgx.Connect(ctx, sinktest.PGDSN())
 	if err != nil {
 		sinktest.SkipOrFail(t, "no PostgreSQL server: %v", err)
 	}
@@ -535,7 +535,7 @@ func TestValidateOnlinePostgresIntegration(t *testing.T) {
 		_, _ = conn.Exec(context.Background(), "drop role "+role)
 	})
 	_, dir := fakeEnv(t, fakepbi.Options{})
-	t.Setenv("T_PG", pgDSN()+" options='-c role="+role+"'")
+	t.Setenv("T_PG", sinktest.PGDSN()+" options='-c role="+role+"'")
 	mapping := "mapping:\n  columns:\n    - { from: \"Sales[OrderID]\", to: order_id, type: int64 }\n  unmapped: ignore\n"
 	p := writeFile(t, filepath.Join(dir, "pg.yaml"), "name: pg\n"+sourceBlock("EVALUATE Sales", nil)+mapping+`sinks:
   - postgres: { dsn: "${T_PG}", table: `+schema+`.ok, mode: replace }

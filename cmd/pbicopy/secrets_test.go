@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
 	"github.com/pbicopy/pbicopy/internal/sinktest"
@@ -29,22 +26,13 @@ func TestSecretsNeverWrittenIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("it runs the failure matrix's runs as child processes (about 15 s)")
 	}
-	ctx := context.Background()
 	const (
 		clientSecret = "Cl1ent-S3cret-pbicopy-7f3a9"
 		wrongSecret  = "Wr0ng-S3cret-pbicopy-91c2e"
 		pgPassword   = "Pg-Pa55word-pbicopy-x9q"
 	)
-	conn, err := pgx.Connect(ctx, pgDSN())
-	if err != nil {
-		sinktest.SkipOrFail(t, "no PostgreSQL server: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	schema := fmt.Sprintf("pbicopy_secrets_%08x", rand.Uint32())
-	if _, err := conn.Exec(ctx, "create schema "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "drop schema "+schema+" cascade") })
+	db := sinktest.OpenPG(t) // its own schema, dropped at the end
+	schema := db.Schema
 
 	az := sinktest.StartAzurite(t)
 	cc := sinktest.NewContainer(t, az)
@@ -75,7 +63,7 @@ func TestSecretsNeverWrittenIntegration(t *testing.T) {
 	if err := os.WriteFile(certFile, srv.CertificatePEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pg := pgDSN() + " password=" + pgPassword
+	pg := sinktest.PGDSN() + " password=" + pgPassword
 	env := append(os.Environ(), "PBICOPY_TEST_MAIN=1", "SSL_CERT_FILE="+certFile,
 		"T_WS="+o.WorkspaceID, "T_DS="+o.DatasetID, "T_EP="+srv.URL(), "T_AUTH="+srv.AuthorityHost(),
 		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+clientSecret, "T_PG="+pg,
