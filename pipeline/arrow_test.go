@@ -24,17 +24,7 @@ func arrowLines(query string) string {
 // arrowJob is f.job through the Arrow API.
 func (f *fixture) arrowJob(t *testing.T, query, mappingYAML string) *jobfile.Job {
 	t.Helper()
-	text := fmt.Sprintf(`name: arrow-job
-%s%s
-sinks:
-  - parquet: { path: %q, compression: zstd }
-  - csv: { path: %q }
-`, fakeSource(arrowLines(query), fakeAuth), mappingYAML, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"))
-	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load("arrow.yaml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return job
+	return f.jobOf(t, "arrow", arrowLines(query), mappingYAML)
 }
 
 // TestArrowRunEndToEnd: with a mapping, the Arrow API writes exactly what

@@ -79,13 +79,20 @@ func queryLine(query string) string { return fmt.Sprintf("    query: %q\n", quer
 // empty) and Parquet and CSV sinks into the fixture's folder.
 func (f *fixture) job(t *testing.T, query, mappingYAML string) *jobfile.Job {
 	t.Helper()
-	text := fmt.Sprintf(`name: test-job
+	return f.jobOf(t, "test", queryLine(query), mappingYAML)
+}
+
+// jobOf is the job named name-job, from the file name.yaml, with the
+// source lines given (see fakeSource), the mapping and f.job's sinks.
+func (f *fixture) jobOf(t *testing.T, name, sourceLines, mappingYAML string) *jobfile.Job {
+	t.Helper()
+	text := fmt.Sprintf(`name: %s-job
 %s%s
 sinks:
   - parquet: { path: %q, compression: zstd }
   - csv: { path: %q }
-`, fakeSource(queryLine(query), fakeAuth), mappingYAML, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"))
-	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load("test.yaml", []byte(text))
+`, name, fakeSource(sourceLines, fakeAuth), mappingYAML, filepath.Join(f.dir, "out.parquet"), filepath.Join(f.dir, "out.csv"))
+	job, _, err := jobfile.Loader{LookupEnv: f.lookup}.Load(name+".yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
