@@ -61,17 +61,9 @@ func newFailWorld(t *testing.T) *failWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.srv.Close)
-	o := w.srv.Options()
-	certFile := filepath.Join(w.dir, "fake.pem")
-	if err := os.WriteFile(certFile, w.srv.CertificatePEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	w.env = append(os.Environ(), "PBICOPY_TEST_MAIN=1", "SSL_CERT_FILE="+certFile,
-		"T_WS="+o.WorkspaceID, "T_DS="+o.DatasetID, "T_EP="+w.srv.URL(), "T_AUTH="+w.srv.AuthorityHost(),
-		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret,
-		// The sink's sessions carry the schema's name, so that a fault
-		// that terminates them reaches this test's only.
-		"T_PG="+sinktest.PGDSN()+" application_name="+schema, "T_AZ="+az.ConnectionString)
+	// The sink's sessions carry the schema's name, so that a fault that
+	// terminates them reaches this test's only.
+	w.env = childEnv(t, w.srv, w.dir, "T_PG="+sinktest.PGDSN()+" application_name="+schema, "T_AZ="+az.ConnectionString)
 	w.job = filepath.Join(w.dir, "facts.yaml")
 	text := fmt.Sprintf(`name: facts
 source:

@@ -57,15 +57,8 @@ func TestIncrementalKilledAfterCommitIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	o := srv.Options()
 	dir := t.TempDir()
-	certFile := filepath.Join(dir, "fake.pem")
-	if err := os.WriteFile(certFile, srv.CertificatePEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "PBICOPY_TEST_MAIN=1", "SSL_CERT_FILE="+certFile,
-		"T_WS="+o.WorkspaceID, "T_DS="+o.DatasetID, "T_EP="+srv.URL(), "T_AUTH="+srv.AuthorityHost(),
-		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret, "T_PG="+sinktest.PGDSN())
+	env := childEnv(t, srv, dir, "T_PG="+sinktest.PGDSN())
 	statePath := filepath.Join(dir, "state", "sales.json")
 	table := schema + ".sales"
 	job := filepath.Join(dir, "sales.yaml")

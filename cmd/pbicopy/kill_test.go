@@ -113,14 +113,7 @@ func newKillWorld(t *testing.T, kind killKind, az *sinktest.Azurite, table strin
 		t.Fatal(err)
 	}
 	t.Cleanup(w.srv.Close)
-	o := w.srv.Options()
-	certFile := filepath.Join(w.dir, "fake.pem")
-	if err := os.WriteFile(certFile, w.srv.CertificatePEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	w.env = append(os.Environ(), "PBICOPY_TEST_MAIN=1", "SSL_CERT_FILE="+certFile,
-		"T_WS="+o.WorkspaceID, "T_DS="+o.DatasetID, "T_EP="+w.srv.URL(), "T_AUTH="+w.srv.AuthorityHost(),
-		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret, "T_PG="+sinktest.PGDSN(), "T_AZ="+az.ConnectionString)
+	w.env = childEnv(t, w.srv, w.dir, "T_PG="+sinktest.PGDSN(), "T_AZ="+az.ConnectionString)
 	container := "unused"
 	if strings.HasPrefix(kind.name, "blob") {
 		w.cc = sinktest.NewContainer(t, az)

@@ -56,18 +56,11 @@ func TestSecretsNeverWrittenIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	o := srv.Options()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	certFile := filepath.Join(dir, "fake.pem")
-	if err := os.WriteFile(certFile, srv.CertificatePEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	pg := sinktest.PGDSN() + " password=" + pgPassword
-	env := append(os.Environ(), "PBICOPY_TEST_MAIN=1", "SSL_CERT_FILE="+certFile,
-		"T_WS="+o.WorkspaceID, "T_DS="+o.DatasetID, "T_EP="+srv.URL(), "T_AUTH="+srv.AuthorityHost(),
-		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+clientSecret, "T_PG="+pg,
-		"T_SAS="+qp.Encode(), "T_KEY="+sinktest.AzuriteKey)
+	env := childEnv(t, srv, dir, "T_PG="+pg, "T_SAS="+qp.Encode(), "T_KEY="+sinktest.AzuriteKey)
 	jobs := filepath.Join(dir, "jobs")
 	if err := os.MkdirAll(jobs, 0o755); err != nil {
 		t.Fatal(err)
