@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -23,4 +25,19 @@ func childEnv(t *testing.T, srv *fakepbi.Server, dir string, extra ...string) []
 		"T_WS="+o.WorkspaceID, "T_DS="+o.DatasetID, "T_EP="+srv.URL(), "T_AUTH="+srv.AuthorityHost(),
 		"T_TENANT="+o.TenantID, "T_CLIENT="+o.ClientID, "T_SECRET="+o.ClientSecret)
 	return append(env, extra...)
+}
+
+// exitCode is the exit code of a child process whose Run returned err;
+// failing to run it at all fails the test.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	}
+	t.Fatal(err)
+	return 0
 }

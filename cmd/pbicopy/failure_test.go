@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -98,17 +97,8 @@ func (w *failWorld) run(t *testing.T, extra []string, args ...string) (code int,
 	c.Env = append(slices.Clone(w.env), extra...)
 	var o, e bytes.Buffer
 	c.Stdout, c.Stderr = &o, &e
-	err := c.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-		if ee.ExitCode() < 0 {
-			t.Fatalf("the command died: %v\n%s", err, e.String())
-		}
-	default:
-		t.Fatal(err)
+	if code = exitCode(t, c.Run()); code < 0 {
+		t.Fatalf("the command died: %s\n%s", c.ProcessState, e.String())
 	}
 	return code, o.String(), e.String()
 }

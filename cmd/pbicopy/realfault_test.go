@@ -75,14 +75,7 @@ func TestRealFaultsIntegration(t *testing.T) {
 			summary := filepath.Join(t.TempDir(), "summary.json")
 			c, stderr := w.command()
 			c.Args = append(c.Args, "--summary", summary)
-			code := 0
-			if err := c.Run(); err != nil {
-				var ee *exec.ExitError
-				if !errors.As(err, &ee) {
-					t.Fatal(err)
-				}
-				code = ee.ExitCode()
-			}
+			code := exitCode(t, c.Run())
 			if code != 1 || strings.Contains(stderr.String(), "panic:") {
 				t.Errorf("exit %d, want 1:\n%s", code, stderr)
 			}
@@ -209,14 +202,7 @@ func TestAzuriteStoppedMidUploadIntegration(t *testing.T) {
 	c, stderr := w.command()
 	c.Args = append(c.Args, "--summary", summary)
 	armed.Store(true)
-	code := 0
-	if err := c.Run(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			t.Fatal(err)
-		}
-		code = ee.ExitCode()
-	}
+	code := exitCode(t, c.Run())
 	if !stopped.Load() {
 		t.Error("no block upload reached the proxy")
 	}
