@@ -14,7 +14,7 @@ import (
 func TestParquetOptionsValidate(t *testing.T) {
 	for _, o := range []ParquetOptions{
 		{}, {Compression: "snappy"}, {Compression: "zstd"}, {Compression: "gzip"}, {Compression: "none"},
-		{RowGroupBytes: 1}, {RowGroupBytes: MaxRowGroupBytes},
+		{RowGroupBytes: 1}, {RowGroupBytes: MaxRowGroupBytes}, {RowGroupRows: 1}, {RowGroupRows: 1 << 26},
 	} {
 		if err := o.Validate(); err != nil {
 			t.Errorf("%+v: %v", o, err)
@@ -27,6 +27,8 @@ func TestParquetOptionsValidate(t *testing.T) {
 		{ParquetOptions{Compression: "lz4"}, []string{`compression: "lz4" is not allowed: use snappy (the default), zstd, gzip or none`}},
 		{ParquetOptions{Compression: "Snappy"}, []string{`compression: "Snappy" is not allowed`}},
 		{ParquetOptions{RowGroupBytes: -1}, []string{"rowGroupBytes: -1 is out of range: use 0 to 1073741824"}},
+		{ParquetOptions{RowGroupRows: -1}, []string{"rowGroupRows: -1 is out of range: use 0 to 67108864"}},
+		{ParquetOptions{RowGroupRows: 1 << 27}, []string{"rowGroupRows: 134217728 is out of range: use 0 to 67108864"}},
 		{ParquetOptions{Compression: "brotli", RowGroupBytes: MaxRowGroupBytes + 1}, []string{"compression:", "rowGroupBytes:"}},
 	} {
 		err := tc.o.Validate()
@@ -74,6 +76,12 @@ func TestOptionFactsMatchTheCode(t *testing.T) {
 	}
 	if r := ruleOf[ParquetOptions]("rowGroupBytes"); r.Max == nil || *r.Max != MaxRowGroupBytes {
 		t.Errorf("rowGroupBytes: the tag's max is not MaxRowGroupBytes %d", MaxRowGroupBytes)
+	}
+	if d := spec.Default[ParquetOptions]("rowGroupRows"); d != strconv.FormatInt(DefaultRowGroupRows, 10) {
+		t.Errorf("rowGroupRows: the tag's default %s is not DefaultRowGroupRows %d", d, DefaultRowGroupRows)
+	}
+	if o := (ParquetOptions{}); o.rowGroupRows() != DefaultRowGroupRows {
+		t.Errorf("rowGroupRows: the zero value means %d, want DefaultRowGroupRows %d", o.rowGroupRows(), DefaultRowGroupRows)
 	}
 	if got, want := spec.Enum[PostgresOptions]("mode"), []string{pgAppend, pgReplace, pgMerge, pgReplacePartition}; !slices.Equal(got, want) {
 		t.Errorf("mode: the tag lists %v, the code knows %v", got, want)

@@ -36,7 +36,7 @@ type parquetSink struct {
 	fw       *file.Writer                // nil until the first rows (or Commit) start the file
 	rgw      file.BufferedRowGroupWriter // the row group being buffered; nil before the first rows
 	rgRows   int64                       // rows in rgw
-	rgMax    int64                       // most rows in a row group (the writer's property)
+	rgMax    int64                       // most rows in a row group
 	rgBytes  int64
 	cut      bool // the current row group is full: start a new one before the next rows
 	rows     int64
@@ -111,7 +111,7 @@ func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem 
 		mem = memory.DefaultAllocator
 	}
 	rec := newRecycler(mem)
-	s := &parquetSink{dst: dst, schema: schema, rgBytes: opts.rowGroupBytes(), mem: rec, pageSize: pageSize, codec: opts.codec()}
+	s := &parquetSink{dst: dst, schema: schema, rgBytes: opts.rowGroupBytes(), rgMax: opts.rowGroupRows(), mem: rec, pageSize: pageSize, codec: opts.codec()}
 	fields := schema.Fields()
 	for i, f := range fields {
 		if f.Type.ID() == arrow.TIMESTAMP {
@@ -184,7 +184,6 @@ func (s *parquetSink) start(first arrow.RecordBatch) error {
 		return fmt.Errorf("start parquet file: %w", err)
 	}
 	s.fw = fw
-	s.rgMax = props.MaxRowGroupLength()
 	return nil
 }
 
@@ -275,42 +274,56 @@ func (t *errTrap) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Write encodes rec into the current row group. It does not keep rec.
+// Write encodes rec into the current row group, and into new ones as the
+// current one fills. It does not keep rec.
 func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if err := s.writable(ctx, rec); err != nil {
 		return err
 	}
-	if rec.NumRows() == 0 {
+	n := rec.NumRows()
+	if n == 0 {
 		return nil
 	}
-	n := rec.NumRows()
 	if s.fw == nil {
 		if err := s.start(rec); err != nil {
 			return s.fail(err)
 		}
 	}
-	if s.rgw == nil || s.cut || s.rgRows+n > s.rgMax {
-		rgw, err := s.fw.AppendBufferedRowGroupChecked()
+	for off := int64(0); off < n; {
+		if s.rgw == nil || s.cut || s.rgRows >= s.rgMax {
+			rgw, err := s.fw.AppendBufferedRowGroupChecked()
+			if err == nil {
+				err = s.out.err
+			}
+			if err != nil {
+				return s.fail(fmt.Errorf("write parquet: %w", err))
+			}
+			s.rgw, s.rgRows, s.cut = rgw, 0, false
+		}
+		// A batch that would pass the row limit is sliced (no copy): row
+		// groups hold exactly rgMax rows whatever the batch size.
+		k := min(n-off, s.rgMax-s.rgRows)
+		part := rec
+		if k < n {
+			part = rec.NewSlice(off, off+k)
+		}
+		err := s.encode(part)
+		if part != rec {
+			part.Release()
+		}
 		if err == nil {
 			err = s.out.err
 		}
 		if err != nil {
 			return s.fail(fmt.Errorf("write parquet: %w", err))
 		}
-		s.rgw, s.rgRows, s.cut = rgw, 0, false
+		off += k
+		s.rows += k
+		s.rgRows += k
+		// The cut itself waits for more rows: cutting now would leave an
+		// empty row group at the end of the file if these were the last.
+		s.cut = s.rgw.TotalBytesWritten() >= s.rgBytes
 	}
-	err := s.encode(rec)
-	if err == nil {
-		err = s.out.err
-	}
-	if err != nil {
-		return s.fail(fmt.Errorf("write parquet: %w", err))
-	}
-	s.rows += n
-	s.rgRows += n
-	// The cut itself waits for the next Write: cutting now would leave an
-	// empty row group at the end of the file if this was the last batch.
-	s.cut = s.rgw.TotalBytesWritten() >= s.rgBytes
 	return nil
 }
 

@@ -127,6 +127,38 @@ func TestParquetRowGroups(t *testing.T) {
 	}
 }
 
+// TestParquetRowGroupRows checks that row groups hold exactly RowGroupRows
+// rows, batches being sliced where they pass it, and that the values read
+// back (both readers) across the slices, nulls included.
+func TestParquetRowGroupRows(t *testing.T) {
+	mem := sinktest.CheckedAlloc(t)
+	rows := sinktest.ManyRows(50_000)
+	path := writeParquet(t, mem, ParquetOptions{RowGroupRows: 7000}, rows, 3000)
+	ft, err := sinktest.ReadFooter(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{7000, 7000, 7000, 7000, 7000, 7000, 7000, 1000}
+	if !slices.Equal(ft.RowGroupRows, want) {
+		t.Errorf("row groups of %v rows, want %v", ft.RowGroupRows, want)
+	}
+	if d := sinktest.DiffRows(rows, sinktest.ReadParquet(t, path, sinktest.AllTypes, mem)); d != "" {
+		t.Error(d)
+	}
+
+	// A batch larger than a row group is sliced into several.
+	path = writeParquet(t, mem, ParquetOptions{RowGroupRows: 1500}, rows[:4000], 4000)
+	if ft, err = sinktest.ReadFooter(path); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{1500, 1500, 1000}; !slices.Equal(ft.RowGroupRows, want) {
+		t.Errorf("one batch of 4000 rows: row groups of %v rows, want %v", ft.RowGroupRows, want)
+	}
+	if d := sinktest.DiffRows(rows[:4000], sinktest.ReadParquet(t, path, sinktest.AllTypes, mem)); d != "" {
+		t.Error(d)
+	}
+}
+
 // TestParquetCompression checks that every codec is the one in the footer
 // and is readable by both readers.
 func TestParquetCompression(t *testing.T) {
