@@ -8,7 +8,6 @@ import (
 	"maps"
 	"math"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -30,34 +29,52 @@ const parquetCreatedBy = "pbicopy"
 
 // parquetSink encodes batches as one Parquet file written to a Destination.
 type parquetSink struct {
-	dst      Destination
-	schema   *arrow.Schema               // the schema batches arrive with
-	out      *errTrap                    // dst as the encoder sees it
-	fw       *file.Writer                // nil until the first rows (or Commit) start the file
-	rgw      file.BufferedRowGroupWriter // the row group being buffered; nil before the first rows
-	rgRows   int64                       // rows in rgw
-	rgMax    int64                       // most rows in a row group
-	rgBytes  int64
-	cut      bool // the current row group is full: start a new one before the next rows
-	rows     int64
-	enc      []columnEncoder
-	workers  int                      // columns encoded at a time
-	err      error                    // sticky failure: Commit returns it
-	finished bool                     // committed or aborted
-	meta     func() map[string]string // Env.Metadata: written in the footer
-	mem      *recycler                // the encoder's memory, given back by Commit and Abort
-	pageSize int64
-	codec    compress.Compression
-	pqs      *pqschema.Schema
-	kv       metadata.KeyValueMetadata // the footer's metadata from the schema's
+	dst     Destination
+	schema  *arrow.Schema               // the schema batches arrive with
+	out     *errTrap                    // dst as the encoder sees it
+	fw      *file.Writer                // nil until the first rows (or Commit) start the file
+	rgw     file.BufferedRowGroupWriter // the row group being buffered; nil before the first rows
+	rgRows  int64                       // rows in rgw
+	rgMax   int64                       // most rows in a row group
+	rgBytes int64
+	cut     bool // the current row group is full: start a new one before the next rows
+	rows    int64
+	enc     []columnEncoder
+	serial  bool // encode the columns one at a time in Write (tests)
+	// encodeHook, when set (tests), runs before a column of a batch is
+	// encoded; its error is that column's.
+	encodeHook func(col int) error
+	queued     sync.WaitGroup           // columns of batches queued or being encoded
+	running    sync.WaitGroup           // the columns' goroutines
+	failed     atomic.Bool              // a column's encoding failed: see columnEncoder.err
+	err        error                    // sticky failure: Commit returns it
+	finished   bool                     // committed or aborted
+	meta       func() map[string]string // Env.Metadata: written in the footer
+	mem        *recycler                // the encoder's memory, given back by Commit and Abort
+	pageSize   int64
+	codec      compress.Compression
+	pqs        *pqschema.Schema
+	kv         metadata.KeyValueMetadata // the footer's metadata from the schema's
 }
 
-// columnEncoder is the state of one column's encoding.
+// columnEncoder is the state of one column's encoding, which is done on a
+// goroutine of its own (see encode).
 type columnEncoder struct {
 	nullable bool
-	def      []int16 // definition levels of a nullable column, reused
-	err      error   // of the last batch
+	def      []int16          // definition levels of a nullable column, reused
+	in       chan columnChunk // the column's share of each batch, in order
+	bytes    atomic.Int64     // encoded bytes in the row group, as of the last batch
+	err      error            // the first failure; read after a drain
 }
+
+// columnChunk is one column of a batch, to be added to a row group.
+type columnChunk struct {
+	cw file.ColumnChunkWriter
+	a  arrow.Array // released once encoded
+}
+
+// columnQueue is how many batches a column's goroutine may have waiting.
+const columnQueue = 2
 
 var _ Sink = (*parquetSink)(nil)
 
@@ -140,7 +157,6 @@ func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem 
 	for i, f := range fields {
 		s.enc[i].nullable = f.Nullable
 	}
-	s.workers = min(runtime.GOMAXPROCS(0), len(fields))
 	return s, nil
 }
 
@@ -291,6 +307,9 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	}
 	for off := int64(0); off < n; {
 		if s.rgw == nil || s.cut || s.rgRows >= s.rgMax {
+			if err := s.drain(); err != nil {
+				return s.fail(fmt.Errorf("write parquet: %w", err))
+			}
 			rgw, err := s.fw.AppendBufferedRowGroupChecked()
 			if err == nil {
 				err = s.out.err
@@ -299,6 +318,9 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 				return s.fail(fmt.Errorf("write parquet: %w", err))
 			}
 			s.rgw, s.rgRows, s.cut = rgw, 0, false
+			for i := range s.enc {
+				s.enc[i].bytes.Store(0)
+			}
 		}
 		// A batch that would pass the row limit is sliced (no copy): row
 		// groups hold exactly rgMax rows whatever the batch size.
@@ -322,62 +344,118 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 		s.rgRows += k
 		// The cut itself waits for more rows: cutting now would leave an
 		// empty row group at the end of the file if these were the last.
-		s.cut = s.rgw.TotalBytesWritten() >= s.rgBytes
+		s.cut = s.bufferedBytes() >= s.rgBytes
 	}
 	return nil
 }
 
-// parallelMinRows is the fewest rows of a batch whose columns are encoded
-// in parallel: for fewer, starting the goroutines costs more than it saves.
-const parallelMinRows = 1024
-
-// encode adds the columns of rec to the buffered row group, several at a
-// time: each column of a buffered row group has its own encoder, page
-// buffer and statistics, so columns are independent until the row group is
-// flushed, in column order, and the bytes do not depend on the schedule.
-// It returns the error of the first failing column.
+// encode queues the columns of rec for the buffered row group. Each column
+// is encoded on a goroutine of its own, batch after batch: the columns of a
+// buffered row group have their own encoders, pages and statistics, so they
+// are independent until the row group is flushed, in column order, and the
+// bytes do not depend on the schedule. A column does not wait for the
+// others to finish a batch before it starts on the next (a barrier at every
+// batch left a core idle while the slowest column finished, and the source
+// waiting); the row group is drained before it is cut. An error of a column
+// is returned by a later Write or by Commit.
 func (s *parquetSink) encode(rec arrow.RecordBatch) error {
-	cols := rec.Columns()
-	if s.workers <= 1 || rec.NumRows() < parallelMinRows {
+	if s.serial {
 		ctx := pqarrow.NewArrowWriteContext(context.Background(), nil)
-		for i, c := range cols {
-			if err := s.encodeColumn(ctx, i, c); err != nil {
+		for i, c := range rec.Columns() {
+			cw, err := s.rgw.Column(i)
+			if err == nil {
+				err = s.encodeColumn(ctx, i, cw, c)
+			}
+			if err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	var (
-		next atomic.Int32
-		wg   sync.WaitGroup
-	)
-	for range s.workers {
-		wg.Go(func() {
+	if s.failed.Load() {
+		return s.drain()
+	}
+	if s.enc[0].in == nil {
+		s.startColumns()
+	}
+	for i, c := range rec.Columns() {
+		cw, err := s.rgw.Column(i)
+		if err != nil {
+			return err
+		}
+		c.Retain()
+		s.queued.Add(1)
+		s.enc[i].in <- columnChunk{cw: cw, a: c}
+	}
+	return nil
+}
+
+// startColumns starts the goroutine of every column.
+func (s *parquetSink) startColumns() {
+	for i := range s.enc {
+		e := &s.enc[i]
+		e.in = make(chan columnChunk, columnQueue)
+		s.running.Go(func() {
 			// A write context holds scratch space: one per goroutine.
 			ctx := pqarrow.NewArrowWriteContext(context.Background(), nil)
-			for i := int(next.Add(1)) - 1; i < len(cols); i = int(next.Add(1)) - 1 {
-				s.enc[i].err = s.encodeColumn(ctx, i, cols[i])
+			for c := range e.in {
+				if e.err == nil {
+					if e.err = s.encodeColumn(ctx, i, c.cw, c.a); e.err != nil {
+						s.failed.Store(true)
+					}
+					e.bytes.Store(c.cw.TotalBytesWritten())
+				}
+				c.a.Release()
+				s.queued.Done()
 			}
 		})
 	}
-	wg.Wait()
-	var err error
+}
+
+// drain waits until every column queued is encoded, and returns the error
+// of the first failing column.
+func (s *parquetSink) drain() error {
+	s.queued.Wait()
 	for i := range s.enc {
-		if err == nil {
-			err = s.enc[i].err
+		if err := s.enc[i].err; err != nil {
+			return err
 		}
-		s.enc[i].err = nil
+	}
+	return nil
+}
+
+// stopColumns drains the columns and ends their goroutines.
+func (s *parquetSink) stopColumns() error {
+	err := s.drain()
+	if s.enc[0].in != nil {
+		for i := range s.enc {
+			close(s.enc[i].in)
+			s.enc[i].in = nil
+		}
+		s.running.Wait()
 	}
 	return err
+}
+
+// bufferedBytes is the size of the row group's encoded pages as of the
+// last batch each column finished: it lags the batches queued by up to
+// columnQueue+1 of them.
+func (s *parquetSink) bufferedBytes() int64 {
+	var n int64
+	for i := range s.enc {
+		n += s.enc[i].bytes.Load()
+	}
+	return n
 }
 
 // encodeColumn adds column i of a batch to the row group: the values as
 // they are (a wall-clock timestamp column's storage is int64 microseconds),
 // with definition levels for a nullable column.
-func (s *parquetSink) encodeColumn(ctx context.Context, i int, a arrow.Array) error {
-	cw, err := s.rgw.Column(i)
-	if err != nil {
-		return err
+func (s *parquetSink) encodeColumn(ctx context.Context, i int, cw file.ColumnChunkWriter, a arrow.Array) error {
+	if s.encodeHook != nil {
+		if err := s.encodeHook(i); err != nil {
+			return err
+		}
 	}
 	e := &s.enc[i]
 	var def []int16
@@ -429,8 +507,8 @@ func (s *parquetSink) Commit(ctx context.Context) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, errors.Join(err, s.Abort(ctx))
 	}
-	var err error
-	if s.fw == nil { // no rows: a file of the schema alone
+	err := s.stopColumns()
+	if err == nil && s.fw == nil { // no rows: a file of the schema alone
 		err = s.start(nil)
 	}
 	if err == nil && s.meta != nil {
@@ -469,6 +547,7 @@ func (s *parquetSink) encodedBytes() int64 {
 	if s.rgw == nil {
 		return s.out.n
 	}
+	s.queued.Wait() // the columns' encoders are the row group's to read
 	return s.out.n + s.rgw.TotalBytesWritten()
 }
 
@@ -478,10 +557,21 @@ func (s *parquetSink) Abort(ctx context.Context) error {
 		return nil
 	}
 	s.finished = true
+	_ = s.stopColumns() // the error, if any, is why the sink is aborted
 	// Close releases the encoder's memory; with the trap set, what it
 	// flushes is discarded.
 	if s.out.err == nil {
 		s.out.err = errors.New("aborted")
+	}
+	if s.rgw != nil {
+		// A column that failed has fewer rows than the others, and the
+		// row group's Close then returns early without closing (and
+		// releasing) its columns: close them here.
+		for i := range s.enc {
+			if cw, err := s.rgw.Column(i); err == nil {
+				_ = cw.Close()
+			}
+		}
 	}
 	if s.fw != nil {
 		_ = s.fw.Close()

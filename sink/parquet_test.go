@@ -3,10 +3,13 @@ package sink
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -159,6 +162,57 @@ func TestParquetRowGroupRows(t *testing.T) {
 	}
 }
 
+// TestParquetColumnFailure checks that a column failing on its goroutine
+// fails the sink: the next Write or Commit returns the column's error,
+// nothing is published, every goroutine ends and no memory is left.
+func TestParquetColumnFailure(t *testing.T) {
+	for _, at := range []struct {
+		name  string
+		batch int // the batch whose column 3 fails
+	}{{"first batch", 1}, {"middle batch", 5}, {"last batch", 10}} {
+		t.Run(at.name, func(t *testing.T) {
+			mem := sinktest.CheckedAlloc(t)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "out.parquet")
+			dst, err := OpenLocal(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := newParquet(dst, sinktest.AllTypes, ParquetOptions{RowGroupRows: 3000}, mem, parquet.DefaultDataPageSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			injected := errors.New("column 3 broke")
+			var seen atomic.Int32
+			s.encodeHook = func(col int) error {
+				if col == 3 && int(seen.Add(1)) == at.batch {
+					return injected
+				}
+				return nil
+			}
+			rows := sinktest.ManyRows(10_000)
+			var werr error
+			for i := 0; i < len(rows) && werr == nil; i += 1000 {
+				rec := sinktest.MustBatch(t, mem, sinktest.AllTypes, rows[i:i+1000])
+				werr = s.Write(context.Background(), rec)
+				rec.Release()
+			}
+			_, cerr := s.Commit(context.Background())
+			if !errors.Is(cerr, injected) || werr != nil && !errors.Is(werr, injected) {
+				t.Errorf("write: %v; commit: %v; want the column's error", werr, cerr)
+			}
+			if names := tempFiles(t, dir); len(names) != 0 {
+				t.Errorf("files left in the folder: %v", names)
+			}
+			for i := range s.enc {
+				if s.enc[i].in != nil {
+					t.Errorf("column %d: its goroutine was not stopped", i)
+				}
+			}
+		})
+	}
+}
+
 // TestParquetCompression checks that every codec is the one in the footer
 // and is readable by both readers.
 func TestParquetCompression(t *testing.T) {
@@ -203,7 +257,7 @@ func TestParquetBadOptions(t *testing.T) {
 func TestParquetColumnsInParallel(t *testing.T) {
 	mem := sinktest.CheckedAlloc(t)
 	rows := sinktest.ManyRows(20_000)
-	write := func(workers int) []byte {
+	write := func(serial bool) []byte {
 		path := filepath.Join(t.TempDir(), "out.parquet")
 		dst, err := OpenLocal(path)
 		if err != nil {
@@ -213,7 +267,7 @@ func TestParquetColumnsInParallel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.workers = workers
+		s.serial = serial
 		sinktest.WriteBatches(t, s, mem, sinktest.AllTypes, rows, 1500)
 		if _, err := s.Commit(context.Background()); err != nil {
 			t.Fatal(err)
@@ -224,10 +278,13 @@ func TestParquetColumnsInParallel(t *testing.T) {
 		}
 		return b
 	}
-	one := write(1)
-	for _, n := range []int{2, 3, 8} {
-		if !bytes.Equal(write(n), one) {
-			t.Errorf("%d columns at a time wrote other bytes than one at a time", n)
+	one := write(true)
+	for _, procs := range []int{1, 2, 8} {
+		prev := runtime.GOMAXPROCS(procs)
+		b := write(false)
+		runtime.GOMAXPROCS(prev)
+		if !bytes.Equal(b, one) {
+			t.Errorf("columns on goroutines of their own (GOMAXPROCS %d) wrote other bytes than one at a time", procs)
 		}
 	}
 	path := filepath.Join(t.TempDir(), "one.parquet")
