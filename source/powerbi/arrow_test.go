@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,53 @@ func TestArrowSourceNaturalTypes(t *testing.T) {
 	q := srv.Queries()[0]
 	if q.API != "executeDaxQueries" || q.Accept != ArrowContentType || !strings.Contains(q.Path, "/groups/"+srv.Options().WorkspaceID+"/") {
 		t.Errorf("request %+v", q)
+	}
+}
+
+// TestArrowSourceSlices checks that a record batch of the service is
+// handed on in slices of BatchRows rows, each mapped before the next (so a
+// value that fails in a later slice leaves the earlier ones handed on), and
+// that a failing value is named by its row in the whole result.
+func TestArrowSourceSlices(t *testing.T) {
+	srv := startFake(t, fakepbi.Options{Tables: []*fakepbi.Table{arrowTable(10)}, ArrowBatchRows: 5})
+	read := func(cols []mapping.Column, batchRows int) (*recordingRecv, error) {
+		mem := checkedMem(t)
+		conn := &Connector{HTTPClient: srv.Client(), Rate: -1, RetryDelay: 10 * time.Millisecond}
+		src, err := conn.Open(context.Background(), source.Request{Spec: source.Spec{PowerBI: daxSpec(srv)}, Query: "EVALUATE Sales", Columns: cols, Unmapped: mapping.UnmappedIgnore, Mem: mem, BatchRows: batchRows})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &recordingRecv{c: newCollector(t)}
+		_, err = src.Read(context.Background(), r)
+		return r, err
+	}
+	sizes := func(r *recordingRecv) []int64 {
+		var n []int64
+		for _, rec := range r.c.recs {
+			n = append(n, rec.NumRows())
+		}
+		return n
+	}
+	r, err := read(nil, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sizes(r), []int64{3, 2, 3, 2}; !slices.Equal(got, want) {
+		t.Errorf("batches of %v rows from record batches of 5 cut at 3, want %v", got, want)
+	}
+	if ids := r.c.column(t, 0); len(ids) != 10 || !sameValue(ids[6], int64(7)) {
+		t.Errorf("order ids %v", ids)
+	}
+
+	// Rate holds 2.5 on row 7, in the second record batch (rows 6 to
+	// 10): in slices of one row, row 6 is handed on before row 7 fails.
+	r, err = read([]mapping.Column{{From: "Sales[Order ID]", To: "id", Type: mustType(t, "int64")}, {From: "Sales[Rate]", To: "rate", Type: mustType(t, "int64")}}, 1)
+	var ve *ValueError
+	if !errors.As(err, &ve) || ve.Row != 7 || ve.Column != "rate" {
+		t.Fatalf("err = %v, want row 7 rate 2.5", err)
+	}
+	if got := r.c.rows(); got != 6 {
+		t.Errorf("%d rows handed on before the failing slice, want 6", got)
 	}
 }
 

@@ -175,6 +175,31 @@ func suggestType(t arrow.DataType) string {
 }
 
 func (m *arrowMapper) Batch(rec arrow.RecordBatch) error {
+	// The service's batches hold up to 100,000 rows; the sinks work best on
+	// batches of batchRows (the Parquet writer's buffers and dictionary
+	// tables grow with the batch): each is cut into zero-copy slices, and
+	// each slice is mapped and handed on before the next is mapped, so that
+	// the sinks start on the first slice while the rest is mapped.
+	n := rec.NumRows()
+	step := int64(cmp.Or(m.batchRows, mapping.DefaultBatchRows))
+	for off := int64(0); off < n; off += step {
+		part := rec
+		if off > 0 || n > step {
+			part = rec.NewSlice(off, min(off+step, n))
+		}
+		err := m.slice(part)
+		if part != rec {
+			part.Release()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// slice maps the rows of rec and hands them to the output.
+func (m *arrowMapper) slice(rec arrow.RecordBatch) error {
 	cols := make([]arrow.Array, len(m.casts))
 	defer func() {
 		for _, c := range cols {
@@ -196,19 +221,8 @@ func (m *arrowMapper) Batch(rec arrow.RecordBatch) error {
 		cols[c] = out
 	}
 	out := array.NewRecordBatch(m.schema, cols, rec.NumRows())
-	defer out.Release()
 	m.rows += rec.NumRows()
-	// The service's batches hold up to 100,000 rows; the sinks work best
-	// on batches of batchRows (the Parquet writer's buffers and dictionary
-	// tables grow with the batch): hand them on in zero-copy slices.
-	n := out.NumRows()
-	step := int64(cmp.Or(m.batchRows, mapping.DefaultBatchRows))
-	for off := int64(0); off < n; off += step {
-		if err := m.out.Batch(out.NewSlice(off, min(off+step, n))); err != nil {
-			return err
-		}
-	}
-	return nil
+	return m.out.Batch(out)
 }
 
 // InferArrow asks the executeDaxQueries API for the schema of a query
