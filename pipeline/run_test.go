@@ -335,6 +335,7 @@ func checkPreviousUntouched(t *testing.T, f *fixture) {
 }
 
 func TestRunFailuresPublishNothing(t *testing.T) {
+	t.Parallel() // its own fixture; mostly waits (Retry-After, fsync)
 	cases := []struct {
 		name  string
 		opts  fakepbi.Options
@@ -393,6 +394,7 @@ func TestRunFailuresPublishNothing(t *testing.T) {
 // error or a body that broke off is a back-off apart from it, and a
 // re-read or a continuation is a retry, not a page.
 func TestRunRecovers(t *testing.T) {
+	t.Parallel() // its own fixture; mostly waits (Retry-After, fsync)
 	cases := []struct {
 		name     string
 		paged    bool
@@ -414,6 +416,7 @@ func TestRunRecovers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t, fakepbi.Options{})
 			job := f.job(t, "EVALUATE Sales", salesMapping)
 			if c.paged {

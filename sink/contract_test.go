@@ -48,6 +48,7 @@ var fileFormats = []fileFormat{
 
 // TestFileSinkContract runs the same checks against every file sink.
 func TestFileSinkContract(t *testing.T) {
+	t.Parallel()
 	for _, ff := range fileFormats {
 		t.Run(ff.name, func(t *testing.T) {
 			t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, ff) })

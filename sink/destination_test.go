@@ -12,6 +12,7 @@ import (
 )
 
 func TestLocalCommit(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a", "b", "out.txt")
 	dst, err := OpenLocal(path)

@@ -401,6 +401,7 @@ func TestPostgresReplacePartitionIntegration(t *testing.T) {
 // every stage of a load, in every mode, and checks that the table is
 // exactly as before: row count and checksum.
 func TestPostgresFailureLeavesTableUnchangedIntegration(t *testing.T) {
+	t.Parallel()
 	db := pgtOpen(t)
 	mem := pgtAlloc(t)
 	ctx := context.Background()

@@ -406,6 +406,7 @@ func TestPostgresReplacePartitionOutsideRangeIntegration(t *testing.T) {
 // lock, and leaves the table unchanged; once the holder is gone, the same
 // load succeeds.
 func TestPostgresLockTimeoutIntegration(t *testing.T) {
+	t.Parallel()
 	db := pgtOpen(t)
 	mem := pgtAlloc(t)
 	ctx := context.Background()

@@ -134,6 +134,7 @@ func localSplit(format string) func(t *testing.T) contract.Subject {
 }
 
 func TestFileSinksKeepTheContract(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{"parquet", "csv"} {
 		t.Run(format, func(t *testing.T) { contract.Run(t, localFile(format)) })
 		t.Run(format+" split", func(t *testing.T) { contract.Run(t, localSplit(format)) })
@@ -166,6 +167,7 @@ func table(mode string) func(t *testing.T) contract.Subject {
 }
 
 func TestPostgresKeepsTheContractIntegration(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"append", "replace"} {
 		t.Run(mode, func(t *testing.T) { contract.Run(t, table(mode)) })
 	}
@@ -174,6 +176,7 @@ func TestPostgresKeepsTheContractIntegration(t *testing.T) {
 // TestSplitCommitFaults fails a split output's commit at each step: the
 // previous manifest and its parts stay as they were, and nothing is left.
 func TestSplitCommitFaults(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{"parquet", "csv"} {
 		t.Run(format, func(t *testing.T) {
 			contract.SplitCommitFaults(t, format, func(t *testing.T) contract.SplitPlace {
