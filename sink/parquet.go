@@ -400,7 +400,7 @@ func (s *parquetSink) startColumns() {
 			ctx := pqarrow.NewArrowWriteContext(context.Background(), nil)
 			for c := range e.in {
 				if e.err == nil {
-					if e.err = s.encodeColumn(ctx, i, c.cw, c.a); e.err != nil {
+					if e.err = s.encodeSafely(ctx, i, c.cw, c.a); e.err != nil {
 						s.failed.Store(true)
 					}
 					e.bytes.Store(c.cw.TotalBytesWritten())
@@ -410,6 +410,18 @@ func (s *parquetSink) startColumns() {
 			}
 		})
 	}
+}
+
+// encodeSafely is encodeColumn on a column's goroutine, where a panic of
+// the encoder would end the process: it becomes the column's error, which
+// fails the sink (nothing is published) and the job, with a message.
+func (s *parquetSink) encodeSafely(ctx context.Context, i int, cw file.ColumnChunkWriter, a arrow.Array) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("parquet encoder failed on column %q: %v", s.schema.Field(i).Name, r)
+		}
+	}()
+	return s.encodeColumn(ctx, i, cw, a)
 }
 
 // drain waits until every column queued is encoded, and returns the error

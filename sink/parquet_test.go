@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -167,9 +168,10 @@ func TestParquetRowGroupRows(t *testing.T) {
 // nothing is published, every goroutine ends and no memory is left.
 func TestParquetColumnFailure(t *testing.T) {
 	for _, at := range []struct {
-		name  string
-		batch int // the batch whose column 3 fails
-	}{{"first batch", 1}, {"middle batch", 5}, {"last batch", 10}} {
+		name   string
+		batch  int  // the batch whose column 3 fails
+		panics bool // the encoder panics instead of returning an error
+	}{{"first batch", 1, false}, {"middle batch", 5, false}, {"last batch", 10, false}, {"a panic", 5, true}} {
 		t.Run(at.name, func(t *testing.T) {
 			mem := sinktest.CheckedAlloc(t)
 			dir := t.TempDir()
@@ -186,6 +188,9 @@ func TestParquetColumnFailure(t *testing.T) {
 			var seen atomic.Int32
 			s.encodeHook = func(col int) error {
 				if col == 3 && int(seen.Add(1)) == at.batch {
+					if at.panics {
+						panic(injected)
+					}
 					return injected
 				}
 				return nil
@@ -198,7 +203,12 @@ func TestParquetColumnFailure(t *testing.T) {
 				rec.Release()
 			}
 			_, cerr := s.Commit(context.Background())
-			if !errors.Is(cerr, injected) || werr != nil && !errors.Is(werr, injected) {
+			if at.panics {
+				// A panic's value is in the message, not the chain.
+				if cerr == nil || !strings.Contains(cerr.Error(), `column "d38": column 3 broke`) {
+					t.Errorf("write: %v; commit: %v; want the panic as the column's error", werr, cerr)
+				}
+			} else if !errors.Is(cerr, injected) || werr != nil && !errors.Is(werr, injected) {
 				t.Errorf("write: %v; commit: %v; want the column's error", werr, cerr)
 			}
 			if names := tempFiles(t, dir); len(names) != 0 {
