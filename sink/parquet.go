@@ -29,32 +29,34 @@ const parquetCreatedBy = "pbicopy"
 
 // parquetSink encodes batches as one Parquet file written to a Destination.
 type parquetSink struct {
-	dst     Destination
-	schema  *arrow.Schema               // the schema batches arrive with
-	out     *errTrap                    // dst as the encoder sees it
-	fw      *file.Writer                // nil until the first rows (or Commit) start the file
-	rgw     file.BufferedRowGroupWriter // the row group being buffered; nil before the first rows
-	rgRows  int64                       // rows in rgw
-	rgMax   int64                       // most rows in a row group
-	rgBytes int64
-	cut     bool // the current row group is full: start a new one before the next rows
-	rows    int64
-	enc     []columnEncoder
-	serial  bool // encode the columns one at a time in Write (tests)
-	// encodeHook, when set (tests), runs before a column of a batch is
-	// encoded; its error is that column's.
+	dst      Destination
+	schema   *arrow.Schema               // the schema batches arrive with
+	out      *errTrap                    // dst as the encoder sees it
+	fw       *file.Writer                // nil until the first rows (or Commit) start the file
+	rgw      file.BufferedRowGroupWriter // the row group being buffered; nil before the first rows
+	rgRows   int64                       // rows in rgw
+	rgMax    int64                       // most rows in a row group
+	rgBytes  int64
+	cut      bool // the current row group is full: start a new one before the next rows
+	rows     int64
+	enc      []columnEncoder
+	queued   sync.WaitGroup           // columns of batches queued or being encoded
+	running  sync.WaitGroup           // the columns' goroutines
+	failed   atomic.Bool              // a column's encoding failed: see columnEncoder.err
+	err      error                    // sticky failure: Commit returns it
+	finished bool                     // committed or aborted
+	meta     func() map[string]string // Env.Metadata: written in the footer
+	mem      *recycler                // the encoder's memory, given back by Commit and Abort
+	pageSize int64
+	codec    compress.Compression
+	pqs      *pqschema.Schema
+	kv       metadata.KeyValueMetadata // the footer's metadata from the schema's
+
+	// For tests: serial encodes the columns one at a time in Write;
+	// encodeHook, when set, runs before a column of a batch is encoded,
+	// and its error is that column's.
+	serial     bool
 	encodeHook func(col int) error
-	queued     sync.WaitGroup           // columns of batches queued or being encoded
-	running    sync.WaitGroup           // the columns' goroutines
-	failed     atomic.Bool              // a column's encoding failed: see columnEncoder.err
-	err        error                    // sticky failure: Commit returns it
-	finished   bool                     // committed or aborted
-	meta       func() map[string]string // Env.Metadata: written in the footer
-	mem        *recycler                // the encoder's memory, given back by Commit and Abort
-	pageSize   int64
-	codec      compress.Compression
-	pqs        *pqschema.Schema
-	kv         metadata.KeyValueMetadata // the footer's metadata from the schema's
 }
 
 // columnEncoder is the state of one column's encoding, which is done on a
