@@ -377,7 +377,7 @@ func (s *parquetSink) encode(rec arrow.RecordBatch) error {
 	if s.failed.Load() {
 		return s.drain()
 	}
-	if s.enc[0].in == nil {
+	if !s.columnsRunning() {
 		s.startColumns()
 	}
 	for i, c := range rec.Columns() {
@@ -441,7 +441,7 @@ func (s *parquetSink) drain() error {
 // stopColumns drains the columns and ends their goroutines.
 func (s *parquetSink) stopColumns() error {
 	err := s.drain()
-	if s.enc[0].in != nil {
+	if s.columnsRunning() {
 		for i := range s.enc {
 			close(s.enc[i].in)
 			s.enc[i].in = nil
@@ -450,6 +450,9 @@ func (s *parquetSink) stopColumns() error {
 	}
 	return err
 }
+
+// columnsRunning reports whether the columns' goroutines are started.
+func (s *parquetSink) columnsRunning() bool { return len(s.enc) > 0 && s.enc[0].in != nil }
 
 // bufferedBytes is the size of the row group's encoded pages as of the
 // last batch each column finished: it lags the batches queued by up to

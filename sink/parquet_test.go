@@ -387,3 +387,27 @@ func TestDictionaryPays(t *testing.T) {
 		}
 	}
 }
+
+// TestParquetNoColumns checks that a sink of a schema without columns
+// commits and aborts without a panic.
+func TestParquetNoColumns(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		dst, err := OpenLocal(filepath.Join(t.TempDir(), "out.parquet"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewParquet(dst, arrow.NewSchema(nil, nil), ParquetOptions{}, nil)
+		if err != nil {
+			_ = dst.Abort(context.Background())
+			t.Fatal(err)
+		}
+		if commit {
+			_, err = s.Commit(context.Background())
+		} else {
+			err = s.Abort(context.Background())
+		}
+		if err != nil {
+			t.Errorf("commit %t: %v", commit, err)
+		}
+	}
+}
