@@ -90,7 +90,7 @@ func TestArrowAllNullColumnKeepsItsType(t *testing.T) {
 }
 
 func TestArrowRunFailuresPublishNothing(t *testing.T) {
-	t.Parallel() // its own fixture; mostly waits (Retry-After, fsync)
+	t.Parallel() // its own fake, folder and outputs
 	cases := []struct {
 		name    string
 		query   string
@@ -134,7 +134,7 @@ func TestArrowRunFailuresPublishNothing(t *testing.T) {
 }
 
 func TestArrowRunRecoversFromACut(t *testing.T) {
-	t.Parallel() // its own fixture; mostly waits (Retry-After, fsync)
+	t.Parallel() // its own fake, folder and outputs
 	f := newFixture(t, fakepbi.Options{ArrowBatchRows: 50})
 	f.srv.CutBody(1, 2500)
 	f.srv.Throttle(1, 0)

@@ -198,7 +198,7 @@ func TestInferFirstPage(t *testing.T) {
 // partition's value that does not fit fails with the mapping line, naming
 // the partition the types came from.
 func TestInferSharedByPartitions(t *testing.T) {
-	t.Parallel() // its own fixture; mostly waits (Retry-After, fsync)
+	t.Parallel() // its own fake, folder and outputs
 	for _, concurrency := range []int{1, 3} {
 		t.Run(fmt.Sprintf("concurrency %d", concurrency), func(t *testing.T) {
 			f := newFixture(t, fakepbi.Options{Tables: []*fakepbi.Table{readingsTable("ID", "Day", "Status")}})

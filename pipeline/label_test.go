@@ -110,7 +110,7 @@ func TestSensitivityLabelRefused(t *testing.T) {
 // the first ones finished while the response is still being read included,
 // has the label in its footer, and the manifest records it.
 func TestSensitivityLabelInSplitParts(t *testing.T) {
-	t.Parallel() // its own fixture; mostly waits (Retry-After, fsync)
+	t.Parallel() // its own fake, folder and outputs
 	f := newFixture(t, fakepbi.Options{SensitivityLabel: confidential})
 	text := fmt.Sprintf(`name: labelled
 %s%s

@@ -335,7 +335,7 @@ func checkPreviousUntouched(t *testing.T, f *fixture) {
 }
 
 func TestRunFailuresPublishNothing(t *testing.T) {
-	t.Parallel() // its own fixture; mostly waits (Retry-After, fsync)
+	t.Parallel() // its own fake, folder and outputs
 	cases := []struct {
 		name  string
 		opts  fakepbi.Options
@@ -394,7 +394,7 @@ func TestRunFailuresPublishNothing(t *testing.T) {
 // error or a body that broke off is a back-off apart from it, and a
 // re-read or a continuation is a retry, not a page.
 func TestRunRecovers(t *testing.T) {
-	t.Parallel() // its own fixture; mostly waits (Retry-After, fsync)
+	t.Parallel() // its own fake, folder and outputs
 	cases := []struct {
 		name     string
 		paged    bool
