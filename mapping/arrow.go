@@ -59,6 +59,21 @@ func isStringType(t arrow.DataType) bool {
 	return t.ID() == arrow.STRING || t.ID() == arrow.LARGE_STRING
 }
 
+// IsStringArrow reports whether t is the Arrow type of a column of type
+// string in a batch: utf8, or dictionary<signed integer, utf8>, the
+// executeDaxQueries API's dictionary-encoded strings, which the Arrow
+// source hands on as they come (every sink writes them as it writes utf8;
+// the Parquet sink keeps the dictionary).
+func IsStringArrow(t arrow.DataType) bool {
+	switch t := t.(type) {
+	case *arrow.StringType:
+		return true
+	case *arrow.DictionaryType:
+		return arrow.IsSignedInteger(t.IndexType.ID()) && t.ValueType.ID() == arrow.STRING
+	}
+	return false
+}
+
 // Cast converts one Arrow array to the Arrow type of a column type (Type's
 // ArrowType). It returns a new reference, which the caller releases. A value
 // that does not fit fails with a *CastError.
@@ -106,7 +121,7 @@ func NewCast(from arrow.DataType, to Type) (Cast, error) {
 			return nil, err
 		}
 		return func(mem memory.Allocator, arr arrow.Array) (arrow.Array, error) {
-			dec, err := decodeDictionary(mem, arr.(*array.Dictionary))
+			dec, err := DecodeDictionary(mem, arr.(*array.Dictionary))
 			if err != nil {
 				return nil, err
 			}
@@ -412,9 +427,9 @@ func timeCast(micros func(arrow.Array, int) int64, to Type) Cast {
 	}
 }
 
-// decodeDictionary returns the values of a dictionary-encoded array,
+// DecodeDictionary returns the values of a dictionary-encoded string array,
 // decoded.
-func decodeDictionary(mem memory.Allocator, d *array.Dictionary) (arrow.Array, error) {
+func DecodeDictionary(mem memory.Allocator, d *array.Dictionary) (arrow.Array, error) {
 	dict := d.Dictionary()
 	var value func(i int) string
 	switch v := dict.(type) {
@@ -465,7 +480,7 @@ func decodeDictionary(mem memory.Allocator, d *array.Dictionary) (arrow.Array, e
 // castToString renders every value as text.
 func castToString(mem memory.Allocator, arr arrow.Array) (arrow.Array, error) {
 	if d, ok := arr.(*array.Dictionary); ok && isStringType(d.Dictionary().DataType()) {
-		return decodeDictionary(mem, d)
+		return DecodeDictionary(mem, d)
 	}
 	text, _ := textOf(arr.DataType())
 	b := array.NewStringBuilder(mem)

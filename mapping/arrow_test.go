@@ -201,7 +201,16 @@ func TestDictionaryAndVariantToString(t *testing.T) {
 	db.Release()
 	slice := array.NewSlice(long, 2, 13)
 	long.Release()
-	if got, err := cast(t, mem, slice, "string"); err != nil || got != "ccc (null) x xx (null) xxxx xxxxx (null) xxxxxxx xxxxxxxx (null)" {
+	const sliced = "ccc (null) x xx (null) xxxx xxxxx (null) xxxxxxx xxxxxxxx (null)"
+	dec, err := DecodeDictionary(mem, slice.(*array.Dictionary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dec.String(); dec.DataType().ID() != arrow.STRING || got != `["ccc" (null) "x" "xx" (null) "xxxx" "xxxxx" (null) "xxxxxxx" "xxxxxxxx" (null)]` {
+		t.Errorf("decoded sliced dictionary: %s %s", dec.DataType(), got)
+	}
+	dec.Release()
+	if got, err := cast(t, mem, slice, "string"); err != nil || got != sliced {
 		t.Errorf("sliced dictionary: %q %v", got, err)
 	}
 	slice.Release()

@@ -164,6 +164,10 @@ func TypeName(t arrow.DataType) string {
 	switch t.ID() {
 	case arrow.STRING:
 		return "string"
+	case arrow.DICTIONARY:
+		if IsStringArrow(t) {
+			return "string"
+		}
 	case arrow.INT64:
 		return "int64"
 	case arrow.FLOAT64:

@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // csvFlushBytes is how much encoded text the CSV sink gathers before handing
@@ -53,7 +54,7 @@ type csvColumn struct {
 	valid  []byte // validity bitmap, nil when the column has no null
 	offset int    // of the array in valid
 
-	str *array.String
+	str stringColumn
 	bl  *array.Boolean
 	i64 []int64
 	f64 []float64
@@ -91,9 +92,11 @@ func NewCSV(dst Destination, schema *arrow.Schema, opts CSVOptions) (Sink, error
 	s := &csvSink{dst: dst, schema: schema, eol: opts.eol(), cols: make([]csvColumn, schema.NumFields())}
 	for i, f := range schema.Fields() {
 		c := &s.cols[i]
-		switch t := f.Type.(type) {
-		case *arrow.StringType:
+		if mapping.IsStringArrow(f.Type) {
 			c.kind = csvString
+			continue
+		}
+		switch t := f.Type.(type) {
 		case *arrow.Int64Type:
 			c.kind = csvInt64
 		case *arrow.Float64Type:
@@ -191,7 +194,7 @@ func (s *csvSink) bind(rec arrow.RecordBatch) {
 		}
 		switch c.kind {
 		case csvString:
-			c.str = a.(*array.String)
+			c.str = stringsOf(a)
 		case csvInt64:
 			c.i64 = a.(*array.Int64).Int64Values()
 		case csvFloat64:

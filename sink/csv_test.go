@@ -84,6 +84,10 @@ func TestCSVGolden(t *testing.T) {
 	if got != csvGolden {
 		t.Errorf("got:\n%s\nwant:\n%s", strconv.Quote(got), strconv.Quote(csvGolden))
 	}
+	// The Arrow source's dictionary-encoded strings give the same text.
+	if dict := writeCSV(t, sinktest.DictStrings(csvGoldenSchema), csvGoldenRows, CSVOptions{}); dict != csvGolden {
+		t.Errorf("dictionary-encoded strings gave:\n%s\nwant:\n%s", strconv.Quote(dict), strconv.Quote(csvGolden))
+	}
 	// The golden text reads back as the rows written.
 	recs, err := sinktest.ParseCSV([]byte(got))
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	pqschema "github.com/apache/arrow-go/v18/parquet/schema"
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // parquetCreatedBy is the created_by field of every file's footer.
@@ -67,9 +68,14 @@ type columnEncoder struct {
 	in       chan columnChunk // the column's share of each batch, in order
 	bytes    atomic.Int64     // encoded bytes in the row group, as of the last batch
 	err      error            // the first failure; read after a drain
+	// dict buffers a dictionary-encoded string column whose Parquet
+	// column keeps a dictionary until the row group is cut; nil for
+	// other columns.
+	dict *dictColumn
 }
 
-// columnChunk is one column of a batch, to be added to a row group.
+// columnChunk is one column of a batch, to be added to a row group, or
+// (a nil) the order to write a dict column's row group.
 type columnChunk struct {
 	cw file.ColumnChunkWriter
 	a  arrow.Array // released once encoded
@@ -190,6 +196,11 @@ func (s *parquetSink) start(first arrow.RecordBatch) error {
 			noDict[i] = !dictionaryPays(c)
 		}
 	}
+	for i, f := range s.schema.Fields() {
+		if f.Type.ID() == arrow.DICTIONARY && !noDict[i] {
+			s.enc[i].dict = &dictColumn{}
+		}
+	}
 	props := s.props(noDict)
 	fw, err := file.NewParquetWriterWithError(s.out, s.pqs.Root(), file.WithWriterProps(props), file.WithWriteMetadata(s.kv))
 	if err == nil {
@@ -234,11 +245,12 @@ func dictionaryPays(a arrow.Array) bool {
 		distinct = countDistinct(a, func(i int) uint64 { return math.Float64bits(a.Value(i)) })
 	case *array.Decimal128:
 		distinct = countDistinct(a, a.Value)
-	case *array.String:
+	case *array.String, *array.Dictionary:
 		seen := make(map[string]struct{}, n/2)
+		c := stringsOf(a)
 		for i := range a.Len() {
 			if a.IsValid(i) {
-				if v := a.Value(i); !hasKey(seen, v) {
+				if v := c.Value(i); !hasKey(seen, v) {
 					seen[strings.Clone(v)] = struct{}{}
 				}
 			}
@@ -309,6 +321,9 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	}
 	for off := int64(0); off < n; {
 		if s.rgw == nil || s.cut || s.rgRows >= s.rgMax {
+			if err := s.writeDicts(); err != nil {
+				return s.fail(fmt.Errorf("write parquet: %w", err))
+			}
 			if err := s.drain(); err != nil {
 				return s.fail(fmt.Errorf("write parquet: %w", err))
 			}
@@ -405,13 +420,54 @@ func (s *parquetSink) startColumns() {
 					if e.err = s.encodeSafely(ctx, i, c.cw, c.a); e.err != nil {
 						s.failed.Store(true)
 					}
-					e.bytes.Store(c.cw.TotalBytesWritten())
+					e.bytes.Store(c.cw.TotalBytesWritten() + e.pending())
 				}
-				c.a.Release()
+				if c.a != nil {
+					c.a.Release()
+				}
 				s.queued.Done()
 			}
 		})
 	}
+}
+
+// writeDicts has the dict columns of the row group written (on their
+// goroutines): before the row group is cut or the file finished.
+func (s *parquetSink) writeDicts() error {
+	if s.rgw == nil {
+		return nil
+	}
+	for i := range s.enc {
+		e := &s.enc[i]
+		if e.dict == nil { // (its batches may still be queued: not read here)
+			continue
+		}
+		cw, err := s.rgw.Column(i)
+		if err != nil {
+			return err
+		}
+		if s.serial {
+			if err := s.encodeColumn(context.Background(), i, cw, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if !s.columnsRunning() {
+			s.startColumns()
+		}
+		s.queued.Add(1)
+		e.in <- columnChunk{cw: cw}
+	}
+	return nil
+}
+
+// pending is the estimated encoded size of what the column holds back
+// from the row group until it is cut.
+func (e *columnEncoder) pending() int64 {
+	if e.dict == nil {
+		return 0
+	}
+	return e.dict.estimate()
 }
 
 // encodeSafely is encodeColumn on a column's goroutine, where a panic of
@@ -465,9 +521,22 @@ func (s *parquetSink) bufferedBytes() int64 {
 	return n
 }
 
+// pendingBytes is the estimated size of what the dict columns hold back
+// from the row group; read after a drain.
+func (s *parquetSink) pendingBytes() int64 {
+	var n int64
+	for i := range s.enc {
+		n += s.enc[i].pending()
+	}
+	return n
+}
+
 // encodeColumn adds column i of a batch to the row group: the values as
 // they are (a wall-clock timestamp column's storage is int64 microseconds),
-// with definition levels for a nullable column.
+// with definition levels for a nullable column. A dictionary-encoded string
+// column is added to its dictColumn, or written as plain strings when its
+// Parquet column has no dictionary; a nil a writes the dictColumn's row
+// group.
 func (s *parquetSink) encodeColumn(ctx context.Context, i int, cw file.ColumnChunkWriter, a arrow.Array) error {
 	if s.encodeHook != nil {
 		if err := s.encodeHook(i); err != nil {
@@ -475,25 +544,17 @@ func (s *parquetSink) encodeColumn(ctx context.Context, i int, cw file.ColumnChu
 		}
 	}
 	e := &s.enc[i]
-	var def []int16
-	if e.nullable {
-		def = slices.Grow(e.def[:0], a.Len())[:a.Len()]
-		e.def = def
-		if a.NullN() == 0 {
-			for j := range def {
-				def[j] = 1
-			}
-		} else {
-			for j := range def {
-				if a.IsValid(j) {
-					def[j] = 1
-				} else {
-					def[j] = 0
-				}
-			}
-		}
+	if a == nil {
+		return e.dict.write(ctx, cw, e.nullable, s.mem, &e.def)
 	}
-	return pqarrow.WriteArrowToColumn(ctx, cw, a, def, nil, e.nullable)
+	if d, ok := a.(*array.Dictionary); ok {
+		if e.dict != nil {
+			e.dict.add(d)
+			return nil
+		}
+		return writeDecoded(ctx, cw, d, e.nullable, s.mem, &e.def)
+	}
+	return pqarrow.WriteArrowToColumn(ctx, cw, a, levels(a, e.nullable, &e.def), nil, e.nullable)
 }
 
 // writable checks that a batch can be written now.
@@ -524,7 +585,12 @@ func (s *parquetSink) Commit(ctx context.Context) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, errors.Join(err, s.Abort(ctx))
 	}
-	err := s.stopColumns()
+	err := s.writeDicts()
+	if err == nil {
+		err = s.stopColumns()
+	} else {
+		_ = s.stopColumns()
+	}
 	if err == nil && s.fw == nil { // no rows: a file of the schema alone
 		err = s.start(nil)
 	}
@@ -565,7 +631,7 @@ func (s *parquetSink) encodedBytes() int64 {
 		return s.out.n
 	}
 	s.queued.Wait() // the columns' encoders are the row group's to read
-	return s.out.n + s.rgw.TotalBytesWritten()
+	return s.out.n + s.rgw.TotalBytesWritten() + s.pendingBytes()
 }
 
 // Abort aborts dst and releases the buffered row group.
@@ -575,6 +641,11 @@ func (s *parquetSink) Abort(ctx context.Context) error {
 	}
 	s.finished = true
 	_ = s.stopColumns() // the error, if any, is why the sink is aborted
+	for i := range s.enc {
+		if d := s.enc[i].dict; d != nil {
+			d.reset()
+		}
+	}
 	// Close releases the encoder's memory; with the trap set, what it
 	// flushes is discarded.
 	if s.out.err == nil {
@@ -638,7 +709,7 @@ func checkSchema(sc *arrow.Schema) error {
 		return errors.New("no schema")
 	}
 	for _, f := range sc.Fields() {
-		ok := false
+		ok := mapping.IsStringArrow(f.Type)
 		switch t := f.Type.(type) {
 		case *arrow.StringType, *arrow.Int64Type, *arrow.Float64Type, *arrow.BooleanType, *arrow.Date32Type:
 			ok = true
@@ -648,7 +719,7 @@ func checkSchema(sc *arrow.Schema) error {
 			ok = t.Unit == arrow.Microsecond && t.TimeZone == ""
 		}
 		if !ok {
-			return fmt.Errorf("column %q: unsupported Arrow type %s: use utf8, int64, float64, decimal128(P,S), bool, date32 or timestamp[us] without a zone", f.Name, f.Type)
+			return fmt.Errorf("column %q: unsupported Arrow type %s: use utf8 (or dictionary<signed integer, utf8>), int64, float64, decimal128(P,S), bool, date32 or timestamp[us] without a zone", f.Name, f.Type)
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pbicopy/pbicopy/internal/spec"
+	"github.com/pbicopy/pbicopy/mapping"
 )
 
 // The load modes of a PostgreSQL sink.
@@ -303,7 +304,10 @@ func pgFields(schema *arrow.Schema) ([]pgField, error) {
 		seen[f.Name] = true
 		pf := pgField{name: f.Name}
 		switch t := f.Type.(type) {
-		case *arrow.StringType:
+		case *arrow.StringType, *arrow.DictionaryType:
+			if !mapping.IsStringArrow(t) {
+				return nil, fmt.Errorf("column %q: Arrow type %s is not supported: a dictionary must be of utf8 with signed integer indices", f.Name, t)
+			}
 			pf.kind = pgText
 		case *arrow.Int64Type:
 			pf.kind = pgBigint

@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -128,14 +127,14 @@ func (c *pgTimestampCursor) appendPG(buf []byte) ([]byte, error) {
 
 type pgStringCursor struct {
 	pgCursor
-	a        *array.String
+	a        stringColumn
 	stripNul bool // the sink strips NULs
-	hasNul   bool // and the current batch holds one in this column
+	hasNul   bool // and the current batch may hold one in this column
 }
 
 func (c *pgStringCursor) set(a arrow.Array) {
-	c.a = a.(*array.String)
-	c.hasNul = c.stripNul && bytes.IndexByte(c.a.ValueBytes(), 0) >= 0
+	c.a = stringsOf(a)
+	c.hasNul = c.stripNul && c.a.mayHoldByte(0)
 }
 
 func (c *pgStringCursor) acceptsOID(oid uint32) bool {

@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -369,7 +367,7 @@ func (s *pgSink) write(ctx context.Context, rec arrow.RecordBatch) error {
 	}
 	if !s.opts.StripNul {
 		for _, i := range s.strs {
-			if r, ok := pgFindNul(rec.Column(i).(*array.String)); ok {
+			if r, ok := pgFindNul(rec.Column(i)); ok {
 				return fmt.Errorf("write to %s: row %d, column %q: the string holds a NUL character, which PostgreSQL text cannot store (set stripNul: true to drop NUL characters)",
 					s.name, s.written+int64(r)+1, s.fields[i].name)
 			}
@@ -402,13 +400,15 @@ func (s *pgSink) copyFailure() error {
 	return s.explain(fmt.Errorf("copy into %s: %w", s.name, s.copyErr))
 }
 
-// pgFindNul returns the first row of a whose value holds a NUL byte.
-func pgFindNul(a *array.String) (int, bool) {
-	if bytes.IndexByte(a.ValueBytes(), 0) < 0 {
+// pgFindNul returns the first row of a, a string column, whose value holds
+// a NUL byte.
+func pgFindNul(a arrow.Array) (int, bool) {
+	c := stringsOf(a)
+	if !c.mayHoldByte(0) {
 		return 0, false
 	}
 	for r := 0; r < a.Len(); r++ {
-		if a.IsValid(r) && strings.IndexByte(a.Value(r), 0) >= 0 {
+		if a.IsValid(r) && strings.IndexByte(c.Value(r), 0) >= 0 {
 			return r, true
 		}
 	}

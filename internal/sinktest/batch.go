@@ -36,7 +36,8 @@ func Decimal(precision, scale int32) arrow.DataType {
 var Timestamp arrow.DataType = &arrow.TimestampType{Unit: arrow.Microsecond}
 
 // NewBatch builds a record batch of schema from rows in the normalised form
-// (see the package comment); it also accepts int for int64, and time.Time
+// (see the package comment), a string column of dictionary<signed integer,
+// utf8> type included; it also accepts int for int64, and time.Time
 // for dates and timestamps (its wall clock, whatever its location). The
 // caller releases the batch.
 func NewBatch(mem memory.Allocator, schema *arrow.Schema, rows [][]any) (arrow.RecordBatch, error) {
@@ -78,6 +79,12 @@ func appendValue(b array.Builder, v any) error {
 			return bad()
 		}
 		b.Append(s)
+	case *array.BinaryDictionaryBuilder: // dictionary<int, utf8>: the Arrow source's strings
+		s, ok := v.(string)
+		if !ok {
+			return bad()
+		}
+		return b.AppendString(s)
 	case *array.Int64Builder:
 		switch n := v.(type) {
 		case int64:

@@ -32,6 +32,19 @@ var AllTypes = arrow.NewSchema([]arrow.Field{
 	Field("ts", Timestamp),
 }, nil)
 
+// DictStrings is schema with every utf8 column dictionary-encoded
+// (dictionary<int32, utf8>), as the Arrow source hands strings on.
+func DictStrings(schema *arrow.Schema) *arrow.Schema {
+	fields := schema.Fields()
+	for i, f := range fields {
+		if f.Type.ID() == arrow.STRING {
+			fields[i].Type = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+		}
+	}
+	md := schema.Metadata()
+	return arrow.NewSchema(fields, &md)
+}
+
 // AllTypesRows exercises every type of AllTypes at its edges, with nulls in
 // every column, in the normalised form.
 func AllTypesRows() [][]any {
