@@ -91,9 +91,21 @@ func (e *CastError) Error() string {
 }
 
 // Identity reports whether arrays of type from go to a column of type to as
-// they are, with no per-value work.
+// they are, with no per-value work: from is to's Arrow type, or a string
+// type of a batch (IsStringArrow) for a string column. A batch's column
+// then has the type from (see ArrowType).
 func Identity(from arrow.DataType, to Type) bool {
-	return arrow.TypeEqual(from, to.ArrowType())
+	return arrow.TypeEqual(from, to.ArrowType()) || to.Kind == String && IsStringArrow(from)
+}
+
+// ArrowType is the Arrow type of a column of type to in the batches cast
+// from arrays of type from: from itself where it goes as it is (Identity),
+// else to's.
+func ArrowType(from arrow.DataType, to Type) arrow.DataType {
+	if Identity(from, to) {
+		return from
+	}
+	return to.ArrowType()
 }
 
 // NewCast returns the cast of Arrow arrays of type from to column type to,

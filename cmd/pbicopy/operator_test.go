@@ -595,6 +595,15 @@ func TestGoldenInferArrow(t *testing.T) {
 	if q := srv.Queries(); len(q) != 1 || !q[0].SchemaOnly || q[0].API != "executeDaxQueries" || q[0].Query != "EVALUATE Sales" {
 		t.Errorf("infer sent %+v", q)
 	}
+	// query on the Arrow job shows the model's types, and its strings
+	// (dictionary-encoded by the service) as text.
+	for _, format := range []string{"table", "json"} {
+		code, out, stderr := runApp(t, context.Background(), "query", "--job", p, "--max-rows", "4", "--format", format, "EVALUATE TOPN(4, Sales, Sales[OrderID], ASC) ORDER BY Sales[OrderID]")
+		if code != exitOK {
+			t.Fatalf("query --format %s: exit %d\n%s\n%s", format, code, out, stderr)
+		}
+		golden(t, "query-arrow."+format, out)
+	}
 	jobText := "name: inferred\n" + sourceBlock("EVALUATE Sales", arrow) + stdout + "sinks:\n  - csv: { path: " + filepath.Join(dir, "inferred.csv") + " }\n"
 	jp := writeFile(t, filepath.Join(dir, "inferred.yaml"), jobText)
 	if code, stdout, stderr := runApp(t, context.Background(), "run", jp); code != exitOK {

@@ -330,7 +330,7 @@ func appendJSONValue(b []byte, col arrow.Array, i int) []byte {
 		return append(b, "null"...)
 	}
 	switch c := col.(type) {
-	case *array.String, *array.Date32, *array.Timestamp:
+	case *array.String, *array.Dictionary, *array.Date32, *array.Timestamp:
 		q, err := jsontext.AppendQuote(b, cellText(col, i))
 		if err != nil { // invalid UTF-8 cannot come from a JSON response
 			return append(b, "null"...)
@@ -351,6 +351,8 @@ func cellText(col arrow.Array, i int) string {
 	switch c := col.(type) {
 	case *array.String:
 		return c.Value(i)
+	case *array.Dictionary: // a string column from the Arrow source
+		return cellText(c.Dictionary(), c.GetValueIndex(i))
 	case *array.Int64:
 		return strconv.FormatInt(c.Value(i), 10)
 	case *array.Float64:

@@ -162,7 +162,12 @@ func (m *arrowMapper) Schema(as *arrow.Schema) error {
 			m.log.Warn("mapping: " + n)
 		}
 	}
-	m.schema = mapping.Schema(cols)
+	fields := mapping.Schema(cols).Fields()
+	for c, col := range cols {
+		// The service's dictionary-encoded strings go on as they are.
+		fields[c].Type = mapping.ArrowType(as.Field(idx[c]).Type, col.Type)
+	}
+	m.schema = arrow.NewSchema(fields, nil)
 	return m.out.Schema(m.schema, notes)
 }
 

@@ -107,6 +107,8 @@ func cellValue(t testing.TB, col arrow.Array, j int) any {
 	switch a := col.(type) {
 	case *array.String:
 		return a.Value(j)
+	case *array.Dictionary: // the Arrow source's strings, as they come
+		return cellValue(t, a.Dictionary(), a.GetValueIndex(j))
 	case *array.Int64:
 		return a.Value(j)
 	case *array.Float64:
