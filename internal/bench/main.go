@@ -13,7 +13,8 @@
 //	go run ./internal/bench -pgparts 4 -rows 25000 -latency 3s -workers 4
 //
 // The response file is generated once per row count into -dir and reused.
-// PBICOPY_BENCH_CPUPROFILE=FILE writes the child's CPU profile to FILE.
+// PBICOPY_BENCH_CPUPROFILE=FILE writes the child's CPU profile to FILE, and
+// PBICOPY_BENCH_TRACE=FILE its execution trace (go tool trace).
 package main
 
 import (
@@ -27,6 +28,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -265,6 +267,19 @@ func child(jobPath string) int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if path := os.Getenv("PBICOPY_BENCH_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer trace.Stop()
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(pipeline.DefaultMemoryLimit)
