@@ -50,9 +50,10 @@ const MaxRowGroupBytes int64 = 1 << 30
 // from YAML; the zero value of every field but Path selects the default.
 //
 // Path is not checked by Validate: it is a template, which the job file
-// checks. RowGroupBytes is cut between batches, on the size of the
-// batches the columns have encoded so far, so a row group may exceed it by
-// a few batches (RowGroupRows is exact: a batch is sliced), and each column also holds its page being built
+// checks. RowGroupBytes is cut between batches, on the encoded size as of
+// three batches before (so that the cut depends on the data alone, not on
+// how the columns' goroutines ran), so a row group may exceed it by a few
+// batches (RowGroupRows is exact: a batch is sliced), and each column also holds its page being built
 // (up to 1 MiB) and its dictionary (up to 1 MiB) in memory until they are
 // flushed into the row group. MaxRowsPerFile and MaxBytesPerFile split the
 // output into parts (see NewSplit).

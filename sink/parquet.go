@@ -38,7 +38,10 @@ type parquetSink struct {
 	rgRows   int64                       // rows in rgw
 	rgMax    int64                       // most rows in a row group
 	rgBytes  int64
-	cut      bool // the current row group is full: start a new one before the next rows
+	cut      bool  // the current row group is full: start a new one before the next rows
+	batches  int64 // batches queued into rgw
+	progress sync.Mutex
+	advanced *sync.Cond // on progress: a column's done has grown
 	rows     int64
 	enc      []columnEncoder
 	queued   sync.WaitGroup           // columns of batches queued or being encoded
@@ -66,8 +69,11 @@ type columnEncoder struct {
 	nullable bool
 	def      []int16          // definition levels of a nullable column, reused
 	in       chan columnChunk // the column's share of each batch, in order
-	bytes    atomic.Int64     // encoded bytes in the row group, as of the last batch
 	err      error            // the first failure; read after a drain
+	// done counts the row group's batches the column has encoded, and
+	// sizes[j%len(sizes)] is its encoded size after batch j (see sizeAt).
+	done  atomic.Int64
+	sizes [2 * sizeLag]atomic.Int64
 	// dict buffers a dictionary-encoded string column whose Parquet
 	// column keeps a dictionary until the row group is cut; nil for
 	// other columns.
@@ -83,6 +89,12 @@ type columnChunk struct {
 
 // columnQueue is how many batches a column's goroutine may have waiting.
 const columnQueue = 2
+
+// sizeLag is how many batches behind the last one queued the row group's
+// size is read to decide a cut: by then every column has encoded it (a
+// column takes a batch only when it has room in its queue), so the
+// decision waits for nothing and depends on the data alone.
+const sizeLag = columnQueue + 1
 
 var _ Sink = (*parquetSink)(nil)
 
@@ -137,6 +149,7 @@ func newParquet(dst Destination, schema *arrow.Schema, opts ParquetOptions, mem 
 	}
 	rec := newRecycler(mem)
 	s := &parquetSink{dst: dst, schema: schema, rgBytes: opts.rowGroupBytes(), rgMax: opts.rowGroupRows(), mem: rec, pageSize: pageSize, codec: opts.codec()}
+	s.advanced = sync.NewCond(&s.progress)
 	fields := schema.Fields()
 	for i, f := range fields {
 		if f.Type.ID() == arrow.TIMESTAMP {
@@ -334,9 +347,9 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 			if err != nil {
 				return s.fail(fmt.Errorf("write parquet: %w", err))
 			}
-			s.rgw, s.rgRows, s.cut = rgw, 0, false
+			s.rgw, s.rgRows, s.cut, s.batches = rgw, 0, false, 0
 			for i := range s.enc {
-				s.enc[i].bytes.Store(0)
+				s.enc[i].done.Store(0)
 			}
 		}
 		// A batch that would pass the row limit is sliced (no copy): row
@@ -359,9 +372,10 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 		off += k
 		s.rows += k
 		s.rgRows += k
+		s.batches++
 		// The cut itself waits for more rows: cutting now would leave an
 		// empty row group at the end of the file if these were the last.
-		s.cut = s.bufferedBytes() >= s.rgBytes
+		s.cut = s.sizeAt(s.batches-sizeLag) >= s.rgBytes
 	}
 	return nil
 }
@@ -386,6 +400,7 @@ func (s *parquetSink) encode(rec arrow.RecordBatch) error {
 			if err != nil {
 				return err
 			}
+			s.encoded(i, cw)
 		}
 		return nil
 	}
@@ -420,9 +435,9 @@ func (s *parquetSink) startColumns() {
 					if e.err = s.encodeSafely(ctx, i, c.cw, c.a); e.err != nil {
 						s.failed.Store(true)
 					}
-					e.bytes.Store(c.cw.TotalBytesWritten() + e.pending())
 				}
 				if c.a != nil {
+					s.encoded(i, c.cw)
 					c.a.Release()
 				}
 				s.queued.Done()
@@ -510,13 +525,38 @@ func (s *parquetSink) stopColumns() error {
 // columnsRunning reports whether the columns' goroutines are started.
 func (s *parquetSink) columnsRunning() bool { return len(s.enc) > 0 && s.enc[0].in != nil }
 
-// bufferedBytes is the size of the row group's encoded pages as of the
-// last batch each column finished: it lags the batches queued by up to
-// columnQueue+1 of them.
-func (s *parquetSink) bufferedBytes() int64 {
+// encoded records that column i has encoded one more batch of the row
+// group, and its size after it.
+func (s *parquetSink) encoded(i int, cw file.ColumnChunkWriter) {
+	e := &s.enc[i]
+	j := e.done.Load() + 1
+	e.sizes[j%int64(len(e.sizes))].Store(cw.TotalBytesWritten() + e.pending())
+	s.progress.Lock()
+	e.done.Store(j)
+	s.progress.Unlock()
+	s.advanced.Broadcast()
+}
+
+// sizeAt is the size of the row group's encoded pages after its batch j
+// (1-based; 0 before the first), waiting for every column to have
+// encoded it. Read as the columns finish, the size would depend on how
+// they were scheduled, and so would where row groups are cut and the
+// file's bytes.
+func (s *parquetSink) sizeAt(j int64) int64 {
+	if j < 1 {
+		return 0
+	}
 	var n int64
 	for i := range s.enc {
-		n += s.enc[i].bytes.Load()
+		e := &s.enc[i]
+		if e.done.Load() < j {
+			s.progress.Lock()
+			for e.done.Load() < j {
+				s.advanced.Wait()
+			}
+			s.progress.Unlock()
+		}
+		n += e.sizes[j%int64(len(e.sizes))].Load()
 	}
 	return n
 }

@@ -263,46 +263,55 @@ func TestParquetBadOptions(t *testing.T) {
 }
 
 // TestParquetColumnsInParallel checks that encoding columns several at a
-// time writes the same bytes as one at a time, and leaks nothing.
+// time writes the same bytes as one at a time, and leaks nothing, with
+// row groups cut by their size (with small pages the size grows with every
+// batch: read as the columns finished, it cut row groups where their
+// scheduling said), and strings dictionary-encoded as the Arrow source
+// sends them.
 func TestParquetColumnsInParallel(t *testing.T) {
 	mem := sinktest.CheckedAlloc(t)
 	rows := sinktest.ManyRows(20_000)
-	write := func(serial bool) []byte {
-		path := filepath.Join(t.TempDir(), "out.parquet")
-		dst, err := OpenLocal(path)
-		if err != nil {
-			t.Fatal(err)
+	for _, schema := range []*arrow.Schema{sinktest.AllTypes, sinktest.DictStrings(sinktest.AllTypes)} {
+		for _, pageSize := range []int64{parquet.DefaultDataPageSize, 64} {
+			name := fmt.Sprintf("%s, pages of %d bytes", schema.Field(0).Type, pageSize)
+			write := func(serial bool) []byte {
+				path := filepath.Join(t.TempDir(), "out.parquet")
+				dst, err := OpenLocal(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := newParquet(dst, schema, ParquetOptions{RowGroupBytes: 64 << 10}, mem, pageSize)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.serial = serial
+				sinktest.WriteBatches(t, s, mem, schema, rows, 1500)
+				if _, err := s.Commit(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			one := write(true)
+			for _, procs := range []int{1, 2, 8} {
+				prev := runtime.GOMAXPROCS(procs)
+				b := write(false)
+				runtime.GOMAXPROCS(prev)
+				if !bytes.Equal(b, one) {
+					t.Errorf("%s: columns on goroutines of their own (GOMAXPROCS %d) wrote other bytes than one at a time", name, procs)
+				}
+			}
+			path := filepath.Join(t.TempDir(), "one.parquet")
+			if err := os.WriteFile(path, one, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if d := sinktest.DiffRows(rows, sinktest.ReadParquet(t, path, sinktest.AllTypes, mem)); d != "" {
+				t.Errorf("%s: %s", name, d)
+			}
 		}
-		s, err := newParquet(dst, sinktest.AllTypes, ParquetOptions{RowGroupBytes: 64 << 10}, mem, parquet.DefaultDataPageSize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.serial = serial
-		sinktest.WriteBatches(t, s, mem, sinktest.AllTypes, rows, 1500)
-		if _, err := s.Commit(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	one := write(true)
-	for _, procs := range []int{1, 2, 8} {
-		prev := runtime.GOMAXPROCS(procs)
-		b := write(false)
-		runtime.GOMAXPROCS(prev)
-		if !bytes.Equal(b, one) {
-			t.Errorf("columns on goroutines of their own (GOMAXPROCS %d) wrote other bytes than one at a time", procs)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "one.parquet")
-	if err := os.WriteFile(path, one, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if d := sinktest.DiffRows(rows, sinktest.ReadParquet(t, path, sinktest.AllTypes, mem)); d != "" {
-		t.Error(d)
 	}
 }
 
