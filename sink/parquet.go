@@ -81,7 +81,7 @@ type columnEncoder struct {
 }
 
 // columnChunk is one column of a batch, to be added to a row group, or
-// (a nil) the order to write a dict column's row group.
+// (a nil) the order to finish the column's share of the row group.
 type columnChunk struct {
 	cw file.ColumnChunkWriter
 	a  arrow.Array // released once encoded
@@ -334,7 +334,7 @@ func (s *parquetSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	}
 	for off := int64(0); off < n; {
 		if s.rgw == nil || s.cut || s.rgRows >= s.rgMax {
-			if err := s.writeDicts(); err != nil {
+			if err := s.finishRowGroup(); err != nil {
 				return s.fail(fmt.Errorf("write parquet: %w", err))
 			}
 			if err := s.drain(); err != nil {
@@ -446,24 +446,28 @@ func (s *parquetSink) startColumns() {
 	}
 }
 
-// writeDicts has the dict columns of the row group written (on their
-// goroutines): before the row group is cut or the file finished.
-func (s *parquetSink) writeDicts() error {
+// finishRowGroup has every column finish its share of the row group on
+// its own goroutine, before the row group is cut or the file finished (see
+// encodeColumn): the row group's Close, which arrow-go does on one
+// goroutine, column after column, is then left with writing out what is
+// encoded.
+func (s *parquetSink) finishRowGroup() error {
 	if s.rgw == nil {
 		return nil
 	}
 	for i := range s.enc {
 		e := &s.enc[i]
-		if e.dict == nil { // (its batches may still be queued: not read here)
-			continue
-		}
 		cw, err := s.rgw.Column(i)
 		if err != nil {
 			return err
 		}
 		if s.serial {
-			if err := s.encodeColumn(context.Background(), i, cw, nil); err != nil {
-				return err
+			// The reference the tests compare with: the dict columns are
+			// written, the rest is left to arrow-go's Close.
+			if e.dict != nil {
+				if err := s.encodeColumn(context.Background(), i, cw, nil); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -474,6 +478,23 @@ func (s *parquetSink) writeDicts() error {
 		e.in <- columnChunk{cw: cw}
 	}
 	return nil
+}
+
+// pageFlusher is arrow-go's column writer's FlushCurrentPage, which its
+// ColumnChunkWriter interface does not declare.
+type pageFlusher interface{ FlushCurrentPage() error }
+
+// flushPage builds the column's current data page, if it holds any value
+// (its statistics are reset with each page), as the row group's Close
+// would: with a dictionary the page waits, with the others, for the
+// dictionary page to be written first. An empty page is never built.
+func flushPage(cw file.ColumnChunkWriter) error {
+	ps := cw.PageStatistics()
+	f, ok := cw.(pageFlusher)
+	if ps == nil || !ok || ps.NumValues() == 0 && ps.NullCount() == 0 {
+		return nil
+	}
+	return f.FlushCurrentPage()
 }
 
 // pending is the estimated encoded size of what the column holds back
@@ -575,17 +596,26 @@ func (s *parquetSink) pendingBytes() int64 {
 // they are (a wall-clock timestamp column's storage is int64 microseconds),
 // with definition levels for a nullable column. A dictionary-encoded string
 // column is added to its dictColumn, or written as plain strings when its
-// Parquet column has no dictionary; a nil a writes the dictColumn's row
-// group.
+// Parquet column has no dictionary. A nil a finishes the column's share of
+// the row group: a dict column is written, and the current page built
+// (flushPage).
 func (s *parquetSink) encodeColumn(ctx context.Context, i int, cw file.ColumnChunkWriter, a arrow.Array) error {
-	if s.encodeHook != nil {
+	e := &s.enc[i]
+	if s.encodeHook != nil && (a != nil || e.dict != nil) {
 		if err := s.encodeHook(i); err != nil {
 			return err
 		}
 	}
-	e := &s.enc[i]
 	if a == nil {
-		return e.dict.write(ctx, cw, e.nullable, s.mem, &e.def)
+		if e.dict != nil {
+			if err := e.dict.write(ctx, cw, e.nullable, s.mem, &e.def); err != nil {
+				return err
+			}
+		}
+		if s.serial {
+			return nil
+		}
+		return flushPage(cw)
 	}
 	if d, ok := a.(*array.Dictionary); ok {
 		if e.dict != nil {
@@ -625,7 +655,7 @@ func (s *parquetSink) Commit(ctx context.Context) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, errors.Join(err, s.Abort(ctx))
 	}
-	err := s.writeDicts()
+	err := s.finishRowGroup()
 	if err == nil {
 		err = s.stopColumns()
 	} else {

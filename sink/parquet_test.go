@@ -263,11 +263,10 @@ func TestParquetBadOptions(t *testing.T) {
 }
 
 // TestParquetColumnsInParallel checks that encoding columns several at a
-// time writes the same bytes as one at a time, and leaks nothing, with
-// row groups cut by their size (with small pages the size grows with every
-// batch: read as the columns finished, it cut row groups where their
-// scheduling said), and strings dictionary-encoded as the Arrow source
-// sends them.
+// time writes the same bytes as one at a time, and leaks nothing: the
+// columns' last pages built on their goroutines before a row group is cut
+// (with pages so small that the last one is often empty, and never
+// written), and strings dictionary-encoded as the Arrow source sends them.
 func TestParquetColumnsInParallel(t *testing.T) {
 	mem := sinktest.CheckedAlloc(t)
 	rows := sinktest.ManyRows(20_000)
