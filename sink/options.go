@@ -55,8 +55,11 @@ const MaxRowGroupBytes int64 = 1 << 30
 // how the columns' goroutines ran), so a row group may exceed it by a few
 // batches (RowGroupRows is exact: a batch is sliced), and each column also holds its page being built
 // (up to 1 MiB) and its dictionary (up to 1 MiB) in memory until they are
-// flushed into the row group. MaxRowsPerFile and MaxBytesPerFile split the
-// output into parts (see NewSplit).
+// flushed into the row group; a dictionary-encoded string column from the
+// Arrow source is held until the cut as 4 bytes a row and its distinct
+// values, and counts for the byte limit by an estimate of its encoded size.
+// MaxRowsPerFile and MaxBytesPerFile split the output into parts (see
+// NewSplit).
 type ParquetOptions struct {
 	Path            string `yaml:"path" required:"the output file, e.g. out/sales.parquet" doc:"Output file, relative to the working directory; a Go template over the params, e.g. out/day={{ .day }}/sales.parquet."`
 	Compression     string `yaml:"compression" enum:"snappy,zstd,gzip,none" default:"snappy" doc:"Codec of every column."`

@@ -209,12 +209,15 @@ func (s *parquetSink) start(first arrow.RecordBatch) error {
 			noDict[i] = !dictionaryPays(c)
 		}
 	}
+	props := s.props(noDict)
 	for i, f := range s.schema.Fields() {
-		if f.Type.ID() == arrow.DICTIONARY && !noDict[i] {
+		// Without a codec arrow-go weighs whether the dictionary pays on
+		// the first page (see dictColumn.write): such a column is written
+		// batch by batch, decoded.
+		if f.Type.ID() == arrow.DICTIONARY && !noDict[i] && !props.DictionaryCostFallbackEnabledFor(parquet.ColumnPath{f.Name}.String()) {
 			s.enc[i].dict = &dictColumn{}
 		}
 	}
-	props := s.props(noDict)
 	fw, err := file.NewParquetWriterWithError(s.out, s.pqs.Root(), file.WithWriterProps(props), file.WithWriteMetadata(s.kv))
 	if err == nil {
 		err = s.out.err

@@ -33,12 +33,17 @@ import (
 // it), and the column is written when the row group is cut: the dictionary
 // first (arrow-go takes a dictionary only before any value), then the
 // indices, batch by batch and in the chunks the encoder would have used,
-// with the raw sizes and page statistics it would have recorded. The file
-// is byte for byte the one the plain strings give (a test holds it to
-// that), including a row group whose codec makes arrow-go weigh the
-// dictionary's cost (written from the plain strings, as before). A row
-// group whose dictionary outgrows its page limit is written without one
-// (see write).
+// with the raw sizes and page statistics it would have recorded. The
+// column holds 4 bytes a row and the distinct values until then, not the
+// batches (whose buffers may be a whole record batch's).
+//
+// Where row groups are cut by rows, the file is byte for byte the one the
+// plain strings give (a test holds it to that). Two exceptions: a row group
+// whose dictionary outgrows its page limit is written without one (see
+// write); and where the byte limit cuts row groups, this column counts by
+// an estimate (estimate) where plain strings count their pages as they are
+// flushed, so the cuts may fall at other batches (still decided by the
+// data alone).
 type dictColumn struct {
 	ids    map[string]int32    // the row group's dictionary: value -> index
 	values []parquet.ByteArray // by index
@@ -47,29 +52,32 @@ type dictColumn struct {
 	rows   int64
 
 	// The last source dictionary seen and, for each of its values, its
-	// index in the row group's dictionary plus one (0: not seen yet).
+	// index in the row group's dictionary plus one (0: not seen yet). src
+	// is not retained (its buffers are not read after add): the reference
+	// keeps the object, so that no other dictionary can take its address.
 	src   arrow.ArrayData
 	remap []int32
 }
 
-// dictPart is one batch of a dictColumn.
+// dictPart is one batch of a dictColumn: what the column needs of it, so
+// that the batch itself (and the source's buffers it points into) is not
+// held until the cut.
 type dictPart struct {
-	a   *array.Dictionary // retained until the row group is written
-	ids []int32           // each row's index in the row group's dictionary (0 for a null)
+	ids   []int32 // each row's index in the row group's dictionary (0 for a null)
+	valid []byte  // the batch's validity bitmap from bit 0; nil without nulls
+	nulls int
 }
 
+func (p dictPart) isNull(i int) bool { return p.valid != nil && !bitutil.BitIsSet(p.valid, i) }
+
 // add maps the indices of a, a batch of the column, to the row group's
-// dictionary, and keeps a until the row group is written.
+// dictionary.
 func (c *dictColumn) add(a *array.Dictionary) {
 	if c.ids == nil {
 		c.ids = make(map[string]int32)
 	}
 	dict := a.Dictionary().(*array.String)
 	if src := a.Data().Dictionary(); src != c.src {
-		if c.src != nil {
-			c.src.Release()
-		}
-		src.Retain()
 		c.src = src
 		c.remap = make([]int32, dict.Len())
 	}
@@ -105,8 +113,12 @@ func (c *dictColumn) add(a *array.Dictionary) {
 		}
 		ids[i] = id - 1
 	}
-	a.Retain()
-	c.parts = append(c.parts, dictPart{a: a, ids: ids})
+	p := dictPart{ids: ids, nulls: a.NullN()}
+	if p.nulls > 0 {
+		p.valid = make([]byte, bitutil.BytesForBits(int64(n)))
+		bitutil.CopyBitmap(a.NullBitmapBytes(), a.Data().Offset(), n, p.valid, 0)
+	}
+	c.parts = append(c.parts, p)
 	c.rows += int64(n)
 }
 
@@ -118,14 +130,8 @@ func (c *dictColumn) estimate() int64 {
 	return c.size + (c.rows*width+7)/8
 }
 
-// reset releases the row group's batches and forgets its dictionary.
+// reset forgets the row group's batches and dictionary.
 func (c *dictColumn) reset() {
-	for _, p := range c.parts {
-		p.a.Release()
-	}
-	if c.src != nil {
-		c.src.Release()
-	}
 	*c = dictColumn{}
 }
 
@@ -161,7 +167,10 @@ func (c *dictColumn) write(ctx context.Context, cw file.ColumnChunkWriter, nulla
 		// Without a codec arrow-go may drop the dictionary if it does not
 		// pay: let it decide, from the plain strings.
 		for _, p := range c.parts {
-			if err := writeDecoded(ctx, cw, p.a, nullable, mem, def); err != nil {
+			a := c.plain(p, mem)
+			err := pqarrow.WriteArrowToColumn(ctx, cw, a, levels(a, nullable, def), nil, nullable)
+			a.Release()
+			if err != nil {
 				return err
 			}
 		}
@@ -193,17 +202,17 @@ func (c *dictColumn) write(ctx context.Context, cw file.ColumnChunkWriter, nulla
 	}
 	batch := int(props.WriteBatchSize())
 	for _, p := range c.parts {
-		n := p.a.Len()
-		lv := levels(p.a, nullable, def)
+		n := len(p.ids)
 		indices := idsArray(p, mem)
-		noNulls := p.a.NullN() == 0
+		lv := levels(indices, nullable, def)
+		noNulls := p.nulls == 0
 		// In the chunks arrow-go's WriteBatch would cut the plain strings
 		// into: the encoder's raw size decides where pages end.
 		for off := 0; off < n; off += batch {
 			end := min(off+batch, n)
 			lo, hi, nulls, raw := int32(len(order)), int32(-1), int64(0), int64(0)
 			for i := off; i < end; i++ {
-				if !noNulls && p.a.IsNull(i) {
+				if !noNulls && p.isNull(i) {
 					nulls++
 					continue
 				}
@@ -253,21 +262,30 @@ func (c *dictColumn) dictionary(mem memory.Allocator) (arrow.Array, error) {
 }
 
 // idsArray is p's indices into the row group's dictionary as an int32
-// array with p's nulls.
-func idsArray(p dictPart, mem memory.Allocator) arrow.Array {
-	n := p.a.Len()
+// array with p's nulls (sharing p's memory).
+func idsArray(p dictPart, _ memory.Allocator) arrow.Array {
 	var validity *memory.Buffer
-	if p.a.NullN() > 0 {
-		validity = memory.NewResizableBuffer(mem)
-		validity.Resize(int(bitutil.BytesForBits(int64(n))))
-		bitutil.CopyBitmap(p.a.NullBitmapBytes(), p.a.Data().Offset(), n, validity.Bytes(), 0)
+	if p.valid != nil {
+		validity = memory.NewBufferBytes(p.valid)
 	}
-	data := array.NewData(arrow.PrimitiveTypes.Int32, n, []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(p.ids))}, nil, p.a.NullN(), 0)
-	if validity != nil {
-		validity.Release()
-	}
+	data := array.NewData(arrow.PrimitiveTypes.Int32, len(p.ids), []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(p.ids))}, nil, p.nulls, 0)
 	defer data.Release()
 	return array.MakeFromData(data)
+}
+
+// plain is p's values as a string array.
+func (c *dictColumn) plain(p dictPart, mem memory.Allocator) arrow.Array {
+	b := array.NewStringBuilder(mem)
+	defer b.Release()
+	b.Reserve(len(p.ids))
+	for i, id := range p.ids {
+		if p.isNull(i) {
+			b.AppendNull()
+		} else {
+			b.BinaryBuilder.Append(c.values[id])
+		}
+	}
+	return b.NewArray()
 }
 
 // levels fills def with the definition levels of a for a nullable column

@@ -31,9 +31,11 @@ type dictCase struct {
 	opts     ParquetOptions
 	pageSize int64
 	dictPage bool // the file's first row group has a dictionary page
+	held     bool // the sink holds the column back until the cut (dictColumn)
 	// differs: the file is not the plain strings' (only its values are
-	// compared, and two writes with each other).
-	differs bool
+	// compared, and two writes with each other); plainOnly: every row
+	// group is written without a dictionary.
+	differs, plainOnly bool
 }
 
 // TestParquetDictionaryStringsSameBytes writes the same string column as
@@ -66,21 +68,23 @@ func TestParquetDictionaryStringsSameBytes(t *testing.T) {
 	}
 	cases := []dictCase{
 		{name: "few values, pages and row groups", value: pick(small, 7), rows: 9000, batch: 1100, index: arrow.PrimitiveTypes.Int32,
-			opts: ParquetOptions{RowGroupRows: 2500}, pageSize: 1 << 10, dictPage: true},
+			opts: ParquetOptions{RowGroupRows: 2500}, pageSize: 1 << 10, dictPage: true, held: true},
 		{name: "int8 indices, zstd, no nulls", value: pick(small, 0), rows: 5000, batch: 700, index: arrow.PrimitiveTypes.Int8,
-			opts: ParquetOptions{Compression: "zstd", RowGroupRows: 3000}, pageSize: 2 << 10, dictPage: true},
+			opts: ParquetOptions{Compression: "zstd", RowGroupRows: 3000}, pageSize: 2 << 10, dictPage: true, held: true},
 		{name: "int16 indices, a batch of nulls", value: func(r int) *string {
 			if r >= 1500 && r < 2300 {
 				return nil
 			}
 			return pick(small, 5)(r)
-		}, rows: 4000, batch: 800, index: arrow.PrimitiveTypes.Int16, pageSize: 1 << 10, dictPage: true},
+		}, rows: 4000, batch: 800, index: arrow.PrimitiveTypes.Int16, pageSize: 1 << 10, dictPage: true, held: true},
 		{name: "dictionary outgrows its page", value: func(r int) *string {
 			if r < 1100 {
 				return &large[r%10] // the first batch says a dictionary pays
 			}
 			return pick(large, 11)(r)
-		}, rows: 6000, batch: 1100, index: arrow.PrimitiveTypes.Int32, pageSize: 8 << 10, dictPage: false, differs: true},
+		}, rows: 6000, batch: 1100, index: arrow.PrimitiveTypes.Int32, pageSize: 8 << 10, dictPage: false, differs: true, plainOnly: true, held: true},
+		{name: "row groups cut by size", value: pick(small, 7), rows: 20000, batch: 1000, index: arrow.PrimitiveTypes.Int32,
+			opts: ParquetOptions{RowGroupBytes: 1 << 10}, pageSize: 512, dictPage: true, differs: true, held: true},
 		{name: "no compression: arrow-go weighs the dictionary", value: pick(small, 9), rows: 4000, batch: 900, index: arrow.PrimitiveTypes.Int32,
 			opts: ParquetOptions{Compression: "none"}, pageSize: 1 << 10, dictPage: true},
 		{name: "mostly distinct: no dictionary", value: pick(large, 13), rows: 5000, batch: 1500, index: arrow.PrimitiveTypes.Int32,
@@ -109,6 +113,9 @@ func TestParquetDictionaryStringsSameBytes(t *testing.T) {
 			if got := r.MetaData().NumRows; got != int64(tc.rows) {
 				t.Errorf("%d rows, want %d", got, tc.rows)
 			}
+			if tc.opts.RowGroupBytes > 0 && r.NumRowGroups() < 3 {
+				t.Errorf("%d row groups: the byte limit cut none", r.NumRowGroups())
+			}
 			for g := range r.NumRowGroups() {
 				cc, err := r.MetaData().RowGroup(g).ColumnChunk(0)
 				if err != nil {
@@ -117,7 +124,7 @@ func TestParquetDictionaryStringsSameBytes(t *testing.T) {
 				if g == 0 && cc.HasDictionaryPage() != tc.dictPage {
 					t.Errorf("dictionary page: %v, want %v", cc.HasDictionaryPage(), tc.dictPage)
 				}
-				if tc.differs && (cc.HasDictionaryPage() || len(cc.EncodingStats()) != 1) {
+				if tc.plainOnly && (cc.HasDictionaryPage() || len(cc.EncodingStats()) != 1) {
 					t.Errorf("row group %d: dictionary page %v, encodings %v; want plain alone", g, cc.HasDictionaryPage(), cc.EncodingStats())
 				}
 			}
@@ -199,8 +206,8 @@ func writeStringColumn(t *testing.T, path string, tc dictCase, asDict bool) []by
 			t.Fatal(err)
 		}
 		rec.Release()
-		if asDict && b == 0 && tc.dictPage && s.enc[0].dict == nil {
-			t.Fatal("the column does not keep the source's dictionary")
+		if asDict && b == 0 && (s.enc[0].dict != nil) != tc.held {
+			t.Fatalf("the sink holds the column back: %v, want %v", s.enc[0].dict != nil, tc.held)
 		}
 	}
 	if _, err := s.Commit(context.Background()); err != nil {
@@ -349,5 +356,62 @@ func TestParquetDictionaryFailures(t *testing.T) {
 				t.Errorf("the encoder was called %d times, the failure was planned at call %d", calls.Load(), at.call)
 			}
 		})
+	}
+}
+
+// TestParquetDictionaryHoldsNoBatch checks that a column held back until
+// the cut keeps its indices and values, not the batches: a batch from the
+// Arrow source points into the buffers of a whole record batch, every
+// column of it.
+func TestParquetDictionaryHoldsNoBatch(t *testing.T) {
+	src := sinktest.CheckedAlloc(t) // the batches' memory
+	mem := sinktest.CheckedAlloc(t) // the sink's
+	vals := []string{"x", "y", "zz"}
+	tc := dictCase{value: func(r int) *string {
+		if r%5 == 1 {
+			return nil
+		}
+		return &vals[r%3]
+	}, rows: 8000, batch: 1000, index: arrow.PrimitiveTypes.Int32}
+	typ := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: typ, Nullable: true}}, nil)
+	path := filepath.Join(t.TempDir(), "out.parquet")
+	dst, err := OpenLocal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newParquet(dst, schema, ParquetOptions{RowGroupRows: 1 << 20}, mem, 1<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dict := sourceDictionary(src, tc, rand.New(rand.NewPCG(5, 6)))
+	for off := 0; off < tc.rows; off += tc.batch {
+		col := dictBatch(t, src, dict, tc, off, tc.batch)
+		rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(tc.batch))
+		col.Release()
+		if err := s.Write(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	dict.Release()
+	s.queued.Wait() // the columns' goroutines have taken every batch
+	if n := src.CurrentAlloc(); n != 0 {
+		t.Errorf("the sink holds %d bytes of the batches written", n)
+	}
+	if s.enc[0].dict == nil || s.enc[0].dict.rows != int64(tc.rows) {
+		t.Fatal("the column was not held back")
+	}
+	if _, err := s.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := sinktest.ReadParquet(t, path, plainSchema, nil)
+	for i, row := range got {
+		if want := tc.value(i); (want == nil) != (row[0] == nil) || want != nil && row[0] != *want {
+			t.Fatalf("row %d: %v, want %v", i, row[0], showString(want))
+		}
+	}
+	if len(got) != tc.rows {
+		t.Errorf("%d rows", len(got))
 	}
 }
