@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pbicopy/pbicopy/internal/fakepbi"
@@ -571,5 +572,17 @@ sinks:
 	}
 	if files, _ := filepath.Glob(filepath.Join(w.dir, "out", "*")); len(files) != 0 {
 		t.Errorf("left behind: %v", files)
+	}
+}
+
+// TestMarkTrackerNamesTheColumnType: a watermark column of a type that
+// cannot give one is named by its column type, also for the Arrow
+// source's dictionary-encoded strings.
+func TestMarkTrackerNamesTheColumnType(t *testing.T) {
+	dict := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "region", Type: dict, Nullable: true}}, nil)
+	_, err := newMarkTracker(schema, "region", jobfile.ParamDateTime)
+	if err == nil || !strings.Contains(err.Error(), "incremental.column: region is a string column, which cannot give a datetime watermark") {
+		t.Errorf("err = %v", err)
 	}
 }

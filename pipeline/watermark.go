@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/pbicopy/pbicopy/jobfile"
+	"github.com/pbicopy/pbicopy/mapping"
 	"github.com/pbicopy/pbicopy/sink"
 )
 
@@ -274,7 +275,7 @@ func newMarkTracker(schema *arrow.Schema, column, paramType string) (*markTracke
 		ok = paramType == jobfile.ParamInt
 	}
 	if !ok {
-		return nil, fmt.Errorf("incremental.column: %s is a %s column, which cannot give a %s watermark", f.Name, f.Type, paramType)
+		return nil, fmt.Errorf("incremental.column: %s is a %s column, which cannot give a %s watermark", f.Name, mapping.TypeName(f.Type), paramType)
 	}
 	return &markTracker{col: idx[0], typ: f.Type}, nil
 }
