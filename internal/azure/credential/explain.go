@@ -28,12 +28,19 @@ type AuthError struct {
 	Code     string // "AADSTS7000215", or the OAuth error ("invalid_client")
 	Meaning  string // what the code means, in a few words
 	Advice   string // what to do
+	// NoAnswer is why no answer came (Status 0): the connection failed
+	// or the request timed out; "" when Entra ID answered.
+	NoAnswer string
 	err      error
 }
 
 func (e *AuthError) Error() string {
 	var b strings.Builder
-	b.WriteString("Entra ID refused the token request")
+	if e.Status == 0 && e.NoAnswer != "" {
+		b.WriteString("the token request to Entra ID got no answer: " + e.NoAnswer)
+	} else {
+		b.WriteString("Entra ID refused the token request")
+	}
 	if e.Code != "" {
 		fmt.Fprintf(&b, ": %s", e.Code)
 		if e.Meaning != "" {
@@ -115,6 +122,8 @@ func Explain(err error, method, tenant, clientID string) error {
 		if data, perr := runtime.Payload(resp); perr == nil {
 			_ = json.Unmarshal(data, &body, json.RejectUnknownMembers(false))
 		}
+	} else {
+		ae.NoAnswer = noAnswer(afe.Error())
 	}
 	code := 0
 	if len(body.Codes) > 0 {
@@ -138,6 +147,22 @@ func Explain(err error, method, tenant, clientID string) error {
 		ae.Advice = "Entra ID failed; try again later"
 	}
 	return ae
+}
+
+// noAnswer is why a token request got no answer, from azidentity's
+// message ("ClientSecretCredential: <cause>. To troubleshoot, visit ...",
+// the cause sometimes on lines of its own), in one line.
+func noAnswer(msg string) string {
+	msg, _, _ = strings.Cut(msg, " To troubleshoot, visit ")
+	msg = strings.Join(strings.Fields(msg), " ")
+	if cred, rest, ok := strings.Cut(msg, ": "); ok && strings.HasSuffix(cred, "Credential") {
+		msg = rest
+	}
+	msg = strings.TrimSuffix(strings.TrimSpace(msg), ".")
+	if msg == "" {
+		return "no response"
+	}
+	return msg
 }
 
 // firstSentence is the first line of an Entra description without its

@@ -66,3 +66,36 @@ func TestAuthErrorPermanence(t *testing.T) {
 		t.Errorf("an error Entra did not answer was changed: %v", err)
 	}
 }
+
+// TestExplainNoAnswer: a token request that got no answer (Entra ID
+// unreachable, the request timed out) says so, with the cause, instead of
+// calling it a refusal, and is not permanent.
+func TestExplainNoAnswer(t *testing.T) {
+	t.Parallel() // azidentity tries again for seconds
+	srv, err := fakepbi.Start(fakepbi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := srv.Options()
+	cred, err := Build(Config{Method: "clientSecret", Tenant: o.TenantID, ClientID: o.ClientID, ClientSecret: o.ClientSecret, AuthorityHost: srv.AuthorityHost()}, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close() // nothing listens any more
+	_, err = cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://analysis.windows.net/powerbi/api/.default"}})
+	if err == nil {
+		t.Fatal("a token from a closed server")
+	}
+	msg := err.Error()
+	t.Log(msg)
+	if strings.Contains(msg, "refused the token request") || !strings.Contains(msg, "connection refused") || !strings.Contains(msg, "client "+o.ClientID) {
+		t.Errorf("%q: want no answer, its cause and the client", msg)
+	}
+	if strings.ContainsAny(msg, "\r\n") || strings.Contains(msg, o.ClientSecret) {
+		t.Errorf("not one clean line: %q", msg)
+	}
+	var ae *AuthError
+	if errors.As(err, &ae) && ae.Permanent() {
+		t.Error("no answer is permanent")
+	}
+}
