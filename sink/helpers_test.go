@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -76,4 +77,18 @@ func hasTemp(names []string) bool {
 		}
 	}
 	return false
+}
+
+// commitBytes commits s, whose destination is the local file path, and
+// returns the file's bytes.
+func commitBytes(t *testing.T, s Sink, path string) []byte {
+	t.Helper()
+	if _, err := s.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

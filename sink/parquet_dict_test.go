@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -210,14 +209,7 @@ func writeStringColumn(t *testing.T, path string, tc dictCase, asDict bool) []by
 			t.Fatalf("the sink holds the column back: %v, want %v", s.enc[0].dict != nil, tc.held)
 		}
 	}
-	if _, err := s.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return commitBytes(t, s, path)
 }
 
 // sourceDictionary is a dictionary as a source may send it: every value

@@ -285,14 +285,7 @@ func TestParquetColumnsInParallel(t *testing.T) {
 				}
 				s.serial = serial
 				sinktest.WriteBatches(t, s, mem, schema, rows, 1500)
-				if _, err := s.Commit(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				b, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return b
+				return commitBytes(t, s, path)
 			}
 			one := write(true)
 			for _, procs := range []int{1, 2, 8} {
