@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	pqschema "github.com/apache/arrow-go/v18/parquet/schema"
+
 	"github.com/pbicopy/pbicopy/mapping"
 )
 
@@ -103,8 +104,9 @@ var _ Sink = (*parquetSink)(nil)
 // and abort dst. On error the caller still owns dst and must Abort it.
 //
 // The schema's fields must be of the Arrow types pbicopy's batches use
-// (utf8, int64, float64, decimal128, bool, date32, timestamp[us] without a
-// zone); they are written as Parquet STRING, INT64, DOUBLE, DECIMAL(P,S) in
+// (utf8 or dictionary<signed integer, utf8>, int64, float64, decimal128,
+// bool, date32, timestamp[us] without a zone); they are written as Parquet
+// STRING (a dictionary-encoded column through dictColumn), INT64, DOUBLE, DECIMAL(P,S) in
 // a FIXED_LEN_BYTE_ARRAY of the fewest bytes for P, BOOLEAN, DATE and
 // TIMESTAMP(MICROS, isAdjustedToUTC=false) columns, optional where the field
 // is nullable. Wall-clock timestamps carry the logical type only, without
