@@ -3,7 +3,6 @@ package sink
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -177,10 +176,7 @@ func (c *dictColumn) write(ctx context.Context, cw file.ColumnChunkWriter, nulla
 		return nil
 	}
 
-	dict, err := c.dictionary(mem)
-	if err != nil {
-		return err
-	}
+	dict := c.dictionary(mem)
 	defer dict.Release()
 	if err := seeder.PutDictionary(dict); err != nil {
 		return err
@@ -203,7 +199,7 @@ func (c *dictColumn) write(ctx context.Context, cw file.ColumnChunkWriter, nulla
 	batch := int(props.WriteBatchSize())
 	for _, p := range c.parts {
 		n := len(p.ids)
-		indices := idsArray(p, mem)
+		indices := p.indices()
 		lv := levels(indices, nullable, def)
 		noNulls := p.nulls == 0
 		// In the chunks arrow-go's WriteBatch would cut the plain strings
@@ -245,7 +241,7 @@ func (c *dictColumn) write(ctx context.Context, cw file.ColumnChunkWriter, nulla
 }
 
 // dictionary is the row group's dictionary as a string array.
-func (c *dictColumn) dictionary(mem memory.Allocator) (arrow.Array, error) {
+func (c *dictColumn) dictionary(mem memory.Allocator) arrow.Array {
 	b := array.NewStringBuilder(mem)
 	defer b.Release()
 	b.Reserve(len(c.values))
@@ -253,17 +249,12 @@ func (c *dictColumn) dictionary(mem memory.Allocator) (arrow.Array, error) {
 	for _, v := range c.values {
 		b.BinaryBuilder.Append(v)
 	}
-	a := b.NewArray()
-	if a.Len() != len(c.values) {
-		a.Release()
-		return nil, errors.New("parquet dictionary: builder lost values")
-	}
-	return a, nil
+	return b.NewArray()
 }
 
-// idsArray is p's indices into the row group's dictionary as an int32
+// indices is p's indices into the row group's dictionary as an int32
 // array with p's nulls (sharing p's memory).
-func idsArray(p dictPart, _ memory.Allocator) arrow.Array {
+func (p dictPart) indices() arrow.Array {
 	var validity *memory.Buffer
 	if p.valid != nil {
 		validity = memory.NewBufferBytes(p.valid)
