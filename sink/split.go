@@ -126,6 +126,11 @@ type Manifest struct {
 	// Metadata is what the job recorded with the data (the sensitivity
 	// label of the data: sensitivity_label_id, sensitivity_label_name).
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Replaced names the parts of the manifest this one replaced, which
+	// its commit deletes once it is published: a commit stopped before it
+	// deleted them all (a killed process) leaves their names to the next
+	// commit, which deletes what is left. Readers ignore it.
+	Replaced []string `json:"replaced,omitempty"`
 }
 
 // ManifestPart is one part of a split output.
@@ -434,6 +439,13 @@ func (s *splitSink) Commit(ctx context.Context) (Result, error) {
 	if s.cfg.Metadata != nil {
 		m.Metadata = s.cfg.Metadata()
 	}
+	if prev != nil {
+		for _, p := range prev.Parts {
+			if s.madeByPattern(p.Path) && !s.ownPart(p.Path) {
+				m.Replaced = append(m.Replaced, p.Path)
+			}
+		}
+	}
 	res := Result{Kind: s.cfg.Format, Location: s.cfg.Folder.Location(ManifestName)}
 	for i, p := range s.parts {
 		f, err := p.dst.Commit(ctx, p.held.rows)
@@ -455,7 +467,7 @@ func (s *splitSink) Commit(ctx context.Context) (Result, error) {
 	}
 	if prev != nil {
 		for _, p := range prev.Parts {
-			if slices.ContainsFunc(s.parts, func(q *splitPart) bool { return q.name == p.Path }) {
+			if s.ownPart(p.Path) {
 				continue
 			}
 			if !s.madeByPattern(p.Path) {
@@ -467,11 +479,28 @@ func (s *splitSink) Commit(ctx context.Context) (Result, error) {
 			}
 		}
 	}
+	if prev != nil {
+		// The parts the previous manifest replaced: all gone, unless the
+		// commit that wrote it was stopped before it deleted them.
+		for _, name := range prev.Replaced {
+			if !s.madeByPattern(name) || s.ownPart(name) {
+				continue
+			}
+			if err := s.cfg.Folder.Remove(ctx, name); err != nil {
+				warnings = append(warnings, fmt.Sprintf("remove the part %s, which an earlier commit replaced: %v", s.cfg.Folder.Location(name), err))
+			}
+		}
+	}
 	for _, gen := range s.stale {
 		warnings = append(warnings, s.removeGeneration(ctx, gen)...)
 	}
 	res.Rows, res.Bytes, res.Warnings = m.Rows, m.Bytes, warnings
 	return res, nil
+}
+
+// ownPart reports whether this commit wrote the part named name.
+func (s *splitSink) ownPart(name string) bool {
+	return slices.ContainsFunc(s.parts, func(q *splitPart) bool { return q.name == name })
 }
 
 // writeManifest publishes the manifest. A failed publish whose outcome is

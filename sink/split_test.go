@@ -365,3 +365,49 @@ func TestSplitConfigErrors(t *testing.T) {
 		t.Error("split output without a limit accepted")
 	}
 }
+
+// TestSplitRemovesWhatAKilledCommitReplaced: a commit stopped after its
+// manifest but before it deleted the parts the manifest replaced (a killed
+// process) leaves their names in its manifest, and the next commit deletes
+// them: nothing is left behind for good.
+func TestSplitRemovesWhatAKilledCommitReplaced(t *testing.T) {
+	ff := fileFormats[0]
+	mem := sinktest.CheckedAlloc(t)
+	dir := filepath.Join(t.TempDir(), "sales")
+	folder, err := LocalFolder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := sinktest.ManyRows(2500)
+	cfg := splitConfig(ff, folder, mem, OutputOptions{Overwrite: true, MaxRows: 1000})
+	gen := func(g int) []string {
+		var names []string
+		for n := range 3 {
+			names = append(names, fmt.Sprintf("part-%05d-g%d.%s", n, g, ff.name))
+		}
+		return names
+	}
+	writeSplit(t, cfg, mem, rows, 700)
+	kept := map[string][]byte{}
+	for _, n := range gen(1) {
+		kept[n] = []byte(readFile(t, filepath.Join(dir, n)))
+	}
+	writeSplit(t, cfg, mem, rows, 700)
+	var m Manifest
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, ManifestName))), &m); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(m.Replaced) != fmt.Sprint(gen(1)) {
+		t.Fatalf("manifest of generation %d replaced %q, want %q", m.Generation, m.Replaced, gen(1))
+	}
+	// The commit of generation 2, killed before it deleted generation 1.
+	for n, data := range kept {
+		if err := os.WriteFile(filepath.Join(dir, n), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSplit(t, cfg, mem, rows, 700)
+	if left := tempFiles(t, dir, append(gen(3), ManifestName)...); len(left) > 0 {
+		t.Errorf("left behind: %q", left)
+	}
+}
