@@ -22,6 +22,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -255,31 +256,29 @@ func memLimitText() string {
 // limit: the synthetic responses it replays are far larger than any the
 // service sends, and a saved response is held to that limit like a live one.
 func child(jobPath string) int {
-	if path := os.Getenv("PBICOPY_BENCH_CPUPROFILE"); path != "" {
+	for _, r := range []struct {
+		env   string
+		start func(io.Writer) error
+		stop  func()
+	}{
+		{"PBICOPY_BENCH_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{"PBICOPY_BENCH_TRACE", trace.Start, trace.Stop},
+	} {
+		path := os.Getenv(r.env)
+		if path == "" {
+			continue
+		}
 		f, err := os.Create(path)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
+		if err := r.start(f); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer pprof.StopCPUProfile()
-	}
-	if path := os.Getenv("PBICOPY_BENCH_TRACE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer trace.Stop()
+		defer r.stop()
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(pipeline.DefaultMemoryLimit)
