@@ -75,31 +75,22 @@ func (c *dictColumn) add(a *array.Dictionary) {
 	if c.ids == nil {
 		c.ids = make(map[string]int32)
 	}
-	dict := a.Dictionary().(*array.String)
+	col := stringsOf(a)
 	if src := a.Data().Dictionary(); src != c.src {
 		c.src = src
-		c.remap = make([]int32, dict.Len())
+		c.remap = make([]int32, col.values.Len())
 	}
 	n := a.Len()
 	ids := make([]int32, n)
-	var idx32 []int32
-	if i, ok := a.Indices().(*array.Int32); ok {
-		idx32 = i.Int32Values()
-	}
 	noNulls := a.NullN() == 0
 	for i := range n {
 		if !noNulls && a.IsNull(i) {
 			continue
 		}
-		var k int
-		if idx32 != nil {
-			k = int(idx32[i])
-		} else {
-			k = a.GetValueIndex(i)
-		}
+		k := col.index(i)
 		id := c.remap[k]
 		if id == 0 {
-			v := dict.Value(k)
+			v := col.values.Value(k)
 			got, ok := c.ids[v]
 			if !ok {
 				got = int32(len(c.values))

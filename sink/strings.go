@@ -19,14 +19,29 @@ import (
 type stringColumn struct {
 	values *array.String     // the values; a dictionary column's dictionary
 	dict   *array.Dictionary // nil for a plain column
+	idx32  []int32           // the dictionary's indices when they are int32 (the service's)
 }
 
 // stringsOf reads a, an array of a string column's type.
 func stringsOf(a arrow.Array) stringColumn {
-	if d, ok := a.(*array.Dictionary); ok {
-		return stringColumn{values: d.Dictionary().(*array.String), dict: d}
+	d, ok := a.(*array.Dictionary)
+	if !ok {
+		return stringColumn{values: a.(*array.String)}
 	}
-	return stringColumn{values: a.(*array.String)}
+	c := stringColumn{values: d.Dictionary().(*array.String), dict: d}
+	if i, ok := d.Indices().(*array.Int32); ok {
+		c.idx32 = i.Int32Values()
+	}
+	return c
+}
+
+// index is the index in the dictionary of valid row i of a dictionary
+// column.
+func (c stringColumn) index(i int) int {
+	if c.idx32 != nil {
+		return int(c.idx32[i])
+	}
+	return c.dict.GetValueIndex(i)
 }
 
 // Value is value i (the empty string for a null).
@@ -37,7 +52,7 @@ func (c stringColumn) Value(i int) string {
 	if c.dict.IsNull(i) {
 		return ""
 	}
-	return c.values.Value(c.dict.GetValueIndex(i))
+	return c.values.Value(c.index(i))
 }
 
 // mayHoldByte reports whether a value may hold the byte b: false is
