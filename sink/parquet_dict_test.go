@@ -307,8 +307,7 @@ func TestParquetDictionaryFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			typ := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
-			schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: typ, Nullable: true}}, nil)
+			schema := sinktest.DictStrings(plainSchema)
 			s, err := newParquet(dst, schema, ParquetOptions{RowGroupRows: 3000}, mem, 1<<10)
 			if err != nil {
 				t.Fatal(err)
@@ -365,8 +364,7 @@ func TestParquetDictionaryHoldsNoBatch(t *testing.T) {
 		}
 		return &vals[r%3]
 	}, rows: 8000, batch: 1000, index: arrow.PrimitiveTypes.Int32}
-	typ := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
-	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: typ, Nullable: true}}, nil)
+	schema := sinktest.DictStrings(plainSchema)
 	path := filepath.Join(t.TempDir(), "out.parquet")
 	dst, err := OpenLocal(path)
 	if err != nil {
